@@ -1,0 +1,37 @@
+"""What trionode knows about each command, as data.
+
+A :class:`CommandSpec` carries the same facts Redis keeps in its command table:
+arity (positive means exact, negative means "at least", the name counts), flags,
+and where the keys are (first, last, step; last -1 means "to the end"). COMMAND,
+COMMAND GETKEYS, cluster routing and the dispatcher all read these; nothing else
+hard-codes key positions.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    name: str                      # lower case, as COMMAND reports it
+    arity: int
+    flags: tuple[str, ...]         # Redis flag names: write, readonly, denyoom, fast, ...
+    first_key: int = 0
+    last_key: int = 0
+    step: int = 0
+    handler: Callable[..., Any] | None = None
+
+    @property
+    def is_write(self) -> bool:
+        return "write" in self.flags
+
+    def arity_ok(self, argc: int) -> bool:
+        return argc == self.arity if self.arity > 0 else argc >= -self.arity
+
+    def key_positions(self, argc: int) -> range:
+        """Indexes of the key arguments in an argv of length ``argc``."""
+        if self.first_key <= 0:
+            return range(0)
+        last = self.last_key if self.last_key >= 0 else argc + self.last_key
+        return range(self.first_key, min(last, argc - 1) + 1, self.step)

@@ -1,0 +1,53 @@
+"""Every error string trionode sends to a client, in one place.
+
+The strings match Redis/Valkey byte for byte, because clients parse them
+(redis-py maps prefixes like MOVED, ASK, WRONGTYPE and NOSCRIPT to exception
+classes). Each constant is the reply without the leading ``-`` and trailing CRLF.
+"""
+
+
+class CommandError(Exception):
+    """A command failed in a way the client should see as an error reply.
+
+    ``str(err)`` is the full error line, prefix included (``"ERR syntax error"``).
+    Raising it never changes the keyspace: handlers validate before they mutate.
+    """
+
+
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+SYNTAX = "ERR syntax error"
+NOT_INTEGER = "ERR value is not an integer or out of range"
+NOT_FLOAT = "ERR value is not a valid float"
+OVERFLOW = "ERR increment or decrement would overflow"
+HASH_NOT_INTEGER = "ERR hash value is not an integer"
+NO_SUCH_KEY = "ERR no such key"
+INDEX_OUT_OF_RANGE = "ERR index out of range"
+NOT_POSITIVE = "ERR value is out of range, must be positive"
+STRING_TOO_LONG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+INVALID_CURSOR = "ERR invalid cursor"
+CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot"
+NOPROTO = "NOPROTO unsupported protocol version"
+BUSY_WAL = "BUSY the write-ahead log is full; retry shortly"
+SHUTTING_DOWN = "ERR the server is shutting down"
+MAX_CLIENTS = "ERR max number of clients reached"
+
+
+def wrong_arity(name: str) -> str:
+    return f"ERR wrong number of arguments for '{name}' command"
+
+
+def invalid_expire(name: str) -> str:
+    return f"ERR invalid expire time in '{name}' command"
+
+
+def unknown_command(name: str, args: list[bytes]) -> str:
+    shown = "".join(f"'{a[:128].decode('utf-8', 'replace')}' " for a in args[:8])
+    return f"ERR unknown command '{name[:128]}', with args beginning with: {shown}"
+
+
+def unknown_subcommand(sub: str, cmd: str) -> str:
+    return f"ERR unknown subcommand '{sub[:128]}'. Try {cmd.upper()} HELP."
+
+
+def protocol_error(detail: str) -> str:
+    return f"ERR Protocol error: {detail}"

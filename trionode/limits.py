@@ -1,0 +1,49 @@
+"""Every bound trionode enforces, in one place, with the unit last.
+
+Values here are the defaults; the ones that an operator may tune are exposed as
+configuration keys (see ``trionode/config.py`` and ``conf/single.toml``), and the
+config loader checks them against the hard ceilings below. Assertions at the
+bottom keep the bounds consistent with each other, so a bad edit fails at import.
+"""
+
+# --- RESP protocol (per connection) ------------------------------------------
+resp_bulk_bytes_max = 512 * 1024 * 1024       # Redis proto-max-bulk-len
+resp_args_max = 1024 * 1024                    # elements in one multibulk request
+resp_inline_bytes_max = 64 * 1024              # Redis PROTO_INLINE_MAX_SIZE
+resp_read_bytes = 64 * 1024                    # one socket receive
+resp_pipeline_commands_max = 1024              # commands executed before replies are flushed
+resp_reply_bytes_max = 64 * 1024 * 1024        # replies buffered for one connection before flushing
+
+# --- Clients ------------------------------------------------------------------
+clients_max = 10_000
+
+# --- Data WAL and group commit -------------------------------------------------
+wal_batch_records_max = 4096                   # records written by one write()+fsync()
+wal_batch_bytes_max = 8 * 1024 * 1024          # bytes written by one write()+fsync()
+wal_pending_bytes_max = 64 * 1024 * 1024       # appended but not yet written; appenders wait past it
+wal_record_bytes_max = 512 * 1024 * 1024 + 64 * 1024  # one record: a maximal value plus framing
+wal_segment_bytes_max = 256 * 1024 * 1024      # a segment past this is rotated
+
+# --- Compaction ----------------------------------------------------------------
+compact_wal_bytes_min = 64 * 1024 * 1024       # compact once the WAL holds this many bytes...
+compact_wal_records_min = 1_000_000            # ...or this many records
+compact_check_interval_ms = 1_000
+snapshot_chunk_keys_max = 1024                 # keys per snapshot record
+
+# --- Expiry --------------------------------------------------------------------
+expire_cycle_interval_ms = 100                 # active expiry runs ten times a second, as in Redis
+expire_sample_keys = 20                        # keys sampled per round (Redis ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP)
+expire_rounds_max = 16                         # rounds per cycle while >25% of samples were expired
+
+# --- Commands ------------------------------------------------------------------
+scan_count_max = 100_000                       # upper bound honoured for SCAN COUNT
+shutdown_grace_ms = 5_000                      # time given to connections to drain at shutdown
+
+# --- Slots ---------------------------------------------------------------------
+slots_count = 16384
+
+assert resp_inline_bytes_max <= resp_read_bytes * 16
+assert wal_batch_bytes_max <= wal_pending_bytes_max
+assert wal_record_bytes_max > resp_bulk_bytes_max
+assert wal_batch_records_max >= 1
+assert expire_sample_keys >= 1 and expire_rounds_max >= 1
