@@ -1,0 +1,59 @@
+"""Configuration: the documented file matches the code, and every mistake is named."""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from trionode import config
+
+CONF_DIR = Path(__file__).parent.parent / "conf"
+
+
+def test_single_toml_documents_every_key_with_its_default() -> None:
+    documented = tomllib.loads((CONF_DIR / "single.toml").read_text())
+    assert documented == {name: key.default for name, key in config.KEYS.items()}
+
+
+def test_no_file_gives_the_embedded_default() -> None:
+    cfg = config.load(None)
+    assert (cfg.bind, cfg.port, cfg.effective_bus_port, cfg.data_dir) == ("127.0.0.1", 7000, 17000, "./trionode-data")
+
+
+def test_flags_override_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "n.toml"
+    path.write_text('port = 7100\ndata_dir = "/var/lib/x"\n')
+    cfg = config.load(path).with_overrides(port=7200, bind=None, data_dir=None, bus_port=None)
+    assert (cfg.port, cfg.data_dir, cfg.effective_bus_port) == (7200, "/var/lib/x", 17200)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("prot = 7000\n", "unknown configuration key 'prot'"),
+        ('port = "7000"\n', "configuration key 'port' in {path} must be int, got str"),
+        ("port = true\n", "configuration key 'port' in {path} must be int, got bool"),
+        ("port = 0\n", "configuration key 'port' in {path} must be between 1 and 65535, got 0"),
+        ('log_level = "loud"\n', "configuration key 'log_level' in {path} must be one of"),
+        ("port = 60000\n", "bus port 70000 (port + 10000) is out of range"),
+        ("port = [\n", "is not valid TOML"),
+        ("wal_batch_bytes_max = 1048576\nwal_pending_bytes_max = 65536\n", "must not exceed"),
+    ],
+)
+def test_bad_files_are_refused_with_one_line_naming_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path)
+    assert message.format(path=path) in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(config.ConfigError, match="cannot read configuration file .*nope.toml"):
+        config.load(tmp_path / "nope.toml")
+
+
+def test_bad_flag_is_refused() -> None:
+    with pytest.raises(config.ConfigError, match="'port' in command line must be between 1 and 65535"):
+        config.load(None).with_overrides(port=70000)

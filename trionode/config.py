@@ -1,0 +1,135 @@
+"""Node configuration: the TOML keys, their defaults, and their validation.
+
+Every key an operator may set is declared once in ``KEYS`` with its type, range
+and a one-line description; ``conf/single.toml`` documents the same keys and a
+test keeps the two in step. Loading is strict: an unknown key, a wrong type or
+a value out of range raises :class:`ConfigError` with one line naming the key,
+because a typo in a datastore's configuration must never be silently ignored.
+Command-line flags override the file.
+"""
+
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from trionode import limits
+
+
+class ConfigError(Exception):
+    """Bad configuration; the message is one line that names the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    type: type
+    default: Any
+    doc: str
+    min: int | None = None
+    max: int | None = None
+    choices: tuple[str, ...] = ()
+
+
+KEYS: dict[str, Key] = {
+    "bind": Key(str, "127.0.0.1", "address the client port and the cluster bus listen on"),
+    "port": Key(int, 7000, "client (RESP) port", 1, 65535),
+    "bus_port": Key(int, 0, "cluster bus port; 0 means port + 10000", 0, 65535),
+    "data_dir": Key(str, "./trionode-data", "data directory (WAL, snapshots, node id, lock)"),
+    "log_level": Key(str, "info", "log verbosity", choices=("debug", "info", "warning", "error")),
+    "clients_max": Key(int, limits.clients_max, "client connections served at once", 1, 1_000_000),
+    "resp_bulk_bytes_max": Key(
+        int, limits.resp_bulk_bytes_max, "largest bulk string a client may send", 1024, limits.resp_bulk_bytes_max
+    ),
+    "resp_args_max": Key(int, limits.resp_args_max, "most arguments in one command", 16, limits.resp_args_max),
+    "resp_inline_bytes_max": Key(
+        int, limits.resp_inline_bytes_max, "longest inline command or header line", 256, 1024 * 1024
+    ),
+    "wal_batch_records_max": Key(
+        int, limits.wal_batch_records_max, "records written and fsynced together, at most", 1, 1_000_000
+    ),
+    "wal_batch_bytes_max": Key(
+        int, limits.wal_batch_bytes_max, "bytes written and fsynced together, at most", 4096, 1 << 30
+    ),
+    "wal_pending_bytes_max": Key(
+        int, limits.wal_pending_bytes_max, "bytes queued for the WAL before writers wait", 4096, 1 << 32
+    ),
+    "compact_wal_bytes_min": Key(
+        int, limits.compact_wal_bytes_min, "compact into a snapshot once the WAL holds this many bytes", 4096, 1 << 40
+    ),
+    "compact_wal_records_min": Key(
+        int, limits.compact_wal_records_min, "...or once it holds this many records", 1, 1 << 40
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    bind: str = KEYS["bind"].default
+    port: int = KEYS["port"].default
+    bus_port: int = KEYS["bus_port"].default
+    data_dir: str = KEYS["data_dir"].default
+    log_level: str = KEYS["log_level"].default
+    clients_max: int = KEYS["clients_max"].default
+    resp_bulk_bytes_max: int = KEYS["resp_bulk_bytes_max"].default
+    resp_args_max: int = KEYS["resp_args_max"].default
+    resp_inline_bytes_max: int = KEYS["resp_inline_bytes_max"].default
+    wal_batch_records_max: int = KEYS["wal_batch_records_max"].default
+    wal_batch_bytes_max: int = KEYS["wal_batch_bytes_max"].default
+    wal_pending_bytes_max: int = KEYS["wal_pending_bytes_max"].default
+    compact_wal_bytes_min: int = KEYS["compact_wal_bytes_min"].default
+    compact_wal_records_min: int = KEYS["compact_wal_records_min"].default
+
+    @property
+    def effective_bus_port(self) -> int:
+        return self.bus_port or self.port + 10000
+
+    def with_overrides(self, **overrides: Any) -> "Config":
+        """Apply command-line flags (None means "not given") after validating them."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        for name, value in given.items():
+            _check(name, value, "command line")
+        return _cross_check(replace(self, **given))
+
+
+assert {f.name for f in fields(Config)} == set(KEYS), "Config fields and KEYS must match"
+
+
+def _check(name: str, value: Any, where: str) -> None:
+    key = KEYS.get(name)
+    if key is None:
+        raise ConfigError(f"unknown configuration key '{name}' in {where}")
+    # bool is an int in Python, but `port = true` is a mistake, not 1.
+    if not isinstance(value, key.type) or isinstance(value, bool):
+        raise ConfigError(
+            f"configuration key '{name}' in {where} must be {key.type.__name__}, got {type(value).__name__}"
+        )
+    if key.min is not None and not key.min <= value <= key.max:
+        raise ConfigError(f"configuration key '{name}' in {where} must be between {key.min} and {key.max}, got {value}")
+    if key.choices and value not in key.choices:
+        raise ConfigError(f"configuration key '{name}' in {where} must be one of {', '.join(key.choices)}, got {value!r}")
+
+
+def _cross_check(config: Config) -> Config:
+    if config.wal_batch_bytes_max > config.wal_pending_bytes_max:
+        raise ConfigError("configuration key 'wal_batch_bytes_max' must not exceed 'wal_pending_bytes_max'")
+    if config.effective_bus_port > 65535:
+        raise ConfigError(f"bus port {config.effective_bus_port} (port + 10000) is out of range; set 'bus_port'")
+    if config.effective_bus_port == config.port:
+        raise ConfigError("configuration keys 'port' and 'bus_port' must differ")
+    return config
+
+
+def load(path: str | Path | None) -> Config:
+    """The configuration from a TOML file, or the embedded default when ``path`` is None."""
+    if path is None:
+        return Config()
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read configuration file {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {e}") from None
+    for name, value in raw.items():
+        _check(name, value, str(path))
+    return _cross_check(Config(**raw))
