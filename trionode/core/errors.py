@@ -51,3 +51,20 @@ def unknown_subcommand(sub: str, cmd: str) -> str:
 
 def protocol_error(detail: str) -> str:
     return f"ERR Protocol error: {detail}"
+
+
+# --- keyspace commands (appended by the keyspace core) ---------------------------
+DECR_OVERFLOW = "ERR decrement would overflow"
+EXPIRE_NX_CONFLICT = "ERR NX and XX, GT or LT options at the same time are not compatible"
+EXPIRE_GT_LT_CONFLICT = "ERR GT and LT options at the same time are not compatible"
+
+
+def unsupported_option(option: str) -> str:
+    return f"ERR Unsupported option {option}"
+
+
+# COMMAND GETKEYS, in the order Valkey checks them.
+GETKEYS_INVALID_COMMAND = "ERR Invalid command specified"
+GETKEYS_NO_KEYS = "ERR The command has no key arguments"
+GETKEYS_INVALID_ARGC = "ERR Invalid number of arguments specified for command"
+GETKEYS_INVALID_ARGS = "ERR Invalid arguments specified for command"
