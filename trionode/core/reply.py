@@ -33,6 +33,19 @@ class Verbatim(str):
     __slots__ = ()
 
 
+class Action:
+    """Not a reply but a request to the shell (SHUTDOWN, WAIT, QUIT), with its arguments."""
+
+    __slots__ = ("args", "kind")
+
+    def __init__(self, kind: str, *args: object) -> None:
+        self.kind = kind
+        self.args = args
+
+    def __repr__(self) -> str:
+        return f"Action({self.kind!r}, {self.args!r})"
+
+
 class _NullArray:
     __slots__ = ()
 

@@ -1,0 +1,3 @@
+from trionode.cli import main
+
+main()

@@ -1,0 +1,98 @@
+"""The node's data: the keyspace, its replication offset, and what must be logged.
+
+Theory of operation. Every mutation of the keyspace becomes one *effect*: a
+deterministic write command that reproduces it when replayed (the keyspace
+handlers produce them). Each effect takes the next dense offset and goes to the
+``outbox``; the shell moves the outbox into the data WAL before it awaits
+anything, so WAL sequence numbers and offsets stay equal (asserted by the
+shell). ``visibility`` remembers which keys have writes that are not yet
+acknowledged, so the shell can hold replies that depend on them (DESIGN §5.4).
+
+Replay (startup, and later the replication stream) executes effects with
+``now_ms = None``: no expiry decisions, no new effects, offsets advance by one
+per effect. The primary's clock is passed in per batch; this module never reads
+a clock, so it can run inside the simulator.
+"""
+
+from typing import Any
+
+from trionode import limits
+from trionode.core.command_spec import CommandSpec
+from trionode.core.keyspace import KEYSPACE_COMMANDS, Keyspace
+from trionode.core.keyspace.store import RandomSource
+from trionode.core.visibility import Visibility
+
+# Effects are keyed by their name as bytes, as they come off the wire or the WAL.
+_REPLAY_TABLE: dict[bytes, CommandSpec] = {name.encode(): spec for name, spec in KEYSPACE_COMMANDS.items()}
+
+
+class ReplayError(Exception):
+    """A logged effect could not be re-executed: the log does not match this code."""
+
+
+class DataState:
+    def __init__(self, applied_offset: int = 0) -> None:
+        self.keyspace = Keyspace()
+        self.applied_offset = applied_offset
+        self.outbox: list[tuple[int, list[bytes]]] = []
+        self.visibility = Visibility(applied_offset)
+
+    # --- the primary path -----------------------------------------------------
+    def execute(self, spec: CommandSpec, argv: list[bytes], now_ms: int) -> tuple[Any, int]:
+        """Run a keyspace command; return its reply and the offset the reply must wait for.
+
+        ``CommandError`` propagates to the caller; a failing command changes nothing.
+        """
+        ks = self.keyspace
+        ks.now_ms = now_ms
+        reply = spec.handler(ks, argv)
+        keys = spec.key_positions(len(argv))
+        if ks.effects:
+            offset = self._log_effects(ks.effects)
+            ks.effects.clear()
+            for i in keys:
+                self.visibility.wrote(argv[i], offset)
+            if not keys and spec.is_write:
+                self.visibility.wrote_everything(offset)
+        if not keys:
+            # A keyless read (DBSIZE, KEYS, SCAN) sees the whole keyspace.
+            return reply, self.applied_offset
+        required = self.visibility.required
+        return reply, max(required(argv[i]) for i in keys)
+
+    def expire_some(self, now_ms: int, rng: RandomSource) -> int:
+        """One active expiry cycle; the deletions are logged like any write."""
+        ks = self.keyspace
+        expired = ks.active_expire(now_ms, rng, limits.expire_sample_keys, limits.expire_rounds_max)
+        if ks.effects:
+            for effect in ks.effects:
+                offset = self._log_effects([effect])
+                for key in effect[1:]:
+                    self.visibility.wrote(key, offset)
+            ks.effects.clear()
+        return expired
+
+    def _log_effects(self, effects: list[list[bytes]]) -> int:
+        for effect in effects:
+            self.applied_offset += 1
+            self.outbox.append((self.applied_offset, effect))
+        return self.applied_offset
+
+    def take_outbox(self) -> list[tuple[int, list[bytes]]]:
+        out, self.outbox = self.outbox, []
+        return out
+
+    # --- the replay path ------------------------------------------------------
+    def replay(self, offset: int, effect: list[bytes]) -> None:
+        """Re-execute one logged effect at ``offset`` (which must be the next one)."""
+        if offset != self.applied_offset + 1:
+            raise ReplayError(f"effect at offset {offset} does not follow applied offset {self.applied_offset}")
+        spec = _REPLAY_TABLE.get(bytes(effect[0]).lower()) if effect else None
+        if spec is None:
+            raise ReplayError(f"effect at offset {offset} is not a known write command")
+        ks = self.keyspace
+        ks.now_ms = None
+        spec.handler(ks, effect)
+        ks.effects.clear()
+        self.applied_offset = offset
+        self.visibility.advance(offset)

@@ -1,0 +1,203 @@
+"""One trionode process: the root nursery and the tasks it supervises.
+
+Startup is ordered so that every refusal happens before the node serves:
+lock the data directory, bind the client port, recover the snapshot and the
+WAL, and only then accept clients. The root nursery runs the WAL writer, the
+client listener, active expiry, periodic compaction and the signal watcher.
+Any of them crashing cancels the others and takes the process down loudly;
+nothing is left half alive.
+
+A clean shutdown (SIGTERM, SIGINT, SHUTDOWN) stops taking commands, lets the
+WAL acknowledge everything already applied, writes a final snapshot and only
+then exits.
+"""
+
+import logging
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from trionode import __version__, limits
+from trionode.config import Config
+from trionode.core.command_spec import CommandSpec
+from trionode.core.keyspace import KEYSPACE_COMMANDS
+from trionode.core.server_specs import SERVER_COMMANDS
+from trionode.core.session import Node, NodeFacts
+from trionode.io import data_store
+from trionode.io.datadir import DataDir
+from trionode.io.resp_server import serve_listeners
+
+log = logging.getLogger("trionode.node")
+
+
+class StartupError(Exception):
+    """The node cannot start; the message is one line naming why."""
+
+
+@dataclass(slots=True)
+class Stats:
+    commands: int = 0
+    connected: int = 0
+    connections_total: int = 0
+    expired_keys: int = 0
+    compactions: int = 0
+    last_compaction_ms: int = 0
+
+
+def _command_table() -> dict[bytes, CommandSpec]:
+    table = {**KEYSPACE_COMMANDS, **SERVER_COMMANDS}
+    return {name.encode(): spec for name, spec in table.items()}
+
+
+class NodeRuntime:
+    """The shell's view of a running node: what its tasks share."""
+
+    def __init__(self, config: Config, config_file: str, datadir: DataDir, store: data_store.DataStore) -> None:
+        self.config = config
+        self.datadir = datadir
+        self.store = store
+        self.data = store.data
+        self.wal = store.wal
+        self.stats = Stats()
+        self.shutting_down = False
+        self.shutdown_requested = trio.Event()
+        self._rng = random.Random(int.from_bytes(os.urandom(8), "little"))
+        facts = NodeFacts(
+            node_id=datadir.node_id,
+            shard_id=datadir.node_id,  # a single node is its own shard until the control plane says otherwise
+            host=config.bind,
+            port=config.port,
+            bus_port=config.effective_bus_port,
+            process_id=os.getpid(),
+            started_ms=self.clock_ms(),
+            config_file=config_file,
+            version=__version__,
+        )
+        self.node = Node(data=self.data, table=_command_table(), facts=facts, shell_info=self.info_sections)
+
+    @staticmethod
+    def clock_ms() -> int:
+        return time.time_ns() // 1_000_000
+
+    def next_client_id(self) -> int:
+        self.stats.connections_total += 1
+        return self.stats.connections_total
+
+    def log_outbox(self) -> None:
+        self.store.log_outbox()
+
+    async def wait_acked(self, offset: int) -> None:
+        await self.store.wait_acked(offset)
+
+    async def wait_replicas(self, offset: int, replicas: int, timeout_ms: int) -> int:
+        """WAIT: a single node has no replicas, so it can only report 0 (after the timeout, as Redis does)."""
+        await self.wait_acked(offset)
+        if replicas > 0:
+            if timeout_ms == 0:
+                await trio.sleep_forever()
+            await trio.sleep(timeout_ms / 1000)
+        return 0
+
+    def request_shutdown(self, reason: str) -> None:
+        if not self.shutdown_requested.is_set():
+            log.info("shutdown requested: %s", reason)
+            self.shutdown_requested.set()
+
+    def info_sections(self) -> dict[str, dict[str, Any]]:
+        return {
+            "clients": {"connected_clients": self.stats.connected, "maxclients": self.config.clients_max},
+            "persistence": self.store.info(),
+            "stats": {
+                "total_connections_received": self.stats.connections_total,
+                "total_commands_processed": self.stats.commands,
+                "expired_keys": self.stats.expired_keys,
+            },
+        }
+
+    # --- background tasks -------------------------------------------------
+    async def expire_loop(self) -> None:
+        while True:
+            await trio.sleep(limits.expire_cycle_interval_ms / 1000)
+            if self.shutting_down or not self.wal.has_room():
+                continue
+            self.stats.expired_keys += self.data.expire_some(self.clock_ms(), self._rng)
+            self.log_outbox()
+
+    async def compact_loop(self) -> None:
+        while True:
+            await trio.sleep(limits.compact_check_interval_ms / 1000)
+            if self.store.wants_compaction(self.config):
+                await self.store.compact()
+
+    async def signal_loop(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                self.request_shutdown(reason=signal.Signals(signum).name)
+
+
+async def run(config: Config, config_file: str = "", *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Run a node until it is shut down. Raises StartupError for anything that stops it starting."""
+    datadir = data_store.open_datadir(config.data_dir)
+    try:
+        listeners = await _bind(config)
+        store = data_store.DataStore.recover(datadir.path, config)
+        runtime = NodeRuntime(config, config_file, datadir, store)
+        _log_started(runtime, store)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.wal.run)
+            serving = trio.CancelScope()
+            nursery.start_soon(_serve, runtime, listeners, serving)
+            for loop in (runtime.expire_loop, runtime.compact_loop, runtime.signal_loop):
+                nursery.start_soon(loop)
+            task_status.started(runtime)
+            await runtime.shutdown_requested.wait()
+            await _shut_down(runtime, serving)
+            nursery.cancel_scope.cancel()
+    finally:
+        datadir.close()
+
+
+async def _serve(runtime: NodeRuntime, listeners: list[trio.SocketListener], scope: trio.CancelScope) -> None:
+    with scope:
+        await serve_listeners(runtime, listeners)
+
+
+async def _shut_down(runtime: NodeRuntime, serving: trio.CancelScope) -> None:
+    runtime.shutting_down = True
+    runtime.log_outbox()
+    await runtime.wait_acked(runtime.data.applied_offset)
+    # Connections woken by that last fsync get a moment to send their replies.
+    with trio.move_on_after(limits.shutdown_grace_ms / 1000):
+        while runtime.store.replies_waiting():
+            await trio.sleep(0.01)
+    serving.cancel()
+    await runtime.store.compact()
+    await runtime.store.close()
+    log.info("shutdown complete; final snapshot at offset %d", runtime.data.applied_offset)
+
+
+async def _bind(config: Config) -> list[trio.SocketListener]:
+    try:
+        return await trio.open_tcp_listeners(config.port, host=config.bind)
+    except OSError as e:
+        raise StartupError(f"cannot listen on {config.bind}:{config.port}: {e.strerror or e}") from None
+
+
+def _log_started(runtime: NodeRuntime, store: data_store.DataStore) -> None:
+    log.info(
+        "node %s serving on %s:%d, data in %s, offset %d (%s)",
+        runtime.datadir.node_id,
+        runtime.config.bind,
+        runtime.config.port,
+        runtime.datadir.path,
+        runtime.data.applied_offset,
+        store.recovery_summary,
+    )
+
+
+__all__ = ["NodeRuntime", "StartupError", "run"]

@@ -1,0 +1,161 @@
+"""The RESP listener: one task per client connection.
+
+A connection reads what the socket has, executes every complete command in it
+(pipelining), appends the resulting effects to the data WAL, waits until the
+WAL has acknowledged every offset the replies depend on, and then sends all the
+replies in one write. Waiting per batch rather than per command is what lets
+one fsync cover many commands and many connections (group commit).
+"""
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from trionode import limits
+from trionode.core import errors
+from trionode.core.reply import OK, Action, ErrorReply
+from trionode.core.resp import NEED_DATA, ProtocolError, RequestParser, encode_into
+from trionode.core.session import Session
+
+if TYPE_CHECKING:
+    from trionode.io.node import NodeRuntime
+
+log = logging.getLogger("trionode.resp")
+
+
+class _Close(Exception):
+    """Ends one connection after its pending replies were sent."""
+
+
+class Connection:
+    def __init__(self, runtime: "NodeRuntime", stream: trio.SocketStream, client_id: int, addr: str) -> None:
+        cfg = runtime.config
+        self.runtime = runtime
+        self.stream = stream
+        self.session = Session(runtime.node, client_id, addr)
+        self.parser = RequestParser(
+            bulk_bytes_max=cfg.resp_bulk_bytes_max,
+            args_max=cfg.resp_args_max,
+            inline_bytes_max=cfg.resp_inline_bytes_max,
+        )
+        self.out = bytearray()
+        self.required = 0
+
+    async def serve(self) -> None:
+        try:
+            while True:
+                data = await self.stream.receive_some(limits.resp_read_bytes)
+                if not data:
+                    return
+                self.parser.feed(data)
+                await self._run_available()
+                await self._flush()
+        except _Close:
+            await self._flush()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+
+    async def _run_available(self) -> None:
+        """Execute every complete command buffered, flushing when a bound is reached."""
+        runtime, session = self.runtime, self.session
+        executed = 0
+        while True:
+            try:
+                argv = self.parser.next_command()
+            except ProtocolError as e:
+                self._reply(ErrorReply(str(e)), 0)
+                raise _Close from None
+            if argv is NEED_DATA:
+                return
+            if runtime.shutting_down or not runtime.wal.has_room():
+                await self._flush()
+                if runtime.shutting_down:
+                    self._reply(ErrorReply(errors.SHUTTING_DOWN), 0)
+                    raise _Close
+                await runtime.wal.wait_room()
+            session.now_ms = runtime.clock_ms()
+            reply, required = session.execute(argv)
+            runtime.stats.commands += 1
+            if isinstance(reply, Action):
+                await self._act(reply)
+            else:
+                self._reply(reply, required)
+            executed += 1
+            if executed >= limits.resp_pipeline_commands_max or len(self.out) >= limits.resp_reply_bytes_max:
+                await self._flush()
+                executed = 0
+
+    def _reply(self, reply: Any, required: int) -> None:
+        encode_into(self.out, reply, self.session.proto)
+        if required > self.required:
+            self.required = required
+
+    async def _flush(self) -> None:
+        """Log the effects, wait until the replies' writes are durable, then send them."""
+        runtime = self.runtime
+        runtime.log_outbox()
+        if self.required:
+            await runtime.wait_acked(self.required)
+            self.required = 0
+        if self.out:
+            await self.stream.send_all(self.out)
+            self.out.clear()
+
+    async def _act(self, action: Action) -> None:
+        if action.kind == "quit":
+            self._reply(OK, 0)
+            raise _Close
+        if action.kind == "wait":
+            await self._flush()
+            count = await self.runtime.wait_replicas(self.session.last_write_offset, *action.args)
+            self._reply(count, 0)
+            return
+        assert action.kind == "shutdown", action
+        await self._flush()
+        self.runtime.request_shutdown(reason=f"SHUTDOWN from client {self.session.addr}")
+        raise _Close
+
+
+async def serve_listeners(runtime: "NodeRuntime", listeners: list[trio.SocketListener]) -> None:
+    """Accept connections until cancelled; each connection is its own task."""
+    async with trio.open_nursery() as nursery:
+        for listener in listeners:
+            nursery.start_soon(_accept_loop, runtime, listener, nursery)
+
+
+async def _accept_loop(runtime: "NodeRuntime", listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+    async with listener:
+        while True:
+            stream = await listener.accept()
+            nursery.start_soon(_handle, runtime, stream)
+
+
+async def _handle(runtime: "NodeRuntime", stream: trio.SocketStream) -> None:
+    async with stream:
+        client_id = runtime.next_client_id()
+        if runtime.stats.connected >= runtime.config.clients_max:
+            await _refuse(stream, errors.MAX_CLIENTS)
+            return
+        try:
+            host, port = stream.socket.getpeername()[:2]
+        except OSError:
+            return
+        runtime.stats.connected += 1
+        try:
+            await Connection(runtime, stream, client_id, f"{host}:{port}").serve()
+        except AssertionError:
+            raise  # a broken invariant takes the whole node down (DESIGN §2)
+        except Exception:
+            # A bug in one connection's handling must not take the node down,
+            # but it must be loud: log it and close only this connection.
+            log.exception("connection %s:%s failed; closing it", host, port)
+        finally:
+            runtime.stats.connected -= 1
+
+
+async def _refuse(stream: trio.SocketStream, message: str) -> None:
+    try:
+        await stream.send_all(b"-" + message.encode() + b"\r\n")
+    except trio.BrokenResourceError:
+        pass
