@@ -1,0 +1,432 @@
+"""Group commit: the one task that writes and fsyncs a WAL.
+
+Appenders call the synchronous ``append()``: it frames the payload, queues it,
+and returns the record's seq. They then ``await wait_durable(seq)``. The writer
+task (``run()``) takes everything queued, up to the batch bounds, writes it with
+one ``write()`` and one fsync in a worker thread, and then wakes every waiter of
+that batch at once (one ``trio.Event`` per batch). Records queued by many
+connections while an fsync is in flight share the next fsync.
+
+Invariants:
+- ``durable_seq <= taken_seq <= appended_seq``; a seq is durable only after the
+  fsync of the batch holding it returned.
+- Records reach the file in seq order; a batch never spans two segments.
+- A segment is complete and fsynced before the next one is created, so only
+  the last segment can ever end in a torn record (see ``wal_files``).
+- A failed write or fsync is fatal (DESIGN §3): ``run()`` re-raises it and no
+  waiter is ever told its record is durable. Nothing is retried.
+
+Memory is bounded by ``pending_bytes_max`` (appenders wait in ``wait_room()``)
+plus one batch in flight. A single record larger than the room left may still
+be queued when the queue is below its bound, so the queue overshoots by at most
+one record.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import cbor2
+import trio
+
+from trionode import limits
+from trionode.core.wal import codec
+from trionode.io import wal_files
+
+_EWMA_WEIGHT = 0.1  # weight of the newest fsync in the moving average
+
+
+class WalFull(Exception):
+    """append() found the pending queue at its bound; await wait_room() first."""
+
+
+class WalFailed(Exception):
+    """The writer died (a failed write or fsync, or it was stopped): nothing more is durable."""
+
+
+class WalClosed(Exception):
+    """append() after aclose()."""
+
+
+def sync_file(fd: int) -> None:
+    """Flush a file's data, and the size that finds it, to stable storage."""
+    os.fdatasync(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        assert written > 0, written
+        view = view[written:]
+
+
+def create_segment(directory: str, prefix: str, first_seq: int) -> int:
+    """Create an empty segment and make its name durable; return an fd for appending."""
+    path = os.path.join(directory, wal_files.segment_name(prefix, first_seq))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+    wal_files.fsync_dir(directory)
+    assert os.fstat(fd).st_size == 0
+    return fd
+
+
+@dataclass(frozen=True, slots=True)
+class WalWriterStatistics:
+    appended_seq: int
+    durable_seq: int
+    pending_records: int
+    pending_bytes: int
+    batches: int
+    records_written: int
+    bytes_written: int
+    batch_records_largest: int
+    fsyncs: int
+    fsync_seconds_last: float
+    fsync_seconds_max: float
+    fsync_seconds_ewma: float
+    fsync_seconds_total: float
+    segments: int
+    segment_first_seq: int
+    segment_bytes: int
+
+
+@dataclass(slots=True)
+class _Batch:
+    first_seq: int
+    records: list[bytes]
+    size_bytes: int
+    new_segment_seq: int | None  # create this segment before writing
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + len(self.records) - 1
+
+
+class WalWriter:
+    """One WAL's appenders and its single writer task."""
+
+    def __init__(
+        self,
+        directory: str,
+        prefix: str,
+        next_seq: int,
+        *,
+        batch_records_max: int = limits.wal_batch_records_max,
+        batch_bytes_max: int = limits.wal_batch_bytes_max,
+        pending_bytes_max: int = limits.wal_pending_bytes_max,
+        segment_bytes_max: int = limits.wal_segment_bytes_max,
+        record_bytes_max: int = limits.wal_record_bytes_max,
+    ) -> None:
+        """Open the WAL for appending at ``next_seq`` (from ``wal_files.load(repair=True)``).
+
+        Blocking file I/O: call it at startup, before the node's tasks run.
+        """
+        assert batch_records_max >= 1 and 0 < batch_bytes_max <= pending_bytes_max
+        assert next_seq >= 0 and segment_bytes_max > 0
+        self._directory = directory
+        self._prefix = prefix
+        self._batch_records_max = batch_records_max
+        self._batch_bytes_max = batch_bytes_max
+        self._pending_bytes_max = pending_bytes_max
+        self._segment_bytes_max = segment_bytes_max
+        self._record_bytes_max = record_bytes_max
+
+        self.appended_seq = next_seq - 1  # Invariant: the seq of the newest queued record.
+        self.durable_seq = next_seq - 1  # Invariant: every seq <= this is fsynced.
+        self._taken_seq = next_seq - 1  # newest seq handed to a batch
+        self._pending: deque[bytes] = deque()
+        self._pending_bytes = 0
+        self._rotations: deque[int] = deque()  # seqs where a new segment must start, ascending
+        self._rotate_requested_seq = 0
+
+        self._work = trio.Event()  # set by appenders when the writer sleeps
+        self._writer_idle = False
+        self._batch_done = trio.Event()  # swapped after every batch
+        self._room = trio.Event()  # swapped when the queue drops below its bound
+        self._failure: BaseException | None = None
+        self._closing = False
+        self._closed = trio.Event()
+        self._running = False
+        self._removing = False
+
+        self._segments, self._fd = self._open_for_append(next_seq)
+        self._segment_bytes = 0
+        self._stats = dict.fromkeys(("batches", "records", "bytes", "batch_records_largest", "fsyncs"), 0)
+        self._fsync_seconds = dict.fromkeys(("last", "max", "ewma", "total"), 0.0)
+
+    def _open_for_append(self, next_seq: int) -> tuple[list[wal_files.Segment], int]:
+        """Always append to a fresh segment, so a tail left unrepaired can never get records after it."""
+        segments = wal_files.list_segments(self._directory, self._prefix)
+        if segments and segments[-1].first_seq > next_seq:
+            raise ValueError(f"{segments[-1].name} starts after next_seq {next_seq}")
+        if segments and segments[-1].first_seq == next_seq:
+            if os.path.getsize(segments[-1].path) != 0:
+                raise codec.WalCorruption(
+                    segments[-1].name,
+                    0,
+                    f"holds bytes but no records before seq {next_seq}; load with repair",
+                )
+            fd = os.open(segments[-1].path, os.O_WRONLY | os.O_APPEND)
+            return segments, fd
+        fd = create_segment(self._directory, self._prefix, next_seq)
+        path = os.path.join(self._directory, wal_files.segment_name(self._prefix, next_seq))
+        return [*segments, wal_files.Segment(next_seq, path)], fd
+
+    # --- appenders ---------------------------------------------------------------
+
+    def has_room(self) -> bool:
+        return self._pending_bytes < self._pending_bytes_max
+
+    def append(self, payload: bytes) -> int:
+        """Queue one already-encoded payload and return its seq. Never blocks.
+
+        Raises WalFull when the queue is at its bound (check ``has_room()`` or
+        await ``wait_room()`` first), RecordTooLarge past the record bound.
+        """
+        if self._failure is not None:
+            raise WalFailed("the WAL writer has failed") from self._failure
+        if self._closing:
+            raise WalClosed("the WAL is closed")
+        if self._pending_bytes >= self._pending_bytes_max:
+            raise WalFull(f"{self._pending_bytes} bytes pending, bound {self._pending_bytes_max}")
+        if codec.record_bytes(len(payload)) > self._record_bytes_max:
+            raise codec.RecordTooLarge(f"record of {len(payload)} bytes exceeds {self._record_bytes_max}")
+        record = codec.frame(payload)
+        self._pending.append(record)
+        self._pending_bytes += len(record)
+        self.appended_seq += 1
+        if self._writer_idle:
+            self._wake_writer()
+        return self.appended_seq
+
+    def append_obj(self, obj: object) -> int:
+        """CBOR-encode ``obj`` and append it."""
+        return self.append(cbor2.dumps(obj))
+
+    async def wait_durable(self, seq: int) -> None:
+        """Return once ``seq`` is fsynced; raise WalFailed if it never will be.
+
+        Returns at once, without a checkpoint, when ``seq`` is already durable.
+        """
+        assert seq <= self.appended_seq, (seq, self.appended_seq)
+        while self.durable_seq < seq:
+            if self._failure is not None:
+                raise WalFailed(f"seq {seq} is not durable: the WAL writer failed") from self._failure
+            await self._batch_done.wait()
+
+    async def wait_room(self) -> None:
+        """Return once append() will not raise WalFull."""
+        while not self.has_room():
+            if self._failure is not None:
+                raise WalFailed("the WAL writer has failed") from self._failure
+            await self._room.wait()
+
+    # --- segments -----------------------------------------------------------------
+
+    def rotate(self) -> int:
+        """Start a new segment at the next seq; return that seq.
+
+        Records appended before this call go to the old segment, later ones to
+        the new. A no-op when the current segment would be left empty.
+        """
+        seq = self.appended_seq + 1
+        planned = self._rotations[-1] if self._rotations else self._segments[-1].first_seq
+        assert seq >= planned, (seq, planned)
+        if seq != planned:
+            self._rotations.append(seq)
+            self._rotate_requested_seq = seq
+            self._wake_writer()
+        return seq
+
+    async def remove_segments_before(self, seq: int) -> list[str]:
+        """Delete the segments all of whose records are below ``seq``; return their names.
+
+        Call it once a snapshot covering every seq below ``seq`` is durable. The
+        segment being appended to is never removed.
+        """
+        assert seq <= self.appended_seq + 1, (seq, self.appended_seq)
+        assert not self._removing, "remove_segments_before is not reentrant"
+        # A rotation asked for at or below seq must exist on disk first, so that
+        # the old segment it closes can go now rather than at the next compaction.
+        while self._rotate_requested_seq <= seq and self._segments[-1].first_seq < self._rotate_requested_seq:
+            if self._failure is not None:
+                raise WalFailed("the WAL writer has failed") from self._failure
+            await self._batch_done.wait()
+        segments = self._segments
+        doomed = [a for a, b in itertools.pairwise(segments) if b.first_seq <= seq]
+        if not doomed:
+            return []
+        self._removing = True
+        try:
+            await trio.to_thread.run_sync(self._unlink_segments, doomed)
+        finally:
+            self._removing = False
+        self._segments = [segment for segment in self._segments if segment not in doomed]
+        assert self._segments, "the current segment is never removed"
+        return [segment.name for segment in doomed]
+
+    def _unlink_segments(self, segments: list[wal_files.Segment]) -> None:
+        for segment in segments:
+            os.unlink(segment.path)
+        wal_files.fsync_dir(self._directory)
+
+    # --- the writer task ------------------------------------------------------------
+
+    def _wake_writer(self) -> None:
+        self._writer_idle = False
+        self._work.set()
+
+    def _has_work(self) -> bool:
+        return bool(self._pending) or bool(self._rotations and self._rotations[0] == self._taken_seq + 1)
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The single writer task: batch, write, fsync, wake. Returns only after aclose().
+
+        A failed write or fsync propagates out of here and should take the node down.
+        """
+        assert not self._running, "only one writer task per WAL"
+        self._running = True
+        task_status.started()
+        try:
+            while True:
+                while not self._has_work():
+                    if self._closing:
+                        await trio.to_thread.run_sync(os.close, self._fd)
+                        self._closed.set()
+                        return
+                    self._writer_idle = True
+                    await self._work.wait()
+                    self._work = trio.Event()
+                await self._write_one_batch(self._take_batch())
+        except BaseException as exc:
+            # Whatever stopped us, the batch in hand may be lost: no waiter may succeed now.
+            self._fail(exc)
+            raise
+
+    def _take_batch(self) -> _Batch:
+        """Dequeue everything queued up to the batch bounds and the next segment start."""
+        first_seq = self._taken_seq + 1
+        new_segment_seq = None
+        if self._rotations and self._rotations[0] == first_seq:
+            new_segment_seq = self._rotations.popleft()
+        elif self._segment_bytes >= self._segment_bytes_max and self._segments[-1].first_seq < first_seq:
+            new_segment_seq = first_seq
+        assert not self._rotations or self._rotations[0] >= first_seq, (self._rotations, first_seq)
+        records_max = self._batch_records_max
+        if self._rotations:
+            records_max = min(records_max, self._rotations[0] - first_seq)
+        records: list[bytes] = []
+        size_bytes = 0
+        pending = self._pending
+        while pending and len(records) < records_max:
+            record_bytes = len(pending[0])
+            # A record bigger than the whole batch bound still goes, alone.
+            if records and size_bytes + record_bytes > self._batch_bytes_max:
+                break
+            records.append(pending.popleft())
+            size_bytes += record_bytes
+        self._pending_bytes -= size_bytes
+        self._taken_seq += len(records)
+        assert records or new_segment_seq is not None
+        assert self._taken_seq <= self.appended_seq and self._pending_bytes >= 0
+        if self.has_room():
+            self._swap_event("_room")
+        return _Batch(first_seq, records, size_bytes, new_segment_seq)
+
+    async def _write_one_batch(self, batch: _Batch) -> None:
+        fd, fsync_seconds = await trio.to_thread.run_sync(self._write_batch, batch, self._fd)
+        if batch.new_segment_seq is not None:
+            path = os.path.join(self._directory, wal_files.segment_name(self._prefix, batch.new_segment_seq))
+            self._segments.append(wal_files.Segment(batch.new_segment_seq, path))
+            self._fd = fd
+            self._segment_bytes = 0
+        self._segment_bytes += batch.size_bytes
+        if batch.records:
+            assert batch.last_seq == self.durable_seq + len(batch.records)
+            self.durable_seq = batch.last_seq
+            self._record_batch(batch, fsync_seconds)
+        self._swap_event("_batch_done")
+
+    def _write_batch(self, batch: _Batch, fd: int) -> tuple[int, float]:
+        """Worker thread: (new segment), write, fsync. Returns (fd, fsync seconds)."""
+        if batch.new_segment_seq is not None:
+            # The old segment's last batch was fsynced already; closing it loses nothing.
+            os.close(fd)
+            fd = create_segment(self._directory, self._prefix, batch.new_segment_seq)
+        if not batch.records:
+            return fd, 0.0
+        write_all(fd, b"".join(batch.records))
+        start = time.perf_counter()
+        sync_file(fd)
+        return fd, time.perf_counter() - start
+
+    def _record_batch(self, batch: _Batch, fsync_seconds: float) -> None:
+        stats = self._stats
+        stats["batches"] += 1
+        stats["fsyncs"] += 1
+        stats["records"] += len(batch.records)
+        stats["bytes"] += batch.size_bytes
+        stats["batch_records_largest"] = max(stats["batch_records_largest"], len(batch.records))
+        seconds = self._fsync_seconds
+        seconds["ewma"] = (
+            fsync_seconds
+            if stats["fsyncs"] == 1
+            else ((1 - _EWMA_WEIGHT) * seconds["ewma"] + _EWMA_WEIGHT * fsync_seconds)
+        )
+        seconds["last"] = fsync_seconds
+        seconds["max"] = max(seconds["max"], fsync_seconds)
+        seconds["total"] += fsync_seconds
+        assert math.isfinite(seconds["ewma"])
+
+    def _swap_event(self, name: str) -> None:
+        event = getattr(self, name)
+        setattr(self, name, trio.Event())
+        event.set()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is None:
+            self._failure = exc
+        self._swap_event("_batch_done")
+        self._swap_event("_room")
+        self._closed.set()
+
+    # --- shutdown and introspection -----------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Make everything appended durable, then stop the writer (run() returns)."""
+        self._closing = True
+        if not self._running and not self._closed.is_set():
+            assert not self._pending, "records were appended but no writer task ever ran"
+            os.close(self._fd)
+            self._closed.set()
+        self._wake_writer()
+        await self._closed.wait()
+        if self._failure is not None:
+            raise WalFailed("the WAL writer failed before it could flush") from self._failure
+        assert self.durable_seq == self.appended_seq
+
+    def statistics(self) -> WalWriterStatistics:
+        stats, seconds = self._stats, self._fsync_seconds
+        return WalWriterStatistics(
+            appended_seq=self.appended_seq,
+            durable_seq=self.durable_seq,
+            pending_records=len(self._pending),
+            pending_bytes=self._pending_bytes,
+            batches=stats["batches"],
+            records_written=stats["records"],
+            bytes_written=stats["bytes"],
+            batch_records_largest=stats["batch_records_largest"],
+            fsyncs=stats["fsyncs"],
+            fsync_seconds_last=seconds["last"],
+            fsync_seconds_max=seconds["max"],
+            fsync_seconds_ewma=seconds["ewma"],
+            fsync_seconds_total=seconds["total"],
+            segments=len(self._segments),
+            segment_first_seq=self._segments[-1].first_seq,
+            segment_bytes=self._segment_bytes,
+        )
