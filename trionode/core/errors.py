@@ -53,6 +53,30 @@ def protocol_error(detail: str) -> str:
     return f"ERR Protocol error: {detail}"
 
 
+# --- RESP protocol errors (the connection is closed after sending one) ----------
+PROTO_INVALID_MULTIBULK_LEN = "ERR Protocol error: invalid multibulk length"
+PROTO_INVALID_BULK_LEN = "ERR Protocol error: invalid bulk length"
+PROTO_BIG_INLINE = "ERR Protocol error: too big inline request"
+PROTO_BIG_MBULK_COUNT = "ERR Protocol error: too big mbulk count string"
+PROTO_BIG_BULK_COUNT = "ERR Protocol error: too big bulk count string"
+PROTO_UNBALANCED_QUOTES = "ERR Protocol error: unbalanced quotes in request"
+
+
+def proto_expected_dollar(got: str) -> str:
+    return f"ERR Protocol error: expected '$', got '{got}'"
+
+
+# Client side (our ReplyParser): a server sent something that is not RESP.
+PROTO_REPLY_BAD_LINE = "ERR Protocol error: invalid reply line"
+PROTO_REPLY_BAD_LENGTH = "ERR Protocol error: invalid reply length"
+PROTO_REPLY_TOO_BIG = "ERR Protocol error: too big reply line"
+PROTO_REPLY_TOO_DEEP = "ERR Protocol error: reply nested too deeply"
+
+
+def proto_reply_bad_type(got: str) -> str:
+    return f"ERR Protocol error: invalid reply type '{got}'"
+
+
 # --- keyspace commands (appended by the keyspace core) ---------------------------
 DECR_OVERFLOW = "ERR decrement would overflow"
 EXPIRE_NX_CONFLICT = "ERR NX and XX, GT or LT options at the same time are not compatible"
