@@ -42,9 +42,12 @@ def test_core_modules_do_not_reach_impure_modules_through_builtins() -> None:
     offenders = []
     for path in sorted(CORE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                if node.func.id in ("open", "__import__", "exec", "eval", "input"):
-                    offenders.append(f"{path.relative_to(CORE.parent)}:{node.lineno} calls {node.func.id}()")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("open", "__import__", "exec", "eval", "input")
+            ):
+                offenders.append(f"{path.relative_to(CORE.parent)}:{node.lineno} calls {node.func.id}()")
     assert offenders == []
 
 

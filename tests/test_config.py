@@ -50,10 +50,10 @@ def test_bad_files_are_refused_with_one_line_naming_the_problem(tmp_path: Path, 
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(config.ConfigError, match="cannot read configuration file .*nope.toml"):
+    with pytest.raises(config.ConfigError, match=r"cannot read configuration file .*nope\.toml"):
         config.load(tmp_path / "nope.toml")
 
 
 def test_bad_flag_is_refused() -> None:
-    with pytest.raises(config.ConfigError, match="'port' in command line must be between 1 and 65535"):
+    with pytest.raises(config.ConfigError, match=r"'port' in command line must be between 1 and 65535"):
         config.load(None).with_overrides(port=70000)

@@ -106,7 +106,8 @@ def _check(name: str, value: Any, where: str) -> None:
     if key.min is not None and not key.min <= value <= key.max:
         raise ConfigError(f"configuration key '{name}' in {where} must be between {key.min} and {key.max}, got {value}")
     if key.choices and value not in key.choices:
-        raise ConfigError(f"configuration key '{name}' in {where} must be one of {', '.join(key.choices)}, got {value!r}")
+        choices = ", ".join(key.choices)
+        raise ConfigError(f"configuration key '{name}' in {where} must be one of {choices}, got {value!r}")
 
 
 def _cross_check(config: Config) -> Config:

@@ -31,9 +31,7 @@ def test_keyspace_wide_write_is_a_barrier_for_every_key() -> None:
 def test_required_is_never_below_an_unacknowledged_write(ops: list[tuple[bytes, bool]]) -> None:
     v = Visibility()
     last: dict[bytes, int] = {}
-    offset = 0
-    for key, ack in ops:
-        offset += 1
+    for offset, (key, ack) in enumerate(ops, start=1):
         v.wrote(key, offset)
         last[key] = offset
         if ack:

@@ -46,6 +46,13 @@ class DataState:
         ks = self.keyspace
         ks.now_ms = now_ms
         reply = spec.handler(ks, argv)
+        if spec.last_key == 1:
+            # The hot path: exactly one key, at argv[1] (GET, SET, INCR, LPUSH, ...).
+            key = argv[1]
+            if ks.effects:
+                self.visibility.wrote(key, self._log_effects(ks.effects))
+                ks.effects.clear()
+            return reply, self.visibility.required(key)
         keys = spec.key_positions(len(argv))
         if ks.effects:
             offset = self._log_effects(ks.effects)

@@ -24,6 +24,7 @@ from trionode.core.errors import CommandError
 from trionode.core.reply import ErrorReply
 from trionode.core.slots import key_slot
 
+
 @dataclass(frozen=True, slots=True)
 class NodeFacts:
     """Facts about this node that do not change while it runs."""

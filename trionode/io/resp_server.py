@@ -7,6 +7,7 @@ replies in one write. Waiting per batch rather than per command is what lets
 one fsync cover many commands and many connections (group commit).
 """
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,7 @@ class Connection:
     async def _run_available(self) -> None:
         """Execute every complete command buffered, flushing when a bound is reached."""
         runtime, session = self.runtime, self.session
+        session.now_ms = runtime.clock_ms()  # one clock read per batch; re-read after any wait
         executed = 0
         while True:
             try:
@@ -74,7 +76,7 @@ class Connection:
                     self._reply(ErrorReply(errors.SHUTTING_DOWN), 0)
                     raise _Close
                 await runtime.wal.wait_room()
-            session.now_ms = runtime.clock_ms()
+                session.now_ms = runtime.clock_ms()
             reply, required = session.execute(argv)
             runtime.stats.commands += 1
             if isinstance(reply, Action):
@@ -84,6 +86,7 @@ class Connection:
             executed += 1
             if executed >= limits.resp_pipeline_commands_max or len(self.out) >= limits.resp_reply_bytes_max:
                 await self._flush()
+                session.now_ms = runtime.clock_ms()
                 executed = 0
 
     def _reply(self, reply: Any, required: int) -> None:
@@ -155,7 +158,5 @@ async def _handle(runtime: "NodeRuntime", stream: trio.SocketStream) -> None:
 
 
 async def _refuse(stream: trio.SocketStream, message: str) -> None:
-    try:
+    with contextlib.suppress(trio.BrokenResourceError):
         await stream.send_all(b"-" + message.encode() + b"\r\n")
-    except trio.BrokenResourceError:
-        pass
