@@ -47,3 +47,23 @@ assert wal_batch_bytes_max <= wal_pending_bytes_max
 assert wal_record_bytes_max > resp_bulk_bytes_max
 assert wal_batch_records_max >= 1
 assert expire_sample_keys >= 1 and expire_rounds_max >= 1
+
+# --- Cluster bus -----------------------------------------------------------------
+bus_frame_bytes_max = 64 * 1024 * 1024         # one bus frame (a Raft snapshot must fit)
+bus_send_queue_msgs_max = 1024                 # queued per peer; beyond it messages are dropped (Raft retries)
+bus_connect_timeout_ms = 2_000
+bus_backoff_min_ms = 50                        # reconnect backoff doubles from here...
+bus_backoff_max_ms = 2_000                     # ...up to here
+bus_handshake_timeout_ms = 2_000
+
+# --- Raft driver -----------------------------------------------------------------
+raft_tick_ms = 100                             # one Raft tick
+raft_election_ticks = 10                       # election timeout: 10-20 ticks (1-2 s)
+raft_heartbeat_ticks = 1
+raft_inbox_msgs_max = 4096                     # inbound Raft messages queued for the driver
+raft_compact_entries_min = 1_000               # snapshot the control plane after this many applied entries
+raft_proposal_timeout_ms = 10_000              # an operator command waits this long for its entry to apply
+raft_voters_max = 5
+
+assert bus_backoff_min_ms <= bus_backoff_max_ms
+assert raft_heartbeat_ticks < raft_election_ticks

@@ -1,0 +1,239 @@
+"""The cluster bus: length-prefixed CBOR frames over TCP between nodes.
+
+Each node listens on its bus port. To talk to a peer it keeps one outbound
+connection, dialled on demand and re-dialled with bounded exponential backoff;
+inbound connections only receive. Every connection starts with a handshake
+that names both nodes and the cluster: a node of another cluster, or a dialled
+address that turns out to be a different node, is refused and the connection
+closed.
+
+Sending never blocks the caller: each peer has a bounded queue, and a message
+that does not fit is dropped and counted. That is safe for everything the bus
+carries, since Raft retransmits what matters; growing without bound is not.
+"""
+
+import contextlib
+import logging
+import random
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+import trio
+
+from trionode import limits
+
+log = logging.getLogger("trionode.bus")
+
+_LENGTH = struct.Struct("<I")
+
+
+class FrameError(Exception):
+    """A peer sent a frame that is too large or does not decode."""
+
+
+async def read_frame(stream: trio.abc.ReceiveStream, buf: bytearray) -> Any:
+    """The next frame's payload; None when the peer closed the connection cleanly."""
+    while len(buf) < _LENGTH.size:
+        if not await _fill(stream, buf):
+            return None
+    (length,) = _LENGTH.unpack_from(buf)
+    if length > limits.bus_frame_bytes_max:
+        raise FrameError(f"frame of {length} bytes exceeds bus_frame_bytes_max")
+    while len(buf) < _LENGTH.size + length:
+        if not await _fill(stream, buf):
+            raise FrameError("connection closed in the middle of a frame")
+    payload = bytes(buf[_LENGTH.size : _LENGTH.size + length])
+    del buf[: _LENGTH.size + length]
+    try:
+        return cbor2.loads(payload)
+    except (cbor2.CBORDecodeError, ValueError) as e:
+        raise FrameError(f"undecodable frame: {e}") from None
+
+
+async def _fill(stream: trio.abc.ReceiveStream, buf: bytearray) -> bool:
+    data = await stream.receive_some(64 * 1024)
+    buf += data
+    return bool(data)
+
+
+def encode_frame(obj: Any) -> bytes:
+    payload = cbor2.dumps(obj)
+    if len(payload) > limits.bus_frame_bytes_max:
+        raise FrameError(f"frame of {len(payload)} bytes exceeds bus_frame_bytes_max")
+    return _LENGTH.pack(len(payload)) + payload
+
+
+@dataclass(slots=True)
+class _Peer:
+    node_id: str
+    addr: tuple[str, int]
+    send: trio.MemorySendChannel
+    receive: trio.MemoryReceiveChannel
+    connected: bool = False
+
+
+@dataclass(slots=True)
+class BusStats:
+    sent: int = 0
+    received: int = 0
+    dropped: int = 0
+    refused: int = 0
+    connects: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class Bus:
+    """Frames to and from peers. ``on_message(peer_id, payload)`` runs for each received frame."""
+
+    def __init__(
+        self,
+        node_id: str,
+        cluster_id: Callable[[], str],
+        on_message: Callable[[str, dict], None],
+        rng: random.Random,
+    ) -> None:
+        self.node_id = node_id
+        self._cluster_id = cluster_id
+        self._on_message = on_message
+        self._rng = rng
+        self._peers: dict[str, _Peer] = {}
+        self._nursery: trio.Nursery | None = None
+        self.stats = BusStats()
+
+    # --- sending ------------------------------------------------------------
+    def set_peer(self, node_id: str, addr: tuple[str, int]) -> None:
+        """Know (or update) where ``node_id`` listens; its sender task starts on demand."""
+        assert node_id != self.node_id, "a node does not dial itself"
+        peer = self._peers.get(node_id)
+        if peer is not None:
+            peer.addr = addr
+            return
+        send, receive = trio.open_memory_channel(limits.bus_send_queue_msgs_max)
+        self._peers[node_id] = _Peer(node_id, addr, send, receive)
+        if self._nursery is not None:
+            self._nursery.start_soon(self._sender, self._peers[node_id])
+
+    def forget_peer(self, node_id: str) -> None:
+        peer = self._peers.pop(node_id, None)
+        if peer is not None:
+            peer.send.close()
+
+    def send(self, node_id: str, payload: dict) -> bool:
+        """Queue ``payload`` for ``node_id``; False (and counted) if it had to be dropped."""
+        peer = self._peers.get(node_id)
+        if peer is None:
+            self.stats.dropped += 1
+            return False
+        try:
+            peer.send.send_nowait(payload)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            self.stats.dropped += 1
+            return False
+        return True
+
+    def connected(self, node_id: str) -> bool:
+        peer = self._peers.get(node_id)
+        return peer is not None and peer.connected
+
+    # --- tasks --------------------------------------------------------------
+    async def run(self, listeners: list[trio.SocketListener], *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Accept peers on ``listeners`` and run one sender per known peer, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for peer in self._peers.values():
+                nursery.start_soon(self._sender, peer)
+            for listener in listeners:
+                nursery.start_soon(self._accept_loop, listener, nursery)
+            task_status.started()
+
+    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        async with listener:
+            while True:
+                stream = await listener.accept()
+                nursery.start_soon(self._receiver, stream)
+
+    async def _receiver(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            buf = bytearray()
+            try:
+                with trio.fail_after(limits.bus_handshake_timeout_ms / 1000):
+                    hello = await read_frame(stream, buf)
+                peer_id = self._check_hello(hello)
+                if peer_id is None:
+                    return
+                await stream.send_all(encode_frame({"hello": self.node_id, "cluster": self._cluster_id()}))
+                await self._receive_loop(stream, buf, peer_id)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, FrameError) as e:
+                log.debug("bus: inbound connection ended: %s", e)
+
+    def _check_hello(self, hello: Any) -> str | None:
+        if not isinstance(hello, dict) or not isinstance(hello.get("hello"), str):
+            self.stats.refused += 1
+            return None
+        peer_cluster, mine = hello.get("cluster", ""), self._cluster_id()
+        if peer_cluster and mine and peer_cluster != mine:
+            log.warning("bus: refused node %s of cluster %s (this is cluster %s)", hello["hello"], peer_cluster, mine)
+            self.stats.refused += 1
+            return None
+        if hello.get("to") not in ("", None, self.node_id):
+            self.stats.refused += 1
+            return None
+        return hello["hello"]
+
+    async def _receive_loop(self, stream: trio.SocketStream, buf: bytearray, peer_id: str) -> None:
+        while True:
+            payload = await read_frame(stream, buf)
+            if payload is None:
+                return
+            self.stats.received += 1
+            if isinstance(payload, dict):
+                self._on_message(peer_id, payload)
+
+    async def _sender(self, peer: _Peer) -> None:
+        backoff_ms = limits.bus_backoff_min_ms
+        async with peer.receive:
+            while peer.node_id in self._peers:
+                stream = await self._dial(peer)
+                if stream is None:
+                    jitter = 0.5 + self._rng.random()
+                    await trio.sleep(backoff_ms * jitter / 1000)
+                    backoff_ms = min(backoff_ms * 2, limits.bus_backoff_max_ms)
+                    continue
+                backoff_ms = limits.bus_backoff_min_ms
+                await self._send_loop(peer, stream)
+
+    async def _dial(self, peer: _Peer) -> trio.SocketStream | None:
+        try:
+            with trio.fail_after(limits.bus_connect_timeout_ms / 1000):
+                stream = await trio.open_tcp_stream(*peer.addr)
+                hello = {"hello": self.node_id, "cluster": self._cluster_id(), "to": peer.node_id}
+                await stream.send_all(encode_frame(hello))
+                reply = await read_frame(stream, bytearray())
+        except (OSError, trio.TooSlowError, trio.BrokenResourceError, FrameError):
+            return None
+        if self._check_hello(reply) != peer.node_id:
+            await stream.aclose()
+            return None
+        self.stats.connects += 1
+        return stream
+
+    async def _send_loop(self, peer: _Peer, stream: trio.SocketStream) -> None:
+        peer.connected = True
+        try:
+            async with stream:
+                async for payload in peer.receive:
+                    frames = [encode_frame(payload)]
+                    # Coalesce what is already queued into one write.
+                    with contextlib.suppress(trio.WouldBlock):
+                        while len(frames) < 64:
+                            frames.append(encode_frame(peer.receive.receive_nowait()))
+                    await stream.send_all(b"".join(frames))
+                    self.stats.sent += len(frames)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, FrameError) as e:
+            log.debug("bus: connection to %s lost: %s", peer.node_id[:12], e)
+        finally:
+            peer.connected = False
+
