@@ -89,49 +89,29 @@ def _info_fields(text: bytes | str) -> dict[str, str]:
 
 
 def _status_report(client: Client) -> dict[str, Any]:
-    info = _info_fields(client.call("INFO"))
-    node_id = client.call("CLUSTER", "MYID").decode()
-    slot_ranges = [[r[0], r[1]] for r in client.call("CLUSTER", "SLOTS")]
-    covered = sum(end - start + 1 for start, end in slot_ranges)
-    addr = f"{client.sock.getpeername()[0]}:{info.get('tcp_port')}"
-    node = {
-        "id": node_id,
-        "addr": addr,
-        "bus_addr": None,
-        "raft_role": None,
-        "shard_id": node_id,
-        "role": "primary",
-        "offset": int(info.get("master_repl_offset", 0)),
-        "in_isr": True,
-        "health": "online",
-        "slots": slot_ranges,
-        "keys": int(client.call("DBSIZE")),
-        "persistence": {k: v for k, v in info.items() if k.startswith(("wal_", "snapshot_", "fsync_"))},
-    }
-    return {
-        "cluster_id": None,
-        "node_id": node_id,
-        "leader_id": None,
-        "term": 0,
-        "commit_index": 0,
-        "healthy": covered == 16384,
-        "nodes": [node],
-        "shards": [
-            {"id": node_id, "epoch": 0, "primary_id": node_id, "replica_ids": [], "isr_ids": [node_id],
-             "slots": slot_ranges}
-        ],
-        "migrations": [],
-    }
+    return json.loads(client.call("CLUSTER", "STATUS"))
 
 
 def _status_text(report: dict[str, Any]) -> str:
-    lines = [f"cluster healthy: {'yes' if report['healthy'] else 'NO'}"]
+    leader = (report["leader_id"] or "none")[:12]
+    lines = [
+        f"cluster {report['cluster_id'] or '(not formed)'}: {'healthy' if report['healthy'] else 'UNHEALTHY'}",
+        f"raft: leader {leader}, term {report['term']}, commit {report['commit_index']}, "
+        f"applied {report.get('applied_index', '?')}",
+    ]
+    for problem in report.get("problems", []):
+        lines.append(f"  problem: {problem}")
     for n in report["nodes"]:
-        slots = " ".join(f"{a}-{b}" for a, b in n["slots"]) or "none"
-        lines.append(f"node {n['id']} {n['addr']} {n['role']} {n['health']} offset={n['offset']} keys={n['keys']}")
-        lines.append(f"  slots: {slots}")
-        for key, value in sorted(n["persistence"].items()):
-            lines.append(f"  {key}: {value}")
+        lines.append(
+            f"node {n['id'][:12]} {n['addr']:<21} raft={n['raft_role']:<9} {n['role']:<8} "
+            f"shard={(n['shard_id'] or '-')[:12]} offset={n['offset']} isr={'yes' if n['in_isr'] else 'no'} "
+            f"{n['health']}"
+        )
+    for sh in report["shards"]:
+        slots = " ".join(f"{a}-{b}" for a, b in sh["slots"]) or "none"
+        lines.append(f"shard {sh['id'][:12]} epoch {sh['epoch']} primary {sh['primary_id'][:12]} slots {slots}")
+    for key, value in sorted(report.get("local", {}).items()):
+        lines.append(f"  {key}: {value}")
     return "\n".join(lines)
 
 
@@ -150,3 +130,114 @@ def wal_check(directory: str) -> None:
     for line in lines:
         click.echo(line)
     sys.exit(code)
+
+
+# --- cluster administration ------------------------------------------------------
+CLUSTER_SETTLE_TIMEOUT_S = 60.0
+
+
+def _connect(addr: str) -> Client:
+    try:
+        host, port = parse_addr(addr)
+        return Client(host, port, timeout_s=15.0)
+    except ValueError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"cannot connect to {addr}: {e.strerror or e}")
+
+
+def _call(addr: str, *args: str | int) -> Any:
+    with _connect(addr) as client:
+        try:
+            return client.call(*args)
+        except ReplyError as e:
+            _fail(f"{addr} refused {' '.join(str(a) for a in args[:2])}: {e}")
+
+
+def _cluster_id(addr: str) -> str:
+    return _info_fields(_call(addr, "INFO", "cluster")).get("cluster_id", "")
+
+
+def _wait_for(what: str, check: Any, timeout_s: float = CLUSTER_SETTLE_TIMEOUT_S) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            _fail(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def plan_slots(primaries: int) -> list[tuple[int, int]]:
+    """Split the 16384 slots into ``primaries`` contiguous, near-equal ranges."""
+    ranges, start = [], 0
+    for i in range(primaries):
+        size = 16384 // primaries + (1 if i < 16384 % primaries else 0)
+        ranges.append((start, start + size - 1))
+        start += size
+    return ranges
+
+
+@main.group()
+def cluster() -> None:
+    """Form and change a cluster of running nodes."""
+
+
+@cluster.command("create")
+@click.argument("addrs", nargs=-1, required=True)
+@click.option("--replicas", type=click.IntRange(0, 15), default=0, help="Replicas per primary.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def cluster_create(addrs: tuple[str, ...], replicas: int, yes: bool) -> None:
+    """Form a cluster from running, unclustered nodes (started with bootstrap = false)."""
+    if len(addrs) % (replicas + 1):
+        _fail(f"{len(addrs)} nodes cannot be split into shards of 1 primary + {replicas} replicas")
+    ids = {addr: _call(addr, "CLUSTER", "MYID").decode() for addr in addrs}
+    for addr in addrs:
+        if _cluster_id(addr):
+            _fail(f"{addr} already belongs to cluster {_cluster_id(addr)}; start it with bootstrap = false")
+    primaries = addrs[: len(addrs) // (replicas + 1)]
+    slots = plan_slots(len(primaries))
+    plan = [f"primary {p} ({ids[p][:12]}): slots {a}-{b}" for p, (a, b) in zip(primaries, slots, strict=True)]
+    attach = [(r, primaries[i % len(primaries)]) for i, r in enumerate(addrs[len(primaries):])]
+    plan += [f"replica {r} ({ids[r][:12]}) of {p}" for r, p in attach]
+    click.echo("\n".join(plan))
+    if not yes and sys.stdin.isatty() and not click.confirm("Create this cluster?"):
+        _fail("aborted")
+    seed = addrs[0]
+    _call(seed, "CLUSTER", "BOOTSTRAP")
+    for addr in addrs[1:]:
+        host, port = parse_addr(addr)
+        _call(seed, "CLUSTER", "MEET", host, port)
+    cluster_id = _cluster_id(seed)
+    _wait_for("every node to join", lambda: all(_cluster_id(a) == cluster_id for a in addrs))
+    for addr, (a, b) in zip(primaries, slots, strict=True):
+        _call(addr, "CLUSTER", "ADDSLOTSRANGE", a, b)
+    for replica, primary in attach:
+        _call(replica, "CLUSTER", "REPLICATE", ids[primary])
+    _wait_for("every node to see all slots served", lambda: all(_covered(a) for a in addrs))
+    click.echo(f"cluster {cluster_id} created: {len(primaries)} shards, {len(addrs)} nodes")
+
+
+def _covered(addr: str) -> bool:
+    return sum(r[1] - r[0] + 1 for r in _call(addr, "CLUSTER", "SLOTS")) == 16384
+
+
+@cluster.command("add-node")
+@click.argument("new_addr")
+@click.argument("existing_addr")
+def cluster_add_node(new_addr: str, existing_addr: str) -> None:
+    """Add a running, unclustered node to the cluster EXISTING_ADDR belongs to."""
+    host, port = parse_addr(new_addr)
+    _call(existing_addr, "CLUSTER", "MEET", host, port)
+    cluster_id = _cluster_id(existing_addr)
+    _wait_for(f"{new_addr} to join", lambda: _cluster_id(new_addr) == cluster_id)
+    click.echo(f"{new_addr} joined cluster {cluster_id}")
+
+
+@cluster.command("del-node")
+@click.argument("existing_addr")
+@click.argument("node_id")
+def cluster_del_node(existing_addr: str, node_id: str) -> None:
+    """Remove node NODE_ID (it must hold no slots and no shard role) from the cluster."""
+    _call(existing_addr, "CLUSTER", "FORGET", node_id)
+    click.echo(f"node {node_id} removed")

@@ -35,6 +35,9 @@ KEYS: dict[str, Key] = {
     "port": Key(int, 7000, "client (RESP) port", 1, 65535),
     "bus_port": Key(int, 0, "cluster bus port; 0 means port + 10000", 0, 65535),
     "data_dir": Key(str, "./trionode-data", "data directory (WAL, snapshots, node id, lock)"),
+    "bootstrap": Key(
+        bool, True, "on first start, form a one-node cluster owning every slot; false: wait to be joined"
+    ),
     "log_level": Key(str, "info", "log verbosity", choices=("debug", "info", "warning", "error")),
     "clients_max": Key(int, limits.clients_max, "client connections served at once", 1, 1_000_000),
     "resp_bulk_bytes_max": Key(
@@ -68,6 +71,7 @@ class Config:
     port: int = KEYS["port"].default
     bus_port: int = KEYS["bus_port"].default
     data_dir: str = KEYS["data_dir"].default
+    bootstrap: bool = KEYS["bootstrap"].default
     log_level: str = KEYS["log_level"].default
     clients_max: int = KEYS["clients_max"].default
     resp_bulk_bytes_max: int = KEYS["resp_bulk_bytes_max"].default
@@ -99,7 +103,7 @@ def _check(name: str, value: Any, where: str) -> None:
     if key is None:
         raise ConfigError(f"unknown configuration key '{name}' in {where}")
     # bool is an int in Python, but `port = true` is a mistake, not 1.
-    if not isinstance(value, key.type) or isinstance(value, bool):
+    if not isinstance(value, key.type) or (isinstance(value, bool) and key.type is not bool):
         raise ConfigError(
             f"configuration key '{name}' in {where} must be {key.type.__name__}, got {type(value).__name__}"
         )

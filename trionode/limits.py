@@ -67,3 +67,4 @@ raft_voters_max = 5
 
 assert bus_backoff_min_ms <= bus_backoff_max_ms
 assert raft_heartbeat_ticks < raft_election_ticks
+raft_forwarded_max = 256                       # operator commands forwarded to the leader, in flight

@@ -90,9 +90,9 @@ def test_status_reports_the_node(node_factory) -> None:
 
     report = json.loads(out.stdout)
     me = report["nodes"][0]
-    assert report["healthy"] is True and me["keys"] == 1 and me["slots"] == [[0, 16383]]
-    assert me["id"] == node.client().execute_command("CLUSTER", "MYID").decode()
-    assert int(me["persistence"]["wal_bytes"]) > 0
+    assert report["healthy"] is True and me["slots"] == [[0, 16383]] and me["raft_role"] == "leader"
+    assert me["id"] == report["node_id"] == report["leader_id"] == node.client().execute_command("CLUSTER", "MYID").decode()
+    assert report["local"]["keys"] == 1 and report["local"]["wal_bytes"] > 0
 
 
 def test_default_start_uses_port_7000_and_local_data_dir(tmp_path: Path) -> None:

@@ -1,49 +1,35 @@
 """CLUSTER subcommands: answered from the node's view of the cluster.
 
-Theory of operation. Until the Raft control plane exists, a node is a
-one-node cluster that owns every slot; :func:`single_node_view` builds that
-view from the node's facts. Formatting is ``cluster_view``'s job; this module
-validates arguments and routes. Subcommands that change the cluster (MEET,
-ADDSLOTS, FAILOVER, ...) are refused with an error that says so, rather than
-pretending to succeed.
+Theory of operation. Read-only subcommands are answered here from the view
+the shell builds out of the applied Raft configuration (``Node.cluster_view``);
+formatting is ``cluster_view``'s job. Subcommands that change the cluster
+(MEET, FORGET, ADDSLOTS, REPLICATE, and trionode's BOOTSTRAP and STATUS) are
+validated here and handed to the shell as an ``Action``: they become Raft
+proposals, which must wait for a commit. Those that need later parts of the
+design (FAILOVER, slot migration) are refused with an error that says so,
+rather than pretending to succeed.
 """
 
 from typing import TYPE_CHECKING, Any
 
 from trionode import limits
 from trionode.core import cluster_view, errors
-from trionode.core.cluster_view import ClusterView, NodeView
 from trionode.core.errors import CommandError
 from trionode.core.keyspace.values import parse_int
+from trionode.core.reply import Action
 from trionode.core.slots import key_slot
 
 if TYPE_CHECKING:
     from trionode.core.session import Session
 
-NOT_YET = (
-    "ERR CLUSTER {sub} needs the Raft control plane, which this trionode version does not have yet; "
-    "the node runs as a single-node cluster"
-)
-_CHANGES_CLUSTER = {
-    b"meet", b"forget", b"addslots", b"addslotsrange", b"delslots", b"delslotsrange", b"replicate",
-    b"failover", b"migrateslots", b"cancelslotmigrations", b"setslot", b"reset",
+NOT_YET = "ERR CLUSTER {sub} is not available in this trionode version yet"
+# Subcommands the shell carries out through the control plane, with their arity.
+_CHANGES = {
+    b"meet": -4, b"forget": 3, b"addslots": -3, b"addslotsrange": -4, b"replicate": 3, b"bootstrap": 2, b"status": 2,
 }
-
-
-def single_node_view(session: "Session") -> ClusterView:
-    facts = session.node.facts
-    me = NodeView(
-        id=facts.node_id,
-        ip=facts.host,
-        port=facts.port,
-        bus_port=facts.bus_port,
-        role="primary",
-        primary_id=None,
-        shard_id=facts.shard_id,
-        slots=((0, limits.slots_count - 1),),
-        replication_offset=session.node.data.applied_offset,
-    )
-    return ClusterView(myself_id=facts.node_id, current_epoch=0, nodes=(me,), state_ok=True)
+_LATER = {
+    b"failover", b"migrateslots", b"cancelslotmigrations", b"setslot", b"reset", b"delslots", b"delslotsrange",
+}
 
 
 def run(session: "Session", argv: list[bytes]) -> Any:
@@ -51,17 +37,24 @@ def run(session: "Session", argv: list[bytes]) -> Any:
     handler = _HANDLERS.get(sub)
     if handler is not None:
         arity, fn = handler
-        if not (len(argv) == arity if arity > 0 else len(argv) >= -arity):
-            raise CommandError(errors.wrong_arity(f"cluster|{sub.decode()}"))
+        _check_arity(sub, argv, arity)
         return fn(session, argv)
-    if sub in _CHANGES_CLUSTER:
+    if sub in _CHANGES:
+        _check_arity(sub, argv, _CHANGES[sub])
+        return Action("cluster", [sub, *argv[2:]])
+    if sub in _LATER:
         raise CommandError(NOT_YET.format(sub=sub.decode().upper()))
     if sub == b"getslotmigrations":
         return []
     raise CommandError(errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "cluster"))
 
 
-def _slot_arg(arg: bytes) -> int:
+def _check_arity(sub: bytes, argv: list[bytes], arity: int) -> None:
+    if not (len(argv) == arity if arity > 0 else len(argv) >= -arity):
+        raise CommandError(errors.wrong_arity(f"cluster|{sub.decode()}"))
+
+
+def slot_arg(arg: bytes) -> int:
     try:
         slot = parse_int(arg)
     except CommandError:
@@ -72,11 +65,11 @@ def _slot_arg(arg: bytes) -> int:
 
 
 def _countkeysinslot(session: "Session", argv: list[bytes]) -> int:
-    return session.node.data.keyspace.count_in_slot(_slot_arg(argv[2]))
+    return session.node.data.keyspace.count_in_slot(slot_arg(argv[2]))
 
 
 def _getkeysinslot(session: "Session", argv: list[bytes]) -> list[bytes]:
-    slot = _slot_arg(argv[2])
+    slot = slot_arg(argv[2])
     count = parse_int(argv[3])
     if count < 0:
         raise CommandError("ERR Invalid number of keys")
@@ -84,10 +77,10 @@ def _getkeysinslot(session: "Session", argv: list[bytes]) -> list[bytes]:
 
 
 _HANDLERS = {
-    b"slots": (2, lambda s, a: cluster_view.cluster_slots(single_node_view(s))),
-    b"shards": (2, lambda s, a: cluster_view.cluster_shards(single_node_view(s))),
-    b"nodes": (2, lambda s, a: cluster_view.cluster_nodes(single_node_view(s))),
-    b"info": (2, lambda s, a: cluster_view.cluster_info(single_node_view(s))),
+    b"slots": (2, lambda s, a: cluster_view.cluster_slots(s.node.cluster_view())),
+    b"shards": (2, lambda s, a: cluster_view.cluster_shards(s.node.cluster_view())),
+    b"nodes": (2, lambda s, a: cluster_view.cluster_nodes(s.node.cluster_view())),
+    b"info": (2, lambda s, a: cluster_view.cluster_info(s.node.cluster_view())),
     b"myid": (2, lambda s, a: s.node.facts.node_id.encode()),
     b"myshardid": (2, lambda s, a: s.node.facts.shard_id.encode()),
     b"keyslot": (3, lambda s, a: key_slot(a[2])),

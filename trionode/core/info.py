@@ -25,7 +25,7 @@ def render_info(session: "Session", wanted: list[str]) -> Verbatim:
     for name in SECTIONS:
         if name not in chosen:
             continue
-        fields = _BUILTIN[name](session) if name in _BUILTIN else shell.get(name, {})
+        fields = {**(_BUILTIN[name](session) if name in _BUILTIN else {}), **shell.get(name, {})}
         lines = [f"# {name.capitalize()}"] + [f"{k}:{_text(v)}" for k, v in fields.items()]
         parts.append("\r\n".join(lines) + "\r\n")
     return Verbatim("\r\n".join(parts))

@@ -22,6 +22,7 @@ from trionode.core.command_spec import CommandSpec
 from trionode.core.data_state import DataState
 from trionode.core.errors import CommandError
 from trionode.core.reply import ErrorReply
+from trionode.core.routing import Routing
 from trionode.core.slots import key_slot
 
 
@@ -49,6 +50,10 @@ class Node:
     facts: NodeFacts
     # Extra INFO sections only the shell can know (persistence, stats, clients).
     shell_info: Callable[[], dict[str, dict[str, Any]]]
+    # Which slots this node serves; replaced by the shell whenever the configuration changes.
+    routing: Routing
+    # The cluster as this node sees it, for CLUSTER SLOTS/SHARDS/NODES/INFO (shell-provided).
+    cluster_view: Callable[[], Any]
 
 
 class Session:
@@ -78,8 +83,10 @@ class Session:
                 # Server replies (INFO, CLUSTER COUNTKEYSINSLOT, even PING) wait for what was
                 # applied before them, as Redis's replies wait for its AOF fsync.
                 return server_commands.run(self, spec, argv), self.node.data.applied_offset
-            if spec.last_key != spec.first_key:
-                _check_one_slot(spec, argv)
+            if spec.first_key > 0:
+                error = self._route(spec, argv)
+                if error is not None:
+                    return ErrorReply(error), 0
             reply, required = self.node.data.execute(spec, argv, self.now_ms)
         except CommandError as e:
             return ErrorReply(str(e)), 0
@@ -88,11 +95,11 @@ class Session:
         return reply, required
 
 
-def _check_one_slot(spec: CommandSpec, argv: list[bytes]) -> None:
-    positions = spec.key_positions(len(argv))
-    if len(positions) < 2:
-        return
-    slot = key_slot(argv[positions[0]])
-    for i in positions[1:]:
-        if key_slot(argv[i]) != slot:
-            raise CommandError(errors.CROSSSLOT)
+    def _route(self, spec: CommandSpec, argv: list[bytes]) -> str | None:
+        """CROSSSLOT, MOVED or CLUSTERDOWN for a keyed command this node must not run; else None."""
+        slot = key_slot(argv[spec.first_key])
+        if spec.last_key != spec.first_key:
+            for i in spec.key_positions(len(argv))[1:]:
+                if key_slot(argv[i]) != slot:
+                    return errors.CROSSSLOT
+        return self.node.routing.error_for(slot)

@@ -59,6 +59,12 @@ async def _fill(stream: trio.abc.ReceiveStream, buf: bytearray) -> bool:
     return bool(data)
 
 
+def _is_addr(addr: Any) -> bool:
+    return (
+        isinstance(addr, list) and len(addr) == 2 and isinstance(addr[0], str) and isinstance(addr[1], int)
+    )
+
+
 def encode_frame(obj: Any) -> bytes:
     payload = cbor2.dumps(obj)
     if len(payload) > limits.bus_frame_bytes_max:
@@ -94,8 +100,10 @@ class Bus:
         cluster_id: Callable[[], str],
         on_message: Callable[[str, dict], None],
         rng: random.Random,
+        advertise: tuple[str, int],
     ) -> None:
         self.node_id = node_id
+        self.advertise = advertise
         self._cluster_id = cluster_id
         self._on_message = on_message
         self._rng = rng
@@ -181,7 +189,11 @@ class Bus:
         if hello.get("to") not in ("", None, self.node_id):
             self.stats.refused += 1
             return None
-        return hello["hello"]
+        peer_id, addr = hello["hello"], hello.get("addr")
+        # A node that dials us may be new (joining): learn where to answer it.
+        if peer_id not in self._peers and peer_id != self.node_id and _is_addr(addr):
+            self.set_peer(peer_id, (addr[0], addr[1]))
+        return peer_id
 
     async def _receive_loop(self, stream: trio.SocketStream, buf: bytearray, peer_id: str) -> None:
         while True:
@@ -209,7 +221,12 @@ class Bus:
         try:
             with trio.fail_after(limits.bus_connect_timeout_ms / 1000):
                 stream = await trio.open_tcp_stream(*peer.addr)
-                hello = {"hello": self.node_id, "cluster": self._cluster_id(), "to": peer.node_id}
+                hello = {
+                    "hello": self.node_id,
+                    "cluster": self._cluster_id(),
+                    "to": peer.node_id,
+                    "addr": list(self.advertise),
+                }
                 await stream.send_all(encode_frame(hello))
                 reply = await read_frame(stream, bytearray())
         except (OSError, trio.TooSlowError, trio.BrokenResourceError, FrameError):

@@ -24,12 +24,18 @@ import trio
 
 from trionode import __version__, limits
 from trionode.config import Config
+from trionode.core import routing
+from trionode.core.cluster.commands import command
+from trionode.core.cluster.view import cluster_view, solo_shard_id, status_dict, unhealthy_reasons
+from trionode.core.cluster_view import ClusterView, NodeView
 from trionode.core.command_spec import CommandSpec
 from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.server_specs import SERVER_COMMANDS
 from trionode.core.session import Node, NodeFacts
 from trionode.io import data_store
+from trionode.io.control import ControlPlane
 from trionode.io.datadir import DataDir
+from trionode.io.raft_store import RaftStore
 from trionode.io.resp_server import serve_listeners
 
 log = logging.getLogger("trionode.node")
@@ -57,10 +63,14 @@ def _command_table() -> dict[bytes, CommandSpec]:
 class NodeRuntime:
     """The shell's view of a running node: what its tasks share."""
 
-    def __init__(self, config: Config, config_file: str, datadir: DataDir, store: data_store.DataStore) -> None:
+    def __init__(
+        self, config: Config, config_file: str, datadir: DataDir, store: data_store.DataStore, control: ControlPlane
+    ) -> None:
         self.config = config
         self.datadir = datadir
+        self.node_id = datadir.node_id
         self.store = store
+        self.control = control
         self.data = store.data
         self.wal = store.wal
         self.stats = Stats()
@@ -78,7 +88,95 @@ class NodeRuntime:
             config_file=config_file,
             version=__version__,
         )
-        self.node = Node(data=self.data, table=_command_table(), facts=facts, shell_info=self.info_sections)
+        self.node = Node(
+            data=self.data,
+            table=_command_table(),
+            facts=facts,
+            shell_info=self.info_sections,
+            routing=routing.not_a_member(),
+            cluster_view=self.cluster_view,
+        )
+        control.on_change(self.refresh_routing)
+        self.refresh_routing()
+
+    # --- the cluster as this node sees it ---------------------------------------
+    def refresh_routing(self) -> None:
+        self.node.routing = routing.from_cluster_state(self.control.state, self.node_id)
+
+    def _health(self) -> dict[str, str]:
+        # Failure detection (gossip) is not built yet: every member is reported online.
+        return {node_id: "online" for node_id in self.control.state.nodes}
+
+    def _offsets(self) -> dict[str, int]:
+        return {self.node_id: self.data.applied_offset}
+
+    def cluster_view(self) -> ClusterView:
+        state = self.control.state
+        if self.node_id not in state.nodes:
+            return self._alone_view()
+        covered = all(owner is not None for owner in state.slot_owners)
+        return cluster_view(state, self.node_id, health=self._health(), offsets=self._offsets(), state_ok=covered)
+
+    def _alone_view(self) -> ClusterView:
+        """What CLUSTER replies show on a node that is not in a cluster yet: itself, owning nothing."""
+        cfg = self.config
+        me = NodeView(
+            id=self.node_id, ip=cfg.bind, port=cfg.port, bus_port=cfg.effective_bus_port, role="primary",
+            primary_id=None, shard_id=solo_shard_id(self.node_id),
+        )
+        return ClusterView(myself_id=self.node_id, current_epoch=0, nodes=(me,), state_ok=False)
+
+    def _raft_roles(self) -> dict[str, str]:
+        control = self.control
+        if control.rawnode is None:
+            return {}
+        conf = control.rawnode.conf
+        roles = {node_id: "follower" for node_id in conf.voters}
+        roles.update({node_id: "learner" for node_id in conf.learners})
+        if control.leader:
+            roles[control.leader] = "leader"
+        if control.role == "candidate":
+            roles[self.node_id] = "candidate"
+        return roles
+
+    def status_report(self) -> dict[str, Any]:
+        control = self.control
+        raft = control.rawnode.status() if control.rawnode is not None else None
+        report = status_dict(
+            control.state, health=self._health(), offsets=self._offsets(), raft_roles=self._raft_roles()
+        )
+        problems = unhealthy_reasons(control.state, self._health())
+        if not control.leader:
+            problems.insert(0, "no Raft leader is known")
+        if not control.state.bootstrapped:
+            problems.insert(0, "this node is not part of a cluster")
+        report.update(
+            cluster_id=control.store.cluster_id or None,
+            node_id=self.node_id,
+            leader_id=control.leader or None,
+            term=raft.term if raft else 0,
+            commit_index=raft.commit if raft else 0,
+            applied_index=control.state.applied_index,
+            healthy=not problems,
+            problems=problems,
+            local={"keys": len(self.data.keyspace), **self.store.info()},
+        )
+        return report
+
+    async def bootstrap(self, with_all_slots: bool = False) -> None:
+        """Form a new cluster around this node (CLUSTER BOOTSTRAP, or the embedded default)."""
+        cfg = self.config
+        await self.control.bootstrap(cfg.bind, cfg.port, cfg.effective_bus_port)
+        if with_all_slots:
+            state = self.control.state
+            shard_id = self.node_id
+            await self.control.submit(
+                command("shard_create", shard_id=shard_id, epoch=state.epoch_max + 1, primary_id=self.node_id)
+            )
+            epoch = self.control.state.shards[shard_id].epoch
+            await self.control.submit(
+                command("slots_assign", shard_id=shard_id, epoch=epoch, slots=[(0, limits.slots_count - 1)])
+            )
 
     @staticmethod
     def clock_ms() -> int:
@@ -112,11 +210,23 @@ class NodeRuntime:
         return {
             "clients": {"connected_clients": self.stats.connected, "maxclients": self.config.clients_max},
             "persistence": self.store.info(),
+            "cluster": self._cluster_info(),
             "stats": {
                 "total_connections_received": self.stats.connections_total,
                 "total_commands_processed": self.stats.commands,
                 "expired_keys": self.stats.expired_keys,
             },
+        }
+
+    def _cluster_info(self) -> dict[str, Any]:
+        control = self.control
+        return {
+            "cluster_id": control.store.cluster_id,
+            "cluster_bus_port": self.config.effective_bus_port,
+            "raft_role": control.role,
+            "raft_leader": control.leader,
+            "raft_term": control.term,
+            "raft_applied": control.state.applied_index,
         }
 
     # --- background tasks -------------------------------------------------
@@ -144,12 +254,19 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
     """Run a node until it is shut down. Raises StartupError for anything that stops it starting."""
     datadir = data_store.open_datadir(config.data_dir)
     try:
-        listeners = await _bind(config)
+        listeners = await _bind(config.bind, config.port, "client")
+        bus_listeners = await _bind(config.bind, config.effective_bus_port, "cluster bus")
         store = data_store.DataStore.recover(datadir.path, config)
-        runtime = NodeRuntime(config, config_file, datadir, store)
+        raft_store = RaftStore.recover(datadir.path)
+        rng = random.Random(int.from_bytes(os.urandom(8), "little"))
+        control = ControlPlane(datadir.node_id, raft_store, (config.bind, config.effective_bus_port), rng)
+        runtime = NodeRuntime(config, config_file, datadir, store, control)
         _log_started(runtime, store)
         async with trio.open_nursery() as nursery:
             await nursery.start(store.wal.run)
+            await nursery.start(control.run, bus_listeners)
+            if config.bootstrap and not raft_store.cluster_id:
+                await runtime.bootstrap(with_all_slots=True)
             serving = trio.CancelScope()
             nursery.start_soon(_serve, runtime, listeners, serving)
             for loop in (runtime.expire_loop, runtime.compact_loop, runtime.signal_loop):
@@ -181,11 +298,11 @@ async def _shut_down(runtime: NodeRuntime, serving: trio.CancelScope) -> None:
     log.info("shutdown complete; final snapshot at offset %d", runtime.data.applied_offset)
 
 
-async def _bind(config: Config) -> list[trio.SocketListener]:
+async def _bind(host: str, port: int, what: str) -> list[trio.SocketListener]:
     try:
-        return await trio.open_tcp_listeners(config.port, host=config.bind)
+        return await trio.open_tcp_listeners(port, host=host)
     except OSError as e:
-        raise StartupError(f"cannot listen on {config.bind}:{config.port}: {e.strerror or e}") from None
+        raise StartupError(f"cannot listen on {host}:{port} ({what} port): {e.strerror or e}") from None
 
 
 def _log_started(runtime: NodeRuntime, store: data_store.DataStore) -> None:

@@ -18,6 +18,7 @@ from trionode.core import errors
 from trionode.core.reply import OK, Action, ErrorReply
 from trionode.core.resp import NEED_DATA, ProtocolError, RequestParser, encode_into
 from trionode.core.session import Session
+from trionode.io import cluster_admin
 
 if TYPE_CHECKING:
     from trionode.io.node import NodeRuntime
@@ -109,6 +110,10 @@ class Connection:
         if action.kind == "quit":
             self._reply(OK, 0)
             raise _Close
+        if action.kind == "cluster":
+            await self._flush()
+            self._reply(await cluster_admin.run(self.runtime, action.args[0]), 0)
+            return
         if action.kind == "wait":
             await self._flush()
             count = await self.runtime.wait_replicas(self.session.last_write_offset, *action.args)

@@ -18,17 +18,17 @@ compared in tests. Node ids are the nodes' 40-hex-digit ids.
 """
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class EntryKind(str, Enum):
+class EntryKind(StrEnum):
     NOOP = "noop"          # appended by every new leader (commits earlier terms' entries)
     NORMAL = "normal"      # a cluster state machine command; ``data`` is its payload
     CONF = "conf"          # a membership change; ``data`` is a ConfChange
 
 
-class ConfChangeKind(str, Enum):
+class ConfChangeKind(StrEnum):
     ADD_LEARNER = "add_learner"
     PROMOTE = "promote"            # learner -> voter
     DEMOTE = "demote"              # voter -> learner
@@ -70,7 +70,7 @@ class HardState:
     commit: int = 0
 
 
-class MsgType(str, Enum):
+class MsgType(StrEnum):
     VOTE = "vote"
     VOTE_RESP = "vote_resp"
     PRE_VOTE = "pre_vote"

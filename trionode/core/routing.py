@@ -1,0 +1,65 @@
+"""Which slots this node serves, and what to tell a client about the others.
+
+Theory of operation. A :class:`Routing` is an immutable table built from the
+applied cluster configuration whenever it changes; sessions consult the
+current one for every keyed command. A slot is served here only if its shard
+is this node's shard and this node is that shard's primary. Otherwise the
+client gets ``MOVED slot host:port`` (the owner's primary), or
+``CLUSTERDOWN`` when nobody owns the slot or the node is not in a cluster.
+The errors are Valkey's, byte for byte, because cluster clients act on them.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from trionode import limits
+
+if TYPE_CHECKING:
+    from trionode.core.cluster.state import ClusterState
+
+CLUSTERDOWN_UNBOUND = "CLUSTERDOWN Hash slot not served"
+CLUSTERDOWN_NOT_MEMBER = "CLUSTERDOWN The cluster is down"
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    # Invariant: len(owners) == slots_count; an owner is a shard id or None.
+    owners: tuple[str | None, ...]
+    my_shard: str | None
+    am_primary: bool
+    primary_addr: Mapping[str, str]    # shard id -> "host:port" of its primary
+    member: bool = True                # False until the node belongs to a cluster
+
+    def error_for(self, slot: int) -> str | None:
+        """None when this node serves ``slot``; otherwise the error line to send."""
+        owner = self.owners[slot]
+        if owner is not None and owner == self.my_shard and self.am_primary:
+            return None
+        if not self.member:
+            return CLUSTERDOWN_NOT_MEMBER
+        if owner is None or owner not in self.primary_addr:
+            return CLUSTERDOWN_UNBOUND
+        return f"MOVED {slot} {self.primary_addr[owner]}"
+
+
+def serve_everything(shard_id: str) -> Routing:
+    """The routing of a node that owns every slot (a one-node cluster)."""
+    return Routing((shard_id,) * limits.slots_count, shard_id, True, {shard_id: ""})
+
+
+def not_a_member() -> Routing:
+    return Routing((None,) * limits.slots_count, None, False, {}, member=False)
+
+
+def from_cluster_state(state: "ClusterState", my_id: str) -> Routing:
+    """The routing a node derives from the applied configuration."""
+    me = state.nodes.get(my_id)
+    if not state.bootstrapped or me is None:
+        return not_a_member()
+    primary_addr = {}
+    for shard_id, shard in state.shards.items():
+        primary = state.nodes.get(shard.primary_id)
+        if primary is not None:
+            primary_addr[shard_id] = f"{primary.host}:{primary.port}"
+    return Routing(tuple(state.slot_owners), me.shard_id, me.role == "primary", primary_addr)

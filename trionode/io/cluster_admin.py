@@ -1,0 +1,139 @@
+"""CLUSTER subcommands that change the cluster: each becomes Raft proposals.
+
+The session validated the arguments' shape; here they become cluster commands
+(``core/cluster/commands.py``) submitted through the control plane, which
+forwards them to the leader and waits until they are applied. The reply is
+OK only once the change is committed and applied; a refusal by the apply
+function comes back as an error with its reason.
+"""
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from trionode.core.cluster.commands import command
+from trionode.core.cluster_commands import slot_arg
+from trionode.core.errors import CommandError
+from trionode.core.raft.messages import ConfChange, ConfChangeKind
+from trionode.core.reply import OK, ErrorReply
+from trionode.io.control import ProposalError
+from trionode.io.resp_client import RemoteError, call_once
+
+if TYPE_CHECKING:
+    from trionode.io.node import NodeRuntime
+
+
+async def run(runtime: "NodeRuntime", argv: list[bytes]) -> Any:
+    handler = _HANDLERS[argv[0]]
+    try:
+        return await handler(runtime, argv[1:])
+    except (ProposalError, CommandError) as e:
+        return ErrorReply(str(e))
+    except RemoteError as e:
+        return ErrorReply(f"ERR {e}")
+
+
+async def _bootstrap(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    await runtime.bootstrap()
+    return OK
+
+
+async def _meet(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    host = args[0].decode()
+    port = _port(args[1])
+    node_id = (await call_once(host, port, "CLUSTER", "MYID")).decode()
+    bus_port = _port(args[2]) if len(args) > 2 else await _remote_bus_port(host, port)
+    control = runtime.control
+    if node_id not in control.state.nodes:
+        await control.submit(command("node_join", node_id=node_id, host=host, port=port, bus_port=bus_port))
+    if node_id not in control.conf_members():
+        await control.submit(change=ConfChange(ConfChangeKind.ADD_LEARNER, node_id))
+    return OK
+
+
+async def _remote_bus_port(host: str, port: int) -> int:
+    info = (await call_once(host, port, "INFO", "cluster")).decode()
+    for line in info.splitlines():
+        if line.startswith("cluster_bus_port:"):
+            return int(line.split(":", 1)[1])
+    raise CommandError(f"ERR {host}:{port} did not report its cluster bus port")
+
+
+async def _forget(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    node_id = args[0].decode()
+    control = runtime.control
+    if node_id == runtime.node_id:
+        raise CommandError("ERR I tried hard but I can't forget myself...")
+    if node_id not in control.state.nodes:
+        raise CommandError(f"ERR Unknown node {node_id}")
+    if node_id in control.conf_members():
+        await control.submit(change=ConfChange(ConfChangeKind.REMOVE, node_id))
+    await control.submit(command("node_forget", node_id=node_id))
+    return OK
+
+
+async def _addslots(runtime: "NodeRuntime", args: list[bytes], ranges: list[tuple[int, int]]) -> Any:
+    control = runtime.control
+    me = control.state.nodes.get(runtime.node_id)
+    if me is None:
+        raise CommandError("CLUSTERDOWN this node is not part of a cluster yet")
+    if me.role == "replica":
+        raise CommandError("ERR a replica cannot own slots")
+    if me.shard_id is None:
+        shard_id = os.urandom(20).hex()
+        epoch = control.state.epoch_max + 1
+        await control.submit(command("shard_create", shard_id=shard_id, epoch=epoch, primary_id=runtime.node_id))
+    shard = control.state.shards[control.state.nodes[runtime.node_id].shard_id]
+    await control.submit(command("slots_assign", shard_id=shard.id, epoch=shard.epoch, slots=ranges))
+    return OK
+
+
+async def _addslots_list(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    return await _addslots(runtime, args, [(s, s) for s in (slot_arg(a) for a in args)])
+
+
+async def _addslotsrange(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    if len(args) % 2:
+        raise CommandError("ERR wrong number of arguments for 'cluster|addslotsrange' command")
+    ranges = [(slot_arg(args[i]), slot_arg(args[i + 1])) for i in range(0, len(args), 2)]
+    if any(start > end for start, end in ranges):
+        raise CommandError("ERR start slot number is greater than end slot number")
+    return await _addslots(runtime, args, ranges)
+
+
+async def _replicate(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    state = runtime.control.state
+    primary = state.nodes.get(args[0].decode())
+    if primary is None:
+        raise CommandError(f"ERR Unknown node {args[0].decode('utf-8', 'replace')}")
+    if primary.role != "primary":
+        raise CommandError("ERR I can only replicate a master, not a replica.")
+    shard = state.shards[primary.shard_id]
+    attach = command("replica_attach", shard_id=shard.id, epoch=shard.epoch, node_id=runtime.node_id)
+    await runtime.control.submit(attach)
+    return OK
+
+
+async def _status(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    return json.dumps(runtime.status_report(), sort_keys=True).encode()
+
+
+def _port(raw: bytes) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise CommandError(f"ERR Invalid base port specified: {raw.decode('utf-8', 'replace')}") from None
+    if not 0 < port < 65536:
+        raise CommandError(f"ERR Invalid base port specified: {port}")
+    return port
+
+
+_HANDLERS = {
+    b"bootstrap": _bootstrap,
+    b"meet": _meet,
+    b"forget": _forget,
+    b"addslots": _addslots_list,
+    b"addslotsrange": _addslotsrange,
+    b"replicate": _replicate,
+    b"status": _status,
+}

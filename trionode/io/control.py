@@ -1,0 +1,387 @@
+"""The control plane's shell: drives the Raft core and applies the cluster state.
+
+One task owns the Raft core. It wakes on a tick, a bus message or a proposal,
+feeds them to the core, and then handles every Ready in the order the
+contract demands (``core/raft/messages.py``): persist (and fsync when
+``must_sync``), then send, then apply, then advance. Because only this task
+touches the core, nothing can observe a vote, an ACK or an applied entry that
+is not already durable.
+
+Operator commands (bootstrap, MEET, ADDSLOTS, REPLICATE, FORGET) become
+proposals on the leader; :meth:`ControlPlane.propose` waits until the entry is
+applied and returns the state machine's verdict. On a follower they fail with
+a NOTLEADER error naming the leader, which the CLI follows.
+
+The leader also runs the membership manager: learners that have caught up are
+promoted, one single-server change at a time, until ``raft_voters_max``.
+"""
+
+import logging
+import os
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from trionode import limits
+from trionode.core.cluster import commands as cluster_commands
+from trionode.core.cluster import snapshot as cluster_snapshot
+from trionode.core.cluster.state import ClusterState
+from trionode.core.raft.messages import ConfChange, ConfChangeKind, Entry, EntryKind, Ready, Snapshot
+from trionode.core.raft.rawnode import ConfChangeRefused, NotLeader, RaftConfig, RawNode
+from trionode.core.raft.wire import WireError, from_wire, to_wire
+from trionode.io import logs
+from trionode.io.bus import Bus
+from trionode.io.raft_store import RaftStore
+
+log = logging.getLogger("trionode.control")
+
+
+class ProposalError(Exception):
+    """A proposal was not applied; the message is a Redis-style error line."""
+
+
+@dataclass(slots=True)
+class _Waiter:
+    data: Any
+    done: trio.Event
+    result: Any = None
+
+
+class ControlPlane:
+    def __init__(self, node_id: str, store: RaftStore, bus_addr: tuple[str, int], rng: random.Random) -> None:
+        self.node_id = node_id
+        self.store = store
+        self.rng = rng
+        self.state = _state_from_snapshot(store.snapshot)
+        self.bus = Bus(node_id, lambda: self.store.cluster_id, self._on_bus_message, rng, bus_addr)
+        self.rawnode: RawNode | None = self._make_rawnode() if store.cluster_id else None
+        self._inbox: deque[Any] = deque()
+        self._ticks = 0
+        self._wake = trio.Event()
+        self._waiters: dict[int, _Waiter] = {}
+        self._forwarded: dict[int, _Waiter] = {}   # Invariant: len <= forwarded_max
+        self._next_request = 0
+        self._nursery: trio.Nursery | None = None
+        self._listeners: list[Callable[[], None]] = []
+        self._applied_since_compaction = 0
+        self.leader = ""
+        self.role = "none"
+        self._sync_peers()
+
+    def _make_rawnode(self) -> RawNode:
+        config = RaftConfig(
+            node_id=self.node_id,
+            election_ticks=limits.raft_election_ticks,
+            heartbeat_ticks=limits.raft_heartbeat_ticks,
+            voters_max=limits.raft_voters_max,
+        )
+        s = self.store
+        return RawNode(config, self.rng, hard_state=s.hard_state, snapshot=s.snapshot, entries=s.entries)
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` after every applied change of the cluster state."""
+        self._listeners.append(callback)
+
+    # --- inputs -------------------------------------------------------------
+    def _on_bus_message(self, peer_id: str, payload: dict) -> None:
+        kind = payload.get("k")
+        if kind == "fwd" and self._nursery is not None:
+            self._nursery.start_soon(self._serve_forwarded, peer_id, payload)
+            return
+        if kind == "fwd_reply":
+            self._forwarded_reply(payload)
+            return
+        if kind != "raft":
+            return
+        if len(self._inbox) >= limits.raft_inbox_msgs_max:
+            return  # dropped: Raft will retransmit
+        self._inbox.append(payload)
+        self._wake.set()
+
+    async def _ticker(self) -> None:
+        while True:
+            await trio.sleep(limits.raft_tick_ms / 1000)
+            self._ticks += 1
+            self._wake.set()
+
+    async def run(self, listeners: list[trio.SocketListener], *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self.store.wal.run)
+            await nursery.start(self.bus.run, listeners)
+            nursery.start_soon(self._ticker)
+            await self._step_and_handle()  # apply what the log already holds before serving
+            task_status.started()
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                await self._step_and_handle()
+
+    async def _step_and_handle(self) -> None:
+        node = self.rawnode
+        if node is None:
+            await self._maybe_adopt()
+            return
+        ticks, self._ticks = self._ticks, 0
+        for _ in range(ticks):
+            node.tick()
+        if self._is_sole_voter() and node.role not in ("leader", "candidate"):
+            node.campaign()  # a one-voter group has nobody to wait for
+        while self._inbox:
+            self._step_one(self._inbox.popleft())
+        while node.has_ready():
+            await self._handle_ready(node.ready())
+        if node.is_leader:
+            self._manage_membership()
+            while node.has_ready():
+                await self._handle_ready(node.ready())
+        await self._maybe_compact()
+
+    def _step_one(self, payload: dict) -> None:
+        try:
+            msg = from_wire(payload.get("m"))
+        except WireError as e:
+            log.warning("dropping a malformed Raft message: %s", e)
+            return
+        if msg.to == self.node_id:
+            self.rawnode.step(msg)
+
+    async def _maybe_adopt(self) -> None:
+        """An unbootstrapped node joins the cluster whose leader first sends it Raft traffic."""
+        while self._inbox:
+            payload = self._inbox.popleft()
+            cluster_id = payload.get("cluster")
+            if isinstance(cluster_id, str) and cluster_id:
+                log.info("joining cluster %s (contacted by its leader)", cluster_id)
+                await self.store.set_cluster_id(cluster_id)
+                self.rawnode = self._make_rawnode()
+                self._step_one(payload)
+                await self._step_and_handle()
+                return
+
+    # --- the Ready contract ---------------------------------------------------
+    async def _handle_ready(self, ready: Ready) -> None:
+        node = self.rawnode
+        if ready.soft_state is not None:
+            self._note_soft_state(ready)
+        if ready.snapshot is not None and ready.snapshot.index > self.store.snapshot.index:
+            await self.store.persist_snapshot(ready.snapshot)
+        seq = self.store.append_ready(ready)
+        if ready.must_sync and seq:
+            await self.store.wal.wait_durable(seq)  # 1. persist before anything leaves
+        cluster_id = self.store.cluster_id
+        for msg in ready.messages:  # 2. send
+            self.bus.send(msg.to, {"k": "raft", "cluster": cluster_id, "m": to_wire(msg)})
+        if ready.snapshot is not None:
+            self._install_snapshot(ready.snapshot)
+        for entry in ready.committed:  # 3. apply
+            self._apply(entry)
+        node.advance(ready)  # 4. advance
+        if ready.committed or ready.snapshot is not None:
+            self._changed()
+
+    def _note_soft_state(self, ready: Ready) -> None:
+        soft = ready.soft_state
+        if soft.leader != self.leader or soft.role != self.role:
+            log.info("raft: role %s, leader %s (term %d)", soft.role, soft.leader[:12] or "unknown", self.term)
+        self.leader, self.role = soft.leader, soft.role
+        logs.set_term(self.term)
+        if soft.role != "leader":
+            self._fail_waiters("ERR leadership changed before the command was applied; retry")
+
+    def _apply(self, entry: Entry) -> None:
+        result = None
+        if entry.kind == EntryKind.NORMAL:
+            result = cluster_commands.apply(self.state, entry.index, entry.data)
+            if not result.ok:
+                log.info("cluster config entry %d rejected: %s", entry.index, result.reason)
+        else:
+            # No-op and membership entries change Raft, not the configuration; they still count as applied.
+            self.state.applied_index = entry.index
+        self._applied_since_compaction += 1
+        waiter = self._waiters.pop(entry.index, None)
+        if waiter is not None:
+            waiter.result = result if entry.data == waiter.data else ProposalError("ERR proposal was lost")
+            waiter.done.set()
+
+    def _install_snapshot(self, snapshot: Snapshot) -> None:
+        self.state = _state_from_snapshot(snapshot)
+        log.info("installed control-plane snapshot at index %d", snapshot.index)
+
+    def _changed(self) -> None:
+        self._sync_peers()
+        for callback in self._listeners:
+            callback()
+
+    def _sync_peers(self) -> None:
+        for node in self.state.nodes.values():
+            if node.id != self.node_id:
+                self.bus.set_peer(node.id, (node.host, node.bus_port))
+
+    async def _maybe_compact(self) -> None:
+        node = self.rawnode
+        if node is None or self._applied_since_compaction < limits.raft_compact_entries_min:
+            return
+        applied = node.status().applied
+        snap = node.compact(applied, cluster_snapshot.to_snapshot(self.state))
+        await self.store.compact_to(snap)
+        self._applied_since_compaction = 0
+
+    # --- proposals ------------------------------------------------------------
+    @property
+    def term(self) -> int:
+        return self.rawnode.term if self.rawnode is not None else 0
+
+    def conf_members(self) -> set[str]:
+        """Raft voters and learners, as this node's core knows them."""
+        if self.rawnode is None:
+            return set()
+        conf = self.rawnode.conf
+        return set(conf.voters) | set(conf.learners)
+
+    def _is_sole_voter(self) -> bool:
+        conf = self.rawnode.conf
+        return conf.voters == (self.node_id,)
+
+    def not_leader_error(self) -> ProposalError:
+        leader = self.state.nodes.get(self.leader)
+        where = f"{leader.host}:{leader.port}" if leader is not None else "unknown"
+        return ProposalError(f"NOTLEADER this node is not the Raft leader; the leader is {where}")
+
+    async def propose(self, command: dict) -> Any:
+        """Propose a cluster command on the leader and wait for the verdict of its apply."""
+        if self.rawnode is None:
+            raise ProposalError("CLUSTERDOWN this node is not part of a cluster yet")
+        try:
+            index = self.rawnode.propose(command)
+        except NotLeader:
+            raise self.not_leader_error() from None
+        result = await self._wait_applied(index, command)
+        if not result.ok:
+            raise ProposalError(f"ERR {result.reason}")
+        return result
+
+    async def propose_conf_change(self, change: ConfChange) -> None:
+        if self.rawnode is None:
+            raise ProposalError("CLUSTERDOWN this node is not part of a cluster yet")
+        try:
+            index = self.rawnode.propose_conf_change(change)
+        except NotLeader:
+            raise self.not_leader_error() from None
+        except ConfChangeRefused as e:
+            raise ProposalError(f"ERR {e}") from None
+        await self._wait_applied(index, change)
+
+    # --- forwarding: any node accepts operator commands -------------------------
+    async def submit(self, command: dict | None = None, change: ConfChange | None = None) -> None:
+        """Apply a cluster command or a membership change, through the leader wherever it is."""
+        assert (command is None) != (change is None)
+        if self.rawnode is not None and self.rawnode.is_leader:
+            await (self.propose(command) if command is not None else self.propose_conf_change(change))
+            return
+        if not self.leader or self.leader == self.node_id:
+            raise ProposalError("CLUSTERDOWN no Raft leader is known; retry shortly")
+        if len(self._forwarded) >= limits.raft_forwarded_max:
+            raise ProposalError("BUSY too many cluster commands in flight; retry shortly")
+        self._next_request += 1
+        request = self._next_request
+        waiter = _Waiter(None, trio.Event())
+        self._forwarded[request] = waiter
+        body = {"cmd": command} if command is not None else {"conf": [change.kind.value, change.node_id]}
+        self.bus.send(self.leader, {"k": "fwd", "id": request, **body})
+        with trio.move_on_after(limits.raft_proposal_timeout_ms / 1000):
+            await waiter.done.wait()
+        self._forwarded.pop(request, None)
+        if not waiter.done.is_set():
+            raise ProposalError("TRYAGAIN the leader did not answer in time; the outcome is unknown")
+        if waiter.result:
+            raise ProposalError(waiter.result)
+
+    async def _serve_forwarded(self, peer_id: str, payload: dict) -> None:
+        error = ""
+        try:
+            if "cmd" in payload and isinstance(payload["cmd"], dict):
+                await self.propose(payload["cmd"])
+            elif isinstance(payload.get("conf"), list) and len(payload["conf"]) == 2:
+                kind, node_id = payload["conf"]
+                await self.propose_conf_change(ConfChange(ConfChangeKind(kind), node_id))
+            else:
+                error = "ERR malformed forwarded command"
+        except ProposalError as e:
+            error = str(e)
+        except ValueError:
+            error = "ERR malformed forwarded membership change"
+        self.bus.send(peer_id, {"k": "fwd_reply", "id": payload.get("id"), "error": error})
+
+    def _forwarded_reply(self, payload: dict) -> None:
+        waiter = self._forwarded.get(payload.get("id"))
+        if waiter is not None:
+            waiter.result = str(payload.get("error", ""))
+            waiter.done.set()
+
+    async def _wait_applied(self, index: int, data: Any) -> Any:
+        waiter = _Waiter(data, trio.Event())
+        self._waiters[index] = waiter
+        self._wake.set()
+        with trio.move_on_after(limits.raft_proposal_timeout_ms / 1000):
+            await waiter.done.wait()
+        if not waiter.done.is_set():
+            self._waiters.pop(index, None)
+            raise ProposalError("TRYAGAIN the command was not applied in time; its outcome is unknown")
+        if isinstance(waiter.result, ProposalError):
+            raise waiter.result
+        return waiter.result
+
+    def _fail_waiters(self, message: str) -> None:
+        for waiter in self._waiters.values():
+            waiter.result = ProposalError(message)
+            waiter.done.set()
+        self._waiters.clear()
+
+    # --- bootstrap and membership ---------------------------------------------
+    async def bootstrap(self, host: str, port: int, bus_port: int) -> None:
+        """Form a new one-voter cluster with this node as its only member."""
+        if self.store.cluster_id:
+            raise ProposalError("ERR this node already belongs to a cluster")
+        await self.store.set_cluster_id(os.urandom(20).hex())
+        self.store.snapshot = Snapshot(conf=_conf_of(self.node_id))
+        self.rawnode = self._make_rawnode()
+        await self._step_and_handle()
+        await self.propose(
+            cluster_commands.command(
+                "bootstrap", cluster_id=self.store.cluster_id, node_id=self.node_id, host=host, port=port,
+                bus_port=bus_port,
+            )
+        )
+        log.info("bootstrapped cluster %s", self.store.cluster_id)
+
+    def _manage_membership(self) -> None:
+        """Promote caught-up learners while there is room for voters (one change at a time)."""
+        node = self.rawnode
+        conf = node.conf
+        if len(conf.voters) >= limits.raft_voters_max:
+            return
+        for learner in conf.learners:
+            if node.caught_up(learner):
+                try:
+                    node.propose_conf_change(ConfChange(ConfChangeKind.PROMOTE, learner))
+                    log.info("promoting caught-up learner %s to voter", learner[:12])
+                except (ConfChangeRefused, NotLeader):
+                    pass
+                return
+
+
+def _conf_of(node_id: str) -> Any:
+    from trionode.core.raft.messages import ConfState
+
+    return ConfState(voters=(node_id,))
+
+
+def _state_from_snapshot(snapshot: Snapshot) -> ClusterState:
+    if snapshot.data is None:
+        return ClusterState()
+    return cluster_snapshot.from_snapshot(snapshot.data)
