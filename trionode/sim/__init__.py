@@ -1,0 +1,22 @@
+"""Deterministic simulation of the Raft control plane (DESIGN §8.2).
+
+Theory of operation
+-------------------
+``trionode sim --seed N --steps M`` runs K Raft cores and their cluster state
+machines in one process, in a plain loop (not trio: trio's scheduler is
+randomised on purpose). Everything the cores touch is simulated here:
+
+* ``clock``      -- simulated time (one step = one tick) and seeded per-subsystem randomness;
+* ``network``    -- delay, loss, reordering, duplication, symmetric and one-way partitions;
+* ``disk``       -- per-node files with unsynced bytes, torn tails at a crash, injected corruption;
+* ``node``       -- one node: RawNode + state machine + disk, following persist -> send -> apply -> advance;
+* ``nemesis``    -- the faults and the workload: crashes, restarts, partitions, membership, proposals;
+* ``invariants`` -- incremental safety checks over everything every node has ever done;
+* ``runner``     -- the step loop, coverage counters and the report.
+
+Every random choice comes from ``random.Random`` instances derived from the
+seed by name, nothing iterates a set or dict in hash order, and no string is
+hashed with ``hash()``; so one seed prints byte-identical output on every run,
+whatever ``PYTHONHASHSEED`` is. Wall-clock time is read only by the CLI, to
+print steps per second on stderr.
+"""
