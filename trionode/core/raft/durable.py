@@ -3,10 +3,11 @@
 Theory of operation. Each Ready becomes a list of plain, CBOR-friendly dicts
 to append to the Raft WAL, in this order:
 
-- ``{"t": "trunc", "from": i}`` before any entries (and before nothing else
-  when a snapshot was installed, with ``i = snapshot.index + 1``): replay
-  drops every entry at or after ``i``. Emitting it for every batch is cheap
-  and makes replay right whether or not the batch replaced a suffix.
+- ``{"t": "snapmark", "i", "term"}`` when the Ready installs a snapshot: the
+  log was replaced, so replay drops every entry above ``i``;
+- ``{"t": "trunc", "from": i}`` before any entries: replay drops every entry
+  at or after ``i``. Emitting it for every batch is cheap and makes replay
+  right whether or not the batch replaced a suffix.
 - ``{"t": "ent", "i", "term", "k", "d"}`` per entry;
 - ``{"t": "hs", "term", "vote", "commit"}`` when the hard state changed.
 
@@ -14,7 +15,11 @@ A received snapshot is written by the shell as a snapshot file *before* the
 Ready's WAL records (``snapshot_record`` / ``snapshot_from_record`` give its
 plain-dict form). :func:`replay` rebuilds what the core needs to restart from
 the latest snapshot and the WAL: entries at or below the snapshot's index are
-covered by it and skipped; the result is asserted contiguous.
+covered by it and skipped; the result is asserted contiguous. Should the
+shell crash after writing a received snapshot's file but before its
+``snapmark``, the WAL still holds the replaced log; replay notices that the
+WAL's entry at ``snapshot.index`` has another term and drops what followed
+it, so a replaced suffix never comes back.
 
 Payload encoding: a CONF entry's ``ConfChange`` becomes a small dict; other
 payloads pass through (they must already be CBOR-friendly).
@@ -89,7 +94,7 @@ def records_for(ready: Ready) -> list[dict]:
     records: list[dict] = []
     if ready.snapshot is not None:
         # Entries past the snapshot in the WAL belong to a log the snapshot replaced.
-        records.append({"t": "trunc", "from": ready.snapshot.index + 1})
+        records.append({"t": "snapmark", "i": ready.snapshot.index, "term": ready.snapshot.term})
     if ready.entries:
         records.append({"t": "trunc", "from": ready.entries[0].index})
         records.extend(entry_to_record(e) for e in ready.entries)
@@ -103,26 +108,44 @@ def replay(snapshot: Snapshot, records: Iterable[dict]) -> RestoredRaft:
     """Rebuild the durable Raft state from the latest snapshot and the WAL records after it."""
     hard_state = HardState()
     entries: list[Entry] = []  # Invariant: contiguous, all above snapshot.index
+    # The term of the WAL's entry at snapshot.index under the retained entries (None: not seen).
+    base_term: int | None = None
     for rec in records:
         kind = rec["t"]
         if kind == "hs":
             hard_state = HardState(rec["term"], rec["vote"], rec["commit"])
-        elif kind == "trunc":
-            while entries and entries[-1].index >= rec["from"]:
+        elif kind in ("trunc", "snapmark"):
+            cut = rec["from"] if kind == "trunc" else rec["i"] + 1
+            while entries and entries[-1].index >= cut:
                 entries.pop()
+            if cut <= snapshot.index:
+                base_term = None
+            if kind == "snapmark" and rec["i"] == snapshot.index:
+                base_term = rec["term"]
         elif kind == "ent":
-            e = entry_from_record(rec)
-            if e.index <= snapshot.index:
-                continue
-            expected = entries[-1].index + 1 if entries else snapshot.index + 1
-            assert e.index == expected, f"WAL entry {e.index} where {expected} was expected"
-            entries.append(e)
+            base_term = _replay_entry(snapshot, entries, entry_from_record(rec), base_term)
         else:
             raise AssertionError(f"unknown Raft WAL record type {kind!r}")
-    if hard_state.term < snapshot.term:
-        hard_state = HardState(snapshot.term, "", hard_state.commit)
-    commit = max(hard_state.commit, snapshot.index)
+    if base_term is not None and base_term != snapshot.term:
+        entries = []  # they extended a log that the snapshot replaced
+    return RestoredRaft(_restored_hard_state(hard_state, snapshot, len(entries)), snapshot, tuple(entries))
+
+
+def _replay_entry(snapshot: Snapshot, entries: list[Entry], e: Entry, base_term: int | None) -> int | None:
+    if e.index < snapshot.index:
+        return base_term
+    if e.index == snapshot.index:
+        return e.term
+    expected = entries[-1].index + 1 if entries else snapshot.index + 1
+    assert e.index == expected, f"WAL entry {e.index} where {expected} was expected"
+    entries.append(e)
+    return base_term
+
+
+def _restored_hard_state(hs: HardState, snapshot: Snapshot, entries_count: int) -> HardState:
+    if hs.term < snapshot.term:
+        hs = HardState(snapshot.term, "", hs.commit)
+    commit = max(hs.commit, snapshot.index)
     # Hard state is appended after the entries of its Ready, so a torn tail cannot keep it without them.
-    assert commit <= snapshot.index + len(entries), f"commit {commit} beyond the recovered log"
-    hard_state = HardState(hard_state.term, hard_state.vote, commit)
-    return RestoredRaft(hard_state, snapshot, tuple(entries))
+    assert commit <= snapshot.index + entries_count, f"commit {commit} beyond the recovered log"
+    return HardState(hs.term, hs.vote, commit)

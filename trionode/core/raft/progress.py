@@ -58,6 +58,12 @@ class Progress:
         self._reset_state(ProgressState.PROBE)
         assert self.match < self.next
 
+    def restart_probe(self, match: int, next_index: int) -> None:
+        """A new term: start over from what we hold ourselves (``next_index``), knowing ``match``."""
+        assert 0 <= match < next_index
+        self.match, self.next = match, next_index
+        self._reset_state(ProgressState.PROBE)
+
     def become_replicate(self) -> None:
         self.next = self.match + 1
         self._reset_state(ProgressState.REPLICATE)

@@ -258,14 +258,24 @@ class Raft:
         """A CONF entry at ``index`` was applied: switch membership (idempotent per index)."""
         if index <= self.conf_history[-1][0]:
             return  # already in force (restart pre-applies committed changes)
+        before = membership.members(self.tracker.conf)
         conf = membership.apply_change(self.tracker.conf, cc)
         self.conf_history.append((index, conf))
         self.tracker.set_conf(conf, self.log.last_index())
         if self.role is Role.LEADER and not self.promotable():
             self.become_follower(self.term, "")  # a leader that is no longer a voter steps down
+        elif self.role is Role.LEADER:
+            self._after_conf_change(membership.members(conf) - before)
         if self.lead_transferee and self.lead_transferee not in conf.voters:
             self.lead_transferee = ""
         assert self.conf_history[-1][1] == self.tracker.conf
+
+    def _after_conf_change(self, joined: set[str]) -> None:
+        # A smaller quorum may commit at once; a new member starts probing now, not at the next heartbeat.
+        if replication.maybe_commit(self):
+            replication.bcast_append(self)
+        for node_id in sorted(joined):
+            replication.send_append(self, node_id, send_if_empty=True)
 
     def compact_conf_history(self, index: int) -> None:
         keep = [h for h in self.conf_history if h[0] > index]

@@ -144,7 +144,9 @@ def step_leader(r: "Raft", m: Message) -> None:
         if pr.state is ProgressState.REPLICATE and pr.inflights.full():
             pr.inflights.free_first_one()  # an ACK may have been lost; let the stream move
         if pr.match < r.log.last_index():
-            send_append(r, m.frm)
+            # Even with nothing new to send: an empty APP lets a follower that lost
+            # pipelined messages reject it, which sends us back to probing.
+            send_append(r, m.frm, send_if_empty=True)
 
 
 def _handle_reject(r: "Raft", m: Message, pr: "Progress") -> None:
@@ -155,6 +157,7 @@ def _handle_reject(r: "Raft", m: Message, pr: "Progress") -> None:
 
 
 def _handle_ack(r: "Raft", m: Message, pr: "Progress") -> None:
+    was_paused = pr.is_paused()
     if not pr.maybe_update(m.index):
         return
     if pr.state is ProgressState.PROBE:
@@ -166,7 +169,8 @@ def _handle_ack(r: "Raft", m: Message, pr: "Progress") -> None:
     if maybe_commit(r):
         bcast_append(r)
     else:
-        send_append(r, m.frm)
+        # A follower that was paused may have missed a commit index we sent others meanwhile.
+        send_append(r, m.frm, send_if_empty=was_paused)
     if m.frm == r.lead_transferee and pr.match == r.log.last_index():
         r.send(Message(MsgType.TIMEOUT_NOW, r.id, m.frm, r.term))
 

@@ -42,9 +42,7 @@ class ProgressTracker:
     def reset_progress(self, last_index: int, self_id: str) -> None:
         """A new term: forget everything learnt about followers; this node holds its whole log."""
         for node_id, pr in self.progress.items():
-            pr.match = last_index if node_id == self_id else 0
-            pr.next = last_index + 1
-            pr.become_probe()
+            pr.restart_probe(last_index if node_id == self_id else 0, last_index + 1)
             pr.recent_active = node_id == self_id
         assert all(pr.next == last_index + 1 for pr in self.progress.values())
 
