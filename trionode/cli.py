@@ -152,6 +152,8 @@ def _call(addr: str, *args: str | int) -> Any:
             return client.call(*args)
         except ReplyError as e:
             _fail(f"{addr} refused {' '.join(str(a) for a in args[:2])}: {e}")
+        except OSError as e:
+            _fail(f"{addr} failed during {' '.join(str(a) for a in args[:2])}: {e}")
 
 
 def _cluster_id(addr: str) -> str:
@@ -209,13 +211,19 @@ def cluster_create(addrs: tuple[str, ...], replicas: int, yes: bool) -> None:
         host, port = parse_addr(addr)
         _call(seed, "CLUSTER", "MEET", host, port)
     cluster_id = _cluster_id(seed)
-    _wait_for("every node to join", lambda: all(_cluster_id(a) == cluster_id for a in addrs))
+    _wait_for("every node to join", lambda: all(_knows(a, ids.values()) for a in addrs))
     for addr, (a, b) in zip(primaries, slots, strict=True):
         _call(addr, "CLUSTER", "ADDSLOTSRANGE", a, b)
     for replica, primary in attach:
         _call(replica, "CLUSTER", "REPLICATE", ids[primary])
     _wait_for("every node to see all slots served", lambda: all(_covered(a) for a in addrs))
     click.echo(f"cluster {cluster_id} created: {len(primaries)} shards, {len(addrs)} nodes")
+
+
+def _knows(addr: str, node_ids: Any) -> bool:
+    """``addr`` has applied the membership of every node in ``node_ids``."""
+    listed = {line.split(" ", 1)[0] for line in _call(addr, "CLUSTER", "NODES").decode().splitlines()}
+    return set(node_ids) <= listed and bool(_cluster_id(addr))
 
 
 def _covered(addr: str) -> bool:
@@ -230,7 +238,8 @@ def cluster_add_node(new_addr: str, existing_addr: str) -> None:
     host, port = parse_addr(new_addr)
     _call(existing_addr, "CLUSTER", "MEET", host, port)
     cluster_id = _cluster_id(existing_addr)
-    _wait_for(f"{new_addr} to join", lambda: _cluster_id(new_addr) == cluster_id)
+    new_id = _call(new_addr, "CLUSTER", "MYID").decode()
+    _wait_for(f"{new_addr} to join", lambda: _cluster_id(new_addr) == cluster_id and _knows(new_addr, [new_id]))
     click.echo(f"{new_addr} joined cluster {cluster_id}")
 
 
@@ -241,3 +250,19 @@ def cluster_del_node(existing_addr: str, node_id: str) -> None:
     """Remove node NODE_ID (it must hold no slots and no shard role) from the cluster."""
     _call(existing_addr, "CLUSTER", "FORGET", node_id)
     click.echo(f"node {node_id} removed")
+
+
+@main.command()
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of one run.")
+@click.option("--seeds", help="A seed range A..B (inclusive): one line per seed, then totals.")
+@click.option("--steps", type=click.IntRange(min=0), default=2000, show_default=True, help="Steps (ticks) per run.")
+@click.option("--nodes", type=click.IntRange(1, 5), default=3, show_default=True, help="Target Raft voters.")
+def sim(seed: int, seeds: str | None, steps: int, nodes: int) -> None:
+    """Deterministic simulation of the Raft control plane; every failure prints its seed."""
+    from trionode.sim import command
+
+    try:
+        code = command.main(seed, seeds, steps, nodes, click.echo, lambda line: click.echo(line, err=True))
+    except ValueError as exc:
+        _fail(str(exc))
+    sys.exit(code)

@@ -66,6 +66,7 @@ class ControlPlane:
         self._forwarded: dict[int, _Waiter] = {}   # Invariant: len <= forwarded_max
         self._next_request = 0
         self._nursery: trio.Nursery | None = None
+        self._applied = trio.Event()  # set (and replaced) whenever entries are applied
         self._listeners: list[Callable[[], None]] = []
         self._applied_since_compaction = 0
         self.leader = ""
@@ -183,6 +184,8 @@ class ControlPlane:
         node.advance(ready)  # 4. advance
         if ready.committed or ready.snapshot is not None:
             self._changed()
+            self._applied.set()
+            self._applied = trio.Event()
 
     def _note_soft_state(self, ready: Ready) -> None:
         soft = ready.soft_state
@@ -263,9 +266,9 @@ class ControlPlane:
         result = await self._wait_applied(index, command)
         if not result.ok:
             raise ProposalError(f"ERR {result.reason}")
-        return result
+        return index
 
-    async def propose_conf_change(self, change: ConfChange) -> None:
+    async def propose_conf_change(self, change: ConfChange) -> int:
         if self.rawnode is None:
             raise ProposalError("CLUSTERDOWN this node is not part of a cluster yet")
         try:
@@ -275,6 +278,7 @@ class ControlPlane:
         except ConfChangeRefused as e:
             raise ProposalError(f"ERR {e}") from None
         await self._wait_applied(index, change)
+        return index
 
     # --- forwarding: any node accepts operator commands -------------------------
     async def submit(self, command: dict | None = None, change: ConfChange | None = None) -> None:
@@ -298,29 +302,40 @@ class ControlPlane:
         self._forwarded.pop(request, None)
         if not waiter.done.is_set():
             raise ProposalError("TRYAGAIN the leader did not answer in time; the outcome is unknown")
-        if waiter.result:
-            raise ProposalError(waiter.result)
+        error, index = waiter.result
+        if error:
+            raise ProposalError(error)
+        await self._wait_applied_here(index)
+
+    async def _wait_applied_here(self, index: int) -> None:
+        """Return once this node has applied ``index`` too, so the caller reads its own change."""
+        with trio.move_on_after(limits.raft_proposal_timeout_ms / 1000):
+            while self.state.applied_index < index:
+                await self._applied.wait()
+            return
+        raise ProposalError("TRYAGAIN the change was applied by the leader but not yet here; retry")
 
     async def _serve_forwarded(self, peer_id: str, payload: dict) -> None:
-        error = ""
+        error, index = "", 0
         try:
             if "cmd" in payload and isinstance(payload["cmd"], dict):
-                await self.propose(payload["cmd"])
+                index = await self.propose(payload["cmd"])
             elif isinstance(payload.get("conf"), list) and len(payload["conf"]) == 2:
                 kind, node_id = payload["conf"]
-                await self.propose_conf_change(ConfChange(ConfChangeKind(kind), node_id))
+                index = await self.propose_conf_change(ConfChange(ConfChangeKind(kind), node_id))
             else:
                 error = "ERR malformed forwarded command"
         except ProposalError as e:
             error = str(e)
         except ValueError:
             error = "ERR malformed forwarded membership change"
-        self.bus.send(peer_id, {"k": "fwd_reply", "id": payload.get("id"), "error": error})
+        self.bus.send(peer_id, {"k": "fwd_reply", "id": payload.get("id"), "error": error, "index": index})
 
     def _forwarded_reply(self, payload: dict) -> None:
         waiter = self._forwarded.get(payload.get("id"))
-        if waiter is not None:
-            waiter.result = str(payload.get("error", ""))
+        index = payload.get("index", 0)
+        if waiter is not None and isinstance(index, int):
+            waiter.result = (str(payload.get("error", "")), index)
             waiter.done.set()
 
     async def _wait_applied(self, index: int, data: Any) -> Any:
@@ -347,8 +362,10 @@ class ControlPlane:
         """Form a new one-voter cluster with this node as its only member."""
         if self.store.cluster_id:
             raise ProposalError("ERR this node already belongs to a cluster")
-        await self.store.set_cluster_id(os.urandom(20).hex())
-        self.store.snapshot = Snapshot(conf=_conf_of(self.node_id))
+        # The first membership lives in a snapshot at index 1, not only in memory: a node that
+        # joins later starts from an empty log and must learn who the voters are from the leader.
+        first = Snapshot(index=1, term=1, conf=_conf_of(self.node_id), data=cluster_snapshot.to_snapshot(self.state))
+        await self.store.initialize(os.urandom(20).hex(), first)
         self.rawnode = self._make_rawnode()
         await self._step_and_handle()
         await self.propose(

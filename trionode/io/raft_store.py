@@ -129,9 +129,17 @@ class RaftStore:
         log.info("raft compaction: snapshot at index %d term %d", snapshot.index, snapshot.term)
 
     async def set_cluster_id(self, cluster_id: str) -> None:
+        """Join ``cluster_id``: durable before this node answers its leader."""
         assert not self.cluster_id or self.cluster_id == cluster_id
         self.cluster_id = cluster_id
         await self.compact_to(self.snapshot)
+
+    async def initialize(self, cluster_id: str, first: Snapshot) -> None:
+        """Bootstrap a new cluster: its id and first membership reach disk in one rename."""
+        assert not self.cluster_id and not self.entries and self.hard_state.term == 0
+        self.cluster_id = cluster_id
+        self.hard_state = HardState(term=first.term, vote="", commit=first.index)
+        await self.compact_to(first)
 
 
 def _hard_state_record(hs: HardState) -> dict[str, Any]:
