@@ -64,6 +64,7 @@ class SafetyChecker:
         self.last_applied: dict[str, int] = {}
         self.durable_target: DurableTarget | None = None
         self.shard_primaries: dict[tuple[str, int], tuple[str, str]] = {}
+        self.state_digests: dict[int, tuple[int, str]] = {}  # applied index -> (state digest, first node)
 
     def fail(self, message: str) -> None:
         raise InvariantViolation(message)
@@ -153,6 +154,15 @@ class SafetyChecker:
                     f"one primary per epoch: shard {shard[:8]} epoch {epoch} has primary {self._name(primary)} "
                     f"on {self._name(node)} but {self._name(first[0])} on {self._name(first[1])}"
                 )
+
+    def on_state_digest(self, node: str, index: int, digest: int) -> None:
+        """Two nodes that applied the same prefix hold equal states (checked at snapshots)."""
+        first = self.state_digests.setdefault(index, (digest, node))
+        if first[0] != digest:
+            self.fail(
+                f"state machine safety: {self._name(node)} and {self._name(first[1])} hold different "
+                f"cluster states at applied index {index}"
+            )
 
     # --- durability -------------------------------------------------------------------
 

@@ -27,10 +27,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from trionode.core.raft.messages import ConfChange, ConfChangeKind
+from trionode.sim.node import RECORD_BYTES_MAX, WAL
 
 if TYPE_CHECKING:
     from trionode.sim.node import SimNode
     from trionode.sim.runner import Simulation
+
+CORRUPT_VOTERS_MIN = 3  # a disk is corrupted only where the others can replace its node
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +87,12 @@ class Nemesis:
         if not candidates or not self.sim.may_crash():
             return
         node = self.rng.choice(candidates)
+        replaceable = len(node.raw.conf.voters) >= CORRUPT_VOTERS_MIN
         self.sim.crash(node, "nemesis")
-        if self.roll(self.config.corrupt_probability) and node.disk.corrupt(
-            "raft.wal", self.rng, record_bytes_max=1 << 24
+        if (
+            replaceable
+            and self.roll(self.config.corrupt_probability)
+            and node.disk.corrupt(WAL, self.rng, record_bytes_max=RECORD_BYTES_MAX)
         ):
             self.sim.recorder.note(f"{node.name}: nemesis flips a byte in its WAL")
 

@@ -91,6 +91,7 @@ class SimNode:
         self.dead = False  # stopped for good (corrupt disk) or retired from the group
         self.retired = False  # removed from the group; its disk is kept for the durability check
         self.state: Any = backend.new_state()
+        self.state_changed = False  # applied a command since the last check_state()
         self.applied = 0
         self.entries: list[Entry] = []  # the written log after the snapshot, for WAL rewrites
         self.snapshot = Snapshot()
@@ -190,6 +191,7 @@ class SimNode:
             self.raw.advance(ready)
         if self.up:
             self._maybe_compact()
+        self.check_state()
         return out
 
     def _persist(self, ready: Ready, allow_crash: bool) -> None:
@@ -249,25 +251,28 @@ class SimNode:
 
     def _apply(self, ready: Ready) -> None:
         if ready.snapshot is not None and ready.snapshot.index > self.applied:
+            self.checker.on_state_digest(self.id, ready.snapshot.index, data_digest("state", ready.snapshot.data))
             self.state = self._state_from(ready.snapshot)
             self.applied = ready.snapshot.index
             self.checker.on_restore(self.id, self.applied)
-        changed = False
         for entry in ready.committed:
             if entry.index <= self.applied:
                 continue
             self.checker.on_apply(self.id, entry.index, entry.term, data_digest(entry.kind, entry.data))
             if entry.kind is EntryKind.NORMAL:
                 result = self.backend.apply(self.state, entry.index, entry.data)
-                changed = True
+                self.state_changed = True
                 self._count_first_apply(entry, result)
             elif entry.kind is EntryKind.CONF:
                 self._count_first_apply(entry, None)
             self.applied = entry.index
-        if changed:
-            self.checker.on_cluster_state(
-                self.id, self.backend.check_invariants(self.state), self.backend.primaries(self.state)
-            )
+
+    def check_state(self) -> None:
+        """The cluster state's own invariants, once per step in which it changed (they cost a slot scan)."""
+        if self.state_changed:
+            self.state_changed = False
+            problems = self.backend.check_invariants(self.state)
+            self.checker.on_cluster_state(self.id, problems, self.backend.primaries(self.state))
 
     def _count_first_apply(self, entry: Entry, result: Any) -> None:
         """Coverage counts each committed entry once: on its first apply anywhere."""
@@ -288,7 +293,9 @@ class SimNode:
         if self.applied - self.snapshot.index < self.faults.compact_every_entries:
             return
         index = self.applied
-        snapshot = self.raw.compact(index, self.backend.to_snapshot(self.state))
+        data = self.backend.to_snapshot(self.state)
+        self.checker.on_state_digest(self.id, index, data_digest("state", data))
+        snapshot = self.raw.compact(index, data)
         assert (snapshot.index, snapshot.term) == (index, self.written.term_at(index)), (snapshot, index)
         self._write_snapshot(snapshot)
         del self.entries[: index - self.written.snap_index]
