@@ -91,7 +91,8 @@ def test_status_reports_the_node(node_factory) -> None:
     report = json.loads(out.stdout)
     me = report["nodes"][0]
     assert report["healthy"] is True and me["slots"] == [[0, 16383]] and me["raft_role"] == "leader"
-    assert me["id"] == report["node_id"] == report["leader_id"] == node.client().execute_command("CLUSTER", "MYID").decode()
+    my_id = node.client().execute_command("CLUSTER", "MYID").decode()
+    assert me["id"] == report["node_id"] == report["leader_id"] == my_id
     assert report["local"]["keys"] == 1 and report["local"]["wal_bytes"] > 0
 
 
