@@ -159,9 +159,9 @@ class Env:
             self.check_leader_completeness(node_id)
 
     def check_message(self, m: Message) -> None:
-        if m.type is MsgType.VOTE_RESP and not m.reject:
-            if self.grants.setdefault((m.frm, m.term), m.to) != m.to:
-                raise SafetyViolation(f"{m.frm} voted twice in term {m.term}")
+        granted = m.type is MsgType.VOTE_RESP and not m.reject
+        if granted and self.grants.setdefault((m.frm, m.term), m.to) != m.to:
+            raise SafetyViolation(f"{m.frm} voted twice in term {m.term}")
 
     def check_applied(self, node_id: str, e: Entry) -> None:
         seen = (e.term, e.kind.value, _plain(e.data))

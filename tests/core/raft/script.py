@@ -168,7 +168,9 @@ class Runner:
         out = []
         for n in args:
             if self.env.node(n).has_ready():
-                out += [f"> {n} handling Ready", *(f"  {x}" for x in fmt_ready(self.env.process_ready(n)))]
+                rd = self.env.process_ready(n, crash_at=kw.get("crash", ""))
+                out += [f"> {n} handling Ready", *(f"  {x}" for x in fmt_ready(rd))]
+                out += [f"> {n} crashed ({kw['crash']})"] if "crash" in kw else []
         return out
 
     def deliver_msgs(self, args: list[str], kw: dict[str, str]) -> list[str]:

@@ -187,4 +187,4 @@ def transfer_leadership(r: "Raft", to: str) -> None:
     if pr.match == r.log.last_index():
         r.send(Message(MsgType.TIMEOUT_NOW, r.id, to, r.term))
     else:
-        send_append(r, to)
+        send_append(r, to, send_if_empty=True)  # even an empty APP makes a stalled stream probe again
