@@ -136,7 +136,7 @@ class Env:
             sm.clear()
             sm.update({t[0]: t[1:] for t in rd.snapshot.data or ()})
         for e in rd.committed:
-            assert e.index == max(sm, default=0) + 1 or e.index not in sm, "applied out of order"
+            assert e.index == max(sm, default=0) + 1, f"applied {e.index} out of order"
             sm[e.index] = (e.term, e.kind.value, _plain(e.data))
             self.check_applied(node_id, e)
 
