@@ -14,7 +14,9 @@ consumes it and emits an equivalent anchored regex:
   ``a-`` followed by any byte is a range too (``[a-]`` is the range a..]).
 
 Classes consume the pattern independently of the subject string, so the
-translation is exact. Compiled patterns live in a small bounded cache.
+translation is exact. One quirk sits outside the regex: ``stringmatchlen``
+stops when the subject is empty, so the empty key matches only the empty
+pattern (KEYS and SCAN special-case a lone ``*`` before matching). Compiled patterns live in a small bounded cache.
 """
 
 import re
@@ -25,6 +27,8 @@ _cache: dict[bytes, re.Pattern[bytes]] = {}
 
 def glob_match(pattern: bytes, subject: bytes) -> bool:
     """True if ``subject`` matches the Redis glob ``pattern``."""
+    if not subject:
+        return not pattern
     compiled = _cache.get(pattern)
     if compiled is None:
         if len(_cache) >= _CACHE_ENTRIES_MAX:

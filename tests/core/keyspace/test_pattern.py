@@ -1,0 +1,101 @@
+"""Redis glob semantics: fixed cases checked against redis-server 7.0, plus a
+Hypothesis comparison with a direct port of Redis's ``stringmatchlen``."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trionode.core.keyspace.pattern import glob_match
+
+
+def reference_match(p: bytes, s: bytes) -> bool:
+    """A line-by-line port of Redis's stringmatchlen (case-sensitive)."""
+    pi, si = 0, 0
+    while pi < len(p) and si < len(s):
+        c = p[pi]
+        if c == ord("*"):
+            while pi + 1 < len(p) and p[pi + 1] == ord("*"):
+                pi += 1
+            if pi + 1 == len(p):
+                return True
+            return any(reference_match(p[pi + 1 :], s[k:]) for k in range(si, len(s)))
+        if c == ord("?"):
+            si += 1
+        elif c == ord("["):
+            pi += 1
+            negate = pi < len(p) and p[pi] == ord("^")
+            if negate:
+                pi += 1
+            match = False
+            while True:
+                left = len(p) - pi
+                if left >= 2 and p[pi] == ord("\\"):
+                    pi += 1
+                    match |= p[pi] == s[si]
+                elif left > 0 and p[pi] == ord("]"):
+                    break
+                elif left == 0:
+                    pi -= 1
+                    break
+                elif left >= 3 and p[pi + 1] == ord("-"):
+                    lo, hi = sorted((p[pi], p[pi + 2]))
+                    pi += 2
+                    match |= lo <= s[si] <= hi
+                else:
+                    match |= p[pi] == s[si]
+                pi += 1
+            if negate:
+                match = not match
+            if not match:
+                return False
+            si += 1
+        else:
+            if c == ord("\\") and len(p) - pi >= 2:
+                pi += 1
+            if p[pi] != s[si]:
+                return False
+            si += 1
+        pi += 1
+        if si == len(s):
+            while pi < len(p) and p[pi] == ord("*"):
+                pi += 1
+            break
+    return pi == len(p) and si == len(s)
+
+
+KEYS = [b"k", b"a", b"]", b"\\", b"-", b"ab", b"k]x", b"", b"a\nb"]
+
+# (pattern, keys it matches among KEYS), as redis-server 7.0.15 answered KEYS.
+REDIS_ANSWERS = [
+    (b"\\", {b"\\"}),
+    (b"k\\", set()),
+    (b"[^a]", {b"-", b"\\", b"]", b"k"}),
+    (b"[a-]", {b"]", b"a"}),
+    (b"[z-a]", {b"a", b"k"}),
+    (b"[]", set()),
+    (b"[^]", {b"-", b"\\", b"]", b"a", b"k"}),
+    (b"[\\]", {b"]"}),
+    (b"[a-]x", {b"]", b"a"}),
+    (b"[k]]x", {b"k]x"}),
+    (b"*\\", {b"\\"}),
+    (b"k[", set()),
+    (b"[k", {b"k"}),
+    (b"a?b", {b"a\nb"}),
+    (b"**", set(KEYS) - {b""}),  # the empty key matches only "" (and KEYS's "*" fast path)
+    (b"", {b""}),
+]
+
+
+@pytest.mark.parametrize("pattern,expected", REDIS_ANSWERS)
+def test_matches_redis(pattern, expected):
+    assert {k for k in KEYS if glob_match(pattern, k)} == expected
+    assert {k for k in KEYS if reference_match(pattern, k)} == expected
+
+
+ALPHABET = st.sampled_from(list(b"ab-^]\\[*?z"))
+
+
+@settings(max_examples=1000)
+@given(st.lists(ALPHABET, max_size=8).map(bytes), st.lists(ALPHABET, max_size=6).map(bytes))
+def test_same_as_stringmatchlen(pattern, subject):
+    assert glob_match(pattern, subject) == reference_match(pattern, subject)
