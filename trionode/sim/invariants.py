@@ -32,6 +32,7 @@ import bisect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from trionode.core.raft.messages import HardState
 from trionode.sim.mirror import LogMirror
 
 
@@ -151,7 +152,7 @@ class SafetyChecker:
             first = self.shard_primaries.setdefault((shard, epoch), (primary, node))
             if first[0] != primary:
                 self.fail(
-                    f"one primary per epoch: shard {shard[:8]} epoch {epoch} has primary {self._name(primary)} "
+                    f"one primary per epoch: shard {shard[-6:]} epoch {epoch} has primary {self._name(primary)} "
                     f"on {self._name(node)} but {self._name(first[0])} on {self._name(first[1])}"
                 )
 
@@ -183,9 +184,16 @@ class SafetyChecker:
             return True
         return log.chain_at(target.index) == target.chain
 
-    def on_restart(self, node: str, synced: LogMirror, synced_commit: int, restored: LogMirror) -> None:
-        """A restart recovered every synced entry up to the synced commit index."""
-        top = min(synced_commit, synced.last_index)
+    def on_restart(self, node: str, synced: LogMirror, synced_hs: HardState, restored: LogMirror,
+                   restored_hs: HardState) -> None:  # fmt: skip
+        """A restart recovered the synced term and vote, and every synced entry up to the synced commit."""
+        same_term = restored_hs.term == synced_hs.term
+        if restored_hs.term < synced_hs.term or (same_term and synced_hs.vote not in ("", restored_hs.vote)):
+            self.fail(
+                f"restart lost synced state: {self._name(node)} synced term {synced_hs.term} vote "
+                f"{synced_hs.vote[-6:]!r}, recovered term {restored_hs.term} vote {restored_hs.vote[-6:]!r}"
+            )
+        top = min(synced_hs.commit, synced.last_index)
         if top <= synced.snap_index:
             lost = restored.snap_index < synced.snap_index
         else:

@@ -40,7 +40,7 @@ CORRUPT_VOTERS_MIN = 3  # a disk is corrupted only where the others can replace 
 class NemesisConfig:
     crash_probability: float = 0.006
     restart_probability: float = 0.06
-    corrupt_probability: float = 0.02  # per crash: the down node's WAL gets a flipped byte
+    corrupt_probability: float = 0.05  # per crash: the down node's WAL gets a flipped byte
     partition_probability: float = 0.006
     heal_probability: float = 0.03
     propose_probability: float = 0.3

@@ -136,7 +136,7 @@ class SimNode:
         self.written = LogMirror()
         self.written.reset(snapshot.index, snapshot.term, self._chain_of_snapshot(snapshot))
         self.checker.on_persist(self.id, self.written.append([self._mirror_entry(e) for e in entries]))
-        self.checker.on_restart(self.id, self.synced, self.synced_hs.commit, self.written)
+        self.checker.on_restart(self.id, self.synced, self.synced_hs, self.written, hard_state)
         self.checker.on_restore(self.id, snapshot.index)
         self.written_hs = hard_state
         self._synced_now()

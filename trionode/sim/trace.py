@@ -54,7 +54,7 @@ class Recorder:
         self.names: dict[str, str] = {}  # node id -> short name (n1, n2, ...) for readable events
 
     def name(self, node_id: str) -> str:
-        return self.names.get(node_id, node_id[:8])
+        return self.names.get(node_id, node_id[-6:])
 
     def note(self, text: str) -> None:
         self.trace.append(f"step {self.step}: {text}")

@@ -1,0 +1,59 @@
+"""Planted bugs: backends and disks that break one rule each, to prove the checker can fail.
+
+A checker that passes whatever the code does is a defect (STYLE.md); each bug
+here must make some seed fail with the invariant it breaks.
+"""
+
+import dataclasses
+from typing import Any
+
+from trionode.core.raft.messages import Message, MsgType, Ready
+from trionode.sim.backend import Backend, real_backend
+
+VOTE_RESPONSES = (MsgType.VOTE_RESP, MsgType.PRE_VOTE_RESP)
+
+
+class VoteFlipper:
+    """A RawNode that grants every vote it is asked for, whatever its log and earlier vote say."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def ready(self) -> Ready:
+        ready = self._inner.ready()
+        self._last = ready
+        return dataclasses.replace(ready, messages=tuple(self._flip(m) for m in ready.messages))
+
+    def advance(self, ready: Ready) -> None:
+        self._inner.advance(self._last)
+
+    @staticmethod
+    def _flip(msg: Message) -> Message:
+        return dataclasses.replace(msg, reject=False) if msg.type in VOTE_RESPONSES else msg
+
+
+def vote_flipping_backend() -> Backend:
+    real = real_backend()
+
+    def make(node_id: str, rng: Any, **durable: Any) -> Any:
+        return VoteFlipper(real.make_raw_node(node_id, rng, **durable))
+
+    return dataclasses.replace(real, make_raw_node=make)
+
+
+def epoch_reusing_backend() -> Backend:
+    """A cluster state machine whose failover keeps the shard epoch: two primaries share an epoch."""
+    real = real_backend()
+
+    def apply(state: Any, index: int, command: Any) -> Any:
+        before = state.shards.get(command.get("shard_id", "")) if isinstance(command, dict) else None
+        result = real.apply(state, index, command)
+        after = state.shards.get(before.id) if before is not None else None
+        if command.get("op") == "failover" and after is not None and after.epoch != before.epoch:
+            state.shards[after.id] = dataclasses.replace(after, epoch=before.epoch)
+        return result
+
+    return dataclasses.replace(real, apply=apply)

@@ -1,0 +1,39 @@
+"""The checker catches planted bugs: a vote flipper, a lying fsync, an epoch reused by failover."""
+
+import pytest
+
+from tests.sim.planted import epoch_reusing_backend, vote_flipping_backend
+from trionode.sim.disk import SimDisk
+from trionode.sim.runner import SimConfig, run
+
+SEEDS = range(1, 9)
+STEPS = 1500
+
+
+def _failures(backend_factory=None) -> list[str]:  # type: ignore[no-untyped-def]
+    results = [run(SimConfig(seed=s, steps=STEPS), backend_factory() if backend_factory else None) for s in SEEDS]
+    return [r.failure for r in results if not r.ok]
+
+
+def test_flipped_votes_break_raft_safety() -> None:
+    failures = _failures(vote_flipping_backend)
+    assert len(failures) >= len(SEEDS) // 2, failures
+    raft_rules = ("election safety", "log matching", "leader completeness", "state machine safety", "committed")
+    assert all(f.startswith(raft_rules) for f in failures), failures
+
+
+def test_a_lying_fsync_is_caught_at_restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(SimDisk, "fsync", lambda self, name: None)  # acks entries that are not on disk
+    failures = _failures()
+    assert len(failures) >= len(SEEDS) // 2, failures
+    assert all(f.startswith("restart lost synced state") for f in failures), failures
+
+
+def test_a_reused_shard_epoch_is_caught() -> None:
+    failures = _failures(epoch_reusing_backend)
+    assert len(failures) >= len(SEEDS) // 2, failures
+    assert all(f.startswith("one primary per epoch") for f in failures), failures
+
+
+def test_the_real_backend_passes_the_same_seeds() -> None:
+    assert _failures() == []
