@@ -200,7 +200,7 @@ def test_random_sequences_keep_every_invariant_and_step_rule(data: st.DataObject
     _run(data, steps)
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=75)
 @given(st.data(), st.integers(1, 80))
 def test_snapshots_round_trip_exactly_and_replays_are_deterministic(data: st.DataObject, steps: int) -> None:
     state, log = _run(data, steps)
