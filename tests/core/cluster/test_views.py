@@ -191,3 +191,52 @@ def test_plan_create_needs_epochs_above_the_clusters() -> None:
 def test_plan_create_refuses_impossible_requests(nodes: list[NodeAddress], replicas: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         plan_create(nodes, replicas)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda snap: snap.pop("nodes"),
+        lambda snap: snap["nodes"][0].pop(),
+        lambda snap: snap["shards"][0].__setitem__(1, "1"),
+        lambda snap: snap["shards"][0].__setitem__(6, [[5, 4]]),
+        lambda snap: snap["nodes"][5].__setitem__(5, "replica"),
+        lambda snap: snap["migrations"].append({"id": M1}),
+    ],
+)
+def test_a_malformed_snapshot_is_refused_with_value_error(damage) -> None:
+    snap = to_snapshot(two_shards().state)
+    damage(snap)
+    with pytest.raises(ValueError, match="snapshot"):
+        from_snapshot(snap)
+
+
+HASH_SEED_SCRIPT = """
+import cbor2, sys
+from tests.core.cluster.helpers import M1, M2, N, S1, S2, two_shards
+h = two_shards()
+h.migrate_start(M1, S1, S2, [[0, 99], [200, 300]])
+h.raw({"op": "migration_start", "migration_id": M2, "source_shard_id": S1, "target_shard_id": S2,
+       "source_epoch": 1, "target_epoch": 2, "slots": [[50, 250]]})
+h.raw({"op": "slots_assign", "shard_id": S1, "epoch": 1, "slots": [[9000, 9100], [100, 120]]})
+h.raw({"op": "node_join", "node_id": N[8], "host": "h", "port": 1, "bus_port": 2, "x": 1, "y": 2})
+h.failover(S1, N[2])
+h.raw({"op": "migration_commit", "migration_id": M1, "source_epoch": 2, "target_epoch": 2})
+sys.stdout.write(cbor2.dumps(to_snapshot(h.state)).hex())
+"""
+
+
+def test_apply_is_deterministic_across_hash_seeds() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    script = "from trionode.core.cluster import to_snapshot\n" + HASH_SEED_SCRIPT
+    outputs = set()
+    for seed in ("0", "1", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)}
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+        outputs.add(done.stdout)
+    assert len(outputs) == 1 and len(next(iter(outputs))) > 100

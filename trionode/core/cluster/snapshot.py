@@ -73,14 +73,28 @@ def to_snapshot(state: ClusterState) -> dict[str, Any]:
     return snap
 
 
-def from_snapshot(snap: dict[str, Any]) -> ClusterState:
+def from_snapshot(snap: Any) -> ClusterState:
     """Rebuild a state from :func:`to_snapshot`'s output (also after a CBOR round trip).
 
-    Raises ValueError if the snapshot describes a state that breaks an invariant:
-    a checksummed snapshot that does is corruption, and the node must stop.
+    Raises ValueError if the snapshot is malformed or describes a state that
+    breaks an invariant: a checksummed snapshot that does is corruption (or a
+    bug), and the node must stop rather than serve from it.
     """
-    if snap.get("format") != snapshot_format:
-        raise ValueError(f"cluster snapshot format {snap.get('format')!r} is not {snapshot_format}")
+    if not isinstance(snap, dict) or snap.get("format") != snapshot_format:
+        found = snap.get("format") if isinstance(snap, dict) else type(snap).__name__
+        raise ValueError(f"cluster snapshot format {found!r} is not {snapshot_format}")
+    try:
+        state = _build(snap)
+        problems = check_invariants(state)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"malformed cluster snapshot: {err!r:.200}") from err
+    if problems:
+        raise ValueError(f"cluster snapshot breaks invariants: {'; '.join(problems[:5])}")
+    assert state.applied_index == snap["applied_index"]
+    return state
+
+
+def _build(snap: dict[str, Any]) -> ClusterState:
     state = ClusterState(cluster_id=snap["cluster_id"], applied_index=snap["applied_index"])
     state.config_version, state.epoch_max = snap["config_version"], snap["epoch_max"]
     for node_id, host, port, bus_port, shard_id, role in snap["nodes"]:
@@ -92,7 +106,4 @@ def from_snapshot(snap: dict[str, Any]) -> ClusterState:
     state.migrations = {d["id"]: _migration_in(d) for d in snap["migrations"]}
     state.migration_history.extend(_migration_in(d) for d in snap["migration_history"])
     state.rejections.extend(Rejection(index, op, reason) for index, op, reason in snap["rejections"])
-    problems = check_invariants(state)
-    if problems:
-        raise ValueError(f"cluster snapshot breaks invariants: {'; '.join(problems[:5])}")
     return state
