@@ -57,3 +57,22 @@ def epoch_reusing_backend() -> Backend:
         return result
 
     return dataclasses.replace(real, apply=apply)
+
+
+class EntryDropper(VoteFlipper):
+    """A RawNode whose shell is never handed entries to persist, yet whose ACKs go out: acks without persisting."""
+
+    def ready(self) -> Ready:
+        ready = self._inner.ready()
+        self._last = ready
+        return dataclasses.replace(ready, entries=())
+
+
+def ack_without_persist_backend(liar: str) -> Backend:
+    real = real_backend()
+
+    def make(node_id: str, rng: Any, **durable: Any) -> Any:
+        inner = real.make_raw_node(node_id, rng, **durable)
+        return EntryDropper(inner) if node_id == liar else inner
+
+    return dataclasses.replace(real, make_raw_node=make)

@@ -31,3 +31,13 @@ def test_stdout_is_byte_identical_across_hash_seeds() -> None:
     single = _cli("7", "--seed", "4", "--steps", "600")
     assert single.stdout.splitlines()[-1] == "ok seed=4 steps=600"
     assert f"ok seed=4 steps=600 {single.stdout.splitlines()[-2].removeprefix('coverage: ')}" in outs[0].stdout
+
+
+def test_the_checker_saw_commits_and_leaders() -> None:
+    from trionode.sim.runner import Simulation
+
+    sim = Simulation(SimConfig(seed=5, steps=STEPS))
+    assert sim.run().ok
+    checker = sim.checker
+    assert len(checker.committed) > 20 and len(checker.leaders) >= 1 and len(checker.applied) > 20
+    assert checker.durable_target is not None and checker.durable_target.index > 20

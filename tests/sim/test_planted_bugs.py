@@ -2,9 +2,9 @@
 
 import pytest
 
-from tests.sim.planted import epoch_reusing_backend, vote_flipping_backend
+from tests.sim.planted import ack_without_persist_backend, epoch_reusing_backend, vote_flipping_backend
 from trionode.sim.disk import SimDisk
-from trionode.sim.runner import SimConfig, run
+from trionode.sim.runner import SimConfig, node_id, run
 
 SEEDS = range(1, 9)
 STEPS = 1500
@@ -27,6 +27,12 @@ def test_a_lying_fsync_is_caught_at_restart(monkeypatch: pytest.MonkeyPatch) -> 
     failures = _failures()
     assert len(failures) >= len(SEEDS) // 2, failures
     assert all(f.startswith("restart lost synced state") for f in failures), failures
+
+
+def test_acks_without_persisting_lose_committed_entries() -> None:
+    failures = _failures(lambda: ack_without_persist_backend(liar=node_id(1)))
+    assert len(failures) == len(SEEDS), failures
+    assert sum(f.startswith("committed entry lost") for f in failures) >= len(SEEDS) // 2, failures
 
 
 def test_a_reused_shard_epoch_is_caught() -> None:

@@ -186,6 +186,10 @@ class SimNode:
                 break
             ready = self.raw.ready()
             self._persist(ready, allow_crash)
+            if ready.hard_state is not None:
+                voters = self.raw.conf.voters
+                self.checker.on_commit(self.id, ready.hard_state.commit, self.written, voters=voters,
+                                       is_leader=self.raw.is_leader)  # fmt: skip
             out.extend(ready.messages)
             self._apply(ready)
             self.raw.advance(ready)

@@ -45,7 +45,7 @@ class SimConfig:
     seed: int
     steps: int
     nodes: int = 3  # target voters
-    down_max: int = 1  # members down at once (crashed, or stopped by a corrupt disk)
+    down_max: int = -1  # members down at once (crashed, or stopped by a corrupt disk); -1: a minority, at least 1
     voters_max: int = 5
     network: NetworkConfig = field(default_factory=lambda: NetworkConfig(delay_ticks_min=1, delay_ticks_max=3))
     nemesis: NemesisConfig = field(default_factory=NemesisConfig)
@@ -54,7 +54,8 @@ class SimConfig:
     def __post_init__(self) -> None:
         assert self.seed >= 0 and self.steps >= 0, self
         assert 1 <= self.nodes <= self.voters_max, self
-        assert 0 <= self.down_max < self.nodes or self.down_max == 0, self
+        if self.down_max < 0:
+            object.__setattr__(self, "down_max", max(1, (self.nodes - 1) // 2))
 
 
 @dataclass(slots=True)
