@@ -1,8 +1,11 @@
 """The checker catches planted bugs: a vote flipper, a lying fsync, an epoch reused by failover."""
 
+from collections.abc import Callable
+
 import pytest
 
 from tests.sim.planted import ack_without_persist_backend, epoch_reusing_backend, vote_flipping_backend
+from trionode.sim.backend import Backend
 from trionode.sim.disk import SimDisk
 from trionode.sim.runner import SimConfig, node_id, run
 
@@ -10,7 +13,7 @@ SEEDS = range(1, 9)
 STEPS = 1500
 
 
-def _failures(backend_factory=None) -> list[str]:  # type: ignore[no-untyped-def]
+def _failures(backend_factory: Callable[[], Backend] | None = None) -> list[str]:
     results = [run(SimConfig(seed=s, steps=STEPS), backend_factory() if backend_factory else None) for s in SEEDS]
     return [r.failure for r in results if not r.ok]
 

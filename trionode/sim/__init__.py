@@ -9,10 +9,15 @@ randomised on purpose). Everything the cores touch is simulated here:
 * ``clock``      -- simulated time (one step = one tick) and seeded per-subsystem randomness;
 * ``network``    -- delay, loss, reordering, duplication, symmetric and one-way partitions;
 * ``disk``       -- per-node files with unsynced bytes, torn tails at a crash, injected corruption;
+* ``backend``    -- the Raft core and cluster state machine under test, swappable for planted bugs;
 * ``node``       -- one node: RawNode + state machine + disk, following persist -> send -> apply -> advance;
-* ``nemesis``    -- the faults and the workload: crashes, restarts, partitions, membership, proposals;
+* ``workload``   -- client proposals: valid and deliberately stale cluster commands;
+* ``nemesis``    -- the faults: crashes, restarts, partitions, membership changes, transfers, drift;
+* ``mirror``     -- entry digests and chain-hashed copies of each node's log, for O(1) comparisons;
 * ``invariants`` -- incremental safety checks over everything every node has ever done;
-* ``runner``     -- the step loop, coverage counters and the report.
+* ``trace``      -- coverage counters and the bounded event trace;
+* ``runner``     -- the step loop and the report;
+* ``command``    -- ``trionode sim``: seeds, ranges, steps per second on stderr.
 
 Every random choice comes from ``random.Random`` instances derived from the
 seed by name, nothing iterates a set or dict in hash order, and no string is
