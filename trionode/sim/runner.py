@@ -135,11 +135,11 @@ class Simulation:
                 self.step()
         except InvariantViolation as violation:
             return self._result(step, str(violation))
-        except AssertionError as crash:
-            # A core's own assertion is a failure too: report where it fired (no paths: output is portable).
+        except Exception as crash:  # the run is the boundary: any crash of a core is a failure with its seed
             frame = traceback.extract_tb(crash.__traceback__)[-1]
-            where = f"{frame.filename.rsplit('trionode', 1)[-1].lstrip('/')}:{frame.lineno}"
-            return self._result(step, f"assertion failed at {where}: {crash}".rstrip(": "))
+            where = f"{frame.filename.rsplit('trionode', 1)[-1].lstrip('/')}:{frame.lineno}"  # no machine paths
+            what = "assertion failed" if isinstance(crash, AssertionError) else type(crash).__name__
+            return self._result(step, f"{what} at {where}: {crash}".rstrip(": "))
         return self._result(self.config.steps, "")
 
     def step(self) -> None:
@@ -173,12 +173,12 @@ class Simulation:
             return
         term = node.raw.term
         self._leaders[node.id] = term
+        self.recorder.note(f"{node.name} leader of term {term} (log to {node.written.last_index})")
         self.checker.on_leader(node.id, term, node.written)
         self.recorder.coverage.elections += 1
         if node.id != self.last_leader:
             self.recorder.coverage.leader_changes += 1
             self.last_leader = node.id
-        self.recorder.note(f"{node.name} leader of term {term}")
 
     def check_step(self) -> None:
         self.retire_removed()
