@@ -30,8 +30,8 @@ from trionode import limits
 from trionode.core.cluster import commands as cluster_commands
 from trionode.core.cluster import snapshot as cluster_snapshot
 from trionode.core.cluster.state import ClusterState
+from trionode.core.raft import ConfChangeRefused, NotLeader, ProposalRefused, RaftConfig, RawNode
 from trionode.core.raft.messages import ConfChange, ConfChangeKind, Entry, EntryKind, Ready, Snapshot
-from trionode.core.raft.rawnode import ConfChangeRefused, NotLeader, RaftConfig, RawNode
 from trionode.core.raft.wire import WireError, from_wire, to_wire
 from trionode.io import logs
 from trionode.io.bus import Bus
@@ -255,29 +255,25 @@ class ControlPlane:
         where = f"{leader.host}:{leader.port}" if leader is not None else "unknown"
         return ProposalError(f"NOTLEADER this node is not the Raft leader; the leader is {where}")
 
-    async def propose(self, command: dict) -> Any:
-        """Propose a cluster command on the leader and wait for the verdict of its apply."""
-        if self.rawnode is None:
-            raise ProposalError("CLUSTERDOWN this node is not part of a cluster yet")
-        try:
-            index = self.rawnode.propose(command)
-        except NotLeader:
-            raise self.not_leader_error() from None
-        result = await self._wait_applied(index, command)
-        if not result.ok:
-            raise ProposalError(f"ERR {result.reason}")
-        return index
+    async def propose(self, command: dict) -> int:
+        """Propose a cluster command on the leader; wait for its apply; return its index."""
+        return await self._propose(command, lambda node: node.propose(command))
 
     async def propose_conf_change(self, change: ConfChange) -> int:
+        return await self._propose(change, lambda node: node.propose_conf_change(change))
+
+    async def _propose(self, data: Any, append: Callable[[RawNode], int]) -> int:
         if self.rawnode is None:
             raise ProposalError("CLUSTERDOWN this node is not part of a cluster yet")
         try:
-            index = self.rawnode.propose_conf_change(change)
+            index = append(self.rawnode)
         except NotLeader:
             raise self.not_leader_error() from None
-        except ConfChangeRefused as e:
+        except (ConfChangeRefused, ProposalRefused) as e:
             raise ProposalError(f"ERR {e}") from None
-        await self._wait_applied(index, change)
+        result = await self._wait_applied(index, data)
+        if result is not None and not result.ok:
+            raise ProposalError(f"ERR {result.reason}")
         return index
 
     # --- forwarding: any node accepts operator commands -------------------------

@@ -12,6 +12,8 @@ import os
 import re
 from pathlib import Path
 
+from trionode.io.wal_files import fsync_dir
+
 LOCK_NAME = "LOCK"
 NODE_ID_NAME = "node-id"
 _NODE_ID_RE = re.compile(r"[0-9a-f]{40}")
@@ -19,14 +21,6 @@ _NODE_ID_RE = re.compile(r"[0-9a-f]{40}")
 
 class DataDirError(Exception):
     """The data directory cannot be used; the message is one line naming why."""
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_file_durably(path: Path, data: bytes) -> None:
@@ -37,7 +31,7 @@ def write_file_durably(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    fsync_dir(str(path.parent))
 
 
 class DataDir:
