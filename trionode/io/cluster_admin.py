@@ -79,10 +79,12 @@ async def _addslots(runtime: "NodeRuntime", args: list[bytes], ranges: list[tupl
         raise CommandError("CLUSTERDOWN this node is not part of a cluster yet")
     if me.role == "replica":
         raise CommandError("ERR a replica cannot own slots")
-    if me.shard_id is None:
-        shard_id = os.urandom(20).hex()
-        epoch = control.state.epoch_max + 1
-        await control.submit(command("shard_create", shard_id=shard_id, epoch=epoch, primary_id=runtime.node_id))
+    async with control.admin_lock:
+        # Concurrent ADDSLOTS on a node without a shard must create one shard, not several.
+        if control.state.nodes[runtime.node_id].shard_id is None:
+            shard_id = os.urandom(20).hex()
+            epoch = control.state.epoch_max + 1
+            await control.submit(command("shard_create", shard_id=shard_id, epoch=epoch, primary_id=runtime.node_id))
     shard = control.state.shards[control.state.nodes[runtime.node_id].shard_id]
     await control.submit(command("slots_assign", shard_id=shard.id, epoch=shard.epoch, slots=ranges))
     return OK

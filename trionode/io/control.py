@@ -67,6 +67,7 @@ class ControlPlane:
         self._next_request = 0
         self._nursery: trio.Nursery | None = None
         self._applied = trio.Event()  # set (and replaced) whenever entries are applied
+        self.admin_lock = trio.Lock()  # serialises read-then-propose operator steps on this node
         self._listeners: list[Callable[[], None]] = []
         self._applied_since_compaction = 0
         self.leader = ""
