@@ -8,7 +8,7 @@ hard-codes key positions.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -21,13 +21,19 @@ class CommandSpec:
     last_key: int = 0
     step: int = 0
     handler: Callable[..., Any] | None = None
+    # Derived once, because the dispatcher asks for them on every command.
+    is_write: bool = field(init=False, repr=False, compare=False)
+    _argc_min: int = field(init=False, repr=False, compare=False)
+    _argc_max: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def is_write(self) -> bool:
-        return "write" in self.flags
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_write", "write" in self.flags)
+        object.__setattr__(self, "_argc_min", abs(self.arity))
+        object.__setattr__(self, "_argc_max", self.arity if self.arity > 0 else 1 << 62)
+        assert self.arity != 0, self.name
 
     def arity_ok(self, argc: int) -> bool:
-        return argc == self.arity if self.arity > 0 else argc >= -self.arity
+        return self._argc_min <= argc <= self._argc_max
 
     def key_positions(self, argc: int) -> range:
         """Indexes of the key arguments in an argv of length ``argc``."""

@@ -80,10 +80,13 @@ class DataState:
         return expired
 
     def _log_effects(self, effects: list[list[bytes]]) -> int:
+        offset = self.applied_offset
+        append = self.outbox.append
         for effect in effects:
-            self.applied_offset += 1
-            self.outbox.append((self.applied_offset, effect))
-        return self.applied_offset
+            offset += 1
+            append((offset, effect))
+        self.applied_offset = offset
+        return offset
 
     def take_outbox(self) -> list[tuple[int, list[bytes]]]:
         out, self.outbox = self.outbox, []

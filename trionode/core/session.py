@@ -90,7 +90,7 @@ class Session:
             reply, required = self.node.data.execute(spec, argv, self.now_ms)
         except CommandError as e:
             return ErrorReply(str(e)), 0
-        if spec.is_write and required > self.last_write_offset:
+        if required > self.last_write_offset and spec.is_write:
             self.last_write_offset = required
         return reply, required
 

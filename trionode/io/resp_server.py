@@ -60,35 +60,40 @@ class Connection:
 
     async def _run_available(self) -> None:
         """Execute every complete command buffered, flushing when a bound is reached."""
-        runtime, session = self.runtime, self.session
+        runtime, session, out = self.runtime, self.session, self.out
+        next_command, execute, has_room = self.parser.next_command, session.execute, runtime.wal.has_room
         session.now_ms = runtime.clock_ms()  # one clock read per batch; re-read after any wait
         executed = 0
-        while True:
-            try:
-                argv = self.parser.next_command()
-            except ProtocolError as e:
-                self._reply(ErrorReply(str(e)), 0)
-                raise _Close from None
-            if argv is NEED_DATA:
-                return
-            if runtime.shutting_down or not runtime.wal.has_room():
-                await self._flush()
-                if runtime.shutting_down:
-                    self._reply(ErrorReply(errors.SHUTTING_DOWN), 0)
-                    raise _Close
-                await runtime.wal.wait_room()
-                session.now_ms = runtime.clock_ms()
-            reply, required = session.execute(argv)
-            runtime.stats.commands += 1
-            if isinstance(reply, Action):
-                await self._act(reply)
-            else:
-                self._reply(reply, required)
-            executed += 1
-            if executed >= limits.resp_pipeline_commands_max or len(self.out) >= limits.resp_reply_bytes_max:
-                await self._flush()
-                session.now_ms = runtime.clock_ms()
-                executed = 0
+        try:
+            while (argv := next_command()) is not NEED_DATA:
+                if runtime.shutting_down or not has_room():
+                    await self._wait_for_room()
+                reply, required = execute(argv)
+                if type(reply) is Action:
+                    await self._act(reply)
+                else:
+                    encode_into(out, reply, session.proto)
+                    if required > self.required:
+                        self.required = required
+                executed += 1
+                if executed % limits.resp_pipeline_commands_max == 0 or len(out) >= limits.resp_reply_bytes_max:
+                    await self._flush()
+                    session.now_ms = runtime.clock_ms()
+        except ProtocolError as e:
+            self._reply(ErrorReply(str(e)), 0)
+            raise _Close from None
+        finally:
+            runtime.stats.commands += executed
+
+    async def _wait_for_room(self) -> None:
+        """The WAL is full or the node is stopping: send what we have, then wait or close."""
+        runtime = self.runtime
+        await self._flush()
+        if runtime.shutting_down:
+            self._reply(ErrorReply(errors.SHUTTING_DOWN), 0)
+            raise _Close
+        await runtime.wal.wait_room()
+        self.session.now_ms = runtime.clock_ms()
 
     def _reply(self, reply: Any, required: int) -> None:
         encode_into(self.out, reply, self.session.proto)
