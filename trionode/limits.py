@@ -68,3 +68,11 @@ raft_voters_max = 5
 assert bus_backoff_min_ms <= bus_backoff_max_ms
 assert raft_heartbeat_ticks < raft_election_ticks
 raft_forwarded_max = 256                       # operator commands forwarded to the leader, in flight
+
+# --- Replication -------------------------------------------------------------------
+repl_backlog_bytes_max = 64 * 1024 * 1024      # recent effects kept in memory for partial resyncs
+repl_records_per_msg_max = 512                 # effects in one replication message
+repl_snapshot_chunk_keys_max = 512             # keys in one full-sync chunk
+replica_lag_timeout_ms = 5_000                 # an ISR member behind for this long is shrunk out
+repl_sync_retry_ms = 500                       # a replica re-sends its sync request this often until answered
+repl_tick_ms = 100                             # the primary checks ISR health this often

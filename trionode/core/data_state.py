@@ -93,8 +93,12 @@ class DataState:
         return out
 
     # --- the replay path ------------------------------------------------------
-    def replay(self, offset: int, effect: list[bytes]) -> None:
-        """Re-execute one logged effect at ``offset`` (which must be the next one)."""
+    def replay(self, offset: int, effect: list[bytes], acked: bool = True) -> None:
+        """Re-execute one logged effect at ``offset`` (which must be the next one).
+
+        ``acked`` says the effect is already acknowledged (it comes from this node's own
+        durable log at startup); a replica's streamed effects are not, until the primary says so.
+        """
         if offset != self.applied_offset + 1:
             raise ReplayError(f"effect at offset {offset} does not follow applied offset {self.applied_offset}")
         spec = _REPLAY_TABLE.get(bytes(effect[0]).lower()) if effect else None
@@ -105,4 +109,28 @@ class DataState:
         spec.handler(ks, effect)
         ks.effects.clear()
         self.applied_offset = offset
-        self.visibility.advance(offset)
+        if acked:
+            self.visibility.advance(offset)
+
+    # --- the replica path -----------------------------------------------------
+    def replace_with(self, other: "DataState") -> None:
+        """Adopt ``other``'s keyspace and offset (a full resync), keeping this object's identity."""
+        assert not self.outbox, "effects still waiting for the WAL would be lost"
+        self.keyspace = other.keyspace
+        self.applied_offset = other.applied_offset
+        self.visibility = Visibility(other.applied_offset)
+
+    def apply_replicated(self, offset: int, effect: list[bytes]) -> None:
+        """Apply an effect streamed by the primary: like replay, but logged to this node's WAL too.
+
+        The keys it touches stay invisible to READONLY reads until the primary's
+        acknowledged offset reaches ``offset`` (``visibility.advance``).
+        """
+        self.replay(offset, effect, acked=False)
+        self.outbox.append((offset, effect))
+        spec = _REPLAY_TABLE[bytes(effect[0]).lower()]
+        keys = spec.key_positions(len(effect))
+        for i in keys:
+            self.visibility.wrote(effect[i], offset)
+        if not keys:
+            self.visibility.wrote_everything(offset)

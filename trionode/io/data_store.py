@@ -19,6 +19,8 @@ WAL, or the new snapshot plus a contiguous WAL that reaches back past N.
 
 import logging
 import os
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,16 @@ class DataStore:
         self.compactions = 0
         self._waiting = 0
         self._compacting = trio.Lock()
+        # Acknowledged = durable on every ISR member. Without replicas in the ISR it is the
+        # local fsync; the replication primary installs its high-watermark function.
+        self.acked_offset = data.applied_offset
+        self.high_watermark: Callable[[int], int] = lambda local_durable: local_durable
+        self._acked_changed = trio.Event()
+        # Recent effects, for replicas that reconnect (Redis's replication backlog).
+        self.backlog: deque[tuple[int, list[bytes]]] = deque()
+        self._backlog_bytes = 0
+        self._new_writer: trio.Event | None = None
+        self._writer_bounds: dict[str, int] = {}
 
     # --- startup ----------------------------------------------------------
     @classmethod
@@ -83,39 +95,100 @@ class DataStore:
             _remove_segments(directory, result.segments)
         next_seq = max(result.next_seq, snapshot_offset + 1)
         assert data.applied_offset == next_seq - 1, (data.applied_offset, next_seq)
-        wal = WalWriter(
-            str(directory), WAL_PREFIX, next_seq,
-            batch_records_max=config.wal_batch_records_max,
-            batch_bytes_max=config.wal_batch_bytes_max,
-            pending_bytes_max=config.wal_pending_bytes_max,
-            segment_bytes_max=limits.wal_segment_bytes_max,
-        )
+        wal = WalWriter(str(directory), WAL_PREFIX, next_seq, **_writer_bounds(config))
         summary = f"snapshot at offset {snapshot_offset}, {replayed} WAL records replayed"
         if result.torn is not None:
             summary += f", torn tail cut at byte {result.torn.offset}"
-        return cls(directory, data, wal, snapshot_offset, summary)
+        store = cls(directory, data, wal, snapshot_offset, summary)
+        store._writer_bounds = _writer_bounds(config)
+        return store
+
+    # --- the writer task ------------------------------------------------------
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the WAL writer; after a full resync replaced it, run the new one."""
+        while True:
+            await self.wal.run(task_status=task_status)
+            task_status = trio.TASK_STATUS_IGNORED
+            if self._new_writer is None:
+                return  # closed for good
+            await self._new_writer.wait()
+
+    async def install_snapshot(self, offset: int, chunks: list[list]) -> None:
+        """A full resync: replace the keyspace, the snapshot and the WAL with the primary's state at ``offset``.
+
+        Ordered so a crash at any point leaves either the old data or the new snapshot
+        with an empty WAL: the new snapshot is durable before the old WAL goes.
+        """
+        async with self._compacting:
+            self._new_writer = trio.Event()
+            await self.wal.aclose()
+            data = DataState(offset)
+            for chunk in chunks:
+                data.keyspace.load_chunk(chunk)
+            header = {"kind": SNAPSHOT_KIND, "offset": offset}
+            path = str(self.directory / SNAPSHOT_NAME)
+            self.snapshot_bytes = await trio.to_thread.run_sync(snapshot_file.write_snapshot, path, header, chunks)
+            _remove_segments(self.directory, wal_files.list_segments(str(self.directory), WAL_PREFIX))
+            self.data.replace_with(data)
+            self.snapshot_offset = offset
+            self.acked_offset = min(self.acked_offset, offset)
+            self.backlog.clear()
+            self._backlog_bytes = 0
+            self.wal = WalWriter(str(self.directory), WAL_PREFIX, offset + 1, **self._writer_bounds)
+            self._new_writer.set()
+            self._new_writer = None
+        log.info("full resync installed: %d keys at offset %d", len(self.data.keyspace), offset)
 
     # --- the write path -----------------------------------------------------
     def log_outbox(self) -> None:
         """Move the effects applied since the last call into the WAL, in offset order."""
         if not self.data.outbox:
             return
-        append = self.wal.append
+        append, backlog = self.wal.append, self.backlog
+        added = 0
         for offset, effect in self.data.take_outbox():
             seq = append(cbor2.dumps(effect))
             assert seq == offset, f"WAL seq {seq} != offset {offset}"
+            backlog.append((offset, effect))
+            added += 16 + sum(len(arg) for arg in effect)
+        self._backlog_bytes += added
+        while self._backlog_bytes > limits.repl_backlog_bytes_max and len(backlog) > 1:
+            _, old = backlog.popleft()
+            self._backlog_bytes -= 16 + sum(len(arg) for arg in old)
+
+    def backlog_since(self, offset: int) -> list[tuple[int, list[bytes]]] | None:
+        """Effects after ``offset`` if the backlog still reaches back that far, else None."""
+        backlog = self.backlog
+        if offset >= self.data.applied_offset:
+            return []
+        if not backlog or backlog[0][0] > offset + 1:
+            return None
+        start = offset + 1 - backlog[0][0]
+        return [backlog[i] for i in range(start, len(backlog))]
 
     async def wait_acked(self, offset: int) -> None:
-        """Return once ``offset`` is acknowledged: on a single node, fsynced to the data WAL."""
-        if offset > self.wal.durable_seq:
-            self._waiting += 1
-            try:
-                await self.wal.wait_durable(offset)
-            finally:
-                self._waiting -= 1
-        durable = self.wal.durable_seq
-        if durable > self.data.visibility.acked:
-            self.data.visibility.advance(durable)
+        """Return once ``offset`` is acknowledged: durable here and on every ISR member."""
+        if offset <= self.acked_offset:
+            return
+        self._waiting += 1
+        try:
+            while self.acked_offset < offset:
+                if self.wal.durable_seq < offset:
+                    await self.wal.wait_durable(offset)
+                    self.update_acked()
+                else:
+                    await self._acked_changed.wait()
+        finally:
+            self._waiting -= 1
+
+    def update_acked(self) -> None:
+        """Recompute the acknowledged offset (after an fsync or a replica's ACK) and wake waiters."""
+        acked = min(self.high_watermark(self.wal.durable_seq), self.data.applied_offset)
+        if acked > self.acked_offset:
+            self.acked_offset = acked
+            self.data.visibility.advance(acked)
+            self._acked_changed.set()
+            self._acked_changed = trio.Event()
 
     def replies_waiting(self) -> bool:
         return self._waiting > 0
@@ -169,6 +242,15 @@ class DataStore:
             "fsync_avg_ms": round(stats.fsync_seconds_ewma * 1000, 3),
             "fsync_max_ms": round(stats.fsync_seconds_max * 1000, 3),
         }
+
+
+def _writer_bounds(config: Config) -> dict[str, int]:
+    return {
+        "batch_records_max": config.wal_batch_records_max,
+        "batch_bytes_max": config.wal_batch_bytes_max,
+        "pending_bytes_max": config.wal_pending_bytes_max,
+        "segment_bytes_max": limits.wal_segment_bytes_max,
+    }
 
 
 def _load_snapshot(directory: Path) -> tuple[DataState, int]:

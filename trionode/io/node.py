@@ -72,7 +72,6 @@ class NodeRuntime:
         self.store = store
         self.control = control
         self.data = store.data
-        self.wal = store.wal
         self.stats = Stats()
         self.shutting_down = False
         self.shutdown_requested = trio.Event()
@@ -178,6 +177,10 @@ class NodeRuntime:
                 command("slots_assign", shard_id=shard_id, epoch=epoch, slots=[(0, limits.slots_count - 1)])
             )
 
+    @property
+    def wal(self) -> Any:
+        return self.store.wal  # replaced by a full resync, so never cached
+
     @staticmethod
     def clock_ms() -> int:
         return time.time_ns() // 1_000_000
@@ -263,7 +266,7 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
         runtime = NodeRuntime(config, config_file, datadir, store, control)
         _log_started(runtime, store)
         async with trio.open_nursery() as nursery:
-            await nursery.start(store.wal.run)
+            await nursery.start(store.run)
             await nursery.start(control.run, bus_listeners)
             if config.bootstrap and not raft_store.cluster_id:
                 await runtime.bootstrap(with_all_slots=True)
