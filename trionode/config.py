@@ -47,6 +47,9 @@ KEYS: dict[str, Key] = {
     "resp_inline_bytes_max": Key(
         int, limits.resp_inline_bytes_max, "longest inline command or header line", 256, 1024 * 1024
     ),
+    "min_insync_replicas": Key(
+        int, 1, "writes are refused (NOREPLICAS) while a shard's in-sync set is smaller than this", 1, 16
+    ),
     "wal_batch_records_max": Key(
         int, limits.wal_batch_records_max, "records written and fsynced together, at most", 1, 1_000_000
     ),
@@ -77,6 +80,7 @@ class Config:
     resp_bulk_bytes_max: int = KEYS["resp_bulk_bytes_max"].default
     resp_args_max: int = KEYS["resp_args_max"].default
     resp_inline_bytes_max: int = KEYS["resp_inline_bytes_max"].default
+    min_insync_replicas: int = KEYS["min_insync_replicas"].default
     wal_batch_records_max: int = KEYS["wal_batch_records_max"].default
     wal_batch_bytes_max: int = KEYS["wal_batch_bytes_max"].default
     wal_pending_bytes_max: int = KEYS["wal_pending_bytes_max"].default

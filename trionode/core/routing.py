@@ -3,10 +3,14 @@
 Theory of operation. A :class:`Routing` is an immutable table built from the
 applied cluster configuration whenever it changes; sessions consult the
 current one for every keyed command. A slot is served here only if its shard
-is this node's shard and this node is that shard's primary. Otherwise the
+is this node's shard and this node is that shard's primary, or, for a read on
+a READONLY connection, if this node is an in-sync replica of that shard that
+is streaming (never while it loads or catches up: S7, seed 003). Otherwise the
 client gets ``MOVED slot host:port`` (the owner's primary), or
 ``CLUSTERDOWN`` when nobody owns the slot or the node is not in a cluster.
-The errors are Valkey's, byte for byte, because cluster clients act on them.
+Writes are refused with ``NOREPLICAS`` while the shard's ISR is smaller than
+``min_insync_replicas``. The errors are Valkey's, byte for byte, because
+cluster clients act on them.
 """
 
 from collections.abc import Mapping
@@ -20,6 +24,7 @@ if TYPE_CHECKING:
 
 CLUSTERDOWN_UNBOUND = "CLUSTERDOWN Hash slot not served"
 CLUSTERDOWN_NOT_MEMBER = "CLUSTERDOWN The cluster is down"
+NOREPLICAS = "NOREPLICAS Not enough good replicas to write."
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +35,17 @@ class Routing:
     am_primary: bool
     primary_addr: Mapping[str, str]    # shard id -> "host:port" of its primary
     member: bool = True                # False until the node belongs to a cluster
+    replica_serving: bool = False      # an in-sync, streaming replica may serve READONLY reads
+    writes_refused: str | None = None  # NOREPLICAS while the ISR is below min_insync_replicas
 
-    def error_for(self, slot: int) -> str | None:
-        """None when this node serves ``slot``; otherwise the error line to send."""
+    def error_for(self, slot: int, write: bool = True, readonly_session: bool = False) -> str | None:
+        """None when this node serves ``slot`` for this command; otherwise the error line to send."""
         owner = self.owners[slot]
-        if owner is not None and owner == self.my_shard and self.am_primary:
-            return None
+        if owner is not None and owner == self.my_shard:
+            if self.am_primary:
+                return self.writes_refused if write else None
+            if readonly_session and not write and self.replica_serving:
+                return None
         if not self.member:
             return CLUSTERDOWN_NOT_MEMBER
         if owner is None or owner not in self.primary_addr:
@@ -52,8 +62,10 @@ def not_a_member() -> Routing:
     return Routing((None,) * limits.slots_count, None, False, {}, member=False)
 
 
-def from_cluster_state(state: "ClusterState", my_id: str) -> Routing:
-    """The routing a node derives from the applied configuration."""
+def from_cluster_state(
+    state: "ClusterState", my_id: str, *, min_insync_replicas: int = 1, replica_serving: bool = False
+) -> Routing:
+    """The routing a node derives from the applied configuration (and its replication state)."""
     me = state.nodes.get(my_id)
     if not state.bootstrapped or me is None:
         return not_a_member()
@@ -62,4 +74,10 @@ def from_cluster_state(state: "ClusterState", my_id: str) -> Routing:
         primary = state.nodes.get(shard.primary_id)
         if primary is not None:
             primary_addr[shard_id] = f"{primary.host}:{primary.port}"
-    return Routing(tuple(state.slot_owners), me.shard_id, me.role == "primary", primary_addr)
+    my_shard = state.shards.get(me.shard_id) if me.shard_id is not None else None
+    refused = NOREPLICAS if my_shard is not None and len(my_shard.isr_ids) < min_insync_replicas else None
+    in_isr = my_shard is not None and my_id in my_shard.isr_ids
+    return Routing(
+        tuple(state.slot_owners), me.shard_id, me.role == "primary", primary_addr,
+        replica_serving=replica_serving and in_isr and me.role == "replica", writes_refused=refused,
+    )

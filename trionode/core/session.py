@@ -102,4 +102,4 @@ class Session:
             for i in spec.key_positions(len(argv))[1:]:
                 if key_slot(argv[i]) != slot:
                     return errors.CROSSSLOT
-        return self.node.routing.error_for(slot)
+        return self.node.routing.error_for(slot, spec.is_write, self.readonly)

@@ -100,7 +100,14 @@ class NodeRuntime:
 
     # --- the cluster as this node sees it ---------------------------------------
     def refresh_routing(self) -> None:
-        self.node.routing = routing.from_cluster_state(self.control.state, self.node_id)
+        self.node.routing = routing.from_cluster_state(
+            self.control.state, self.node_id, min_insync_replicas=self.config.min_insync_replicas,
+            replica_serving=self.replica_serving(),
+        )
+
+    def replica_serving(self) -> bool:
+        """A replica serves READONLY reads only while it streams from its primary (never while loading)."""
+        return False  # set by the replication shell once it exists
 
     def _health(self) -> dict[str, str]:
         # Failure detection (gossip) is not built yet: every member is reported online.

@@ -1,0 +1,56 @@
+"""Routing: who serves a slot, and the exact error every other client gets."""
+
+from trionode.core.cluster.commands import apply, command
+from trionode.core.cluster.state import ClusterState
+from trionode.core.routing import from_cluster_state, not_a_member
+
+A, B, R = "a" * 40, "b" * 40, "c" * 40
+SA, SB = "1" * 40, "2" * 40
+
+
+def _state() -> ClusterState:
+    state = ClusterState()
+    cmds = [
+        command("bootstrap", cluster_id="f" * 40, node_id=A, host="127.0.0.1", port=7001, bus_port=17001),
+        command("node_join", node_id=B, host="127.0.0.1", port=7002, bus_port=17002),
+        command("node_join", node_id=R, host="127.0.0.1", port=7003, bus_port=17003),
+        command("shard_create", shard_id=SA, epoch=1, primary_id=A),
+        command("slots_assign", shard_id=SA, epoch=1, slots=[(0, 8000)]),
+        command("shard_create", shard_id=SB, epoch=2, primary_id=B),
+        command("slots_assign", shard_id=SB, epoch=2, slots=[(8001, 16000)]),
+        command("replica_attach", shard_id=SA, epoch=1, node_id=R),
+    ]
+    for index, cmd in enumerate(cmds, start=1):
+        assert apply(state, index, cmd).ok
+    return state
+
+
+def test_primary_serves_its_slots_and_moves_the_rest() -> None:
+    routing = from_cluster_state(_state(), A)
+    assert routing.error_for(5) is None
+    assert routing.error_for(9000) == "MOVED 9000 127.0.0.1:7002"
+    assert routing.error_for(16100) == "CLUSTERDOWN Hash slot not served"
+
+
+def test_replica_moves_writes_and_serves_readonly_reads_only_while_in_sync_and_streaming() -> None:
+    state = _state()
+    outside_isr = from_cluster_state(state, R, replica_serving=True)
+    assert outside_isr.error_for(5, write=False, readonly_session=True) == "MOVED 5 127.0.0.1:7001"
+    apply(state, 9, command("isr_expand", shard_id=SA, epoch=1, isr_version=state.shards[SA].isr_version,
+                            node_id=R))
+    serving = from_cluster_state(state, R, replica_serving=True)
+    assert serving.error_for(5, write=False, readonly_session=True) is None
+    assert serving.error_for(5, write=True, readonly_session=True) == "MOVED 5 127.0.0.1:7001"
+    assert serving.error_for(5, write=False, readonly_session=False) == "MOVED 5 127.0.0.1:7001"
+    loading = from_cluster_state(state, R, replica_serving=False)
+    assert loading.error_for(5, write=False, readonly_session=True) == "MOVED 5 127.0.0.1:7001"
+
+
+def test_writes_are_refused_below_min_insync_replicas() -> None:
+    routing = from_cluster_state(_state(), A, min_insync_replicas=2)
+    assert routing.error_for(5, write=True) == "NOREPLICAS Not enough good replicas to write."
+    assert routing.error_for(5, write=False) is None
+
+
+def test_a_node_outside_any_cluster_is_down() -> None:
+    assert not_a_member().error_for(0) == "CLUSTERDOWN The cluster is down"
