@@ -176,6 +176,21 @@ def test_multibulk_errors(data, message):
     check_request_error(data, message)
 
 
+@pytest.mark.parametrize("bulk_bytes_max", [4, 9, 10, 42, 99, 1000])  # the trailer needs 4
+def test_short_bulk_lengths_agree_with_the_general_rule(bulk_bytes_max):
+    # One- and two-digit lengths take a fast path; it must give the verdict of
+    # _strict_int plus the bound, which every longer length goes through.
+    alphabet = [b"%c" % c for c in b"/0123456789:-+ x"]
+    texts = [a for a in alphabet] + [a + b for a in alphabet for b in alphabet]
+    for text in texts:
+        n = int(text) if text.isdigit() and (text[:1] != b"0" or len(text) == 1) else None
+        data = b"*1\r\n$" + text + b"\r\n" + b"v" * (n or 0) + b"\r\n"
+        if n is not None and n <= bulk_bytes_max:
+            check_requests(data, [[b"v" * n]], bulk_bytes_max=bulk_bytes_max)
+        else:
+            check_request_error(data, errors.PROTO_INVALID_BULK_LEN, bulk_bytes_max=bulk_bytes_max)
+
+
 def test_error_text_matches_redis():
     assert errors.PROTO_INVALID_MULTIBULK_LEN == "ERR Protocol error: invalid multibulk length"
     assert errors.PROTO_INVALID_BULK_LEN == "ERR Protocol error: invalid bulk length"
@@ -189,12 +204,8 @@ def test_error_text_matches_redis():
 def test_huge_digit_strings_do_not_hit_int_conversion_limit():
     # Python refuses int() on more than 4300 digits; that must become a protocol error.
     big = 100_000
-    check_request_error(
-        b"*1\r\n$" + b"9" * 5000 + b"\r\n", errors.PROTO_INVALID_BULK_LEN, inline_bytes_max=big
-    )
-    check_request_error(
-        b"*" + b"9" * 5000 + b"\r\n", errors.PROTO_INVALID_MULTIBULK_LEN, inline_bytes_max=big
-    )
+    check_request_error(b"*1\r\n$" + b"9" * 5000 + b"\r\n", errors.PROTO_INVALID_BULK_LEN, inline_bytes_max=big)
+    check_request_error(b"*" + b"9" * 5000 + b"\r\n", errors.PROTO_INVALID_MULTIBULK_LEN, inline_bytes_max=big)
 
 
 def test_too_long_count_line():
@@ -568,9 +579,7 @@ def test_reply_parser_skips_attributes():
     ],
 )
 def test_reply_parser_errors(data, message):
-    check_reply_error(
-        data, message, bulk_bytes_max=1000, aggregate_len_max=1000, line_bytes_max=64, depth_max=4
-    )
+    check_reply_error(data, message, bulk_bytes_max=1000, aggregate_len_max=1000, line_bytes_max=64, depth_max=4)
 
 
 def test_reply_parser_nesting_at_the_depth_limit():

@@ -146,8 +146,8 @@ class RequestParser(_Buffer):
     __slots__ = ("_args", "_args_max", "_bulk_bytes_max", "_bulk_len", "_remaining")
 
     def __init__(self, *, bulk_bytes_max: int, args_max: int, inline_bytes_max: int) -> None:
-        # A bulk header "$N" is 2 bytes; the fast path relies on it fitting.
-        assert inline_bytes_max >= 2 and bulk_bytes_max >= 0 and args_max >= 1
+        # A bulk header "$NN" is 3 bytes; the fast paths rely on it fitting.
+        assert inline_bytes_max >= 3 and bulk_bytes_max >= 0 and args_max >= 1
         super().__init__(inline_bytes_max)
         self._bulk_bytes_max = bulk_bytes_max
         self._args_max = args_max
@@ -194,6 +194,7 @@ class RequestParser(_Buffer):
             remaining = self._remaining
             n = self._bulk_len
         end = len(buf)
+        bulk_max = self._bulk_bytes_max
         if n >= 0:  # resuming inside a bulk whose header was consumed
             stop = pos + n
             if stop + 2 > end:
@@ -207,9 +208,15 @@ class RequestParser(_Buffer):
             e = find(b"\r\n", pos)
             if e < 0 or buf[pos] != 36:
                 return self._bad_bulk_header(args, remaining, pos, e)
+            # One and two digits spelled out: every short key and value (the
+            # common case) skips the slice and int() of the general path.
             if e - pos == 2:
                 n = buf[pos + 1] - 48
-                if n < 0 or n > 9:
+                if n < 0 or n > 9 or n > bulk_max:
+                    raise self._fail(errors.PROTO_INVALID_BULK_LEN)
+            elif e - pos == 3 and 48 < buf[pos + 1] <= 57 and 48 <= buf[pos + 2] <= 57:
+                n = buf[pos + 1] * 10 + buf[pos + 2] - 528  # 528 is 48 * 11
+                if n > bulk_max:
                     raise self._fail(errors.PROTO_INVALID_BULK_LEN)
             else:
                 n = self._bulk_length(buf[pos + 1 : e])
