@@ -9,8 +9,10 @@ is pure bookkeeping driven by the shell:
   divergence point when the WAL still reaches back to it, full sync otherwise;
 - ``on_ack`` records a replica's durable offset for its current session;
 - ``high_watermark(local_durable)`` is the acknowledged offset: the minimum of
-  the durable offsets of the ISR members, the primary's own included (S1). It
-  never decreases;
+  the durable offsets of the ISR members, the primary's own included (S1), and
+  of a replica whose expansion is proposed (Kafka's "maximal ISR", KIP-497:
+  otherwise writes acknowledged between the proposal and its commit would be
+  missing on a member that could then be promoted). It never decreases;
 - ``isr_changes(now_ms)`` returns ISR shrink/expand commands for the shell to
   *propose* to Raft; the tracker never changes the ISR itself. The ISR changes
   only through ``set_config``, called with the applied Raft configuration.
@@ -28,8 +30,15 @@ Rules:
   sync, is not loading and is acknowledging (S8);
 - at most one proposal in flight per shard (ISR commands are a compare-and-set
   on ``isr_version``, so a second one at the same version could only fail). It
-  is forgotten when the ISR version moves, on ``proposal_done``, or after
-  ``proposal_retry_ms`` (a proposal lost with a Raft leader).
+  ends when ``set_config`` shows the ISR version moved (or the node left the
+  replica set), or on ``proposal_done`` once the shell saw it applied and
+  refused. A proposal that may still commit is never forgotten: after
+  ``proposal_retry_ms`` the same command is returned again (a proposal lost
+  with a Raft leader), and a proposed expansion keeps holding the watermark.
+
+At a promotion the shell cuts the node's history back to its log end, appends
+``(epoch, log_end + 1)`` and persists it before the first write of the epoch;
+then it builds the tracker.
 
 What it leaves to the shell: streaming (from ``keep_offset + 1`` of the reply,
 or a snapshot and then its tail, each message stamped with the session's
@@ -96,7 +105,7 @@ class PrimaryTracker:
         self.deposed = False  # Invariant: once True, the watermark never moves again.
         self._hw = 0  # Invariant: never decreases.
         self._followers: dict[str, _Follower] = {}
-        self._pending: tuple[str, int] | None = None  # (node_id, proposed at ms)
+        self._pending: tuple[str, dict[str, Any], int] | None = None  # (node_id, command, proposed at ms)
         self._reports: deque[str] = deque(maxlen=reports_max)
         self.replica_ids: tuple[str, ...] = ()
         self.isr_ids: tuple[str, ...] = ()
@@ -119,9 +128,10 @@ class PrimaryTracker:
             return False
         assert self.my_id in isr_ids and self.my_id not in replica_ids, "the primary is in its ISR, not a replica"
         assert set(isr_ids) <= {self.my_id, *replica_ids}
-        if isr_version != self.isr_version:
-            self._pending = None  # the proposal was applied or is now stale (compare-and-set)
-        self.replica_ids, self.isr_ids, self.isr_version = tuple(replica_ids), tuple(isr_ids), isr_version
+        self.replica_ids, self.isr_ids = tuple(replica_ids), tuple(isr_ids)
+        if isr_version != self.isr_version or (self._pending and self._pending[0] not in self.replica_ids):
+            self._pending = None  # applied, or can never apply now (compare-and-set on the version)
+        self.isr_version = isr_version
         self._followers = {r: self._followers.get(r) or _Follower(r) for r in self.replica_ids}
         return True
 
@@ -168,11 +178,13 @@ class PrimaryTracker:
         keep = divergence(self.history, log_end, req.history, req.log_end)
         assert keep <= min(log_end, req.log_end)
         partial = keep >= log_start - 1
-        if keep < follower.offset and follower.sync_id != -1:
+        if keep < follower.offset:
             self._report(f"replica {req.replica_id} resyncs at {keep} below its acknowledged {follower.offset}")
         follower.sync_id, follower.target = req.sync_id, log_end
-        follower.offset = keep if partial else 0
-        follower.state = (STREAMING if keep >= log_end else SYNCING) if partial else LOADING
+        # Nothing is known durable there until it acks in this session: ``keep`` may cover records it
+        # received but never fsynced, and a full sync discards everything (S5).
+        follower.offset = 0
+        follower.state = SYNCING if partial else LOADING
         follower.caught_up_ms = follower.prev_ack_ms = None
         if not partial:
             self._report(f"replica {req.replica_id} needs a full sync: keep {keep}, WAL starts at {log_start}")
@@ -202,12 +214,15 @@ class PrimaryTracker:
         elif follower.prev_ack_ms is not None and follower.offset >= follower.prev_ack_log_end:
             follower.caught_up_ms = max(follower.caught_up_ms or 0, follower.prev_ack_ms)
         follower.prev_ack_ms, follower.prev_ack_log_end = now_ms, self.log_end
-        if follower.state == SYNCING and follower.offset >= follower.target:
+        if follower.state == SYNCING and follower.offset >= follower.target:  # acked what it was behind
             follower.state = STREAMING
         return True
 
     def proposal_done(self, node_id: str) -> None:
-        """The shell's proposal about ``node_id`` finished (applied, refused or lost)."""
+        """The proposal about ``node_id`` was applied and refused (call ``set_config`` first when accepted).
+
+        Not for a proposal that timed out: it may still commit; the tracker re-proposes it.
+        """
         if self._pending is not None and self._pending[0] == node_id:
             self._pending = None
 
@@ -221,6 +236,8 @@ class PrimaryTracker:
         for node_id in self.isr_ids:
             if node_id != self.my_id:
                 hw = min(hw, self._followers[node_id].offset)
+        if self._pending is not None and self._pending[1]["op"] == "isr_expand":
+            hw = min(hw, self._followers[self._pending[0]].offset)
         self._hw = max(self._hw, hw)
         return self._hw
 
@@ -229,12 +246,18 @@ class PrimaryTracker:
         return sum(1 for f in self._followers.values() if f.state != LOADING and f.offset >= offset)
 
     def isr_changes(self, now_ms: int) -> list[dict[str, Any]]:
-        """At most one ISR command to propose to Raft (shrinks first); [] when none or one is in flight."""
+        """At most one ISR command to propose to Raft (shrinks first); [] when none or one is in flight.
+
+        A tracker checks the rules only here, so the shell calls it every ``repl_tick_ms``.
+        """
         if self.deposed:
             return []
-        if self._pending is not None and now_ms - self._pending[1] < proposal_retry_ms:
-            return []
-        self._pending = None
+        if self._pending is not None:
+            node_id, cmd, proposed_ms = self._pending
+            if now_ms - proposed_ms < proposal_retry_ms:
+                return []
+            self._pending = (node_id, cmd, now_ms)
+            return [dict(cmd)]
         for f in self._followers.values():
             if f.since_ms is None:
                 f.since_ms = now_ms
@@ -246,9 +269,10 @@ class PrimaryTracker:
             proposal, op = self._expand_candidate(now_ms), "isr_expand"
         if proposal is None:
             return []
-        self._pending = (proposal, now_ms)
+        cmd = command(op, shard_id=self.shard_id, epoch=self.epoch, isr_version=self.isr_version, node_id=proposal)
+        self._pending = (proposal, cmd, now_ms)
         self._report(f"proposing {op} of {proposal} at ISR version {self.isr_version}")
-        return [command(op, shard_id=self.shard_id, epoch=self.epoch, isr_version=self.isr_version, node_id=proposal)]
+        return [dict(cmd)]
 
     def _shrink_candidate(self, now_ms: int) -> str | None:
         for node_id in sorted(self.isr_ids):

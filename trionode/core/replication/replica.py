@@ -29,6 +29,15 @@ discard local data (``start_full_sync``); cut the log and keyspace back to
 records it describes); load ``snapshot_items``; append and apply ``records``;
 then, if ``resync``, send ``sync_request()`` again (after a backoff).
 
+A full sync makes the local data junk until the snapshot is complete: the
+shell keeps a durable "loading" marker from ``start_full_sync`` until the
+state leaves ``loading`` (or a later step truncates to 0), and a replica that
+restarts with the marker comes back empty. If ``sync_request()`` or ``fence()``
+abandon an incomplete load, the replica's log end drops to 0 with an empty
+history, so the next reply is a full sync or a partial one that keeps nothing,
+and its step discards the junk. During a load the shell acks
+``min(durable, log_end)``: 0 until the snapshot is complete.
+
 What it leaves to the shell: persistence and fsync; persisting the fence epoch
 before answering a fence; on restart, constructing with the recovered log end
 (the history is cut back to it here) and, if a full sync was interrupted, with
@@ -101,6 +110,8 @@ class ReplicaState:
         if self.state == LOADING:
             self._abandon_snapshot()
         self.state = CONNECTING
+        # Entries adopted from a primary for records not received yet describe nothing here.
+        self.history.truncate_after(self.log_end)
         return SyncRequest(self.shard_id, self.my_id, self.epoch, self.history.copy(), self.log_end, self.sync_id)
 
     def fence(self, epoch: int) -> bool:
@@ -210,18 +221,18 @@ class ReplicaState:
 
     def _resync(self, why: str) -> Step:
         self._reports.append(f"resync: {why}")
-        if self.state == LOADING:
+        abandon = self.state == LOADING
+        if abandon:
             self._abandon_snapshot()
         self.state = CONNECTING
-        return Step(resync=why)
+        return Step(truncate_to=0, history_changed=True, resync=why) if abandon else Step(resync=why)
 
     # --- acknowledgement and reads --------------------------------------------------------------
     def ack(self, durable_offset: int) -> Ack | None:
         """The shell fsynced up to ``durable_offset``: the ack to send (None without a session)."""
-        assert durable_offset <= self.log_end, f"acking {durable_offset} past the received {self.log_end}"
-        assert durable_offset >= 0
         if self.state == CONNECTING:
             return None
+        assert 0 <= durable_offset <= self.log_end, f"acking {durable_offset} past the received {self.log_end}"
         self.durable_offset = max(self.durable_offset, durable_offset)
         if self.state == LOADING and self._snapshot_done and self.durable_offset >= (self._snapshot_offset or 0):
             self._snapshot_offset, self._snapshot_seq, self._snapshot_done = None, 0, False
