@@ -1,5 +1,6 @@
 """PrimaryTracker: sync answers, acks, the high watermark, WAIT, and ISR proposals."""
 
+from trionode.core.replication import primary
 from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import Ack, SyncRefused, SyncReply, SyncRequest
 from trionode.core.replication.primary import PrimaryTracker
@@ -217,8 +218,6 @@ def test_a_stale_proposal_is_forgotten_when_the_isr_version_moves_or_after_the_r
     (shrink,) = t.isr_changes(LAG_MS + 1)
     assert shrink["node_id"] == R2
     assert t.isr_changes(LAG_MS + 2) == []
-    from trionode.core.replication import primary
-
     later = LAG_MS + 1 + primary.proposal_retry_ms
     ack(t, R1, 5, later)
     assert t.isr_changes(later) == [shrink]
