@@ -12,9 +12,7 @@ RECORD_BYTES_MAX = 1 << 20
 
 payloads = st.recursive(
     st.one_of(st.binary(max_size=64), st.text(max_size=16), st.integers(-(2**63), 2**64 - 1), st.booleans()),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4),
     max_leaves=8,
 )
 record_lists = st.lists(payloads, min_size=1, max_size=12)
@@ -51,6 +49,36 @@ def test_large_payload_streams_the_same_checksum() -> None:
     length = len(payload).to_bytes(4, "little")
     assert int.from_bytes(record[4:12], "little") == xxhash.xxh3_64_intdigest(length + payload)
     assert scan(record).records == [(0, b"x" * 200_000)]
+
+
+@pytest.mark.parametrize("size", [1, 23, 24, 255, 256, 257, 65_535, 65_536, 65_537])
+def test_frame_layout_at_every_length_prefix_boundary(size: int) -> None:
+    # Payloads under 256 bytes take prebuilt length prefixes; the layout must not change.
+    payload = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    record = codec.frame(payload)
+    length = size.to_bytes(4, "little")
+    assert record == length + xxhash.xxh3_64_intdigest(length + payload).to_bytes(8, "little") + payload
+
+
+# Byte strings around every CBOR head-size boundary (23/24, 255/256, 65535/65536).
+effect_args = st.one_of(
+    st.binary(max_size=30),
+    st.sampled_from([22, 23, 24, 25, 255, 256, 257, 65_535, 65_536, 65_537]).map(lambda n: b"v" * n),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(effect_args, max_size=30))
+def test_encode_effect_is_byte_identical_to_cbor2(effect: list[bytes]) -> None:
+    # The hand-written encoder is a fast path for cbor2.dumps; they must never differ.
+    assert codec.encode_effect(effect) == cbor2.dumps(effect)
+    assert cbor2.loads(codec.encode_effect(effect)) == effect
+
+
+def test_encode_effect_hands_other_shapes_to_cbor2() -> None:
+    for effect in ([b"SET", "k", b"v"], [b"SET", bytearray(b"k")], [b"DEL", 1]):
+        assert codec.encode_effect(effect) == cbor2.dumps(effect)  # type: ignore[arg-type]
+    assert codec.encode_effect([b"x"] * 300) == cbor2.dumps([b"x"] * 300)
 
 
 @pytest.mark.parametrize("feed", ["bytes", "memoryview", "bytearray"])
@@ -153,9 +181,7 @@ def test_single_flipped_byte_is_detected(objs: list[object], data: st.DataObject
 
 @settings(max_examples=200, deadline=None)
 @given(objs=record_lists, garbage=st.binary(min_size=1, max_size=64), data=st.data())
-def test_inserted_garbage_keeps_every_record_before_it(
-    objs: list[object], garbage: bytes, data: st.DataObject
-) -> None:
+def test_inserted_garbage_keeps_every_record_before_it(objs: list[object], garbage: bytes, data: st.DataObject) -> None:
     buf, offsets = encode_all(objs)
     ends = [*offsets[1:], len(buf)]
     position = data.draw(st.integers(0, len(buf)), label="position")

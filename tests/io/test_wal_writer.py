@@ -10,6 +10,8 @@ import cbor2
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trionode.core.wal import codec
 from trionode.io import wal_check, wal_files, wal_writer
@@ -72,9 +74,7 @@ async def test_concurrent_appenders_share_fsyncs(tmp_path: Path) -> None:
         assert mine == list(range(rounds))
 
 
-async def test_waiters_are_not_released_before_fsync_returns(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_waiters_are_not_released_before_fsync_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     entered, release = threading.Event(), threading.Event()
     real_sync = wal_writer.sync_file
 
@@ -105,9 +105,7 @@ async def test_waiters_are_not_released_before_fsync_returns(
         await writer.aclose()
 
 
-async def test_batches_respect_record_and_byte_bounds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_batches_respect_record_and_byte_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     writes: list[bytes] = []
     real_write_all = wal_writer.write_all
 
@@ -141,6 +139,58 @@ async def test_batches_respect_record_and_byte_bounds(
         await nursery.start(writer.run)
         await writer.aclose()
     assert [data.count(codec.frame(b"\x41")) for data in writes] == [4, 4, 2]
+
+
+def reference_batches(sizes: list[int], records_max: int, bytes_max: int) -> list[list[int]]:
+    """Batches as the bounds define them: greedy, and an oversized record goes alone."""
+    batches: list[list[int]] = []
+    for size in sizes:
+        last = batches[-1] if batches else None
+        if last is not None and len(last) < records_max and sum(last) + size <= bytes_max:
+            last.append(size)
+        else:
+            batches.append([size])
+    return batches
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    payload_sizes=st.lists(st.integers(1, 60), min_size=1, max_size=30),
+    records_max=st.integers(1, 8),
+    bytes_max=st.integers(13, 400),
+    take_after=st.integers(1, 30),
+)
+def test_taking_the_whole_queue_at_once_matches_the_bounds(
+    tmp_path_factory: pytest.TempPathFactory,
+    payload_sizes: list[int],
+    records_max: int,
+    bytes_max: int,
+    take_after: int,
+) -> None:
+    # _take_batch takes the whole queue when it fits one batch, else goes record by
+    # record; either way the batches must be exactly the greedy ones the bounds define.
+    writer = make_writer(tmp_path_factory.mktemp("wal"), batch_records_max=records_max, batch_bytes_max=bytes_max)
+    got: list[list[int]] = []
+    appended = 0
+    for start in range(0, len(payload_sizes), take_after):
+        chunk = payload_sizes[start : start + take_after]
+        for size in chunk:
+            writer.append(b"\x01" * size)
+        appended += len(chunk)
+        while writer._pending:
+            batch = writer._take_batch()
+            got.append([len(record) for record in batch.records])
+            assert batch.size_bytes == sum(got[-1])
+        want = [
+            batch
+            for part in range(0, appended, take_after)
+            for batch in reference_batches(
+                [codec.record_bytes(size) for size in payload_sizes[part : part + take_after]], records_max, bytes_max
+            )
+        ]
+        assert got == want
+    assert writer.statistics().pending_bytes == 0
+    os.close(writer._fd)  # the writer task never ran, so nothing else closes it
 
 
 async def test_failed_fsync_crashes_run_and_never_reports_durable(
@@ -322,9 +372,7 @@ def test_empty_directory_loads_empty(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["garbage", "zeros", "mid_record"])
-async def test_torn_tail_is_cut_and_logged(
-    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_torn_tail_is_cut_and_logged(tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
     await write_records(tmp_path, [f"value-{n}" for n in range(10)])
     (path,) = segment_paths(tmp_path)
     good_bytes = path.stat().st_size

@@ -30,6 +30,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import NoReturn
 
 import cbor2
 import trio
@@ -150,6 +151,11 @@ class WalWriter:
         self._room = trio.Event()  # swapped when the queue drops below its bound
         self._failure: BaseException | None = None
         self._closing = False
+        # What append() compares the pending bytes against: the pending bound while
+        # appends are allowed, -1 once failed or closing. One test on the hot path
+        # covers all three refusals; _refuse() tells them apart.
+        self._append_bytes_max = pending_bytes_max
+        self._payload_bytes_max = record_bytes_max - codec.HEADER_BYTES
         self._closed = trio.Event()
         self._running = False
         self._removing = False
@@ -188,21 +194,26 @@ class WalWriter:
         Raises WalFull when the queue is at its bound (check ``has_room()`` or
         await ``wait_room()`` first), RecordTooLarge past the record bound.
         """
+        # Runs once per logged write: one comparison guards every refusal.
+        if self._pending_bytes >= self._append_bytes_max or len(payload) > self._payload_bytes_max:
+            self._refuse(len(payload))
+        record = codec.frame(payload)
+        self._pending.append(record)
+        self._pending_bytes += len(record)
+        seq = self.appended_seq = self.appended_seq + 1
+        if self._writer_idle:
+            self._wake_writer()
+        return seq
+
+    def _refuse(self, payload_bytes: int) -> NoReturn:
         if self._failure is not None:
             raise WalFailed("the WAL writer has failed") from self._failure
         if self._closing:
             raise WalClosed("the WAL is closed")
         if self._pending_bytes >= self._pending_bytes_max:
             raise WalFull(f"{self._pending_bytes} bytes pending, bound {self._pending_bytes_max}")
-        if codec.record_bytes(len(payload)) > self._record_bytes_max:
-            raise codec.RecordTooLarge(f"record of {len(payload)} bytes exceeds {self._record_bytes_max}")
-        record = codec.frame(payload)
-        self._pending.append(record)
-        self._pending_bytes += len(record)
-        self.appended_seq += 1
-        if self._writer_idle:
-            self._wake_writer()
-        return self.appended_seq
+        assert codec.record_bytes(payload_bytes) > self._record_bytes_max
+        raise codec.RecordTooLarge(f"record of {payload_bytes} bytes exceeds {self._record_bytes_max}")
 
     def append_obj(self, obj: object) -> int:
         """CBOR-encode ``obj`` and append it."""
@@ -320,6 +331,25 @@ class WalWriter:
         records_max = self._batch_records_max
         if self._rotations:
             records_max = min(records_max, self._rotations[0] - first_seq)
+        pending = self._pending
+        if len(pending) <= records_max and self._pending_bytes <= self._batch_bytes_max:
+            # Everything queued fits one batch (the usual case): take the queue
+            # whole instead of record by record. Same result as the loop below.
+            records = list(pending)
+            size_bytes = self._pending_bytes
+            pending.clear()
+        else:
+            records, size_bytes = self._take_records(records_max)
+        self._pending_bytes -= size_bytes
+        self._taken_seq += len(records)
+        assert records or new_segment_seq is not None
+        assert self._taken_seq <= self.appended_seq and self._pending_bytes >= 0
+        if self.has_room():
+            self._swap_event("_room")
+        return _Batch(first_seq, records, size_bytes, new_segment_seq)
+
+    def _take_records(self, records_max: int) -> tuple[list[bytes], int]:
+        """Dequeue records up to ``records_max`` and the batch byte bound."""
         records: list[bytes] = []
         size_bytes = 0
         pending = self._pending
@@ -330,13 +360,7 @@ class WalWriter:
                 break
             records.append(pending.popleft())
             size_bytes += record_bytes
-        self._pending_bytes -= size_bytes
-        self._taken_seq += len(records)
-        assert records or new_segment_seq is not None
-        assert self._taken_seq <= self.appended_seq and self._pending_bytes >= 0
-        if self.has_room():
-            self._swap_event("_room")
-        return _Batch(first_seq, records, size_bytes, new_segment_seq)
+        return records, size_bytes
 
     async def _write_one_batch(self, batch: _Batch) -> None:
         fd, fsync_seconds = await trio.to_thread.run_sync(self._write_batch, batch, self._fd)
@@ -391,6 +415,7 @@ class WalWriter:
     def _fail(self, exc: BaseException) -> None:
         if self._failure is None:
             self._failure = exc
+        self._append_bytes_max = -1
         self._swap_event("_batch_done")
         self._swap_event("_room")
         self._closed.set()
@@ -400,6 +425,7 @@ class WalWriter:
     async def aclose(self) -> None:
         """Make everything appended durable, then stop the writer (run() returns)."""
         self._closing = True
+        self._append_bytes_max = -1
         if not self._running and not self._closed.is_set():
             assert not self._pending, "records were appended but no writer task ever ran"
             os.close(self._fd)

@@ -104,16 +104,59 @@ def checksum(length_bytes: bytes | memoryview, payload: bytes | memoryview) -> i
     return hasher.intdigest()
 
 
-def frame(payload: bytes) -> bytes:
-    """Frame an already-encoded (CBOR) payload as one record."""
+# Every record of a small payload needs the same few length prefixes: build them once.
+_SMALL_LENGTHS = tuple(_LENGTH.pack(n) for n in range(256))
+
+
+def frame(payload: bytes, *, _small=_SMALL_LENGTHS, _pack=_HEADER.pack, _xxh3=xxhash.xxh3_64_intdigest) -> bytes:
+    """Frame an already-encoded (CBOR) payload as one record.
+
+    Runs once per logged write, hence the prebuilt prefixes and the names bound
+    as defaults (locals are the cheapest lookups).
+    """
     payload_bytes = len(payload)
     assert 0 < payload_bytes <= PAYLOAD_BYTES_LIMIT, payload_bytes
+    if payload_bytes < 256:
+        return _pack(payload_bytes, _xxh3(_small[payload_bytes] + payload)) + payload
     length_bytes = _LENGTH.pack(payload_bytes)
-    if payload_bytes <= _CONCAT_BYTES_MAX:
-        digest = xxhash.xxh3_64_intdigest(length_bytes + payload)
-    else:
-        digest = checksum(length_bytes, payload)
-    return b"".join((length_bytes, digest.to_bytes(8, "little"), payload))
+    return _pack(payload_bytes, checksum(length_bytes, payload)) + payload
+
+
+# CBOR heads (RFC 8949 §3) for the one shape every effect has: an array of byte
+# strings. A short head is the major type ORed with the count; longer counts follow.
+_ARRAY_HEADS = tuple(bytes((0x80 | n,)) for n in range(24))
+_BYTES_HEADS = tuple(bytes((0x40 | n,)) for n in range(24))
+
+
+def _cbor_head(major: int, n: int) -> bytes:
+    if n < 24:
+        return bytes((major | n,))
+    if n < 0x100:
+        return bytes((major | 24, n))
+    if n < 0x10000:
+        return bytes((major | 25,)) + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return bytes((major | 26,)) + n.to_bytes(4, "big")
+    return bytes((major | 27,)) + n.to_bytes(8, "big")
+
+
+def encode_effect(effect: list[bytes]) -> bytes:
+    """CBOR-encode an effect (a list of ``bytes``): exactly the bytes of ``cbor2.dumps``.
+
+    Every write is logged through here, and this is about twice as fast as
+    cbor2's general encoder for this one shape. Anything else goes to cbor2;
+    ``test_wal_codec`` proves both give the same bytes.
+    """
+    count = len(effect)
+    parts = [_ARRAY_HEADS[count] if count < 24 else _cbor_head(0x80, count)]
+    append = parts.append
+    for arg in effect:
+        if arg.__class__ is not bytes:
+            return cbor2.dumps(effect)
+        n = len(arg)
+        append(_BYTES_HEADS[n] if n < 24 else _cbor_head(0x40, n))
+        append(arg)
+    return b"".join(parts)
 
 
 def encode_record(obj: object) -> bytes:
