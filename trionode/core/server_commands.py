@@ -145,7 +145,7 @@ def _wait(session: "Session", argv: list[bytes]) -> Action:
     timeout_ms = parse_int(argv[2])
     if timeout_ms < 0:
         raise CommandError("ERR timeout is negative")
-    return Action("wait", (replicas, timeout_ms))
+    return Action("wait", replicas, timeout_ms)
 
 
 def _shutdown(session: "Session", argv: list[bytes]) -> Action:

@@ -68,6 +68,8 @@ class ControlPlane:
         self._nursery: trio.Nursery | None = None
         self._applied = trio.Event()  # set (and replaced) whenever entries are applied
         self.admin_lock = trio.Lock()  # serialises read-then-propose operator steps on this node
+        # Other subsystems sharing the bus (replication) register their message kinds here.
+        self.bus_handlers: dict[str, Callable[[str, dict], None]] = {}
         self._listeners: list[Callable[[], None]] = []
         self._applied_since_compaction = 0
         self.leader = ""
@@ -96,6 +98,9 @@ class ControlPlane:
             return
         if kind == "fwd_reply":
             self._forwarded_reply(payload)
+            return
+        if kind in self.bus_handlers:
+            self.bus_handlers[kind](peer_id, payload)
             return
         if kind != "raft":
             return

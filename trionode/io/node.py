@@ -36,6 +36,7 @@ from trionode.io import data_store
 from trionode.io.control import ControlPlane
 from trionode.io.datadir import DataDir
 from trionode.io.raft_store import RaftStore
+from trionode.io.replication import Replication
 from trionode.io.resp_server import serve_listeners
 
 log = logging.getLogger("trionode.node")
@@ -95,7 +96,13 @@ class NodeRuntime:
             routing=routing.not_a_member(),
             cluster_view=self.cluster_view,
         )
-        control.on_change(self.refresh_routing)
+        self.replication = Replication(self.node_id, store, control, self.clock_ms)
+        self.replication.on_serving_change = self.refresh_routing
+        control.on_change(self._config_changed)
+        self._config_changed()
+
+    def _config_changed(self) -> None:
+        self.replication.on_config(self.control.state)
         self.refresh_routing()
 
     # --- the cluster as this node sees it ---------------------------------------
@@ -107,14 +114,16 @@ class NodeRuntime:
 
     def replica_serving(self) -> bool:
         """A replica serves READONLY reads only while it streams from its primary (never while loading)."""
-        return False  # set by the replication shell once it exists
+        return self.replication.serving_reads()
 
     def _health(self) -> dict[str, str]:
-        # Failure detection (gossip) is not built yet: every member is reported online.
-        return {node_id: "online" for node_id in self.control.state.nodes}
+        # Failure detection (gossip) is not built yet: members are "online" unless known to be loading.
+        health = {node_id: "online" for node_id in self.control.state.nodes}
+        health.update(self.replication.health())
+        return health
 
     def _offsets(self) -> dict[str, int]:
-        return {self.node_id: self.data.applied_offset}
+        return self.replication.offsets()
 
     def cluster_view(self) -> ClusterView:
         state = self.control.state
@@ -197,19 +206,21 @@ class NodeRuntime:
         return self.stats.connections_total
 
     def log_outbox(self) -> None:
-        self.store.log_outbox()
+        if self.data.outbox:
+            self.store.log_outbox()
+            self.replication.on_appended()
 
     async def wait_acked(self, offset: int) -> None:
         await self.store.wait_acked(offset)
 
     async def wait_replicas(self, offset: int, replicas: int, timeout_ms: int) -> int:
-        """WAIT: a single node has no replicas, so it can only report 0 (after the timeout, as Redis does)."""
+        """WAIT: replicas holding ``offset`` durably, once ``replicas`` do or the timeout passes (0: no timeout)."""
         await self.wait_acked(offset)
-        if replicas > 0:
-            if timeout_ms == 0:
-                await trio.sleep_forever()
-            await trio.sleep(timeout_ms / 1000)
-        return 0
+        repl = self.replication
+        with trio.move_on_after(timeout_ms / 1000 if timeout_ms else float("inf")):
+            while repl.wait_count(offset) < replicas:
+                await repl.acks_changed()
+        return repl.wait_count(offset)
 
     def request_shutdown(self, reason: str) -> None:
         if not self.shutdown_requested.is_set():
@@ -243,8 +254,8 @@ class NodeRuntime:
     async def expire_loop(self) -> None:
         while True:
             await trio.sleep(limits.expire_cycle_interval_ms / 1000)
-            if self.shutting_down or not self.wal.has_room():
-                continue
+            if self.shutting_down or not self.wal.has_room() or not self.node.routing.am_primary:
+                continue  # only a primary decides expiry; replicas delete when its DEL arrives
             self.stats.expired_keys += self.data.expire_some(self.clock_ms(), self._rng)
             self.log_outbox()
 
@@ -279,7 +290,7 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
                 await runtime.bootstrap(with_all_slots=True)
             serving = trio.CancelScope()
             nursery.start_soon(_serve, runtime, listeners, serving)
-            for loop in (runtime.expire_loop, runtime.compact_loop, runtime.signal_loop):
+            for loop in (runtime.expire_loop, runtime.compact_loop, runtime.signal_loop, runtime.replication.run):
                 nursery.start_soon(loop)
             task_status.started(runtime)
             await runtime.shutdown_requested.wait()

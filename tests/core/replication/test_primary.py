@@ -235,3 +235,36 @@ def test_set_config_deposes_when_another_node_is_primary() -> None:
     assert t.set_config(**cfg.config_args()) is False
     assert t.deposed and t.isr_changes(10**6) == []
     assert isinstance(sync(t, R2, 1), SyncRefused)
+
+
+def test_a_replica_one_round_behind_under_steady_writes_still_joins_the_isr() -> None:
+    """The watermark holds for a caught-up joiner, so it reaches it and qualifies (S8 needs offset >= hw)."""
+    cfg = Config(isr=())
+    t = tracker(cfg)
+    sync(t, R1, 1)
+    proposals: list[dict] = []
+    local = 0
+    for step in range(1, 40):
+        local = step * 10
+        t.set_log_end(local)
+        ack(t, R1, (step - 1) * 10, step * 100)  # always one round behind the primary's fsync
+        hw = t.high_watermark(local)
+        assert hw <= local
+        proposals += t.isr_changes(step * 100)
+        if proposals:
+            break
+    assert [p["op"] for p in proposals] == ["isr_expand"] and proposals[0]["node_id"] == R1
+    # It qualified with an offset at the watermark: nothing acknowledged is missing on it.
+    assert t.replica_status()[R1]["offset"] >= t.high_watermark(local)
+
+
+def test_the_hold_lets_go_of_a_replica_that_stops_acking() -> None:
+    cfg = Config(isr=())
+    t = tracker(cfg)
+    sync(t, R1, 1)
+    t.set_log_end(10)
+    ack(t, R1, 10, 100)
+    t.set_log_end(50)
+    assert t.high_watermark(50) == 10  # held for R1, which is caught up and acking
+    assert t.isr_changes(100 + LAG_MS + 1) == []  # R1 has been silent for longer than the lag timeout
+    assert t.high_watermark(50) == 50

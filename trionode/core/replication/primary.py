@@ -104,6 +104,7 @@ class PrimaryTracker:
         self.lag_timeout_ms = lag_timeout_ms
         self.deposed = False  # Invariant: once True, the watermark never moves again.
         self._hw = 0  # Invariant: never decreases.
+        self._now_ms = 0  # the latest time an input carried; never decreases
         self._followers: dict[str, _Follower] = {}
         self._pending: tuple[str, dict[str, Any], int] | None = None  # (node_id, command, proposed at ms)
         self._reports: deque[str] = deque(maxlen=reports_max)
@@ -204,6 +205,7 @@ class PrimaryTracker:
             self._report(f"replica {ack.replica_id} acknowledged {ack.durable_offset} past log end {self.log_end}")
             return False
         follower.last_ack_ms = now_ms
+        self._now_ms = max(self._now_ms, now_ms)
         if follower.state == LOADING:
             if ack.durable_offset == 0:
                 return True  # alive, still loading
@@ -238,8 +240,22 @@ class PrimaryTracker:
                 hw = min(hw, self._followers[node_id].offset)
         if self._pending is not None and self._pending[1]["op"] == "isr_expand":
             hw = min(hw, self._followers[self._pending[0]].offset)
+        elif (joining := self._joining()) is not None:
+            # A caught-up replica about to join holds the watermark where it is until it
+            # reaches it: under a steady write load it would otherwise stay one round trip
+            # behind the watermark forever and never qualify for the ISR (S8 needs offset >= hw).
+            hw = min(hw, max(self._hw, joining.offset))
         self._hw = max(self._hw, hw)
         return self._hw
+
+    def _joining(self) -> "_Follower | None":
+        """A replica that qualifies for the ISR but for its offset (see ``_expand_candidate``)."""
+        for node_id in sorted(set(self.replica_ids) - set(self.isr_ids)):
+            f = self._followers[node_id]
+            fresh = f.last_ack_ms is not None and self._now_ms - f.last_ack_ms <= self.lag_timeout_ms
+            if f.state == STREAMING and f.caught_up_ms is not None and fresh:
+                return f
+        return None
 
     def wait_count(self, offset: int) -> int:
         """WAIT: how many replicas (not the primary) hold ``offset`` durably."""
@@ -250,6 +266,7 @@ class PrimaryTracker:
 
         A tracker checks the rules only here, so the shell calls it every ``repl_tick_ms``.
         """
+        self._now_ms = max(self._now_ms, now_ms)
         if self.deposed:
             return []
         if self._pending is not None:

@@ -1,0 +1,401 @@
+"""The replication shell: streams a shard's effects from its primary to its replicas.
+
+The cores decide (``core/replication``); this module moves bytes and time:
+
+* On the **primary**, a :class:`PrimaryTracker` answers each replica's sync
+  request; this shell then streams the effects the replica lacks, from the
+  in-memory backlog (partial resync) or, when the backlog no longer reaches
+  back, a snapshot of the keyspace followed by its tail (full resync). Only
+  records already durable here are streamed (log matching, see
+  ``core/replication/history.py``). Replica ACKs move the high watermark, which
+  is what acknowledges client writes (``DataStore.high_watermark``). Every
+  ``repl_tick_ms`` it sends heartbeats and submits the tracker's ISR proposals
+  to Raft.
+* On a **replica**, a :class:`ReplicaState` drives (re)connection, truncation
+  or full resync, applying streamed effects to the keyspace and the local WAL,
+  and ACKs that never run ahead of the local fsync.
+
+The node's epoch history is durable in ``data-history`` and is written before
+any record of a new epoch (DESIGN §5.2).
+"""
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import trio
+
+from trionode import limits
+from trionode.core.cluster.state import ClusterState
+from trionode.core.replication.history import EpochHistory
+from trionode.core.replication.messages import (
+    Ack,
+    Records,
+    ReplWireError,
+    SnapshotChunk,
+    SyncRefused,
+    SyncReply,
+    SyncRequest,
+    from_wire,
+    to_wire,
+)
+from trionode.core.replication.primary import PrimaryTracker
+from trionode.core.replication.replica import CONNECTING, LOADING, ReplicaState, Step
+from trionode.io.datadir import write_file_durably
+
+log = logging.getLogger("trionode.repl")
+
+HISTORY_NAME = "data-history"
+BUS_KINDS = ("repl",)
+
+
+def load_history(directory: Path) -> EpochHistory:
+    path = directory / HISTORY_NAME
+    if not path.exists():
+        return EpochHistory()
+    return EpochHistory.from_list(cbor2.loads(path.read_bytes()))
+
+
+def save_history(directory: Path, history: EpochHistory) -> None:
+    write_file_durably(directory / HISTORY_NAME, cbor2.dumps(history.to_list()))
+
+
+class PrimarySide:
+    """This node is the primary of ``shard_id`` at ``epoch``."""
+
+    def __init__(self, repl: "Replication", shard_id: str, epoch: int) -> None:
+        store = repl.store
+        self.repl = repl
+        self.shard_id = shard_id
+        self.epoch = epoch
+        log_end = store.data.applied_offset
+        log_start = store.backlog[0][0] if store.backlog else log_end + 1
+        self.tracker = PrimaryTracker(
+            shard_id, repl.node_id, epoch, repl.history.copy(), log_start, log_end, (), (repl.node_id,), -1
+        )
+        self.next_offset: dict[str, int] = {}      # replica -> next offset to stream
+        self.sync_ids: dict[str, int] = {}         # replica -> the session its stream belongs to
+        self.proposals: set[str] = set()           # replicas with an ISR proposal in flight
+
+    def high_watermark(self, local_durable: int) -> int:
+        # What is durable here may be streamed, so the tracker's log end follows the local fsync.
+        if local_durable > self.tracker.log_end:
+            self.tracker.set_log_end(local_durable)
+        return self.tracker.high_watermark(local_durable)
+
+    def on_sync_request(self, peer: str, req: SyncRequest) -> None:
+        store = self.repl.store
+        durable = store.wal.durable_seq
+        log_start = store.backlog[0][0] if store.backlog else durable + 1
+        reply = self.tracker.on_sync_request(req, min(log_start, durable + 1), durable)
+        self.repl.send(peer, reply)
+        if getattr(reply, "mode", None) is None:
+            return  # refused
+        self.sync_ids[peer] = req.sync_id
+        if reply.mode == "partial":
+            self.next_offset[peer] = reply.keep_offset + 1
+        else:
+            self._send_snapshot(peer, req.sync_id)
+        self.repl.wake()
+
+    def _send_snapshot(self, peer: str, sync_id: int) -> None:
+        store = self.repl.store
+        offset = store.data.applied_offset
+        chunks = list(store.data.keyspace.dump(limits.repl_snapshot_chunk_keys_max)) or [[]]
+        for seq, items in enumerate(chunks):
+            chunk = SnapshotChunk(self.shard_id, self.epoch, offset, seq, items, seq == len(chunks) - 1, sync_id)
+            self.repl.send(peer, chunk)
+        self.next_offset[peer] = offset + 1
+        log.info("full resync of %s: snapshot at offset %d in %d chunks", peer[:12], offset, len(chunks))
+
+    def on_ack(self, ack: Ack) -> None:
+        if self.tracker.on_ack(ack, self.repl.clock_ms()):
+            self.repl.store.update_acked()
+            self.repl.note_ack()
+
+    def stream(self) -> None:
+        """Send every streaming replica the durable records it lacks, and the watermark."""
+        store = self.repl.store
+        durable = store.wal.durable_seq
+        self.tracker.set_log_end(max(self.tracker.log_end, durable))
+        hw = self.high_watermark(durable)
+        for peer, start in list(self.next_offset.items()):
+            records = store.backlog_since(start - 1)
+            if records is None:
+                log.info("replica %s fell out of the backlog at %d; it must resync", peer[:12], start)
+                del self.next_offset[peer]
+                continue
+            batch = [effect for offset, effect in records if offset <= durable][: limits.repl_records_per_msg_max]
+            self.repl.send(peer, Records(self.shard_id, self.epoch, start, batch, hw, self.sync_ids[peer]))
+            self.next_offset[peer] = start + len(batch)
+
+    def tick(self, nursery: trio.Nursery) -> None:
+        for line in self.tracker.take_reports():
+            log.info("replication: %s", line)
+        for command in self.tracker.isr_changes(self.repl.clock_ms()):
+            nursery.start_soon(self._propose, command)
+
+    async def _propose(self, command: dict) -> None:
+        from trionode.io.control import ProposalError
+
+        try:
+            await self.repl.control.submit(command)
+            log.info("ISR change committed: %s of %s", command["op"], command["node_id"][:12])
+        except ProposalError as e:
+            log.info("ISR change %s of %s not applied: %s", command["op"], command["node_id"][:12], e)
+        finally:
+            self.tracker.proposal_done(command["node_id"])
+
+
+class ReplicaSide:
+    """This node replicates ``shard_id`` from ``primary_id``."""
+
+    def __init__(self, repl: "Replication", shard_id: str, epoch: int, primary_id: str) -> None:
+        self.repl = repl
+        self.shard_id = shard_id
+        self.primary_id = primary_id
+        store = repl.store
+        # A new sync id space per process start, so replies to a previous life are recognised.
+        self.state = ReplicaState(shard_id, repl.node_id, epoch, repl.history, store.data.applied_offset,
+                                  sync_id_base=repl.clock_ms() * 1000)
+        self.inbox: deque[Any] = deque()
+        self.snapshot_items: list[list[Any]] = []  # the chunks of a full sync in progress
+        self.next_request_ms = 0
+        self.acked_sent = -1
+
+    def high_watermark(self, local_durable: int) -> int:
+        return min(local_durable, self.state.acked_offset)
+
+    def tick(self) -> None:
+        now = self.repl.clock_ms()
+        if self.state.state == CONNECTING and now >= self.next_request_ms:
+            self.next_request_ms = now + limits.repl_sync_retry_ms
+            self.repl.send(self.primary_id, self.state.sync_request())
+        for line in self.state.take_reports():
+            log.info("replication: %s", line)
+
+    async def process(self) -> None:
+        """Handle queued messages in order; each may need the disk."""
+        while self.inbox:
+            msg = self.inbox.popleft()
+            if isinstance(msg, (SyncReply, SyncRefused)):
+                step = self.state.on_sync_reply(msg)
+            elif isinstance(msg, Records):
+                step = self.state.on_records(msg)
+            elif isinstance(msg, SnapshotChunk):
+                step = self.state.on_snapshot_chunk(msg)
+            else:
+                continue
+            await self._apply(step)
+        await self._ack()
+
+    async def _apply(self, step: Step) -> None:
+        store, repl = self.repl.store, self.repl
+        if step.refused:
+            log.debug("replication input refused: %s", step.refused)
+        if step.start_full_sync:
+            self.snapshot_items = []
+        if step.truncate_to is not None and step.truncate_to < store.data.applied_offset:
+            await self._truncate(step.truncate_to)
+            return
+        if step.history_changed:
+            repl.history = self.state.history.copy()
+            save_history(store.directory, repl.history)
+        if step.snapshot_items:
+            self.snapshot_items.append(step.snapshot_items)  # one keyspace dump chunk per message
+        if step.snapshot_done is not None:
+            await store.install_snapshot(step.snapshot_done, self.snapshot_items)
+            self.snapshot_items = []
+        for offset, effect in step.records:
+            store.data.apply_replicated(offset, effect)
+        if step.records:
+            store.log_outbox()  # into the local WAL; the ACK waits for its fsync
+        if step.resync:
+            log.info("replication: resync (%s)", step.resync)
+            self.next_request_ms = 0
+        store.update_acked()
+
+    async def _truncate(self, keep: int) -> None:
+        """Cutting a suffix in place is not implemented: discard the data and resync from empty.
+
+        Correct but slower than a true truncation; the primary then streams from offset 1
+        or sends a snapshot. The epoch history is cut with the data.
+        """
+        store, repl = self.repl.store, self.repl
+        log.info("replication: discarding local data past %d by resyncing from empty", keep)
+        await store.install_snapshot(0, [])
+        repl.history = EpochHistory()
+        save_history(store.directory, repl.history)
+        self.state = ReplicaState(self.shard_id, repl.node_id, self.state.epoch, repl.history, 0,
+                                  sync_id_base=self.state.sync_id + 1)
+        self.next_request_ms = 0
+
+    async def _ack(self) -> None:
+        wal = self.repl.store.wal
+        if self.state.log_end > wal.durable_seq:
+            await wal.wait_durable(min(self.state.log_end, wal.appended_seq))
+        durable = min(wal.durable_seq, self.state.log_end)
+        ack = self.state.ack(durable)
+        if ack is not None and (durable != self.acked_sent or self.state.state == LOADING):
+            self.acked_sent = durable
+            self.repl.send(self.primary_id, ack)
+
+
+class Replication:
+    def __init__(self, node_id: str, store: Any, control: Any, clock_ms: Callable[[], int]) -> None:
+        self.node_id = node_id
+        self.store = store
+        self.control = control
+        self.clock_ms = clock_ms
+        self.history = load_history(store.directory)
+        self.history.truncate_after(store.data.applied_offset)  # entries past the recovered end describe nothing
+        self.primary: PrimarySide | None = None
+        self.replica: ReplicaSide | None = None
+        self.on_serving_change: Callable[[], None] = lambda: None
+        self._serving = False
+        self._wake = trio.Event()
+        self._appended = trio.Event()
+        self._ack_event = trio.Event()
+        for kind in BUS_KINDS:
+            control.bus_handlers[kind] = self._on_bus_message
+
+    def note_ack(self) -> None:
+        self._ack_event.set()
+        self._ack_event = trio.Event()
+
+    async def acks_changed(self) -> None:
+        """Return after the next replica ACK (for WAIT)."""
+        await self._ack_event.wait()
+
+    def on_appended(self) -> None:
+        """New effects went into the WAL: stream them once they are durable."""
+        self._appended.set()
+
+    # --- configuration ---------------------------------------------------------
+    def on_config(self, state: ClusterState) -> None:
+        """Follow the applied configuration: become or stop being this shard's primary or replica."""
+        me = state.nodes.get(self.node_id)
+        shard = state.shards.get(me.shard_id) if me is not None and me.shard_id is not None else None
+        if shard is None or me.role == "none":
+            self._stop_sides()
+            return
+        if me.role == "primary":
+            self._be_primary(shard)
+        else:
+            self._be_replica(shard)
+
+    def _be_replica(self, shard: Any) -> None:
+        side = self.replica
+        if side is not None and side.shard_id == shard.id and side.primary_id == shard.primary_id:
+            if side.state.fence(shard.epoch):
+                side.next_request_ms = 0
+            return
+        self._stop_sides()
+        self.replica = ReplicaSide(self, shard.id, shard.epoch, shard.primary_id)
+        self.store.high_watermark = self.replica.high_watermark
+        log.info("replica of shard %s, primary %s, epoch %d, from offset %d", shard.id[:12],
+                 shard.primary_id[:12], shard.epoch, self.store.data.applied_offset)
+
+    def _be_primary(self, shard: Any) -> None:
+        if self.primary is None or self.primary.epoch != shard.epoch or self.primary.shard_id != shard.id:
+            if self.history.last_epoch() < shard.epoch:
+                # Durable before any record of the new epoch (history.py: log matching).
+                self.history.append_epoch(shard.epoch, self.store.data.applied_offset + 1)
+                save_history(self.store.directory, self.history)
+            self.primary = PrimarySide(self, shard.id, shard.epoch)
+            self.store.high_watermark = self.primary.high_watermark
+            log.info("primary of shard %s at epoch %d from offset %d", shard.id[:12], shard.epoch,
+                     self.store.data.applied_offset)
+        ok = self.primary.tracker.set_config(
+            shard.epoch, shard.primary_id, shard.replica_ids, shard.isr_ids, shard.isr_version
+        )
+        assert ok, "set_config refused a configuration that names us primary at our epoch"
+        self.store.update_acked()
+
+    def _stop_sides(self) -> None:
+        if self.primary is not None:
+            log.info("no longer primary of shard %s", self.primary.shard_id[:12])
+        self.primary = self.replica = None
+        self.store.high_watermark = lambda local_durable: local_durable
+
+    # --- what others ask -----------------------------------------------------------
+    def serving_reads(self) -> bool:
+        return self.replica is not None and self.replica.state.read_bound() is not None
+
+    def offsets(self) -> dict[str, int]:
+        """Replication offsets this node knows: its own, and its replicas' if it is a primary."""
+        mine = self.replica.state.reported_offset() if self.replica else self.store.data.applied_offset
+        out = {self.node_id: mine}
+        if self.primary is not None:
+            out.update({r: st["offset"] for r, st in self.primary.tracker.replica_status().items()})
+        return out
+
+    def health(self) -> dict[str, str]:
+        if self.replica is not None and self.replica.state.health == "loading":
+            return {self.node_id: "loading"}
+        if self.primary is not None:
+            return {r: "loading" for r, st in self.primary.tracker.replica_status().items()
+                    if st["state"] == "loading"}
+        return {}
+
+    def wait_count(self, offset: int) -> int:
+        return self.primary.tracker.wait_count(offset) if self.primary is not None else 0
+
+    # --- messages ----------------------------------------------------------------
+    def send(self, peer: str, msg: Any) -> None:
+        self.control.bus.send(peer, {"k": "repl", "m": to_wire(msg)})
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _on_bus_message(self, peer: str, payload: dict) -> None:
+        try:
+            msg = from_wire(payload.get("m"))
+        except ReplWireError as e:
+            log.warning("dropping a malformed replication message from %s: %s", peer[:12], e)
+            return
+        if self.primary is not None and isinstance(msg, SyncRequest):
+            self.primary.on_sync_request(peer, msg)
+        elif self.primary is not None and isinstance(msg, Ack):
+            self.primary.on_ack(msg)
+        elif self._for_replica(peer, msg):
+            self.replica.inbox.append(msg)
+            self.wake()
+
+    def _for_replica(self, peer: str, msg: Any) -> bool:
+        """A message from our primary that the replica side should queue (bounded: drop beyond)."""
+        side = self.replica
+        return (
+            side is not None and peer == side.primary_id and not isinstance(msg, (SyncRequest, Ack))
+            and len(side.inbox) < limits.raft_inbox_msgs_max
+        )
+
+    # --- the task ----------------------------------------------------------------
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._durability_watch)
+            while True:
+                with trio.move_on_after(limits.repl_tick_ms / 1000):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                if self.primary is not None:
+                    self.primary.stream()
+                    self.primary.tick(nursery)
+                elif self.replica is not None:
+                    self.replica.tick()
+                    await self.replica.process()
+                if self.serving_reads() != self._serving:
+                    self._serving = not self._serving
+                    self.on_serving_change()
+
+    async def _durability_watch(self) -> None:
+        """Wake the streamer once what was appended is durable (only durable records are streamed)."""
+        while True:
+            await self._appended.wait()
+            self._appended = trio.Event()
+            wal = self.store.wal
+            await wal.wait_durable(wal.appended_seq)
+            self.wake()
