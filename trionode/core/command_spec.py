@@ -14,20 +14,22 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
-    name: str                      # lower case, as COMMAND reports it
+    name: str  # lower case, as COMMAND reports it
     arity: int
-    flags: tuple[str, ...]         # Redis flag names: write, readonly, denyoom, fast, ...
+    flags: tuple[str, ...]  # Redis flag names: write, readonly, denyoom, fast, ...
     first_key: int = 0
     last_key: int = 0
     step: int = 0
     handler: Callable[..., Any] | None = None
     # Derived once, because the dispatcher asks for them on every command.
     is_write: bool = field(init=False, repr=False, compare=False)
+    single_key: bool = field(init=False, repr=False, compare=False)  # exactly one key, at first_key
     _argc_min: int = field(init=False, repr=False, compare=False)
     _argc_max: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_write", "write" in self.flags)
+        object.__setattr__(self, "single_key", self.first_key > 0 and self.last_key == self.first_key)
         object.__setattr__(self, "_argc_min", abs(self.arity))
         object.__setattr__(self, "_argc_max", self.arity if self.arity > 0 else 1 << 62)
         assert self.arity != 0, self.name

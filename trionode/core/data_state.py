@@ -49,9 +49,14 @@ class DataState:
         if spec.last_key == 1:
             # The hot path: exactly one key, at argv[1] (GET, SET, INCR, LPUSH, ...).
             key = argv[1]
-            if ks.effects:
-                self.visibility.wrote(key, self._log_effects(ks.effects))
-                ks.effects.clear()
+            effects = ks.effects
+            if effects:
+                offset = self._log_effects(effects)
+                effects.clear()
+                self.visibility.wrote(key, offset)
+                # What visibility.required(key) now says: this write is the newest
+                # (test_data_state checks the two agree).
+                return reply, offset
             return reply, self.visibility.required(key)
         keys = spec.key_positions(len(argv))
         if ks.effects:

@@ -14,9 +14,10 @@ Routing to other shards (MOVED/ASK) arrives with the sharded data plane.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from trionode import limits
 from trionode.core import errors, server_commands
 from trionode.core.command_spec import CommandSpec
 from trionode.core.data_state import DataState
@@ -54,6 +55,28 @@ class Node:
     routing: Routing
     # The cluster as this node sees it, for CLUSTER SLOTS/SHARDS/NODES/INFO (shell-provided).
     cluster_view: Callable[[], Any]
+    # Derived for the dispatcher: ``table`` plus each name in upper case, the
+    # two spellings clients send, so most lookups need no lower().
+    lookup: dict[bytes, CommandSpec] = field(init=False, repr=False)
+    # Cache of serves_every_slot(): the routing it was computed for, and the answer.
+    _checked_routing: Routing | None = field(default=None, init=False, repr=False)
+    _every_slot: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.lookup = {**self.table, **{name.upper(): spec for name, spec in self.table.items()}}
+
+    def serves_every_slot(self) -> bool:
+        """True when ``routing`` lets any command run on any slot (a node that owns them all).
+
+        Single-key commands then skip hashing their key. Computed once for each
+        routing the shell installs, by asking it about every slot.
+        """
+        routing = self.routing
+        if routing is not self._checked_routing:
+            # A write passing on a slot implies a read does too (Routing.error_for).
+            self._every_slot = all(routing.error_for(slot) is None for slot in range(limits.slots_count))
+            self._checked_routing = routing
+        return self._every_slot
 
 
 class Session:
@@ -72,7 +95,8 @@ class Session:
 
     def execute(self, argv: list[bytes]) -> tuple[Any, int]:
         """The reply to ``argv`` and the offset it must wait for."""
-        spec = self.node.table.get(argv[0].lower())
+        node = self.node
+        spec = node.lookup.get(argv[0]) or node.table.get(argv[0].lower())
         if spec is None:
             name = argv[0].decode("utf-8", "replace")
             return ErrorReply(errors.unknown_command(name, argv[1:])), 0
@@ -82,18 +106,17 @@ class Session:
             if spec.handler is None:
                 # Server replies (INFO, CLUSTER COUNTKEYSINSLOT, even PING) wait for what was
                 # applied before them, as Redis's replies wait for its AOF fsync.
-                return server_commands.run(self, spec, argv), self.node.data.applied_offset
-            if spec.first_key > 0:
+                return server_commands.run(self, spec, argv), node.data.applied_offset
+            if spec.first_key > 0 and not (spec.single_key and node.serves_every_slot()):
                 error = self._route(spec, argv)
                 if error is not None:
                     return ErrorReply(error), 0
-            reply, required = self.node.data.execute(spec, argv, self.now_ms)
+            reply, required = node.data.execute(spec, argv, self.now_ms)
         except CommandError as e:
             return ErrorReply(str(e)), 0
         if required > self.last_write_offset and spec.is_write:
             self.last_write_offset = required
         return reply, required
-
 
     def _route(self, spec: CommandSpec, argv: list[bytes]) -> str | None:
         """CROSSSLOT, MOVED or CLUSTERDOWN for a keyed command this node must not run; else None."""

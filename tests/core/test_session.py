@@ -1,0 +1,165 @@
+"""The dispatcher's fast paths give the answers of its general paths.
+
+Session.execute skips key hashing on a node whose routing serves every slot,
+finds commands by exact spelling before lower-casing them, and DataState
+returns a write's own offset instead of asking Visibility. Each test here pits
+one shortcut against the slow computation it replaces.
+"""
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trionode import limits
+from trionode.core import errors, routing
+from trionode.core.data_state import DataState
+from trionode.core.errors import CommandError
+from trionode.core.keyspace import KEYSPACE_COMMANDS
+from trionode.core.reply import ErrorReply
+from trionode.core.routing import Routing
+from trionode.core.server_specs import SERVER_COMMANDS
+from trionode.core.session import Node, NodeFacts, Session
+from trionode.core.slots import key_slot
+
+NOW_MS = 1_700_000_000_000
+TABLE = {name.encode(): spec for name, spec in {**KEYSPACE_COMMANDS, **SERVER_COMMANDS}.items()}
+
+
+def make_session(routes: Routing) -> Session:
+    facts = NodeFacts("n1", "s1", "127.0.0.1", 7000, 17000, 1, 0, "", "0")
+    node = Node(DataState(), TABLE, facts, dict, routes, lambda: None)
+    session = Session(node, 1, "127.0.0.1:1")
+    session.now_ms = NOW_MS
+    return session
+
+
+def half_owned(*, am_primary: bool = True, writes_refused: str | None = None, replica_serving: bool = False) -> Routing:
+    owners = tuple("s1" if slot % 2 else "s2" for slot in range(limits.slots_count))
+    return Routing(
+        owners, "s1", am_primary, {"s1": "h:1", "s2": "h:2"},
+        replica_serving=replica_serving, writes_refused=writes_refused,
+    )  # fmt: skip
+
+
+ROUTINGS = {
+    "everything": routing.serve_everything("s1"),
+    "not a member": routing.not_a_member(),
+    "half": half_owned(),
+    "all but one slot": Routing(("s1",) * (limits.slots_count - 1) + (None,), "s1", True, {"s1": "h:1"}),
+    "everything, writes refused": Routing(
+        ("s1",) * limits.slots_count, "s1", True, {"s1": "h:1"}, writes_refused=routing.NOREPLICAS
+    ),
+    "replica": half_owned(am_primary=False, replica_serving=True),
+}
+
+
+def slow_serves_every_slot(routes: Routing) -> bool:
+    return all(
+        routes.error_for(slot, write, readonly) is None
+        for slot in range(limits.slots_count)
+        for write in (True, False)
+        for readonly in (True, False)
+    )
+
+
+@pytest.mark.parametrize("name", ROUTINGS)
+def test_serves_every_slot_matches_asking_every_slot(name):
+    session = make_session(ROUTINGS[name])
+    assert session.node.serves_every_slot() == slow_serves_every_slot(ROUTINGS[name])
+
+
+def test_serves_every_slot_follows_a_replaced_routing():
+    session = make_session(routing.serve_everything("s1"))
+    assert session.node.serves_every_slot()
+    session.node.routing = half_owned()
+    assert not session.node.serves_every_slot()
+    session.node.routing = routing.serve_everything("s1")
+    assert session.node.serves_every_slot()
+
+
+KEYS = [b"a", b"b", b"{a}x", b"key:000000012345", b"\xff"]
+COMMANDS = [
+    [b"SET", b"K", b"v"],
+    [b"GET", b"K"],
+    [b"INCR", b"K"],
+    [b"DEL", b"K", b"{K}x"],
+    [b"DEL", b"K", b"other"],
+    [b"MGET", b"K"],
+    [b"EXISTS", b"K", b"K"],
+]
+
+
+def general_path_reply(session: Session, argv: list[bytes]) -> object:
+    """What the dispatcher must answer: _route's verdict always, then execution."""
+    spec = TABLE[argv[0].lower()]
+    error = session._route(spec, argv)
+    if error is not None:
+        return ErrorReply(error)
+    try:
+        return session.node.data.execute(spec, argv, NOW_MS)[0]
+    except CommandError as e:
+        return ErrorReply(str(e))
+
+
+@pytest.mark.parametrize("name", ROUTINGS)
+@pytest.mark.parametrize("readonly", [False, True])
+def test_routing_shortcut_answers_as_the_general_path(name, readonly):
+    fast, slow = make_session(ROUTINGS[name]), make_session(ROUTINGS[name])
+    fast.readonly = slow.readonly = readonly
+    for key in KEYS:
+        for template in COMMANDS:
+            argv = [key if arg == b"K" else arg for arg in template]
+            assert fast.execute(argv)[0] == general_path_reply(slow, argv), (name, argv)
+    assert fast.node.data.keyspace.data == slow.node.data.keyspace.data
+
+
+def test_every_spelling_of_a_command_name_finds_its_spec():
+    session = make_session(routing.serve_everything("s1"))
+    rng = random.Random(7)
+    for name, spec in TABLE.items():
+        mixed = bytes(c ^ 32 if 97 <= c <= 122 and rng.random() < 0.5 else c for c in name)
+        for spelling in (name, name.upper(), mixed):
+            found = session.node.lookup.get(spelling) or session.node.table.get(spelling.lower())
+            assert found is spec, spelling
+    assert session.execute([b"NOSUCH", b"x"])[0].startswith("ERR unknown command 'NOSUCH'")
+    assert session.execute([b"sEt", b"k", b"v"]) == ("OK", 1)
+
+
+# --- DataState: a single-key write's offset is what Visibility would say ---------
+
+data_commands = st.one_of(
+    st.tuples(st.just(b"SET"), st.sampled_from(KEYS), st.just(b"v")).map(list),
+    st.tuples(st.just(b"GET"), st.sampled_from(KEYS)).map(list),
+    st.tuples(st.just(b"INCR"), st.sampled_from(KEYS)).map(list),
+    st.tuples(st.just(b"SET"), st.sampled_from(KEYS), st.just(b"1"), st.just(b"NX")).map(list),
+    st.tuples(st.just(b"DEL"), st.sampled_from(KEYS), st.sampled_from(KEYS)).map(list),
+    st.just([b"FLUSHALL"]),
+    st.just([b"ACK"]),  # not a command: acknowledge everything applied so far
+)
+
+
+@settings(max_examples=200)
+@given(st.lists(data_commands, max_size=40))
+def test_required_offset_equals_what_visibility_says(commands):
+    data = DataState()
+    for argv in commands:
+        if argv == [b"ACK"]:
+            data.visibility.advance(data.applied_offset)
+            continue
+        spec = TABLE[argv[0].lower()]
+        try:
+            _, required = data.execute(spec, argv, NOW_MS)
+        except CommandError:  # "not an integer" and friends change nothing
+            continue
+        keys = [argv[i] for i in spec.key_positions(len(argv))]
+        want = max((data.visibility.required(key) for key in keys), default=data.applied_offset)
+        assert required == want, argv
+        data.outbox.clear()
+
+
+def test_key_slot_is_still_checked_for_crossslot_on_a_node_owning_everything():
+    session = make_session(routing.serve_everything("s1"))
+    assert key_slot(b"a") != key_slot(b"b")
+    assert session.execute([b"DEL", b"a", b"b"])[0] == ErrorReply(errors.CROSSSLOT)
