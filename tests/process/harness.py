@@ -64,13 +64,13 @@ class NodeProcess:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"node exited with {self.proc.returncode}:\n{self.log()}")
+                raise AssertionError(f"node exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
             try:
                 if self.client(timeout_s=1).ping():
                     return
             except redis.ConnectionError:
                 time.sleep(0.05)
-        raise AssertionError(f"node on port {self.port} did not start:\n{self.log()}")
+        raise AssertionError(f"node on port {self.port} did not start:\n{self.log()[-4000:]}")
 
     def client(self, timeout_s: float = 10.0, **kwargs: object) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=timeout_s, **kwargs)
@@ -86,8 +86,9 @@ class NodeProcess:
         return self.proc.wait(timeout=timeout_s)
 
     def log(self) -> str:
+        """Everything this node logged in this test (all its lives)."""
         try:
-            return self.log_path.read_text(errors="replace")[-4000:]
+            return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
 

@@ -30,6 +30,7 @@ import trio
 from trionode import limits
 from trionode.config import Config
 from trionode.core.data_state import DataState
+from trionode.core.visibility import Visibility
 from trionode.core.wal.codec import WalCorruption
 from trionode.io import snapshot_file, wal_files
 from trionode.io.datadir import DataDir, DataDirError
@@ -63,7 +64,7 @@ class DataStore:
         self._compacting = trio.Lock()
         # Acknowledged = durable on every ISR member. Without replicas in the ISR it is the
         # local fsync; the replication primary installs its high-watermark function.
-        self.acked_offset = data.applied_offset
+        self.acked_offset = snapshot_offset  # the snapshot was taken from acknowledged state
         self.high_watermark: Callable[[int], int] = lambda local_durable: local_durable
         self._acked_changed = trio.Event()
         # Recent effects, for replicas that reconnect (Redis's replication backlog).
@@ -75,7 +76,7 @@ class DataStore:
     # --- startup ----------------------------------------------------------
     @classmethod
     def recover(cls, directory: Path, config: Config) -> "DataStore":
-        data, snapshot_offset = _load_snapshot(directory)
+        data, snapshot_offset, snapshot_acked = _load_snapshot(directory)
         result = wal_files.load(str(directory), WAL_PREFIX, repair=True, empty_next_seq=snapshot_offset + 1)
         for line in result.report:
             log.info("recovery: %s", line)
@@ -87,7 +88,9 @@ class DataStore:
         replayed = 0
         for seq, effect in result.records:
             if seq > snapshot_offset:
-                data.replay(seq, effect)
+                # Not acknowledged yet: after a crash, what the WAL holds past the snapshot may
+                # never have reached the ISR. Reads of it wait until the ISR confirms it (S7).
+                data.replay(seq, effect, acked=False)
                 replayed += 1
         if result.segments and result.next_seq <= snapshot_offset:
             # Every record the WAL holds is inside the snapshot, and the writer cannot
@@ -100,6 +103,7 @@ class DataStore:
         if result.torn is not None:
             summary += f", torn tail cut at byte {result.torn.offset}"
         store = cls(directory, data, wal, snapshot_offset, summary)
+        store.acked_offset = snapshot_acked
         store._writer_bounds = _writer_bounds(config)
         return store
 
@@ -206,7 +210,8 @@ class DataStore:
                 return
             self.wal.rotate()
             chunks = list(self.data.keyspace.dump(limits.snapshot_chunk_keys_max))
-            header = {"kind": SNAPSHOT_KIND, "offset": offset}
+            # What the ISR has confirmed, so a restart knows which of these keys it may serve.
+            header = {"kind": SNAPSHOT_KIND, "offset": offset, "acked": min(self.acked_offset, offset)}
             path = str(self.directory / SNAPSHOT_NAME)
             await self.wal.wait_durable(offset)
             self.snapshot_bytes = await trio.to_thread.run_sync(snapshot_file.write_snapshot, path, header, chunks)
@@ -253,19 +258,26 @@ def _writer_bounds(config: Config) -> dict[str, int]:
     }
 
 
-def _load_snapshot(directory: Path) -> tuple[DataState, int]:
+def _load_snapshot(directory: Path) -> tuple[DataState, int, int]:
+    """The keyspace of ``data.snap``, its offset, and how much of it the ISR had acknowledged."""
     path = directory / SNAPSHOT_NAME
     if not path.exists():
         snapshot_file.remove_tmp_files(str(directory))
-        return DataState(), 0
+        return DataState(), 0, 0
     header, chunks = snapshot_file.read_snapshot(str(path))
-    if header.get("kind") != SNAPSHOT_KIND or not isinstance(header.get("offset"), int):
+    offset, acked = header.get("offset"), header.get("acked", header.get("offset"))
+    if header.get("kind") != SNAPSHOT_KIND or not isinstance(offset, int) or not isinstance(acked, int):
         raise WalCorruption(SNAPSHOT_NAME, 0, f"not a trionode data snapshot (header {header!r})")
-    data = DataState(header["offset"])
+    data = DataState(offset)
     for chunk in chunks:
         data.keyspace.load_chunk(chunk)
-    log.info("recovery: %s holds %d keys at offset %d", SNAPSHOT_NAME, len(data.keyspace), header["offset"])
-    return data, header["offset"]
+    if acked < offset:
+        # Which keys changed after ``acked`` is not recorded: every read waits for ``offset``.
+        data.visibility = Visibility(acked)
+        data.visibility.wrote_everything(offset)
+    log.info("recovery: %s holds %d keys at offset %d (acknowledged to %d)", SNAPSHOT_NAME,
+             len(data.keyspace), offset, acked)
+    return data, offset, acked
 
 
 def _remove_segments(directory: Path, segments: list[wal_files.Segment]) -> None:

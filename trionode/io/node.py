@@ -308,9 +308,10 @@ async def _serve(runtime: NodeRuntime, listeners: list[trio.SocketListener], sco
 async def _shut_down(runtime: NodeRuntime, serving: trio.CancelScope) -> None:
     runtime.shutting_down = True
     runtime.log_outbox()
-    await runtime.wait_acked(runtime.data.applied_offset)
-    # Connections woken by that last fsync get a moment to send their replies.
+    # Give writes in flight a bounded chance to be acknowledged (the ISR may be gone), and the
+    # connections they wake a moment to send their replies.
     with trio.move_on_after(limits.shutdown_grace_ms / 1000):
+        await runtime.wait_acked(runtime.data.applied_offset)
         while runtime.store.replies_waiting():
             await trio.sleep(0.01)
     serving.cancel()
