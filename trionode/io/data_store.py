@@ -174,6 +174,9 @@ class DataStore:
         """Return once ``offset`` is acknowledged: durable here and on every ISR member."""
         if offset <= self.acked_offset:
             return
+        self.update_acked()  # the watermark may have moved without anyone recomputing it
+        if offset <= self.acked_offset:
+            return
         self._waiting += 1
         try:
             while self.acked_offset < offset:
