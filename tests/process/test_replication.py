@@ -65,8 +65,14 @@ def test_acknowledged_writes_are_on_the_replica_and_readable_there(node_factory,
     assert _readonly_get(replica, "k199") == b"v199"
     with pytest.raises(redis.exceptions.MovedError):
         replica.client().set("k0", "x")
-    shards = primary.client().execute_command("CLUSTER", "SHARDS")
-    assert shards, "CLUSTER SHARDS lists the shard"
+    info = replica.client().info("replication")
+    assert info["role"] == "slave" and info["master_port"] == primary.port and info["master_link_status"] == "up"
+    assert info["slave_repl_offset"] >= 200
+    role = replica.client().execute_command("ROLE")
+    assert role[0] == b"slave" and role[2] == primary.port and role[4] >= 200
+    primary_role = primary.client().execute_command("ROLE")
+    assert primary_role[0] == b"master" and primary_role[2][0][1] == str(replica.port).encode()
+    assert primary.client().info("replication")["slave0"]["isr"] == 1
 
 
 def test_replica_killed_under_load_leaves_the_isr_then_rejoins_with_everything(node_factory, tmp_path: Path) -> None:

@@ -61,14 +61,8 @@ def _server(session: "Session") -> dict[str, Any]:
 
 
 def _replication(session: "Session") -> dict[str, Any]:
-    data = session.node.data
-    return {
-        "role": "master",
-        "connected_slaves": 0,
-        "master_replid": session.node.facts.node_id,
-        "master_repl_offset": data.applied_offset,
-        "acked_repl_offset": data.visibility.acked,
-    }
+    # The shell's replication section (role, replicas, offsets) is merged over these.
+    return {"role": "master", "master_replid": session.node.facts.node_id}
 
 
 def _cluster(session: "Session") -> dict[str, Any]:

@@ -137,7 +137,20 @@ def _info(session: "Session", argv: list[bytes]) -> Any:
 
 
 def _role(session: "Session", argv: list[bytes]) -> Any:
-    return [b"master", session.node.data.applied_offset, []]
+    """ROLE, from the same facts as INFO replication."""
+    info = session.node.shell_info().get("replication", {})
+    if info.get("role") == "slave":
+        link = {"up": "connected", "down": "connect"}[info["master_link_status"]]
+        if info.get("master_sync_in_progress"):
+            link = "sync"
+        return [b"slave", str(info["master_host"]).encode(), info["master_port"], link.encode(),
+                info["slave_repl_offset"]]
+    replicas = []
+    for key, value in sorted(info.items()):
+        if key.startswith("slave") and key[5:].isdigit():
+            fields = dict(part.split("=", 1) for part in value.split(","))
+            replicas.append([fields["ip"].encode(), fields["port"].encode(), fields["offset"].encode()])
+    return [b"master", session.node.data.applied_offset, replicas]
 
 
 def _wait(session: "Session", argv: list[bytes]) -> Action:

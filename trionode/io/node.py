@@ -232,6 +232,7 @@ class NodeRuntime:
             "clients": {"connected_clients": self.stats.connected, "maxclients": self.config.clients_max},
             "persistence": self.store.info(),
             "cluster": self._cluster_info(),
+            "replication": self.replication.info(self.control.state),
             "stats": {
                 "total_connections_received": self.stats.connections_total,
                 "total_commands_processed": self.stats.commands,

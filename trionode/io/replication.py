@@ -341,6 +341,36 @@ class Replication:
                     if st["state"] == "loading"}
         return {}
 
+    def info(self, state: ClusterState) -> dict[str, Any]:
+        """INFO replication, in Redis's field names (ROLE is built from the same facts)."""
+        applied = self.store.data.applied_offset
+        if self.replica is not None:
+            primary = state.nodes.get(self.replica.primary_id)
+            rs = self.replica.state
+            return {
+                "role": "slave",
+                "master_host": primary.host if primary else "",
+                "master_port": primary.port if primary else 0,
+                "master_link_status": "up" if rs.state in ("syncing", "streaming") else "down",
+                "master_sync_in_progress": int(rs.state == "loading"),
+                "slave_repl_offset": rs.reported_offset(),
+                "slave_read_only": 1,
+                "replica_state": rs.state,
+                "master_repl_offset": applied,
+                "acked_repl_offset": self.store.acked_offset,
+            }
+        fields: dict[str, Any] = {"role": "master", "connected_slaves": 0}
+        if self.primary is not None:
+            replicas = self.primary.tracker.replica_status()
+            fields["connected_slaves"] = sum(1 for r in replicas.values() if r["state"] != "connecting")
+            for i, (node_id, r) in enumerate(sorted(replicas.items())):
+                node = state.nodes.get(node_id)
+                where = f"ip={node.host},port={node.port}" if node else "ip=?,port=0"
+                progress = f"state={r['state']},offset={r['offset']},lag={r['lag']},isr={int(r['in_isr'])}"
+                fields[f"slave{i}"] = f"{where},{progress}"
+        fields.update(master_repl_offset=applied, acked_repl_offset=self.store.acked_offset)
+        return fields
+
     def wait_count(self, offset: int) -> int:
         return self.primary.tracker.wait_count(offset) if self.primary is not None else 0
 
