@@ -266,3 +266,12 @@ def sim(seed: int, seeds: str | None, steps: int, nodes: int) -> None:
     except ValueError as exc:
         _fail(str(exc))
     sys.exit(code)
+
+
+@cluster.command("replicate")
+@click.argument("node_addr")
+@click.argument("primary_id")
+def cluster_replicate(node_addr: str, primary_id: str) -> None:
+    """Attach NODE_ADDR as a replica of PRIMARY_ID. It joins the ISR only once caught up."""
+    _call(node_addr, "CLUSTER", "REPLICATE", primary_id)
+    click.echo(f"{node_addr} replicates {primary_id}; it enters the in-sync set once it has caught up")

@@ -125,3 +125,21 @@ def test_a_replica_behind_the_backlog_gets_a_full_resync(node_factory, tmp_path:
     _wait(lambda: replica_id in _isr(primary), "the replica to rejoin after a full resync")
     assert _readonly_get(replica, "big299") == value.encode()
     assert "full resync" in primary.log()
+
+
+def test_min_insync_replicas_refuses_writes_until_a_replica_is_in_sync(node_factory, tmp_path: Path) -> None:
+    conf = tmp_path / "strict.toml"
+    conf.write_text("min_insync_replicas = 2\n")
+    primary = node_factory("strict", extra=["--conf", str(conf)]).start()
+    with pytest.raises(redis.ResponseError, match="NOREPLICAS Not enough good replicas to write"):
+        primary.client().set("a", "1")
+    assert primary.client().get("a") is None  # reads are still served
+    join = tmp_path / "join.toml"
+    join.write_text("bootstrap = false\n")
+    replica = node_factory("r", extra=["--conf", str(join)]).start()
+    assert run_cli("cluster", "add-node", f"127.0.0.1:{replica.port}", f"127.0.0.1:{primary.port}").returncode == 0
+    primary_id = primary.client().execute_command("CLUSTER", "MYID").decode()
+    assert run_cli("cluster", "replicate", f"127.0.0.1:{replica.port}", primary_id).returncode == 0
+    _wait(lambda: len(_isr(primary)) == 2, "the replica to join the ISR")
+    assert primary.client().set("a", "1")
+    assert _readonly_get(replica, "a") == b"1"

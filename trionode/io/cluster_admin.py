@@ -11,12 +11,15 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
+import trio
+
+from trionode import limits
 from trionode.core.cluster.commands import command
 from trionode.core.cluster_commands import slot_arg
 from trionode.core.errors import CommandError
 from trionode.core.raft.messages import ConfChange, ConfChangeKind
 from trionode.core.reply import OK, ErrorReply
-from trionode.io.control import ProposalError
+from trionode.io.control import ControlPlane, ProposalError
 from trionode.io.resp_client import RemoteError, call_once
 
 if TYPE_CHECKING:
@@ -47,8 +50,22 @@ async def _meet(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     if node_id not in control.state.nodes:
         await control.submit(command("node_join", node_id=node_id, host=host, port=port, bus_port=bus_port))
     if node_id not in control.conf_members():
-        await control.submit(change=ConfChange(ConfChangeKind.ADD_LEARNER, node_id))
+        await _change_membership(control, ConfChange(ConfChangeKind.ADD_LEARNER, node_id))
     return OK
+
+
+async def _change_membership(control: "ControlPlane", change: ConfChange) -> None:
+    """Raft takes one membership change at a time; wait for a pending one (a promotion) to finish."""
+    with trio.move_on_after(limits.raft_proposal_timeout_ms / 1000):
+        while True:
+            try:
+                await control.submit(change=change)
+                return
+            except ProposalError as e:
+                if "pending" not in str(e):
+                    raise
+            await trio.sleep(0.05)
+    raise ProposalError("TRYAGAIN another membership change kept the cluster busy; retry")
 
 
 async def _remote_bus_port(host: str, port: int) -> int:
@@ -67,7 +84,7 @@ async def _forget(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     if node_id not in control.state.nodes:
         raise CommandError(f"ERR Unknown node {node_id}")
     if node_id in control.conf_members():
-        await control.submit(change=ConfChange(ConfChangeKind.REMOVE, node_id))
+        await _change_membership(control, ConfChange(ConfChangeKind.REMOVE, node_id))
     await control.submit(command("node_forget", node_id=node_id))
     return OK
 
