@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trionode.core import errors
+from trionode.core import errors, resp
 from trionode.core.reply import NULL_ARRAY, ErrorReply, Simple, Verbatim
 from trionode.core.resp import (
     NEED_DATA,
@@ -394,6 +394,51 @@ def test_request_round_trip(argvs, inline, cuts):
         got += list(parser.commands())
     assert got == argvs
     assert parser.buffered_bytes == 0
+
+
+# Requests that start with a known head (the fast path), near misses of one, and garbage.
+_head_names = st.sampled_from([*resp._HEAD_NAMES, b"set", b"Set", b"SETX", b"SE", b"LRANGE\r", b"PING"])
+_head_requests = st.one_of(
+    st.tuples(_head_names, st.lists(st.binary(max_size=12), max_size=9)).map(lambda t: encode_command([t[0], *t[1]])),
+    st.tuples(
+        st.integers(0, 12), st.integers(0, 12), _head_names, st.sampled_from([b"\r\n", b"\n", b"\r", b"", b"x"])
+    ).map(lambda t: b"*%d\r\n$%d\r\n%b%b" % t),
+    st.binary(max_size=30),
+)
+
+
+def _parse_all(wire: bytes, cuts: list[int]) -> tuple[list[list[bytes]], str | None]:
+    parser = RequestParser(bulk_bytes_max=100, args_max=20, inline_bytes_max=1024)
+    got: list[list[bytes]] = []
+    try:
+        for chunk in _chunked(wire, cuts):
+            parser.feed(chunk)
+            got += list(parser.commands())
+    except ProtocolError as e:
+        return got, str(e)
+    return got, None
+
+
+@settings(max_examples=500)
+@given(requests=st.lists(_head_requests, min_size=1, max_size=6), cuts=st.lists(st.integers(0, 10**6)))
+def test_known_heads_parse_as_the_general_path_does(requests, cuts):
+    # The known-head table is a shortcut; without it every request must parse the same,
+    # commands, errors and all, however the bytes are cut.
+    wire = b"".join(requests)
+    fast = _parse_all(wire, cuts)
+    saved = resp._HEADS
+    resp._HEADS = {}  # type: ignore[misc]
+    try:
+        slow = _parse_all(wire, cuts)
+    finally:
+        resp._HEADS = saved  # type: ignore[misc]
+    assert fast == slow
+
+
+def test_known_heads_cover_both_cases_and_one_to_nine_arguments():
+    assert resp._HEADS[b"*3\r\n$3\r\nSET\r\n"] == (2, b"SET")
+    assert resp._HEADS[b"*1\r\n$4\r\nping\r\n"] == (0, b"ping")
+    check_requests(b"*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nset\r\n$1\r\nk\r\n$1\r\nv\r\n", [[b"PING"], [b"set", b"k", b"v"]])
 
 
 # --- Serializer -----------------------------------------------------------------

@@ -140,6 +140,24 @@ class _Buffer:
 # --- Server side: requests ------------------------------------------------------
 
 
+# Request heads of the commands clients send most: "*3\r\n$3\r\nSET\r\n" ->
+# (2 bulks still to read, b"SET"), in both cases and for 1-9 arguments. A
+# request starting with one skips parsing its count and its first bulk (one
+# slice and one lookup instead), which is a fifth of the parsing of a SET.
+# Anything else takes the general path, which gives the same result.
+_HEAD_NAMES: Final = (
+    b"GET", b"SET", b"DEL", b"INCR", b"DECR", b"MGET", b"MSET", b"EXISTS", b"EXPIRE", b"TTL", b"LPUSH",
+    b"RPUSH", b"LPOP", b"RPOP", b"LRANGE", b"HSET", b"HGET", b"SADD", b"SREM", b"PING", b"ECHO",
+)  # fmt: skip
+_HEADS: Final = {
+    b"*%d\r\n$%d\r\n%b\r\n" % (argc, len(name), spelling): (argc - 1, spelling)
+    for name in _HEAD_NAMES
+    for spelling in (name, name.lower())
+    for argc in range(1, 10)
+}
+assert all(len(name) <= 9 for name in _HEAD_NAMES), "the head's length digit is read at a fixed place"
+
+
 class RequestParser(_Buffer):
     """Parses client requests (multibulk or inline) into argument lists."""
 
@@ -178,17 +196,26 @@ class RequestParser(_Buffer):
         find = buf.find
         args = self._args
         if args is None:
-            e = find(b"\r\n", pos)
-            if e - pos == 2 and buf[pos] == 42 and 48 < buf[pos + 1] <= 57:
-                remaining = buf[pos + 1] - 48  # "*1".."*9": most requests (42 is "*")
-                pos = e + 2
+            # A head is "*N\r\n$L\r\n" + L name bytes + "\r\n": buf[pos + 5] is L's
+            # digit if a known head starts here; if it is anything else, the slice
+            # just matches no head.
+            head = _HEADS.get(buf[pos : pos + 10 + buf[pos + 5] - 48]) if pos + 5 < len(buf) else None
+            if head is not None:
+                remaining, name = head
+                args = [name]
+                pos += len(name) + 10
             else:
-                start = self._start_request()
-                if type(start) is not int:
-                    return start  # an inline request, or NEED_DATA
-                remaining = start
-                pos = self._pos
-            args = []
+                e = find(b"\r\n", pos)
+                if e - pos == 2 and buf[pos] == 42 and 48 < buf[pos + 1] <= 57:
+                    remaining = buf[pos + 1] - 48  # "*1".."*9": most requests (42 is "*")
+                    pos = e + 2
+                else:
+                    start = self._start_request()
+                    if type(start) is not int:
+                        return start  # an inline request, or NEED_DATA
+                    remaining = start
+                    pos = self._pos
+                args = []
             n = -1
         else:
             remaining = self._remaining
