@@ -1,6 +1,10 @@
 """A real node process, driven through redis-py: the commands, restarts and clean shutdown."""
 
+import json
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,8 +90,6 @@ def test_status_reports_the_node(node_factory) -> None:
     node.client().set("a", "1")
     out = run_cli("status", f"127.0.0.1:{node.port}", "--json")
     assert out.returncode == 0, out.stderr
-    import json
-
     report = json.loads(out.stdout)
     me = report["nodes"][0]
     assert report["healthy"] is True and me["slots"] == [[0, 16383]] and me["raft_role"] == "leader"
@@ -97,18 +99,12 @@ def test_status_reports_the_node(node_factory) -> None:
 
 
 def test_default_start_uses_port_7000_and_local_data_dir(tmp_path: Path) -> None:
-    if not NodeProcess(tmp_path / "probe").port:  # pragma: no cover - harness sanity
-        pytest.skip("no ports")
-    import socket
-
     with socket.socket() as s:
         if s.connect_ex(("127.0.0.1", 7000)) == 0:
             pytest.skip("port 7000 is taken on this machine")
-    import subprocess
-    import sys
-
     proc = subprocess.Popen([sys.executable, "-m", "trionode", "start"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
     try:
         probe = NodeProcess(tmp_path / "trionode-data", port=7000)
         probe.proc = proc
@@ -118,4 +114,3 @@ def test_default_start_uses_port_7000_and_local_data_dir(tmp_path: Path) -> None
     finally:
         proc.kill()
         proc.wait()
-    assert os.path.isdir(tmp_path / "trionode-data")
