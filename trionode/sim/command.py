@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from trionode.sim.runner import SimConfig, SimResult, report, run
-from trionode.sim.trace import Coverage
+from trionode.sim.trace import Coverage, DataCoverage
 
 _RANGE = re.compile(r"^(\d+)\.\.(\d+)$")
 
@@ -24,16 +24,21 @@ def parse_seeds(text: str) -> range:
     return range(int(match[1]), int(match[2]) + 1)
 
 
-def run_seeds(seeds: range, steps: int, nodes: int, out: Callable[[str], None]) -> tuple[list[SimResult], int]:
+def run_seeds(seeds: range, steps: int, nodes: int, out: Callable[[str], None],
+              data_plane: bool = False) -> tuple[list[SimResult], int]:  # fmt: skip
     """Run each seed; one line per seed (with the trace of a failure), then totals. Returns (results, steps run)."""
-    results, total, steps_run = [], Coverage(), 0
+    results, total, data_total, steps_run = [], Coverage(), DataCoverage(), 0
     for seed in seeds:
-        result = run(SimConfig(seed=seed, steps=steps, nodes=nodes))
+        result = run(SimConfig(seed=seed, steps=steps, nodes=nodes, data_plane=data_plane))
         results.append(result)
         total.add(result.coverage)
         steps_run += result.steps
+        data = ""
+        if result.data_coverage is not None:
+            data_total.add(result.data_coverage)
+            data = f" data-plane: {result.data_coverage.format()}"
         if result.ok:
-            out(f"ok seed={seed} steps={result.steps} {result.coverage.format()}")
+            out(f"ok seed={seed} steps={result.steps} {result.coverage.format()}{data}")
         else:
             for line in report(result)[:-1]:
                 out(line)
@@ -41,19 +46,21 @@ def run_seeds(seeds: range, steps: int, nodes: int, out: Callable[[str], None]) 
     out(f"seeds={seeds.start}..{seeds.stop - 1} runs={len(results)} ok={len(results) - len(failed)} "
         f"failed={len(failed)}{' ' + ','.join(map(str, failed)) if failed else ''}")  # fmt: skip
     out(f"total: {total.format()}")
+    if data_plane:
+        out(f"total data-plane: {data_total.format()}")
     return results, steps_run
 
 
 def main(seed: int, seeds: str | None, steps: int, nodes: int, out: Callable[[str], None],
-         err: Callable[[str], None]) -> int:  # fmt: skip
+         err: Callable[[str], None], data_plane: bool = False) -> int:  # fmt: skip
     started = time.perf_counter()
     if seeds is None:
-        result = run(SimConfig(seed=seed, steps=steps, nodes=nodes))
+        result = run(SimConfig(seed=seed, steps=steps, nodes=nodes, data_plane=data_plane))
         for line in report(result):
             out(line)
         results, steps_run = [result], result.steps
     else:
-        results, steps_run = run_seeds(parse_seeds(seeds), steps, nodes, out)
+        results, steps_run = run_seeds(parse_seeds(seeds), steps, nodes, out, data_plane)
     elapsed_s = max(time.perf_counter() - started, 1e-9)
     err(f"{steps_run} steps in {elapsed_s:.2f} s: {steps_run / elapsed_s:.0f} steps/s")
     return 0 if all(r.ok for r in results) else 1

@@ -10,7 +10,9 @@ checker and the recorder. One step is one tick of simulated time:
 2. every up node ticks (0, 1 or 2 times: clock drift);
 3. the messages due now are delivered (to up nodes; the rest are dropped);
 4. every up node handles its Readies (persist, send, apply, advance);
-5. the cross-node checks run (durable quorum, leaders hold all commits).
+5. the cross-node checks run (durable quorum, leaders hold all commits);
+6. with ``data_plane``, the data plane's shard takes its step and its checks
+   run (data_plane.py): same tick, same loop, its own seeded Randoms.
 
 Nodes are always visited in id order and every random choice comes from a
 Random derived from (seed, subsystem name), so a seed replays exactly. The
@@ -28,12 +30,13 @@ from dataclasses import dataclass, field
 from trionode.core.raft.messages import ConfChange, ConfChangeKind, ConfState, EntryKind, Message
 from trionode.sim.backend import Backend, real_backend
 from trionode.sim.clock import SimClock, derive_rng
+from trionode.sim.data_plane import DataPlane
 from trionode.sim.invariants import InvariantViolation, SafetyChecker
 from trionode.sim.mirror import LogMirror, data_digest
 from trionode.sim.nemesis import Nemesis, NemesisConfig
 from trionode.sim.network import NetworkConfig, SimNetwork
 from trionode.sim.node import DiskFailed, NodeCrashed, NodeFaults, SimNode
-from trionode.sim.trace import Coverage, Recorder
+from trionode.sim.trace import Coverage, DataCoverage, Recorder
 from trionode.sim.workload import Workload
 
 SPARE_NODES_MAX = 8  # nodes that may join beyond the target voter count over one run
@@ -50,6 +53,7 @@ class SimConfig:
     network: NetworkConfig = field(default_factory=lambda: NetworkConfig(delay_ticks_min=1, delay_ticks_max=3))
     nemesis: NemesisConfig = field(default_factory=NemesisConfig)
     faults: NodeFaults = field(default_factory=NodeFaults)
+    data_plane: bool = False  # also simulate one shard's replication (--data-plane)
 
     def __post_init__(self) -> None:
         assert self.seed >= 0 and self.steps >= 0, self
@@ -65,6 +69,7 @@ class SimResult:
     failure: str  # "" when every invariant held
     coverage: Coverage
     trace: list[str]
+    data_coverage: DataCoverage | None = None  # None: the data plane did not run
 
     @property
     def ok(self) -> bool:
@@ -89,6 +94,7 @@ class Simulation:
         self.last_leader = ""
         self._leaders: dict[str, int] = {}  # node -> term it was last seen leading
         self._removals: dict[str, tuple[int, int, int]] = {}  # node -> its REMOVE entry (index, term, digest)
+        self.data = DataPlane(self.rng_for, self.recorder) if config.data_plane else None
         self.spawn().boot(voters=(node_id(0),))
 
     def rng_for(self, name: str) -> random.Random:
@@ -157,6 +163,8 @@ class Simulation:
         for node in self.up_nodes():
             self.handle_ready(node)
         self.check_step()
+        if self.data is not None:
+            self.data.step(now)
 
     def handle_ready(self, node: SimNode) -> None:
         try:
@@ -280,7 +288,8 @@ class Simulation:
         coverage = self.recorder.coverage
         coverage.msgs_dropped = self.network.stats.dropped
         coverage.msgs_duplicated = self.network.stats.duplicated
-        return SimResult(self.config.seed, step, failure, coverage, list(self.recorder.trace))
+        data_coverage = self.data.finish() if self.data is not None else None
+        return SimResult(self.config.seed, step, failure, coverage, list(self.recorder.trace), data_coverage)
 
 
 def run(config: SimConfig, backend: Backend | None = None) -> SimResult:
@@ -295,6 +304,8 @@ def report(result: SimResult) -> list[str]:
         lines.append(f"trace (last {len(result.trace)} events):")
         lines += [f"  {event}" for event in result.trace]
     lines.append(f"coverage: {result.coverage.format()}")
+    if result.data_coverage is not None:
+        lines.append(f"data-plane: {result.data_coverage.format()}")
     if result.ok:
         lines.append(f"ok seed={result.seed} steps={result.steps}")
     return lines

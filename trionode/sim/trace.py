@@ -1,10 +1,12 @@
 """Coverage counters and the bounded event trace printed with a failure.
 
 Theory of operation. A passing simulation proves little unless the faults it
-claims to inject happened, so every run prints :class:`Coverage`, and the CI
-test asserts each counter is non-zero across its seed range. The trace keeps
-the last ``TRACE_EVENTS_MAX`` notable events (elections, crashes, partitions,
-membership, snapshots); with the seed, it is the starting point for a replay.
+claims to inject happened, so every run prints :class:`Coverage` (and, with
+``--data-plane``, :class:`DataCoverage`), and the CI tests assert each counter
+is non-zero across their seed range. The trace keeps the last
+``TRACE_EVENTS_MAX`` notable events (elections, crashes, partitions,
+membership, snapshots; ``data:`` events of the data plane); with the seed, it
+is the starting point for a replay.
 """
 
 import dataclasses
@@ -14,8 +16,24 @@ from dataclasses import dataclass
 TRACE_EVENTS_MAX = 30
 
 
+class _Counters:
+    """Named integer counters: listed, summed and printed in field order."""
+
+    __slots__ = ()
+
+    def items(self) -> list[tuple[str, int]]:
+        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+
+    def add(self, other: "_Counters") -> None:
+        for name, value in other.items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def format(self) -> str:
+        return " ".join(f"{name}={value}" for name, value in self.items())
+
+
 @dataclass(slots=True)
-class Coverage:
+class Coverage(_Counters):
     elections: int = 0
     leader_changes: int = 0
     crashes: int = 0
@@ -32,15 +50,23 @@ class Coverage:
     corruptions_detected: int = 0
     transfers: int = 0
 
-    def items(self) -> list[tuple[str, int]]:
-        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
 
-    def add(self, other: "Coverage") -> None:
-        for name, value in other.items():
-            setattr(self, name, getattr(self, name) + value)
+@dataclass(slots=True)
+class DataCoverage(_Counters):
+    """What the data plane (``--data-plane``) did: printed only when it runs."""
 
-    def format(self) -> str:
-        return " ".join(f"{name}={value}" for name, value in self.items())
+    writes: int = 0  # client effects the primary appended
+    acks: int = 0  # replica acks the primary's tracker accepted
+    hw_advances: int = 0  # steps at which the acknowledged offset moved
+    resyncs_partial: int = 0
+    resyncs_full: int = 0
+    isr_shrinks: int = 0  # committed and accepted
+    isr_expands: int = 0
+    isr_refused: int = 0  # committed but refused (stale version, duplicates)
+    replica_crashes: int = 0
+    primary_crashes: int = 0
+    partitions: int = 0
+    msgs_dropped: int = 0
 
 
 class Recorder:

@@ -1,0 +1,80 @@
+"""One node's data disk in the data-plane simulation: a WAL of effects with an unsynced tail.
+
+Theory of operation
+-------------------
+A shard's records are effects (lists of byte strings) at dense offsets 1..N.
+A :class:`DataDisk` holds them in ``log`` (``log[o - 1]`` is offset ``o``); the
+first ``durable`` of them survive any crash, the rest sit in the page cache.
+A crash keeps the durable prefix and, like a real page cache, perhaps some of
+the unsynced records after it (whole records: torn bytes are the WAL codec's
+business, exercised by the Raft half of the simulator); the rest is lost.
+What a restart finds on disk is durable from then on.
+
+Metadata is written with write-temp, fsync, rename, so it is durable at once:
+the epoch history, the fence epoch, the full-sync "loading" marker and the
+first offset the WAL still holds (``log_start``: compaction moves it; the
+records before it are only in snapshots, which the simulation makes from the
+in-memory log). A truncation is durable at once too (ftruncate, fsync).
+
+A node that crashes with the loading marker set comes back empty: its data was
+a half-loaded snapshot (DESIGN §5.2, S5).
+
+``cut_to`` is the shortest the log was cut to since the checker last looked
+(None: not cut), so the checker can compare logs incrementally (data_checks.py).
+
+Invariants: ``0 <= durable <= len(log)``; ``1 <= log_start <= len(log) + 1``.
+"""
+
+import random
+from dataclasses import dataclass, field
+
+from trionode.core.replication.history import EpochHistory
+
+Effect = list[bytes]
+
+
+@dataclass(slots=True)
+class DataDisk:
+    log: list[Effect] = field(default_factory=list)
+    durable: int = 0  # Invariant: <= len(log); only fsync raises it, only truncate lowers it.
+    history: EpochHistory = field(default_factory=EpochHistory)  # as persisted
+    fence_epoch: int = 1  # as persisted
+    loading_marker: bool = False  # persisted: a full sync is under way, the local data is junk
+    log_start: int = 1  # the first offset the WAL still holds
+    cut_to: int | None = None  # the shortest the log was cut to since the checker last looked
+
+    def append(self, effects: list[Effect]) -> None:
+        self.log.extend(effects)
+
+    def fsync(self) -> None:
+        self.durable = len(self.log)
+
+    def truncate(self, offset: int) -> None:
+        """Cut the log back to ``offset``, durably."""
+        assert offset >= 0
+        del self.log[offset:]
+        self.durable = min(self.durable, offset)
+        self.log_start = min(self.log_start, offset + 1)
+        self.cut_to = offset if self.cut_to is None else min(self.cut_to, offset)
+
+    def discard(self) -> None:
+        """Drop every record and the history (a full sync starts, or a loading node restarts)."""
+        self.truncate(0)
+        self.history = EpochHistory()
+        self.log_start = 1
+
+    def crash(self, rng: random.Random, keep_unsynced_probability: float) -> int:
+        """Lose the page cache (perhaps not all of it); returns the records lost."""
+        before = len(self.log)
+        if self.loading_marker:
+            self.loading_marker = False
+            self.discard()
+            return before
+        kept = self.durable
+        if kept < before and rng.random() < keep_unsynced_probability:
+            kept = rng.randint(kept, before)
+        self.truncate(kept)
+        self.durable = kept  # what the restart finds is on disk
+        self.history.truncate_after(kept)
+        assert self.durable == len(self.log)
+        return before - kept

@@ -1,0 +1,190 @@
+"""The simplest shells that keep the replication cores' rules, over a simulated disk.
+
+Theory of operation
+-------------------
+:class:`PrimaryShell` wraps a :class:`PrimaryTracker` for the shard's one epoch;
+:class:`ReplicaShell` wraps a :class:`ReplicaState`. Neither sends anything
+itself: methods return the messages to send, and the data plane (data_plane.py)
+puts them on the simulated network. What they keep, as the cores' docstrings
+ask of a shell:
+
+- the primary streams a record only once it is durable on its own disk (log
+  matching), calls ``set_log_end`` before streaming it, answers a full sync
+  with a snapshot of its durable log and then the tail, and drops a session
+  whose next record the WAL no longer holds (the replica times out and resyncs);
+- a restarted primary cuts its history back to its recovered log end and, if
+  its epoch's entry went with it, appends ``(epoch, log_end + 1)`` before it
+  writes; its fresh tracker acknowledges nothing until the ISR confirms it;
+- a replica handles a :class:`Step` in the documented order (discard, truncate,
+  persist the history, load, append) and acks only ``min(durable, log_end)``
+  (:meth:`ReplicaShell.ack_point`, which a planted bug overrides), keeps the
+  loading marker from ``start_full_sync`` until it leaves ``loading``, and
+  seeds ``sync_id_base`` anew at every process start.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from trionode.core.replication.messages import (
+    Ack,
+    Records,
+    ReplMessage,
+    SnapshotChunk,
+    SyncRefused,
+    SyncReply,
+    SyncRequest,
+)
+from trionode.core.replication.primary import PrimaryTracker
+from trionode.core.replication.replica import STREAMING, SYNCING, ReplicaState, Step
+from trionode.sim.data_config import SHARD_ID, ShardConfig
+from trionode.sim.data_disk import DataDisk, Effect
+
+RECORDS_PER_MSG_MAX = 4
+SNAPSHOT_CHUNK_ITEMS_MAX = 16
+SYNC_ID_STRIDE = 1_000_000  # sync ids of one process start: incarnation * stride + 1, + 2, ...
+
+
+@dataclass(slots=True)
+class Session:
+    """The primary's stream to one replica, for one ``sync_id``."""
+
+    sync_id: int
+    next_offset: int  # the next record to stream
+    snapshot: list[Effect] | None = None  # a full sync's snapshot still to send (records 1..snapshot_offset)
+    snapshot_offset: int = 0
+    snapshot_seq: int = 0
+
+
+class PrimaryShell:
+    def __init__(self, node_id: str, disk: DataDisk, config: ShardConfig, lag_timeout_ms: int) -> None:
+        shard = config.shard
+        assert shard.primary_id == node_id
+        self.id, self.disk = node_id, disk
+        disk.history.truncate_after(len(disk.log))
+        if disk.history.last_epoch() != shard.epoch:
+            disk.history.append_epoch(shard.epoch, len(disk.log) + 1)  # persisted before the first write
+        self.tracker = PrimaryTracker(SHARD_ID, node_id, shard.epoch, disk.history.copy(), disk.log_start,
+                                      disk.durable, shard.replica_ids, shard.isr_ids, shard.isr_version,
+                                      lag_timeout_ms=lag_timeout_ms)  # fmt: skip
+        self.sessions: dict[str, Session] = {}
+        self.proposed: dict[str, Any] | None = None  # the last ISR command this tracker asked for
+        self.reported_hw = 0  # the highest watermark this tracker reported (the checker keeps it monotonic)
+
+    def write(self, effects: list[Effect]) -> None:
+        self.disk.append(effects)
+
+    def fsync(self) -> None:
+        self.disk.fsync()
+        self.tracker.set_log_end(self.disk.durable)
+
+    def on_sync_request(self, req: SyncRequest) -> SyncReply | SyncRefused:
+        reply = self.tracker.on_sync_request(req, self.disk.log_start, self.disk.durable)
+        if isinstance(reply, SyncReply):
+            if reply.mode == "partial":
+                self.sessions[req.replica_id] = Session(req.sync_id, reply.keep_offset + 1)
+            else:
+                snap = self.disk.log[: self.disk.durable]
+                self.sessions[req.replica_id] = Session(req.sync_id, len(snap) + 1, snap, len(snap))
+        return reply
+
+    def isr_changes(self, now_ms: int) -> list[dict[str, Any]]:
+        """The tracker's ISR proposals; the last one is remembered for :meth:`on_applied`."""
+        commands = self.tracker.isr_changes(now_ms)
+        if commands:
+            self.proposed = commands[-1]
+        return commands
+
+    def on_applied(self, cmd: dict[str, Any], accepted: bool, config: ShardConfig) -> None:
+        """A committed command was applied: adopt the configuration; end our proposal if it was refused.
+
+        ``proposal_done`` names only a node, so it is called only when the refused command is the
+        tracker's own current proposal: a late duplicate of an earlier command about the same node
+        must not end a newer proposal that may still commit.
+        """
+        self.tracker.set_config(**config.config_args())
+        if not accepted and cmd == self.proposed:
+            self.tracker.proposal_done(cmd["node_id"])
+            self.proposed = None
+
+    def stream(self, replica_id: str, hw: int, heartbeat: bool) -> ReplMessage | None:
+        """The next message of ``replica_id``'s session: a snapshot chunk, records, a heartbeat, or None."""
+        sess = self.sessions.get(replica_id)
+        if sess is None:
+            return None
+        if sess.snapshot is not None:
+            return self._chunk(sess)
+        if sess.next_offset < self.disk.log_start:
+            del self.sessions[replica_id]  # compacted away: the replica will time out and resync
+            return None
+        end = min(self.disk.durable, sess.next_offset + RECORDS_PER_MSG_MAX - 1)
+        effects = self.disk.log[sess.next_offset - 1 : end]
+        if not effects and not heartbeat:
+            return None
+        msg = Records(SHARD_ID, self.tracker.epoch, sess.next_offset, effects, hw, sess.sync_id)
+        sess.next_offset += len(effects)
+        return msg
+
+    def _chunk(self, sess: Session) -> SnapshotChunk:
+        assert sess.snapshot is not None
+        lo = sess.snapshot_seq * SNAPSHOT_CHUNK_ITEMS_MAX
+        items = sess.snapshot[lo : lo + SNAPSHOT_CHUNK_ITEMS_MAX]
+        last = lo + SNAPSHOT_CHUNK_ITEMS_MAX >= len(sess.snapshot)
+        chunk = SnapshotChunk(SHARD_ID, self.tracker.epoch, sess.snapshot_offset, sess.snapshot_seq, items, last,
+                              sess.sync_id)  # fmt: skip
+        sess.snapshot_seq += 1
+        if last:
+            sess.snapshot = None
+        return chunk
+
+
+class ReplicaShell:
+    def __init__(self, node_id: str, disk: DataDisk, incarnation: int) -> None:
+        self.id, self.disk = node_id, disk
+        self.rs = ReplicaState(SHARD_ID, node_id, disk.fence_epoch, disk.history, len(disk.log),
+                               sync_id_base=incarnation * SYNC_ID_STRIDE)  # fmt: skip
+        self.quiet_steps = 0  # steps since the primary last said something this session accepted
+
+    def sync_request(self) -> SyncRequest:
+        self.quiet_steps = 0
+        return self.rs.sync_request()
+
+    def receive(self, msg: ReplMessage) -> Step:
+        """Hand a primary's message to the core and carry out its step."""
+        if isinstance(msg, (SyncReply, SyncRefused)):
+            step = self.rs.on_sync_reply(msg)
+        elif isinstance(msg, Records):
+            step = self.rs.on_records(msg)
+        else:
+            assert isinstance(msg, SnapshotChunk), msg
+            step = self.rs.on_snapshot_chunk(msg)
+        if not step.refused:
+            self.quiet_steps = 0
+        self.apply_step(step)
+        return step
+
+    def apply_step(self, step: Step) -> None:
+        disk = self.disk
+        if step.start_full_sync:
+            disk.discard()
+            disk.loading_marker = True
+        if step.truncate_to is not None:
+            disk.truncate(step.truncate_to)
+            disk.loading_marker = disk.loading_marker and step.truncate_to > 0
+        if step.history_changed:
+            disk.history = self.rs.history.copy()
+        disk.append(step.snapshot_items)
+        for offset, effect in step.records:
+            assert offset == len(disk.log) + 1, (offset, len(disk.log))
+            disk.append([effect])
+        assert len(disk.log) == self.rs.log_end or disk.loading_marker, (len(disk.log), self.rs.log_end)
+
+    def ack_point(self) -> int:
+        """The offset this replica may acknowledge: what is on its disk, and no more than it received."""
+        return min(self.disk.durable, self.rs.log_end)
+
+    def ack(self) -> Ack | None:
+        """The ack to send now (None without a session); leaving ``loading`` clears the marker."""
+        ack = self.rs.ack(self.ack_point())
+        if self.rs.state in (SYNCING, STREAMING):
+            self.disk.loading_marker = False  # the snapshot is complete and durable
+        return ack
