@@ -58,16 +58,23 @@ across process starts, e.g. the wall clock at start in ms), sending, framing,
 and what to do about a failed node (failover is the Raft leader's business).
 """
 
-import random
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from trionode.core.cluster.state import is_id, nodes_max
 from trionode.core.gossip.messages import Info, Ping, Pong, valid_info
 
 Health = Literal["online", "suspect", "failed"]
+_T = TypeVar("_T")
+
+
+class Rng(Protocol):
+    """What the detector needs of its seeded ``random.Random`` (the core may not import ``random``)."""
+
+    def sample(self, population: Sequence[_T], k: int) -> list[_T]: ...
+
 
 members_max = nodes_max
 changes_max = 256
@@ -123,7 +130,7 @@ class _Report:
 
 
 class Detector:
-    def __init__(self, my_id: str, config: GossipConfig, rng: random.Random, *, incarnation: int = 0) -> None:
+    def __init__(self, my_id: str, config: GossipConfig, rng: Rng, *, incarnation: int = 0) -> None:
         assert is_id(my_id), my_id
         assert 0 <= incarnation < 2**63
         self.my_id = my_id
