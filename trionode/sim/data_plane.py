@@ -260,8 +260,8 @@ class DataPlane:
                 if msg is None:
                     break
                 self.send(PRIMARY_ID, replica_id, msg)
-        if rng.random() < f.compact_probability and disk.log_start <= hw:
-            disk.log_start = rng.randint(disk.log_start, hw + 1)  # the WAL keeps what the ISR may need
+        if rng.random() < f.compact_probability and disk.log_start < (keep_from := shell.wal_keep_from(hw)):
+            disk.log_start = rng.randint(disk.log_start, keep_from)
         for cmd in shell.isr_changes(self.now_ms):
             self.config.propose(cmd, self.now_ms)
         for line in shell.tracker.take_reports():

@@ -106,6 +106,14 @@ class PrimaryShell:
             self.tracker.proposal_done(cmd["node_id"])
             self.proposed = None
 
+    def streamable(self) -> int:
+        """The last offset that may be streamed: only what is durable here (log matching)."""
+        return self.disk.durable
+
+    def wal_keep_from(self, hw: int) -> int:
+        """The furthest compaction may move ``log_start``: the ISR may still need ``hw + 1`` on."""
+        return hw + 1
+
     def stream(self, replica_id: str, hw: int, heartbeat: bool) -> ReplMessage | None:
         """The next message of ``replica_id``'s session: a snapshot chunk, records, a heartbeat, or None."""
         sess = self.sessions.get(replica_id)
@@ -116,7 +124,7 @@ class PrimaryShell:
         if sess.next_offset < self.disk.log_start:
             del self.sessions[replica_id]  # compacted away: the replica will time out and resync
             return None
-        end = min(self.disk.durable, sess.next_offset + RECORDS_PER_MSG_MAX - 1)
+        end = min(self.streamable(), sess.next_offset + RECORDS_PER_MSG_MAX - 1)
         effects = self.disk.log[sess.next_offset - 1 : end]
         if not effects and not heartbeat:
             return None
