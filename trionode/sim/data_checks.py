@@ -16,8 +16,11 @@ one epoch they form one growing prefix). It checks:
 - **log matching**: each node's log agrees with the primary's on every offset
   both hold, and the primary's log starts with ``acked``. Together with the
   durable counts above, this makes every ISR copy identical, not just long;
-- **S5**: a loading replica reports offset 0 and is not in the committed ISR;
-  the primary's tracker credits no replica with more than its disk holds;
+- **S5**: a loading replica reports offset 0 and is not in the committed ISR
+  (stricter than "out once its shrink commits": with the WAL kept back to
+  ``hw + 1``, an ISR member always gets a partial sync, so it never starts
+  loading while a member); the primary's tracker credits no replica with more
+  than its disk holds;
 - **S7 / §5.4**: a replica's read bound is None while loading, and otherwise
   never exceeds the acknowledged offset.
 
