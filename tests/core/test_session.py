@@ -6,6 +6,7 @@ returns a write's own offset instead of asking Visibility. Each test here pits
 one shortcut against the slow computation it replaces.
 """
 
+import gc
 import random
 
 import pytest
@@ -163,3 +164,14 @@ def test_key_slot_is_still_checked_for_crossslot_on_a_node_owning_everything():
     session = make_session(routing.serve_everything("s1"))
     assert key_slot(b"a") != key_slot(b"b")
     assert session.execute([b"DEL", b"a", b"b"])[0] == ErrorReply(errors.CROSSSLOT)
+
+
+def test_logged_effects_drop_out_of_the_garbage_collectors_view():
+    # The shell keeps millions of logged effects; as tuples of bytes the collector
+    # stops walking them after one collection (see DataState.outbox).
+    data = DataState()
+    data.execute(TABLE[b"set"], [b"SET", b"k", b"v"], NOW_MS)
+    gc.collect()
+    entry = data.take_outbox()[0]
+    assert entry == (1, (b"SET", b"k", b"v"))
+    assert not gc.is_tracked(entry[1]) and not gc.is_tracked(entry)
