@@ -47,6 +47,9 @@ KEYS: dict[str, Key] = {
     "resp_inline_bytes_max": Key(
         int, limits.resp_inline_bytes_max, "longest inline command or header line", 256, 1024 * 1024
     ),
+    "node_timeout_ms": Key(
+        int, 5000, "a node silent this long is suspected; failed once a majority of voters suspect it", 500, 600_000
+    ),
     "min_insync_replicas": Key(
         int, 1, "writes are refused (NOREPLICAS) while a shard's in-sync set is smaller than this", 1, 16
     ),
@@ -80,6 +83,7 @@ class Config:
     resp_bulk_bytes_max: int = KEYS["resp_bulk_bytes_max"].default
     resp_args_max: int = KEYS["resp_args_max"].default
     resp_inline_bytes_max: int = KEYS["resp_inline_bytes_max"].default
+    node_timeout_ms: int = KEYS["node_timeout_ms"].default
     min_insync_replicas: int = KEYS["min_insync_replicas"].default
     wal_batch_records_max: int = KEYS["wal_batch_records_max"].default
     wal_batch_bytes_max: int = KEYS["wal_batch_bytes_max"].default

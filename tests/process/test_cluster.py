@@ -120,3 +120,23 @@ def test_create_refuses_a_node_that_is_already_in_a_cluster(node_factory, tmp_pa
     joiner = node_factory("joiner", extra=["--conf", str(_conf(tmp_path))]).start()
     out = run_cli("cluster", "create", f"127.0.0.1:{joiner.port}", f"127.0.0.1:{loner.port}", "--yes")
     assert out.returncode != 0 and "already belongs to cluster" in out.stderr
+
+
+def test_a_killed_node_is_reported_failed_then_online_again(node_factory, tmp_path: Path) -> None:
+    conf = tmp_path / "fast.toml"
+    conf.write_text("bootstrap = false\nnode_timeout_ms = 1000\n")
+    nodes = [node_factory(f"g{i}", extra=["--conf", str(conf)]).start() for i in range(3)]
+    out = run_cli("cluster", "create", *[f"127.0.0.1:{n.port}" for n in nodes], "--replicas", "0", "--yes")
+    assert out.returncode == 0, out.stderr
+    victim_id = nodes[2].client().execute_command("CLUSTER", "MYID").decode()
+    nodes[2].kill9()
+
+    def health_of_victim() -> str:
+        return next(n["health"] for n in _status(nodes[0])["nodes"] if n["id"] == victim_id)
+
+    _wait(lambda: health_of_victim() == "failed", ELECTION_WAIT_S, "the killed node to be failed")
+    assert "fail" in nodes[1].client().execute_command("CLUSTER", "NODES").decode()
+    report = _status(nodes[0])
+    assert not report["healthy"]  # its shard's primary is down
+    nodes[2].start()
+    _wait(lambda: health_of_victim() == "online", ELECTION_WAIT_S, "the node to be seen online again")

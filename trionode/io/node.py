@@ -35,6 +35,7 @@ from trionode.core.session import Node, NodeFacts
 from trionode.io import data_store
 from trionode.io.control import ControlPlane
 from trionode.io.datadir import DataDir
+from trionode.io.gossip_driver import GossipDriver
 from trionode.io.raft_store import RaftStore
 from trionode.io.replication import Replication
 from trionode.io.resp_server import serve_listeners
@@ -97,12 +98,16 @@ class NodeRuntime:
             cluster_view=self.cluster_view,
         )
         self.replication = Replication(self.node_id, store, control, self.clock_ms)
+        self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, self.clock_ms, self._rng)
+        control.bus_handlers["gossip"] = self.gossip.on_message
         self.replication.on_serving_change = self.refresh_routing
         control.on_change(self._config_changed)
         self._config_changed()
 
     def _config_changed(self) -> None:
         self.replication.on_config(self.control.state)
+        voters = self.control.rawnode.conf.voters if self.control.rawnode is not None else ()
+        self.gossip.on_config(self.control.state, voters)
         self.refresh_routing()
 
     # --- the cluster as this node sees it ---------------------------------------
@@ -117,8 +122,9 @@ class NodeRuntime:
         return self.replication.serving_reads()
 
     def _health(self) -> dict[str, str]:
-        # Failure detection (gossip) is not built yet: members are "online" unless known to be loading.
+        """online / suspect / failed from the failure detector; loading from replication."""
         health = {node_id: "online" for node_id in self.control.state.nodes}
+        health.update({n: h for n, h in self.gossip.healths().items() if n in health})
         health.update(self.replication.health())
         return health
 
@@ -291,7 +297,9 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
                 await runtime.bootstrap(with_all_slots=True)
             serving = trio.CancelScope()
             nursery.start_soon(_serve, runtime, listeners, serving)
-            for loop in (runtime.expire_loop, runtime.compact_loop, runtime.signal_loop, runtime.replication.run):
+            loops = (runtime.expire_loop, runtime.compact_loop, runtime.signal_loop, runtime.replication.run,
+                     runtime.gossip.run)
+            for loop in loops:
                 nursery.start_soon(loop)
             task_status.started(runtime)
             await runtime.shutdown_requested.wait()

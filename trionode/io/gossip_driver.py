@@ -1,0 +1,65 @@
+"""The failure detector's shell: pings on the cluster bus, health for status and CLUSTER replies.
+
+The core (``core/gossip``) decides who is suspect or failed; this task only
+moves its pings and pongs over the bus, feeds it the membership from the
+applied Raft configuration, and logs its verdicts. Every ``tick`` runs a small
+fraction of a ping interval so rounds start on time; the core itself limits a
+round to once per ``ping_interval_ms``.
+"""
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from trionode.core.cluster.state import ClusterState
+from trionode.core.gossip import Detector, GossipConfig, GossipWireError, Ping, Pong, from_wire
+
+log = logging.getLogger("trionode.gossip")
+
+TICKS_PER_INTERVAL = 5
+
+
+class GossipDriver:
+    def __init__(self, node_id: str, node_timeout_ms: int, bus: Any, clock_ms: Callable[[], int],
+                 rng: random.Random) -> None:
+        self.node_id = node_id
+        self.bus = bus
+        self.clock_ms = clock_ms
+        interval_ms = max(1, min(1000, node_timeout_ms // 5))
+        self.config = GossipConfig(node_timeout_ms=node_timeout_ms, ping_interval_ms=interval_ms)
+        # The incarnation grows across restarts, so peers accept this life's reports at once.
+        self.detector = Detector(node_id, self.config, rng, incarnation=clock_ms())
+
+    def on_config(self, state: ClusterState, voters: tuple[str, ...]) -> None:
+        members = set(state.nodes) | {self.node_id}
+        self.detector.set_members(members, [v for v in voters if v in members])
+
+    def healths(self) -> dict[str, str]:
+        return self.detector.healths(self.clock_ms())
+
+    def on_message(self, peer: str, payload: dict) -> None:
+        try:
+            msg = from_wire(payload.get("m"))
+        except GossipWireError as e:
+            log.debug("dropping a malformed gossip message from %s: %s", peer[:12], e)
+            return
+        now = self.clock_ms()
+        if isinstance(msg, Ping):
+            self.bus.send(peer, {"k": "gossip", "m": self.detector.on_ping(peer, msg, now).to_wire()})
+        elif isinstance(msg, Pong):
+            self.detector.on_pong(peer, msg, now)
+        self._log_changes()
+
+    def _log_changes(self) -> None:
+        for line in self.detector.changes():
+            log.info("failure detector: %s", line)
+
+    async def run(self) -> None:
+        while True:
+            await trio.sleep(self.config.ping_interval_ms / TICKS_PER_INTERVAL / 1000)
+            for peer, ping in self.detector.tick(self.clock_ms()):
+                self.bus.send(peer, {"k": "gossip", "m": ping.to_wire()})
+            self._log_changes()
