@@ -30,7 +30,7 @@ TABLE = {name.encode(): spec for name, spec in {**KEYSPACE_COMMANDS, **SERVER_CO
 
 def make_session(routes: Routing) -> Session:
     facts = NodeFacts("n1", "s1", "127.0.0.1", 7000, 17000, 1, 0, "", "0")
-    node = Node(DataState(), TABLE, facts, dict, routes, lambda: None)
+    node = Node(DataState(), TABLE, facts, dict, routes, lambda: None, lease_until_ms=1 << 62)
     session = Session(node, 1, "127.0.0.1:1")
     session.now_ms = NOW_MS
     return session
@@ -176,3 +176,13 @@ def test_logged_effects_drop_out_of_the_garbage_collectors_view():
     entry = data.take_outbox()[0]
     assert entry == (1, (b"SET", b"k", b"v"))
     assert not gc.is_tracked(entry[1]) and not gc.is_tracked(entry)
+
+
+@pytest.mark.parametrize("routes", [routing.serve_everything("s1"), half_owned()], ids=["shortcut", "general"])
+def test_a_primary_whose_lease_expired_serves_nothing(routes) -> None:
+    session = make_session(routes)
+    session.mono_ms = session.node.lease_until_ms = 1_000
+    for argv in ([b"SET", b"a", b"1"], [b"GET", b"a"], [b"SET", b"b", b"1"], [b"GET", b"b"]):
+        reply = session.execute(argv)[0]
+        assert reply.startswith("CLUSTERDOWN this primary's lease has expired") or reply.startswith("MOVED")
+    assert session.node.data.keyspace.data == {}

@@ -99,7 +99,12 @@ def test_restarting_every_node_keeps_the_configuration(node_factory, tmp_path: P
         node.start()
     _wait(lambda: _leader_of(nodes), ELECTION_WAIT_S, "a leader after the restart")
     after = _status(nodes[2])
-    assert after["shards"] == before["shards"] and after["cluster_id"] == before["cluster_id"]
+
+    def layout(report: dict) -> list:
+        # isr_version moves on restart: each primary fences its ISR before acknowledging.
+        return [{k: v for k, v in shard.items() if k != "isr_version"} for shard in report["shards"]]
+
+    assert layout(after) == layout(before) and after["cluster_id"] == before["cluster_id"]
 
 
 def test_add_node_then_del_node(node_factory, tmp_path: Path) -> None:

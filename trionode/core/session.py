@@ -26,6 +26,8 @@ from trionode.core.reply import ErrorReply
 from trionode.core.routing import Routing
 from trionode.core.slots import key_slot
 
+LEASE_EXPIRED = "CLUSTERDOWN this primary's lease has expired; the slot may have a new primary"
+
 
 @dataclass(frozen=True, slots=True)
 class NodeFacts:
@@ -54,7 +56,9 @@ class Node:
     # Which slots this node serves; replaced by the shell whenever the configuration changes.
     routing: Routing
     # The cluster as this node sees it, for CLUSTER SLOTS/SHARDS/NODES/INFO (shell-provided).
-    cluster_view: Callable[[], Any]
+    cluster_view: Callable[[], Any] = lambda: None
+    # Until when (monotonic ms) this node's primary lease lets it serve; kept current by the shell.
+    lease_until_ms: int = -1
     # Derived for the dispatcher: ``table`` plus each name in upper case, the
     # two spellings clients send, so most lookups need no lower().
     lookup: dict[bytes, CommandSpec] = field(init=False, repr=False)
@@ -91,7 +95,8 @@ class Session:
         self.readonly = False
         self.asking = False
         self.last_write_offset = 0
-        self.now_ms = 0
+        self.now_ms = 0   # wall clock, for expiry
+        self.mono_ms = 0  # monotonic clock, for the primary lease
 
     def execute(self, argv: list[bytes]) -> tuple[Any, int]:
         """The reply to ``argv`` and the offset it must wait for."""
@@ -107,8 +112,12 @@ class Session:
                 # Server replies (INFO, CLUSTER COUNTKEYSINSLOT, even PING) wait for what was
                 # applied before them, as Redis's replies wait for its AOF fsync.
                 return server_commands.run(self, spec, argv), node.data.applied_offset
-            if spec.first_key > 0 and not (spec.single_key and node.serves_every_slot()):
-                error = self._route(spec, argv)
+            if spec.first_key > 0:
+                if spec.single_key and node.serves_every_slot():
+                    # Every slot is served here, so only the lease can refuse (see _route).
+                    error = LEASE_EXPIRED if self.mono_ms >= node.lease_until_ms else None
+                else:
+                    error = self._route(spec, argv)
                 if error is not None:
                     return ErrorReply(error), 0
             reply, required = node.data.execute(spec, argv, self.now_ms)
@@ -125,4 +134,8 @@ class Session:
             for i in spec.key_positions(len(argv))[1:]:
                 if key_slot(argv[i]) != slot:
                     return errors.CROSSSLOT
-        return self.node.routing.error_for(slot, spec.is_write, self.readonly)
+        routing = self.node.routing
+        error = routing.error_for(slot, spec.is_write, self.readonly)
+        if error is None and routing.am_primary and self.mono_ms >= self.node.lease_until_ms:
+            return LEASE_EXPIRED  # partitioned or paused: another primary may exist (S2)
+        return error

@@ -200,7 +200,7 @@ class ControlPlane:
         self.leader, self.role = soft.leader, soft.role
         logs.set_term(self.term)
         if soft.role != "leader":
-            self._fail_waiters("ERR leadership changed before the command was applied; retry")
+            self._fail_waiters("TRYAGAIN leadership changed before the command was applied; its outcome is unknown")
 
     def _apply(self, entry: Entry) -> None:
         result = None

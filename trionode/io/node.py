@@ -35,6 +35,7 @@ from trionode.core.session import Node, NodeFacts
 from trionode.io import data_store
 from trionode.io.control import ControlPlane
 from trionode.io.datadir import DataDir
+from trionode.io.failover import FailoverDriver
 from trionode.io.gossip_driver import GossipDriver
 from trionode.io.raft_store import RaftStore
 from trionode.io.replication import Replication
@@ -98,8 +99,10 @@ class NodeRuntime:
             cluster_view=self.cluster_view,
         )
         self.replication = Replication(self.node_id, store, control, self.clock_ms)
-        self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, self.clock_ms, self._rng)
+        self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, self.clock_ms, self._rng,
+                                   info=lambda: {"offset": self.replication.offsets()[self.node_id]})
         control.bus_handlers["gossip"] = self.gossip.on_message
+        self.failover = FailoverDriver(self)
         self.replication.on_serving_change = self.refresh_routing
         control.on_change(self._config_changed)
         self._config_changed()
@@ -121,7 +124,7 @@ class NodeRuntime:
         """A replica serves READONLY reads only while it streams from its primary (never while loading)."""
         return self.replication.serving_reads()
 
-    def _health(self) -> dict[str, str]:
+    def cluster_health(self) -> dict[str, str]:
         """online / suspect / failed from the failure detector; loading from replication."""
         health = {node_id: "online" for node_id in self.control.state.nodes}
         health.update({n: h for n, h in self.gossip.healths().items() if n in health})
@@ -136,7 +139,8 @@ class NodeRuntime:
         if self.node_id not in state.nodes:
             return self._alone_view()
         covered = all(owner is not None for owner in state.slot_owners)
-        return cluster_view(state, self.node_id, health=self._health(), offsets=self._offsets(), state_ok=covered)
+        health, offsets = self.cluster_health(), self._offsets()
+        return cluster_view(state, self.node_id, health=health, offsets=offsets, state_ok=covered)
 
     def _alone_view(self) -> ClusterView:
         """What CLUSTER replies show on a node that is not in a cluster yet: itself, owning nothing."""
@@ -164,9 +168,9 @@ class NodeRuntime:
         control = self.control
         raft = control.rawnode.status() if control.rawnode is not None else None
         report = status_dict(
-            control.state, health=self._health(), offsets=self._offsets(), raft_roles=self._raft_roles()
+            control.state, health=self.cluster_health(), offsets=self._offsets(), raft_roles=self._raft_roles()
         )
-        problems = unhealthy_reasons(control.state, self._health())
+        problems = unhealthy_reasons(control.state, self.cluster_health())
         if not control.leader:
             problems.insert(0, "no Raft leader is known")
         if not control.state.bootstrapped:
@@ -295,6 +299,7 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
             await nursery.start(control.run, bus_listeners)
             if config.bootstrap and not raft_store.cluster_id:
                 await runtime.bootstrap(with_all_slots=True)
+            await nursery.start(runtime.failover.run)  # the first lease before the first client
             serving = trio.CancelScope()
             nursery.start_soon(_serve, runtime, listeners, serving)
             loops = (runtime.expire_loop, runtime.compact_loop, runtime.signal_loop, runtime.replication.run,

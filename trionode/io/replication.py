@@ -29,6 +29,7 @@ import cbor2
 import trio
 
 from trionode import limits
+from trionode.core.cluster.commands import command
 from trionode.core.cluster.state import ClusterState
 from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import (
@@ -76,14 +77,25 @@ class PrimarySide:
         self.tracker = PrimaryTracker(
             shard_id, repl.node_id, epoch, repl.history.copy(), log_start, log_end, (), (repl.node_id,), -1
         )
+        # The ISR version when this tracker started: until the version moves past it, a proposal
+        # from a previous life of this primary may still commit, so nothing is acknowledged.
+        self.start_isr_version: int | None = None
+        self.fencing = False
         self.next_offset: dict[str, int] = {}      # replica -> next offset to stream
         self.sync_ids: dict[str, int] = {}         # replica -> the session its stream belongs to
         self.proposals: set[str] = set()           # replicas with an ISR proposal in flight
+
+    @property
+    def fenced(self) -> bool:
+        start = self.start_isr_version
+        return start is not None and self.tracker.isr_version > start
 
     def high_watermark(self, local_durable: int) -> int:
         # What is durable here may be streamed, so the tracker's log end follows the local fsync.
         if local_durable > self.tracker.log_end:
             self.tracker.set_log_end(local_durable)
+        if not self.fenced:
+            return 0  # acknowledge nothing new until the ISR fence is applied
         return self.tracker.high_watermark(local_durable)
 
     def on_sync_request(self, peer: str, req: SyncRequest) -> None:
@@ -135,19 +147,38 @@ class PrimarySide:
     def tick(self, nursery: trio.Nursery) -> None:
         for line in self.tracker.take_reports():
             log.info("replication: %s", line)
-        for command in self.tracker.isr_changes(self.repl.clock_ms()):
-            nursery.start_soon(self._propose, command)
+        if not self.fenced:
+            if not self.fencing:
+                self.fencing = True
+                nursery.start_soon(self._fence)
+            return
+        for proposal in self.tracker.isr_changes(self.repl.clock_ms()):
+            nursery.start_soon(self._propose, proposal)
 
-    async def _propose(self, command: dict) -> None:
+    async def _fence(self) -> None:
+        from trionode.io.control import ProposalError
+
+        fence = command("isr_fence", shard_id=self.shard_id, epoch=self.epoch, isr_version=self.tracker.isr_version)
+        try:
+            await self.repl.control.submit(fence)
+        except ProposalError as e:
+            log.info("ISR fence of shard %s not applied yet: %s", self.shard_id[:12], e)
+        finally:
+            self.fencing = False
+
+    async def _propose(self, cmd: dict) -> None:
         from trionode.io.control import ProposalError
 
         try:
-            await self.repl.control.submit(command)
-            log.info("ISR change committed: %s of %s", command["op"], command["node_id"][:12])
+            await self.repl.control.submit(cmd)
+            log.info("ISR change committed: %s of %s", cmd["op"], cmd["node_id"][:12])
+            self.tracker.proposal_done(cmd["node_id"])
         except ProposalError as e:
-            log.info("ISR change %s of %s not applied: %s", command["op"], command["node_id"][:12], e)
-        finally:
-            self.tracker.proposal_done(command["node_id"])
+            log.info("ISR change %s of %s not applied: %s", cmd["op"], cmd["node_id"][:12], e)
+            if str(e).startswith("ERR "):
+                # Refused by the apply function (or lost): it can no longer commit. Anything else
+                # (a timeout, no leader) may still commit, so the tracker keeps it pending.
+                self.tracker.proposal_done(cmd["node_id"])
 
 
 class ReplicaSide:
@@ -309,6 +340,8 @@ class Replication:
             self.store.high_watermark = self.primary.high_watermark
             log.info("primary of shard %s at epoch %d from offset %d", shard.id[:12], shard.epoch,
                      self.store.data.applied_offset)
+        if self.primary.start_isr_version is None:
+            self.primary.start_isr_version = shard.isr_version
         ok = self.primary.tracker.set_config(
             shard.epoch, shard.primary_id, shard.replica_ids, shard.isr_ids, shard.isr_version
         )

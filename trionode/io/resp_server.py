@@ -19,6 +19,7 @@ from trionode.core.reply import OK, Action, ErrorReply
 from trionode.core.resp import NEED_DATA, ProtocolError, RequestParser, encode_into
 from trionode.core.session import Session
 from trionode.io import cluster_admin
+from trionode.io.failover import monotonic_ms
 
 if TYPE_CHECKING:
     from trionode.io.node import NodeRuntime
@@ -62,7 +63,7 @@ class Connection:
         """Execute every complete command buffered, flushing when a bound is reached."""
         runtime, session, out = self.runtime, self.session, self.out
         next_command, execute, has_room = self.parser.next_command, session.execute, runtime.wal.has_room
-        session.now_ms = runtime.clock_ms()  # one clock read per batch; re-read after any wait
+        self._stamp()  # one clock read per batch; again after any wait
         executed = 0
         try:
             while (argv := next_command()) is not NEED_DATA:
@@ -78,12 +79,16 @@ class Connection:
                 executed += 1
                 if executed % limits.resp_pipeline_commands_max == 0 or len(out) >= limits.resp_reply_bytes_max:
                     await self._flush()
-                    session.now_ms = runtime.clock_ms()
+                    self._stamp()
         except ProtocolError as e:
             self._reply(ErrorReply(str(e)), 0)
             raise _Close from None
         finally:
             runtime.stats.commands += executed
+
+    def _stamp(self) -> None:
+        self.session.now_ms = self.runtime.clock_ms()
+        self.session.mono_ms = monotonic_ms()
 
     async def _wait_for_room(self) -> None:
         """The WAL is full or the node is stopping: send what we have, then wait or close."""
@@ -93,7 +98,7 @@ class Connection:
             self._reply(ErrorReply(errors.SHUTTING_DOWN), 0)
             raise _Close
         await runtime.wal.wait_room()
-        self.session.now_ms = runtime.clock_ms()
+        self._stamp()
 
     def _reply(self, reply: Any, required: int) -> None:
         encode_into(self.out, reply, self.session.proto)

@@ -367,3 +367,26 @@ def test_prevalidate_answers_without_changing_the_state() -> None:
 def test_the_well_formed_base_of_those_cases_applies() -> None:
     h = bootstrapped()
     assert h.raw(dict(GOOD)).ok
+
+
+def test_isr_fence_only_moves_the_isr_version_and_makes_older_proposals_stale() -> None:
+    from trionode.core.cluster.commands import apply, command
+    from trionode.core.cluster.state import ClusterState
+
+    p, r, shard = "a" * 40, "b" * 40, "1" * 40
+    state = ClusterState()
+    cmds = [
+        command("bootstrap", cluster_id="f" * 40, node_id=p, host="h", port=1, bus_port=2),
+        command("node_join", node_id=r, host="h", port=3, bus_port=4),
+        command("shard_create", shard_id=shard, epoch=1, primary_id=p),
+        command("replica_attach", shard_id=shard, epoch=1, node_id=r),
+    ]
+    for index, cmd in enumerate(cmds, start=1):
+        assert apply(state, index, cmd).ok
+    before = state.shards[shard]
+    stale_expand = command("isr_expand", shard_id=shard, epoch=1, isr_version=before.isr_version, node_id=r)
+    assert apply(state, 5, command("isr_fence", shard_id=shard, epoch=1, isr_version=before.isr_version)).ok
+    after = state.shards[shard]
+    assert after.isr_version == before.isr_version + 1 and after.isr_ids == before.isr_ids
+    result = apply(state, 6, stale_expand)
+    assert not result.ok and result.reason.startswith("stale_isr_version")

@@ -326,6 +326,15 @@ def _isr_expand(state: ClusterState, a: Args) -> None:
     state.shards[shard.id] = _with_members(shard, set(shard.replica_ids), {*shard.isr_ids, a["node_id"]})
 
 
+def _isr_fence(state: ClusterState, a: Args) -> None:
+    # Only bumps isr_version: every ISR proposal made before it (at an older version) is now
+    # stale. A restarted primary commits one before it acknowledges anything, so a proposal
+    # its previous process left in flight can no longer admit a replica that missed writes.
+    shard = _shard_at(state, a["shard_id"], a["epoch"])
+    _isr_at(shard, a["isr_version"])
+    state.shards[shard.id] = replace(shard, isr_version=shard.isr_version + 1)
+
+
 def _failover(state: ClusterState, a: Args) -> None:
     shard = _shard_at(state, a["shard_id"], a["epoch"])
     new, old = a["node_id"], shard.primary_id
@@ -390,6 +399,7 @@ OPS: dict[str, _Op] = {
     "replica_replace": _Op(("shard_id", "epoch", "old_id", "new_id"), _replica_replace),
     "isr_shrink": _Op(("shard_id", "epoch", "isr_version", "node_id"), _isr_shrink),
     "isr_expand": _Op(("shard_id", "epoch", "isr_version", "node_id"), _isr_expand),
+    "isr_fence": _Op(("shard_id", "epoch", "isr_version"), _isr_fence),
     "failover": _Op(("shard_id", "epoch", "node_id"), _failover),
     "migration_start": _Op(
         ("migration_id", "source_shard_id", "target_shard_id", "source_epoch", "target_epoch", "slots"),
