@@ -1,0 +1,84 @@
+"""kill -9 of a primary: an in-sync replica takes over, nothing acknowledged is lost, the old primary rejoins."""
+
+import threading
+import time
+from pathlib import Path
+
+import redis
+
+from tests.process.harness import NodeProcess, run_cli
+from tests.process.test_replication import _readonly_get, _status, _wait
+
+FAILOVER_WAIT_S = 30.0
+
+
+def _shard(node: NodeProcess) -> dict:
+    return _status(node)["shards"][0]
+
+
+def test_killing_the_primary_promotes_its_replica_and_loses_nothing(node_factory, tmp_path: Path) -> None:
+    fast = "node_timeout_ms = 1000\n"
+    (tmp_path / "p.toml").write_text(fast)
+    (tmp_path / "j.toml").write_text("bootstrap = false\n" + fast)
+    primary = node_factory("p", extra=["--conf", str(tmp_path / "p.toml")]).start()
+    replica = node_factory("r", extra=["--conf", str(tmp_path / "j.toml")]).start()
+    witness = node_factory("w", extra=["--conf", str(tmp_path / "j.toml")]).start()
+    for node in (replica, witness):
+        assert run_cli("cluster", "add-node", f"127.0.0.1:{node.port}", f"127.0.0.1:{primary.port}").returncode == 0
+    primary_id = primary.client().execute_command("CLUSTER", "MYID").decode()
+    replica_id = replica.client().execute_command("CLUSTER", "MYID").decode()
+    assert run_cli("cluster", "replicate", f"127.0.0.1:{replica.port}", primary_id).returncode == 0
+    _wait(lambda: replica_id in _shard(primary)["isr_ids"], "the replica to join the ISR")
+
+    acked: dict[str, str] = {}
+    stop = threading.Event()
+
+    def writer() -> None:
+        client = primary.client(timeout_s=5)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            try:
+                client.set(f"f{n}", str(n))
+            except (redis.ConnectionError, redis.TimeoutError):
+                return  # the primary died: this write's outcome is unknown
+            acked[f"f{n}"] = str(n)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    killed_at = time.monotonic()
+    primary.kill9()
+    thread.join(timeout=10)
+    shard = _wait(lambda: (s := _shard(witness))["primary_id"] == replica_id and s, "the replica to be promoted",
+                  FAILOVER_WAIT_S)
+    assert shard["epoch"] == 2 and primary_id not in shard["isr_ids"]
+    # The new primary serves writes once its lease is granted.
+    _wait(lambda: _try_set(replica), "the new primary to accept writes", FAILOVER_WAIT_S)
+    failover_s = time.monotonic() - killed_at
+    assert failover_s < FAILOVER_WAIT_S
+    client = replica.client()
+    pipe = client.pipeline(transaction=False)
+    for key in acked:
+        pipe.get(key)
+    values = pipe.execute()
+    missing = [k for k, v in zip(acked, values, strict=True) if v != acked[k].encode()]
+    assert len(acked) > 20 and not missing, f"{len(missing)} of {len(acked)} acknowledged writes lost"
+
+    primary.start()  # the old primary comes back as a replica outside the ISR and resyncs
+    _wait(lambda: primary_id in _shard(witness)["isr_ids"], "the old primary to rejoin the ISR", FAILOVER_WAIT_S)
+    assert _shard(witness)["primary_id"] == replica_id
+    last = next(reversed(acked))
+    assert _readonly_get(primary, last) == acked[last].encode()
+    try:
+        primary.client().set("x", "1")
+        raise AssertionError("the old primary accepted a write")
+    except redis.exceptions.MovedError:
+        pass
+
+
+def _try_set(node: NodeProcess) -> bool:
+    try:
+        return bool(node.client(timeout_s=2).set("after-failover", "1"))
+    except (redis.ResponseError, redis.ConnectionError, redis.TimeoutError):
+        return False
