@@ -278,3 +278,12 @@ def cluster_replicate(node_addr: str, primary_id: str) -> None:
     """Attach NODE_ADDR as a replica of PRIMARY_ID. It joins the ISR only once caught up."""
     _call(node_addr, "CLUSTER", "REPLICATE", primary_id)
     click.echo(f"{node_addr} replicates {primary_id}; it enters the in-sync set once it has caught up")
+
+
+@cluster.command("failover")
+@click.argument("replica_addr")
+@click.option("--force", is_flag=True, help="Do not wait for the old primary (every ISR rule still holds).")
+def cluster_failover(replica_addr: str, force: bool) -> None:
+    """Make the in-sync replica at REPLICA_ADDR the primary of its shard."""
+    _call(replica_addr, "CLUSTER", "FAILOVER", *(["FORCE"] if force else []))
+    click.echo(f"{replica_addr} is now the primary of its shard")

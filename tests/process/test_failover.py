@@ -82,3 +82,31 @@ def _try_set(node: NodeProcess) -> bool:
         return bool(node.client(timeout_s=2).set("after-failover", "1"))
     except (redis.ResponseError, redis.ConnectionError, redis.TimeoutError):
         return False
+
+
+def test_manual_failover_swaps_roles_without_losing_writes(node_factory, tmp_path: Path) -> None:
+    (tmp_path / "j.toml").write_text("bootstrap = false\n")
+    primary = node_factory("p").start()
+    replica = node_factory("r", extra=["--conf", str(tmp_path / "j.toml")]).start()
+    witness = node_factory("w", extra=["--conf", str(tmp_path / "j.toml")]).start()
+    for node in (replica, witness):
+        assert run_cli("cluster", "add-node", f"127.0.0.1:{node.port}", f"127.0.0.1:{primary.port}").returncode == 0
+    primary_id = primary.client().execute_command("CLUSTER", "MYID").decode()
+    replica_id = replica.client().execute_command("CLUSTER", "MYID").decode()
+    assert run_cli("cluster", "replicate", f"127.0.0.1:{replica.port}", primary_id).returncode == 0
+    _wait(lambda: replica_id in _shard(primary)["isr_ids"], "the replica to join the ISR")
+    for i in range(100):
+        primary.client().set(f"m{i}", i)
+    with_primary_refusal = witness.client()
+    try:
+        with_primary_refusal.execute_command("CLUSTER", "FAILOVER")
+        raise AssertionError("a node that is not a replica accepted CLUSTER FAILOVER")
+    except redis.ResponseError as e:
+        assert "send CLUSTER FAILOVER to a replica" in str(e)
+    out = run_cli("cluster", "failover", f"127.0.0.1:{replica.port}")
+    assert out.returncode == 0, out.stderr
+    shard = _shard(witness)
+    assert shard["primary_id"] == replica_id and shard["epoch"] == 2
+    _wait(lambda: _try_set(replica), "the new primary to accept writes", FAILOVER_WAIT_S)
+    assert replica.client().get("m99") == b"99"
+    _wait(lambda: primary_id in _shard(witness)["isr_ids"], "the old primary to follow as a replica", FAILOVER_WAIT_S)

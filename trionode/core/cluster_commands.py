@@ -26,9 +26,10 @@ NOT_YET = "ERR CLUSTER {sub} is not available in this trionode version yet"
 # Subcommands the shell carries out through the control plane, with their arity.
 _CHANGES = {
     b"meet": -4, b"forget": 3, b"addslots": -3, b"addslotsrange": -4, b"replicate": 3, b"bootstrap": 2, b"status": 2,
+    b"failover": -2,
 }
 _LATER = {
-    b"failover", b"migrateslots", b"cancelslotmigrations", b"setslot", b"reset", b"delslots", b"delslotsrange",
+    b"migrateslots", b"cancelslotmigrations", b"setslot", b"reset", b"delslots", b"delslotsrange",
 }
 
 

@@ -133,6 +133,26 @@ async def _replicate(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     return OK
 
 
+async def _failover(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    """CLUSTER FAILOVER [FORCE|TAKEOVER], run on the replica that should take over.
+
+    The Raft leader stops renewing the old primary's lease and promotes this node once
+    that lease has run out, so the two never serve at once. Every option keeps the ISR
+    rule: only an in-sync replica may take over, and it holds every acknowledged write.
+    """
+    if args and args[0].lower() not in (b"force", b"takeover"):
+        raise CommandError("ERR syntax error")
+    state = runtime.control.state
+    me = state.nodes.get(runtime.node_id)
+    if me is None or me.role != "replica":
+        raise CommandError("ERR You should send CLUSTER FAILOVER to a replica")
+    shard = state.shards[me.shard_id]
+    if runtime.node_id not in shard.isr_ids:
+        raise CommandError("ERR this replica is not in sync with its primary (not in the ISR); it cannot take over")
+    await runtime.failover.request(shard.id, runtime.node_id)
+    return OK
+
+
 async def _status(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     return json.dumps(runtime.status_report(), sort_keys=True).encode()
 
@@ -155,4 +175,5 @@ _HANDLERS = {
     b"addslotsrange": _addslotsrange,
     b"replicate": _replicate,
     b"status": _status,
+    b"failover": _failover,
 }

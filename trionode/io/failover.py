@@ -47,7 +47,10 @@ class FailoverDriver:
         self.granter: LeaseGranter | None = None
         self._in_flight: set[str] = set()     # shards with a failover proposal under way
         self._down_logged: set[str] = set()
+        # Manual failovers asked of this node as leader: shard -> the replica to promote.
+        self.requested: dict[str, str] = {}
         self.control.bus_handlers["lease"] = self._on_lease_message
+        self.control.bus_handlers["failover_req"] = self._on_failover_request
 
     # --- leases -------------------------------------------------------------------
     def _on_lease_message(self, peer: str, payload: dict) -> None:
@@ -64,7 +67,9 @@ class FailoverDriver:
     def _may_grant(self, node_id: str) -> bool:
         node = self.control.state.nodes.get(node_id)
         leading = self.control.rawnode is not None and self.control.rawnode.is_leader
-        return leading and self.granter is not None and node is not None and node.role == "primary"
+        if node is None or node.shard_id in self.requested:
+            return False  # a manual failover is draining this primary's lease
+        return leading and self.granter is not None and node.role == "primary"
 
     def _renew(self) -> None:
         me = self.control.state.nodes.get(self.runtime.node_id)
@@ -93,16 +98,58 @@ class FailoverDriver:
         elif not leading:
             self.granter = None
 
+    # --- manual failover ---------------------------------------------------------------
+    async def request(self, shard_id: str, node_id: str) -> None:
+        """Ask the leader to hand ``shard_id`` to ``node_id``; return once this node sees it done."""
+        from trionode.io.control import ProposalError
+
+        if self.granter is not None:
+            self.requested[shard_id] = node_id
+        elif self.control.leader:
+            self.control.bus.send(self.control.leader, {"k": "failover_req", "shard": shard_id, "node": node_id})
+        else:
+            raise ProposalError("CLUSTERDOWN no Raft leader is known; retry shortly")
+        with trio.move_on_after(limits.raft_proposal_timeout_ms * 3 / 1000):
+            while not self._is_primary(shard_id, node_id):
+                await trio.sleep(0.05)
+            return
+        raise ProposalError("TRYAGAIN the failover did not complete in time; check `trionode status`")
+
+    def _is_primary(self, shard_id: str, node_id: str) -> bool:
+        shard = self.control.state.shards.get(shard_id)
+        return shard is not None and shard.primary_id == node_id
+
+    def _on_failover_request(self, peer: str, payload: dict) -> None:
+        shard_id, node_id = payload.get("shard"), payload.get("node")
+        if self.granter is not None and isinstance(shard_id, str) and node_id == peer:
+            log.info("manual failover of shard %s to %s requested", str(shard_id)[:12], peer[:12])
+            self.requested[shard_id] = peer
+
     def _check_shards(self, nursery: trio.Nursery) -> None:
         if self.granter is None:
+            self.requested.clear()  # requests were made to this node as leader
             return
         health = self.runtime.cluster_health()
         for shard in self.control.state.shards.values():
-            if not shard.slots or health.get(shard.primary_id) != "failed" or shard.id in self._in_flight:
+            wanted = self.requested.get(shard.id)
+            if wanted is not None and shard.primary_id == wanted:
+                del self.requested[shard.id]
+                continue
+            failed = health.get(shard.primary_id) == "failed" and bool(shard.slots)
+            if not (failed or wanted) or shard.id in self._in_flight:
                 continue
             if not self.granter.expired(shard.primary_id, monotonic_ms()):
                 continue  # its lease may still be running: promoting now could make two writers
-            successor = choose_successor(shard.primary_id, shard.isr_ids, self._candidates(health))
+            candidates = self._candidates(health)
+            if wanted is not None:
+                candidates = {wanted: candidates[wanted]} if wanted in candidates else {}
+            successor = choose_successor(shard.primary_id, shard.isr_ids, candidates)
+            if successor is None and wanted is not None:
+                # Never leave a live primary without a lease for a failover that cannot happen.
+                del self.requested[shard.id]
+                log.warning("manual failover of shard %s to %s refused: it is not an online, in-sync replica "
+                            "with data", shard.id[:12], wanted[:12])
+                continue
             if successor is None:
                 if shard.id not in self._down_logged:
                     self._down_logged.add(shard.id)
