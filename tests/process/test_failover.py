@@ -110,3 +110,47 @@ def test_manual_failover_swaps_roles_without_losing_writes(node_factory, tmp_pat
     _wait(lambda: _try_set(replica), "the new primary to accept writes", FAILOVER_WAIT_S)
     assert replica.client().get("m99") == b"99"
     _wait(lambda: primary_id in _shard(witness)["isr_ids"], "the old primary to follow as a replica", FAILOVER_WAIT_S)
+
+
+def test_a_paused_primary_stops_serving_once_its_lease_is_gone(node_factory, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    fast = "node_timeout_ms = 1000\n"
+    (tmp_path / "p.toml").write_text(fast)
+    (tmp_path / "j.toml").write_text("bootstrap = false\n" + fast)
+    primary = node_factory("p", extra=["--conf", str(tmp_path / "p.toml")]).start()
+    replica = node_factory("r", extra=["--conf", str(tmp_path / "j.toml")]).start()
+    witness = node_factory("w", extra=["--conf", str(tmp_path / "j.toml")]).start()
+    for node in (replica, witness):
+        assert run_cli("cluster", "add-node", f"127.0.0.1:{node.port}", f"127.0.0.1:{primary.port}").returncode == 0
+    primary_id = primary.client().execute_command("CLUSTER", "MYID").decode()
+    replica_id = replica.client().execute_command("CLUSTER", "MYID").decode()
+    assert run_cli("cluster", "replicate", f"127.0.0.1:{replica.port}", primary_id).returncode == 0
+    _wait(lambda: replica_id in _shard(primary)["isr_ids"], "the replica to join the ISR")
+    primary.client().set("k", "old")
+    os.kill(primary.proc.pid, signal.SIGSTOP)
+    try:
+        _wait(lambda: _shard(witness)["primary_id"] == replica_id, "the failover", FAILOVER_WAIT_S)
+        _wait(lambda: _try_set(replica), "the new primary to accept writes", FAILOVER_WAIT_S)
+        replica.client().set("k", "new")
+    finally:
+        os.kill(primary.proc.pid, signal.SIGCONT)
+    # Woken up, the old primary must neither acknowledge nor serve: its lease ran out while it slept.
+    old = primary.client(timeout_s=10)
+    for _ in range(20):
+        try:
+            value = old.get("k")
+        except redis.exceptions.MovedError:
+            pass  # it learned the new configuration
+        except redis.ResponseError as e:
+            assert "lease has expired" in str(e), e
+        else:
+            raise AssertionError(f"the deposed primary served a read: {value!r}")
+        try:
+            old.set("k", "stale")
+            raise AssertionError("the deposed primary acknowledged a write")
+        except (redis.exceptions.MovedError, redis.ResponseError):
+            pass
+        time.sleep(0.05)
+    assert replica.client().get("k") == b"new"

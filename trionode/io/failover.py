@@ -17,7 +17,6 @@ replica outside the ISR and resyncs, which discards its unacknowledged suffix.
 """
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -25,6 +24,7 @@ import trio
 from trionode import limits
 from trionode.core.cluster.commands import command
 from trionode.core.failover import Candidate, LeaseGranter, LeaseHolder, choose_successor
+from trionode.io.control import monotonic_ms
 
 if TYPE_CHECKING:
     from trionode.io.node import NodeRuntime
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("trionode.failover")
 
 
-def monotonic_ms() -> int:
-    return time.monotonic_ns() // 1_000_000
 
 
 class FailoverDriver:
@@ -65,11 +63,12 @@ class FailoverDriver:
             self.control.bus.send(peer, {"k": "lease", "req": request, "ok": True})
 
     def _may_grant(self, node_id: str) -> bool:
+        """Grant only while no other leader can exist (a leader woken from a pause must not)."""
         node = self.control.state.nodes.get(node_id)
-        leading = self.control.rawnode is not None and self.control.rawnode.is_leader
         if node is None or node.shard_id in self.requested:
             return False  # a manual failover is draining this primary's lease
-        return leading and self.granter is not None and node.role == "primary"
+        fresh = self.control.authority_until_ms() > monotonic_ms()
+        return fresh and self.granter is not None and node.role == "primary"
 
     def _renew(self) -> None:
         me = self.control.state.nodes.get(self.runtime.node_id)

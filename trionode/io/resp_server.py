@@ -19,7 +19,7 @@ from trionode.core.reply import OK, Action, ErrorReply
 from trionode.core.resp import NEED_DATA, ProtocolError, RequestParser, encode_into
 from trionode.core.session import Session
 from trionode.io import cluster_admin
-from trionode.io.failover import monotonic_ms
+from trionode.io.control import monotonic_ms
 
 if TYPE_CHECKING:
     from trionode.io.node import NodeRuntime
