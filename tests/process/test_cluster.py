@@ -145,3 +145,30 @@ def test_a_killed_node_is_reported_failed_then_online_again(node_factory, tmp_pa
     assert not report["healthy"]  # its shard's primary is down
     nodes[2].start()
     _wait(lambda: health_of_victim() == "online", ELECTION_WAIT_S, "the node to be seen online again")
+
+
+def test_the_control_plane_replaces_failed_voters_with_learners(node_factory, tmp_path: Path) -> None:
+    conf = tmp_path / "fast.toml"
+    conf.write_text("bootstrap = false\nnode_timeout_ms = 1000\n")
+    nodes = [node_factory(f"v{i}", extra=["--conf", str(conf)]).start() for i in range(7)]
+    out = run_cli("cluster", "create", *[f"127.0.0.1:{n.port}" for n in nodes], "--replicas", "0", "--yes")
+    assert out.returncode == 0, out.stderr
+
+    def roles(node: NodeProcess) -> dict[str, str]:
+        return {n["id"]: n["raft_role"] for n in _status(node)["nodes"]}
+
+    _wait(lambda: sorted(roles(nodes[0]).values()).count("learner") == 2, ELECTION_WAIT_S, "5 voters, 2 learners")
+    ids = {n.client().execute_command("CLUSTER", "MYID").decode(): n for n in nodes}
+    # Kill two voters, one after the other (never the leader); learners take their places.
+    for _ in range(2):
+        survivors = [n for n in nodes if n.proc.poll() is None]
+        current = roles(survivors[0])
+        leader = next(i for i, r in current.items() if r == "leader")
+        victim_id = next(i for i, r in current.items() if r == "follower" and ids[i].proc.poll() is None)
+        ids[victim_id].kill9()
+        observer = ids[leader]
+        _wait(lambda: roles(observer).get(victim_id) == "learner"  # noqa: B023 - evaluated inside the loop
+              and sorted(roles(observer).values()).count("learner") <= 2,  # noqa: B023
+              ELECTION_WAIT_S, "the failed voter to be replaced")
+    final = roles(ids[leader])
+    assert sum(1 for i, r in final.items() if r in ("leader", "follower") and ids[i].proc.poll() is None) == 5

@@ -75,6 +75,8 @@ class ControlPlane:
         self._nursery: trio.Nursery | None = None
         self._applied = trio.Event()  # set (and replaced) whenever entries are applied
         self.admin_lock = trio.Lock()  # serialises read-then-propose operator steps on this node
+        # Nodes the failure detector reports failed (installed by the node shell).
+        self.failed_nodes: Callable[[], set[str]] = set
         # Other subsystems sharing the bus (replication) register their message kinds here.
         self.bus_handlers: dict[str, Callable[[str, dict], None]] = {}
         self._listeners: list[Callable[[], None]] = []
@@ -419,19 +421,29 @@ class ControlPlane:
         log.info("bootstrapped cluster %s", self.store.cluster_id)
 
     def _manage_membership(self) -> None:
-        """Promote caught-up learners while there is room for voters (one change at a time)."""
+        """Keep the voters healthy, one single-server change at a time.
+
+        Caught-up learners are promoted while there is room for voters. A voter the
+        failure detector reports failed is demoted to learner when a caught-up learner
+        can take its place, so the control plane survives losing nodes one after another.
+        """
         node = self.rawnode
         conf = node.conf
-        if len(conf.voters) >= limits.raft_voters_max:
+        ready = [learner for learner in conf.learners if node.caught_up(learner)]
+        if not ready:
             return
-        for learner in conf.learners:
-            if node.caught_up(learner):
-                try:
-                    node.propose_conf_change(ConfChange(ConfChangeKind.PROMOTE, learner))
-                    log.info("promoting caught-up learner %s to voter", learner[:12])
-                except (ConfChangeRefused, NotLeader):
-                    pass
-                return
+        failed = [v for v in conf.voters if v != self.node_id and v in self.failed_nodes()]
+        if len(conf.voters) < limits.raft_voters_max:
+            change, why = ConfChange(ConfChangeKind.PROMOTE, ready[0]), "promoting caught-up learner"
+        elif failed:
+            change, why = ConfChange(ConfChangeKind.DEMOTE, failed[0]), "demoting failed voter"
+        else:
+            return
+        try:
+            node.propose_conf_change(change)
+            log.info("%s %s", why, change.node_id[:12])
+        except (ConfChangeRefused, NotLeader):
+            pass
 
 
 def _conf_of(node_id: str) -> Any:

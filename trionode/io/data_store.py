@@ -24,14 +24,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cbor2
 import trio
 
 from trionode import limits
 from trionode.config import Config
 from trionode.core.data_state import DataState
 from trionode.core.visibility import Visibility
-from trionode.core.wal.codec import WalCorruption
+from trionode.core.wal.codec import WalCorruption, encode_effect
 from trionode.io import snapshot_file, wal_files
 from trionode.io.datadir import DataDir, DataDirError
 from trionode.io.wal_writer import WalWriter
@@ -39,6 +38,7 @@ from trionode.io.wal_writer import WalWriter
 log = logging.getLogger("trionode.data")
 
 WAL_PREFIX = "data"
+_BACKLOG_ENTRY_BYTES = 16
 SNAPSHOT_NAME = "data" + snapshot_file.SNAPSHOT_SUFFIX
 SNAPSHOT_KIND = "trionode-data"
 
@@ -70,6 +70,7 @@ class DataStore:
         # Recent effects, for replicas that reconnect (Redis's replication backlog).
         self.backlog: deque[tuple[int, list[bytes]]] = deque()
         self._backlog_bytes = 0
+        self._backlog_sizes: deque[int] = deque()  # Invariant: parallel to backlog; sums to _backlog_bytes
         self._new_writer: trio.Event | None = None
         self._writer_bounds: dict[str, int] = {}
 
@@ -137,6 +138,7 @@ class DataStore:
             self.snapshot_offset = offset
             self.acked_offset = min(self.acked_offset, offset)
             self.backlog.clear()
+            self._backlog_sizes.clear()
             self._backlog_bytes = 0
             self.wal = WalWriter(str(self.directory), WAL_PREFIX, offset + 1, **self._writer_bounds)
             self._new_writer.set()
@@ -148,17 +150,22 @@ class DataStore:
         """Move the effects applied since the last call into the WAL, in offset order."""
         if not self.data.outbox:
             return
-        append, backlog = self.wal.append, self.backlog
+        append, backlog, sizes = self.wal.append, self.backlog, self._backlog_sizes
         added = 0
         for offset, effect in self.data.take_outbox():
-            seq = append(cbor2.dumps(effect))
+            payload = encode_effect(effect)
+            seq = append(payload)
             assert seq == offset, f"WAL seq {seq} != offset {offset}"
             backlog.append((offset, effect))
-            added += 16 + sum(len(arg) for arg in effect)
+            # The encoded size stands in for the effect's; Python's own overhead per entry is
+            # larger, which the bound's value allows for.
+            size = _BACKLOG_ENTRY_BYTES + len(payload)
+            sizes.append(size)
+            added += size
         self._backlog_bytes += added
         while self._backlog_bytes > limits.repl_backlog_bytes_max and len(backlog) > 1:
-            _, old = backlog.popleft()
-            self._backlog_bytes -= 16 + sum(len(arg) for arg in old)
+            backlog.popleft()
+            self._backlog_bytes -= sizes.popleft()
 
     def backlog_since(self, offset: int) -> list[tuple[int, list[bytes]]] | None:
         """Effects after ``offset`` if the backlog still reaches back that far, else None."""

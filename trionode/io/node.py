@@ -102,6 +102,7 @@ class NodeRuntime:
         self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, self.clock_ms, self._rng,
                                    info=lambda: {"offset": self.replication.offsets()[self.node_id]})
         control.bus_handlers["gossip"] = self.gossip.on_message
+        control.failed_nodes = lambda: self.gossip.detector.failed(self.clock_ms())
         self.failover = FailoverDriver(self)
         self.replication.on_serving_change = self.refresh_routing
         control.on_change(self._config_changed)
