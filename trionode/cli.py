@@ -258,14 +258,16 @@ def cluster_del_node(existing_addr: str, node_id: str) -> None:
 @click.option("--steps", type=click.IntRange(min=0), default=2000, show_default=True, help="Steps (ticks) per run.")
 @click.option("--nodes", type=click.IntRange(1, 5), default=3, show_default=True, help="Target Raft voters.")
 @click.option("--data-plane", is_flag=True, help="Also simulate one shard's replication (primary + 2 replicas).")
-def sim(seed: int, seeds: str | None, steps: int, nodes: int, data_plane: bool) -> None:
+@click.option("--failover", is_flag=True, help="With --data-plane: leases, failover, replica-set changes.")
+def sim(seed: int, seeds: str | None, steps: int, nodes: int, data_plane: bool, failover: bool) -> None:
     """Deterministic simulation of the Raft control plane (and the data plane); every failure prints its seed."""
     from trionode.sim import command
 
+    if failover and not data_plane:
+        _fail("--failover requires --data-plane")
     try:
-        code = command.main(
-            seed, seeds, steps, nodes, click.echo, lambda line: click.echo(line, err=True), data_plane=data_plane
-        )
+        code = command.main(seed, seeds, steps, nodes, click.echo, lambda line: click.echo(line, err=True),
+                            data_plane=data_plane, failover=failover)  # fmt: skip
     except ValueError as exc:
         _fail(str(exc))
     sys.exit(code)

@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable
 
+from trionode.sim.failover_plane import FailoverCoverage
 from trionode.sim.runner import SimConfig, SimResult, report, run
 from trionode.sim.trace import Coverage, DataCoverage
 
@@ -25,11 +26,12 @@ def parse_seeds(text: str) -> range:
 
 
 def run_seeds(seeds: range, steps: int, nodes: int, out: Callable[[str], None],
-              data_plane: bool = False) -> tuple[list[SimResult], int]:  # fmt: skip
+              data_plane: bool = False, failover: bool = False) -> tuple[list[SimResult], int]:  # fmt: skip
     """Run each seed; one line per seed (with the trace of a failure), then totals. Returns (results, steps run)."""
-    results, total, data_total, steps_run = [], Coverage(), DataCoverage(), 0
+    results, total, steps_run = [], Coverage(), 0
+    data_total: DataCoverage | FailoverCoverage = FailoverCoverage() if failover else DataCoverage()
     for seed in seeds:
-        result = run(SimConfig(seed=seed, steps=steps, nodes=nodes, data_plane=data_plane))
+        result = run(SimConfig(seed=seed, steps=steps, nodes=nodes, data_plane=data_plane, failover=failover))
         results.append(result)
         total.add(result.coverage)
         steps_run += result.steps
@@ -52,15 +54,15 @@ def run_seeds(seeds: range, steps: int, nodes: int, out: Callable[[str], None],
 
 
 def main(seed: int, seeds: str | None, steps: int, nodes: int, out: Callable[[str], None],
-         err: Callable[[str], None], data_plane: bool = False) -> int:  # fmt: skip
+         err: Callable[[str], None], data_plane: bool = False, failover: bool = False) -> int:  # fmt: skip
     started = time.perf_counter()
     if seeds is None:
-        result = run(SimConfig(seed=seed, steps=steps, nodes=nodes, data_plane=data_plane))
+        result = run(SimConfig(seed=seed, steps=steps, nodes=nodes, data_plane=data_plane, failover=failover))
         for line in report(result):
             out(line)
         results, steps_run = [result], result.steps
     else:
-        results, steps_run = run_seeds(parse_seeds(seeds), steps, nodes, out, data_plane)
+        results, steps_run = run_seeds(parse_seeds(seeds), steps, nodes, out, data_plane, failover)
     elapsed_s = max(time.perf_counter() - started, 1e-9)
     err(f"{steps_run} steps in {elapsed_s:.2f} s: {steps_run / elapsed_s:.0f} steps/s")
     return 0 if all(r.ok for r in results) else 1

@@ -18,6 +18,7 @@ in one order by everyone.
 """
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,16 @@ class ShardConfig:
             due_ms = now_ms + self._rng.randint(0, self.faults.delay_ms_max)
             self._in_flight.append((due_ms, self._proposals, dict(cmd)))
         self._in_flight.sort(key=lambda item: item[:2])
+
+    def commit_due_each(self, now_ms: int) -> Iterator[tuple[dict[str, Any], ApplyResult, Shard, Shard]]:
+        """Like :meth:`commit_due`, one command at a time: (command, result, shard before, shard after)."""
+        due = [item for item in self._in_flight if item[0] <= now_ms]
+        self._in_flight = self._in_flight[len(due) :]
+        for _, _, cmd in due:
+            before = self.shard
+            self.index += 1
+            result = apply(self.state, self.index, cmd)
+            yield cmd, result, before, self.shard
 
     def commit_due(self, now_ms: int) -> list[tuple[dict[str, Any], ApplyResult]]:
         """Apply every command due by ``now_ms``, in order; each with its result."""

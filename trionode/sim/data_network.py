@@ -110,6 +110,16 @@ class LinkNetwork(Generic[M]):
                 if symmetric:
                     self._blocked.add((b, a))
 
+    def unblock(self, side_a: Iterable[str], side_b: Iterable[str]) -> None:
+        """Open the links between the two sides, both ways."""
+        for a in side_a:
+            for b in side_b:
+                self._blocked.discard((a, b))
+                self._blocked.discard((b, a))
+
+    def is_blocked(self, frm: str, to: str) -> bool:
+        return (frm, to) in self._blocked
+
     def heal(self) -> None:
         self._blocked.clear()
 

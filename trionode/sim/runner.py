@@ -31,6 +31,7 @@ from trionode.core.raft.messages import ConfChange, ConfChangeKind, ConfState, E
 from trionode.sim.backend import Backend, real_backend
 from trionode.sim.clock import SimClock, derive_rng
 from trionode.sim.data_plane import DataPlane
+from trionode.sim.failover_plane import FailoverCoverage, FailoverPlane
 from trionode.sim.invariants import InvariantViolation, SafetyChecker
 from trionode.sim.mirror import LogMirror, data_digest
 from trionode.sim.nemesis import Nemesis, NemesisConfig
@@ -54,6 +55,7 @@ class SimConfig:
     nemesis: NemesisConfig = field(default_factory=NemesisConfig)
     faults: NodeFaults = field(default_factory=NodeFaults)
     data_plane: bool = False  # also simulate one shard's replication (--data-plane)
+    failover: bool = False  # the data plane with failover, leases and replica-set changes (--failover)
 
     def __post_init__(self) -> None:
         assert self.seed >= 0 and self.steps >= 0, self
@@ -69,7 +71,7 @@ class SimResult:
     failure: str  # "" when every invariant held
     coverage: Coverage
     trace: list[str]
-    data_coverage: DataCoverage | None = None  # None: the data plane did not run
+    data_coverage: DataCoverage | FailoverCoverage | None = None  # None: the data plane did not run
 
     @property
     def ok(self) -> bool:
@@ -94,7 +96,11 @@ class Simulation:
         self.last_leader = ""
         self._leaders: dict[str, int] = {}  # node -> term it was last seen leading
         self._removals: dict[str, tuple[int, int, int]] = {}  # node -> its REMOVE entry (index, term, digest)
-        self.data = DataPlane(self.rng_for, self.recorder) if config.data_plane else None
+        self.data: DataPlane | FailoverPlane | None = None
+        if config.failover:
+            self.data = FailoverPlane(self.rng_for, self.recorder)
+        elif config.data_plane:
+            self.data = DataPlane(self.rng_for, self.recorder)
         self.spawn().boot(voters=(node_id(0),))
 
     def rng_for(self, name: str) -> random.Random:

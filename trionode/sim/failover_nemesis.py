@@ -1,0 +1,189 @@
+"""The faults of the failover simulation (failover_plane.py).
+
+Theory of operation
+-------------------
+Every step the nemesis restarts down nodes now and then, heals the network
+now and then, runs the actions scheduled for this tick, and with
+``nemesis_probability`` starts one fault, drawn uniformly from :data:`KINDS`:
+
+- ``kill``: the committed primary crashes;
+- ``crash``: a replica crashes;
+- ``isolate_with_client`` / ``isolate_without_client``: the primary is cut off
+  from every other data node and from ``L``; the clients ``K`` are on its side
+  (and keep writing to it while its lease lasts) or on the majority's;
+- ``isolate_from_replicas``: the primary is cut off from the other data nodes
+  only; it still reaches ``L``, so it keeps its lease while gossip calls it
+  failed: the case where waiting for the lease is what keeps one writer;
+- ``asymmetric``: one direction only, the primary's messages out or in;
+- ``flap``: a node (the primary more often than not) is cut off and let back
+  in, or crashed and restarted, several times a few ticks apart;
+- ``double``: the primary and one replica crash together;
+- ``member``: a replica-set change (attach, detach or replace via the cluster
+  ops, at the epoch the controller knows; refusals count), and half of the
+  time a primary kill or isolation right after it, so a failover lands in the
+  middle of the change.
+
+Scheduled actions are kept as (tick, sequence, action), so their order is a
+pure function of the seed.
+"""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from trionode.core.cluster import command
+from trionode.sim.data_config import SHARD_ID
+
+if TYPE_CHECKING:
+    from trionode.sim.failover_plane import FailoverPlane
+
+LEADER = "L"  # the control plane's leader, an endpoint of the data network
+CLIENT = "K"  # the clients
+HANDOVER_MS = 400  # how long a deposed leader may still grant (scaled down with the timeouts)
+KINDS = ("kill", "crash", "isolate_with_client", "isolate_without_client", "isolate_from_replicas",
+         "asymmetric", "flap", "double", "member")  # fmt: skip
+
+
+class FailoverNemesis:
+    def __init__(self, plane: "FailoverPlane") -> None:
+        self.plane = plane
+        self.rng = plane.rng
+        self.schedule: list[tuple[int, int, Callable[[], None]]] = []
+        self.sequence = 0
+
+    def at(self, ticks: int, action: Callable[[], None]) -> None:
+        self.sequence += 1
+        self.schedule.append((self.plane.now_ticks + ticks, self.sequence, action))
+        self.schedule.sort(key=lambda item: item[:2])
+
+    def step(self) -> None:
+        p, f, rng = self.plane, self.plane.faults, self.rng
+        for node in p.nodes.values():
+            if not node.up and rng.random() < f.restart_probability:
+                p.restart(node.id)
+        if p.network.blocked_links() and rng.random() < f.heal_probability:
+            p.network.heal()
+            p.note("network healed")
+        while self.schedule and self.schedule[0][0] <= p.now_ticks:
+            self.schedule.pop(0)[2]()
+        if rng.random() < f.leader_change_probability:
+            p.granter = p.new_granter(handover_ms=HANDOVER_MS)
+            p.coverage.leader_changes += 1
+            p.note("the control plane elects a new leader")
+        if rng.random() < f.nemesis_probability:
+            kind = rng.choice(KINDS)
+            getattr(self, kind)()
+
+    # --- the kinds -------------------------------------------------------------------------------
+
+    def primary(self) -> str:
+        return self.plane.config.shard.primary_id
+
+    def others(self, node_id: str) -> list[str]:
+        return [n for n in self.plane.nodes if n != node_id]
+
+    def kill(self) -> None:
+        node = self.plane.nodes[self.primary()]
+        if node.up:
+            self.plane.coverage.primary_kills += 1
+            self.plane.crash(node.id)
+
+    def crash(self) -> None:
+        up = [n for n in self.plane.config.shard.replica_ids if self.plane.nodes[n].up]
+        if up:
+            self.plane.coverage.replica_crashes += 1
+            self.plane.crash(self.rng.choice(up))
+
+    def isolate_with_client(self) -> None:
+        self._isolate(client_side=True)
+
+    def isolate_without_client(self) -> None:
+        self._isolate(client_side=False)
+
+    def _isolate(self, *, client_side: bool) -> None:
+        p, primary = self.plane, self.primary()
+
+        mine, theirs = [primary], [*self.others(primary), LEADER]
+        (mine if client_side else theirs).append(CLIENT)
+        p.network.partition(mine, theirs, symmetric=True)
+        if client_side:
+            p.coverage.isolations_with_client += 1
+        else:
+            p.coverage.isolations_without_client += 1
+        p.note(f"{p.name(primary)} isolated, clients on {'its' if client_side else 'the other'} side")
+
+    def isolate_from_replicas(self) -> None:
+        p, primary = self.plane, self.primary()
+        p.network.partition([primary], self.others(primary), symmetric=True)
+        p.coverage.isolations_from_replicas += 1
+        p.note(f"{p.name(primary)} cut off from the other data nodes, still reaches L")
+
+    def asymmetric(self) -> None:
+        p, primary = self.plane, self.primary()
+
+        others = [*self.others(primary), LEADER]
+        outbound = self.rng.random() < 0.5
+        p.network.partition([primary] if outbound else others, others if outbound else [primary],
+                            symmetric=False)  # fmt: skip
+        p.coverage.asymmetric_cuts += 1
+        p.note(f"{p.name(primary)} {'->X' if outbound else 'X<-'} everyone")
+
+    def flap(self) -> None:
+        p = self.plane
+        node_id = self.primary() if self.rng.random() < 0.6 else self.rng.choice(list(p.nodes))
+        by_crash = self.rng.random() < 0.4
+        p.coverage.flaps += 1
+        p.note(f"{p.name(node_id)} starts flapping ({'crashes' if by_crash else 'partitions'})")
+        tick = 0
+        for _ in range(self.rng.randint(2, 5)):
+            tick += self.rng.randint(1, 30)
+            down_for = self.rng.randint(1, 40)
+            if by_crash:
+                self.at(tick, lambda: self._crash(node_id))
+                self.at(tick + down_for, lambda: self._restart(node_id))
+            else:
+                self.at(tick, lambda: self._cut(node_id))
+                self.at(tick + down_for, lambda: self._uncut(node_id))
+            tick += down_for
+
+    def _crash(self, node_id: str) -> None:
+        if self.plane.nodes[node_id].up:
+            self.plane.crash(node_id)
+
+    def _restart(self, node_id: str) -> None:
+        if not self.plane.nodes[node_id].up:
+            self.plane.restart(node_id)
+
+    def _cut(self, node_id: str) -> None:
+
+        self.plane.network.partition([node_id], [*self.others(node_id), LEADER], symmetric=True)
+
+    def _uncut(self, node_id: str) -> None:
+
+        self.plane.network.unblock([node_id], [*self.others(node_id), LEADER])
+
+    def double(self) -> None:
+        p = self.plane
+        replicas = [n for n in p.config.shard.replica_ids if p.nodes[n].up]
+        if p.nodes[self.primary()].up and replicas:
+            p.coverage.double_failures += 1
+            p.crash(self.primary())
+            p.crash(self.rng.choice(replicas))
+
+    def member(self) -> None:
+        p, shard = self.plane, self.plane.config.shard
+        spare = [n for n in p.nodes if n != shard.primary_id and n not in shard.replica_ids]
+        op = self.rng.choice(("replica_attach", "replica_detach", "replica_replace"))
+        args: dict[str, object] = {"shard_id": SHARD_ID, "epoch": shard.epoch}
+        if op == "replica_attach" and spare:
+            args["node_id"] = self.rng.choice(spare)
+        elif op == "replica_detach" and shard.replica_ids:
+            args["node_id"] = self.rng.choice(shard.replica_ids)
+        elif op == "replica_replace" and spare and shard.replica_ids:
+            args["old_id"], args["new_id"] = self.rng.choice(shard.replica_ids), self.rng.choice(spare)
+        else:
+            return
+        p.config.propose(command(op, **args), p.now_ms)
+        p.member_change_at = p.now_ms
+        p.note(f"L proposes {op} {' '.join(p.name(str(v)) for k, v in args.items() if k != 'shard_id')}")
+        if self.rng.random() < 0.5:
+            self.at(self.rng.randint(0, 10), self.rng.choice((self.kill, self.isolate_without_client)))

@@ -1,0 +1,544 @@
+"""Failover in the data-plane simulation (``trionode sim --data-plane --failover``).
+
+Theory of operation
+-------------------
+One shard over four data nodes (A primary, B and C replicas, D a spare for
+replica-set changes), an abstract control-plane leader ``L`` and the clients
+``K``, all endpoints of one lossy :class:`LinkNetwork`. The shard's committed
+configuration is a private :class:`ClusterState` changed only by the real
+``apply`` (data_config.py): ``isr_shrink``/``isr_expand``/``isr_fence``,
+``failover`` and ``replica_attach``/``replica_detach``/``replica_replace``,
+each committed after a random delay, perhaps lost or duplicated.
+
+*Learning.* A node adopts the committed configuration only while ``L`` can
+reach it (``L -> node`` open) and it is up; a partitioned node keeps its old
+view. A node is the primary when its view names it: it runs a
+:class:`PrimaryShell` whose tracker was started with the view, commits an
+``isr_fence`` and acknowledges nothing until its view's ISR version has moved
+past the one it started with (``PrimarySide.fenced`` of the real shell). A
+replica of a newer epoch fences (``ReplicaState.fence``, persisted) and resyncs
+with the view's primary; a deposed primary turns replica and resyncs, which
+cuts its unacknowledged suffix.
+
+*Clocks and leases.* Every node and ``L`` has its own clock,
+``offset + rate * now`` with ``rate`` within ``DRIFT_RATE`` of 1. A primary
+renews a :class:`LeaseHolder` lease by messages to ``L`` every quarter lease;
+``L`` grants (``LeaseGranter.grant``) only to the primary of the committed
+configuration. ``L`` is replaced now and then (a new granter that trusts no
+grant before ``leader_since + HANDOVER_MS``). A node *serves* (accepts writes
+and answers reads) only while it believes it is primary and its lease is valid
+on its own clock (:meth:`FailoverPlane.serves`).
+
+*Failure detection and failover* (controller.py of the real node, here
+:meth:`FailoverPlane.controller`). Nodes gossip pings (with their offset and
+health). A node is failed once a majority of its observers (the other data
+nodes and ``L``) have not heard from it for ``NODE_TIMEOUT_MS`` on their own
+clocks. For a failed primary, once ``LeaseGranter.expired``, ``L`` proposes
+``failover`` to ``choose_successor`` over what the pings told it; the checker
+asserts the successor's true state (S5).
+
+*Nemesis* (failover_nemesis.py): crashes, primary isolation with or without
+the clients on its side, asymmetric cuts, flapping, double failures and
+replica-set changes, perhaps with a failover on top.
+
+Each step: commit, learn, nemesis, deliver, controller, nodes, check
+(failover_checks.py). Every random choice comes from Randoms named
+``failover-*``, so the Raft half of a run is the same with or without it.
+"""
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from trionode.core.cluster import Shard, command
+from trionode.core.failover import Candidate, LeaseGranter, LeaseHolder, choose_successor
+from trionode.core.replication.history import EpochHistory
+from trionode.core.replication.messages import Ack, ReplMessage, SyncReply, SyncRequest, from_wire, to_wire
+from trionode.core.replication.replica import CONNECTING, LOADING
+from trionode.sim.data_config import SHARD_ID, CommitFaults, ShardConfig
+from trionode.sim.data_disk import DataDisk, Effect
+from trionode.sim.data_network import LinkConfig, LinkNetwork
+from trionode.sim.data_plane import (
+    CONNECT_RETRY_STEPS,
+    KEYS,
+    QUIET_STEPS_MAX,
+    SENDS_PER_STEP,
+    STEP_MS,
+    Envelope,
+    data_node_id,
+)
+from trionode.sim.data_shells import PrimaryShell, ReplicaShell
+from trionode.sim.failover_checks import FailoverChecker
+from trionode.sim.failover_nemesis import CLIENT, LEADER, FailoverNemesis
+from trionode.sim.trace import Recorder, _Counters
+
+LAG_TIMEOUT_MS = 200
+NODE_TIMEOUT_MS = 600
+LEASE_MS = max(100, NODE_TIMEOUT_MS // 2)  # as trionode/io/failover.py derives them
+DRIFT_MS = max(50, LEASE_MS // 5)
+DRIFT_RATE = 0.04  # clocks run at 1 +- this: (1 + r) / (1 - r) < (LEASE_MS + DRIFT_MS) / LEASE_MS
+GOSSIP_STEPS = 5
+FENCE_RETRY_STEPS = 30
+FAILOVER_RETRY_MS = 1000
+NODE_IDS = tuple(data_node_id(i) for i in range(4))
+NAMES = dict(zip(NODE_IDS, "ABCD", strict=True)) | {LEADER: "L", CLIENT: "K"}
+
+
+@dataclass(slots=True)
+class FailoverCoverage(_Counters):
+    """What ``--failover`` did: printed as the data-plane line."""
+
+    writes: int = 0
+    acks: int = 0
+    hw_advances: int = 0
+    reads_served: int = 0
+    resyncs_full: int = 0
+    failovers: int = 0
+    failovers_refused: int = 0
+    old_primary_rejoined: int = 0
+    lease_grants: int = 0
+    leader_changes: int = 0
+    primary_kills: int = 0
+    replica_crashes: int = 0
+    isolations_with_client: int = 0
+    isolations_without_client: int = 0
+    isolations_from_replicas: int = 0
+    asymmetric_cuts: int = 0
+    flaps: int = 0
+    double_failures: int = 0
+    member_changes: int = 0
+    member_refused: int = 0
+    changes_with_failover: int = 0
+    writes_while_isolated: int = 0
+    msgs_dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverFaults:
+    write_probability: float = 0.5
+    read_probability: float = 0.5
+    primary_fsync_probability: float = 0.5
+    replica_fsync_probability: float = 0.4
+    replica_ack_probability: float = 0.5
+    heartbeat_probability: float = 0.3
+    compact_probability: float = 0.05
+    keep_unsynced_probability: float = 0.3
+    restart_probability: float = 0.02
+    nemesis_probability: float = 0.012
+    heal_probability: float = 0.015
+    leader_change_probability: float = 0.001
+    network: LinkConfig = field(default_factory=LinkConfig)
+    commit: CommitFaults = field(default_factory=CommitFaults)
+
+
+@dataclass(slots=True)
+class SimNode:
+    """One data node: its disk (survives crashes), its view and, while up, its process state."""
+
+    id: str
+    disk: DataDisk
+    clock_offset: int
+    clock_rate: float
+    view: Shard  # the configuration it last learned (Raft state is durable: kept across crashes)
+    learned: int = 0  # the config index it learned up to
+    up: bool = True
+    incarnation: int = 0
+    primary: PrimaryShell | None = None
+    replica: ReplicaShell | None = None
+    lease: LeaseHolder = field(default_factory=lambda: LeaseHolder(LEASE_MS))
+    start_isr_version: int | None = None  # PrimarySide.start_isr_version
+    fence_sent_step: int = -FENCE_RETRY_STEPS
+    next_renew_ms: int = 0
+    last_heard: dict[str, int] = field(default_factory=dict)  # peer -> own clock ms
+
+    def clock(self, now_ms: int) -> int:
+        return self.clock_offset + int(now_ms * self.clock_rate)
+
+    @property
+    def fenced(self) -> bool:
+        start = self.start_isr_version
+        return self.primary is not None and start is not None and self.primary.tracker.isr_version > start
+
+
+class _ViewConfig:
+    """What :class:`PrimaryShell` reads of a configuration: its view, not the committed one."""
+
+    def __init__(self, shard: Shard) -> None:
+        self.shard = shard
+
+
+class FailoverPlane:
+    def __init__(self, rng_for: Callable[[str], random.Random], recorder: Recorder,
+                 faults: FailoverFaults | None = None) -> None:  # fmt: skip
+        self.faults = faults or FailoverFaults()
+        self.rng = rng_for("failover-plane")
+        self.recorder = recorder
+        self.network: LinkNetwork[Envelope] = LinkNetwork(rng_for("failover-network"), self.faults.network)
+        self.config = ShardConfig(rng_for("failover-config"), NODE_IDS[0], NODE_IDS[1:3], self.faults.commit)
+        self.config._commit_now(command("node_join", node_id=NODE_IDS[3], host="h", port=7003, bus_port=17003))
+        self.committed: list[tuple[int, dict[str, Any], bool]] = []  # (index, command, accepted)
+        self.checker = FailoverChecker(self.name)
+        self.coverage = FailoverCoverage()
+        self.now_ticks = self.now_ms = 0
+        self.serial = 0
+        self.nodes: dict[str, SimNode] = {}
+        for node_id in NODE_IDS:
+            disk = DataDisk()
+            rate = 1 + self.rng.uniform(-DRIFT_RATE, DRIFT_RATE)
+            node = SimNode(node_id, disk, self.rng.randint(0, 100_000), rate, self.config.shard)
+            node.last_heard = dict.fromkeys(NODE_IDS, node.clock(0))
+            self.nodes[node_id] = node
+        self.nodes[NODE_IDS[0]].disk.history = EpochHistory([(1, 1)])
+        self.leader_offset, self.leader_rate = self.rng.randint(0, 100_000), 1 + self.rng.uniform(-0.04, 0.04)
+        self.granter = self.new_granter(handover_ms=0)
+        self.leader_heard = dict.fromkeys(NODE_IDS, self.leader_clock())  # node -> leader clock ms
+        self.leader_info: dict[str, tuple[str, int]] = {}  # node -> (health, offset) from its pings
+        self.failover_sent: tuple[int, int] | None = None  # (epoch, leader ms) of the failover in flight
+        self.member_change_at = -1  # ms a replica-set change was proposed
+        self.nemesis = FailoverNemesis(self)
+        for node in self.nodes.values():
+            self.learn(node)
+
+    # --- names, clocks, reachability ----------------------------------------------------------
+
+    @staticmethod
+    def name(node_id: str) -> str:
+        return NAMES.get(node_id, node_id[-6:])
+
+    def note(self, text: str) -> None:
+        self.recorder.note(f"failover: {text}")
+
+    def leader_clock(self) -> int:
+        return self.leader_offset + int(self.now_ms * self.leader_rate)
+
+    def new_granter(self, handover_ms: int) -> LeaseGranter:
+        return LeaseGranter(LEASE_MS, DRIFT_MS, self.leader_clock(), handover_ms)
+
+    def reaches(self, frm: str, to: str) -> bool:
+        return not self.network.is_blocked(frm, to)
+
+    def send_ctl(self, frm: str, to: str, wire: dict[str, Any]) -> None:
+        self.network.send(Envelope(frm, to, {"ctl": True, **wire}), self.now_ticks)
+
+    def send(self, frm: str, to: str, msg: ReplMessage) -> None:
+        self.network.send(Envelope(frm, to, to_wire(msg)), self.now_ticks)
+
+    def serves(self, node: SimNode) -> bool:
+        """The node accepts commands: it believes it is primary and its lease is valid on its clock."""
+        return node.up and node.primary is not None and node.lease.valid(node.clock(self.now_ms))
+
+    # --- the step -------------------------------------------------------------------------------
+
+    def step(self, now_ticks: int) -> None:
+        assert now_ticks > self.now_ticks, (now_ticks, self.now_ticks)
+        self.now_ticks, self.now_ms = now_ticks, now_ticks * STEP_MS
+        self.commit_config()
+        for node in self.nodes.values():
+            if node.up and self.reaches(LEADER, node.id):
+                self.learn(node)
+        self.nemesis.step()
+        self.deliver()
+        self.controller()
+        for node in self.nodes.values():
+            if node.up:
+                self.node_step(node)
+        self.check()
+
+    def check(self) -> None:
+        serving = [n.id for n in self.nodes.values() if self.serves(n)]
+        loading = {n.id: n.replica.rs.reported_offset() for n in self.nodes.values()
+                   if n.up and n.replica is not None and n.replica.rs.state == LOADING}  # fmt: skip
+        self.checker.check({n.id: n.disk for n in self.nodes.values()}, self.config.shard, serving, loading)
+
+    def commit_config(self) -> None:
+        for cmd, result, before, after in self.config.commit_due_each(self.now_ms):
+            self.committed.append((self.config.index, cmd, result.ok))
+            op = cmd["op"]
+            if op == "failover":
+                self.on_failover_commit(cmd, result.ok)
+            elif op.startswith("replica_"):
+                self.coverage.member_changes += result.ok
+                self.coverage.member_refused += not result.ok
+                self.note(f"{op} {'committed' if result.ok else 'refused: ' + result.reason[:40]}")
+                if result.ok:
+                    self.checker.on_member_change(op, before, after)
+
+    def on_failover_commit(self, cmd: dict[str, Any], ok: bool) -> None:
+        if not ok:
+            self.coverage.failovers_refused += 1
+            return
+        self.coverage.failovers += 1
+        self.failover_sent = None
+        if self.member_change_at >= 0 and self.now_ms - self.member_change_at <= 2 * FAILOVER_RETRY_MS:
+            self.coverage.changes_with_failover += 1
+        shard = self.config.shard
+        isr = ",".join(self.name(n) for n in shard.isr_ids)
+        self.note(f"failover committed: {self.name(shard.primary_id)} primary at epoch {shard.epoch}, ISR [{isr}]")
+
+    # --- learning the configuration ------------------------------------------------------------------
+
+    def learn(self, node: SimNode) -> None:
+        """Adopt the committed configuration: become primary, replica, or nothing of the shard."""
+        for index, cmd, ok in self.committed:
+            if index > node.learned and not ok and node.primary is not None and cmd == node.primary.proposed:
+                node.primary.tracker.proposal_done(cmd["node_id"])
+                node.primary.proposed = None
+        node.learned, node.view = self.config.index, self.config.shard
+        self.adopt(node)
+
+    def adopt(self, node: SimNode) -> None:
+        """Run the shells the node's view asks for (also at a restart)."""
+        view = node.view
+        if view.primary_id == node.id:
+            if node.primary is not None and node.primary.tracker.epoch == view.epoch:
+                node.primary.tracker.set_config(view.epoch, view.primary_id, view.replica_ids, view.isr_ids,
+                                                view.isr_version)  # fmt: skip
+                return
+            self.become_primary(node)
+        elif node.id in view.replica_ids:
+            if node.primary is not None:
+                node.primary.tracker.set_config(view.epoch, view.primary_id, view.replica_ids, view.isr_ids,
+                                                view.isr_version)  # fmt: skip
+                self.drop_primary(node)
+                self.coverage.old_primary_rejoined += 1
+                self.note(f"{self.name(node.id)} learns it was deposed; rejoins as a replica")
+            self.become_replica(node)
+        else:
+            self.drop_primary(node)
+            node.replica = None
+
+    def drop_primary(self, node: SimNode) -> None:
+        node.primary, node.start_isr_version = None, None
+        node.lease.revoke()
+
+    def become_primary(self, node: SimNode) -> None:
+        view, disk = node.view, node.disk
+        node.replica = None
+        disk.fsync()  # its received tail becomes part of its epoch's log: durable before the history says so
+        node.primary = PrimaryShell(node.id, disk, cast(ShardConfig, _ViewConfig(view)), LAG_TIMEOUT_MS)
+        node.start_isr_version = view.isr_version
+        node.fence_sent_step = -FENCE_RETRY_STEPS
+        node.lease.revoke()
+        node.next_renew_ms = 0
+        self.note(f"{self.name(node.id)} primary at epoch {view.epoch} from {disk.durable}")
+
+    def become_replica(self, node: SimNode) -> None:
+        view, shell = node.view, node.replica
+        if shell is None or node.disk.fence_epoch < view.epoch or shell.rs.epoch < view.epoch:
+            node.disk.fence_epoch = max(node.disk.fence_epoch, view.epoch)  # persisted before it answers
+            if shell is not None:
+                shell.rs.fence(view.epoch)
+            else:
+                node.replica = shell = ReplicaShell(node.id, node.disk, node.incarnation)
+            self.send(node.id, view.primary_id, shell.sync_request())
+
+    # --- delivery --------------------------------------------------------------------------------------
+
+    def deliver(self) -> None:
+        for env in self.network.deliver_due(self.now_ticks):
+            if env.to == LEADER:
+                self.leader_receive(env)
+                continue
+            node = self.nodes[env.to]
+            if not node.up:
+                self.network.drop_down()
+            elif "ctl" in env.wire:
+                self.node_receive_ctl(node, env)
+            else:
+                self.node_receive(node, env.frm, from_wire(env.wire))
+
+    def node_receive_ctl(self, node: SimNode, env: Envelope) -> None:
+        wire = env.wire
+        if wire["k"] == "ping":
+            node.last_heard[env.frm] = node.clock(self.now_ms)
+        elif wire["k"] == "grant" and node.primary is not None:
+            node.lease.on_grant(wire["req"])
+
+    def node_receive(self, node: SimNode, frm: str, msg: ReplMessage) -> None:
+        if node.primary is not None:
+            if isinstance(msg, SyncRequest):
+                self.send(node.id, msg.replica_id, node.primary.on_sync_request(msg))
+            elif isinstance(msg, Ack):
+                self.coverage.acks += node.primary.tracker.on_ack(msg, node.clock(self.now_ms))
+            return
+        shell = node.replica
+        if shell is None or isinstance(msg, (SyncRequest, Ack)):
+            return  # not a replica (any more), or a replica asked as if primary: the sender will retry
+        step = shell.receive(msg)
+        if isinstance(msg, SyncReply) and not (step.refused or step.resync) and msg.mode == "full":
+            self.coverage.resyncs_full += 1
+            self.note(f"{self.name(node.id)} full sync from {self.name(frm)} at {msg.log_end}")
+        if step.resync:
+            self.send(node.id, node.view.primary_id, shell.sync_request())
+
+    def leader_receive(self, env: Envelope) -> None:
+        wire, now = env.wire, self.leader_clock()
+        self.leader_heard[env.frm] = now
+        if wire["k"] == "ping":
+            self.leader_info[env.frm] = (wire["health"], wire["offset"])
+        elif wire["k"] == "lease" and self.may_grant(env.frm):
+            self.granter.grant(env.frm, now)
+            self.coverage.lease_grants += 1
+            self.send_ctl(LEADER, env.frm, {"k": "grant", "req": wire["req"]})
+
+    def may_grant(self, node_id: str) -> bool:
+        """The real rule (io/failover.py ``_may_grant``): the primary of the applied configuration."""
+        return self.config.shard.primary_id == node_id
+
+    # --- the control plane's failover ----------------------------------------------------------------
+
+    def failed(self, node_id: str) -> bool:
+        """A majority of the observers (the other data nodes and L) has not heard from it lately."""
+        observers = [n for n in self.nodes.values() if n.id != node_id]
+        silent = sum(1 for n in observers
+                     if n.up and n.clock(self.now_ms) - n.last_heard.get(node_id, -10**9) >= NODE_TIMEOUT_MS)
+        silent += self.leader_clock() - self.leader_heard.get(node_id, -10**9) >= NODE_TIMEOUT_MS
+        return 2 * silent > len(observers) + 1
+
+    def lease_drained(self, primary_id: str) -> bool:
+        return self.granter.expired(primary_id, self.leader_clock())
+
+    def choose(self, shard: Shard) -> str | None:
+        candidates = {}
+        for node_id, (health, offset) in self.leader_info.items():
+            candidates[node_id] = Candidate(node_id, "failed" if self.failed(node_id) else health, offset)
+        return choose_successor(shard.primary_id, shard.isr_ids, candidates)
+
+    def controller(self) -> None:
+        shard, now = self.config.shard, self.leader_clock()
+        if self.failover_sent is not None and (self.failover_sent[0] != shard.epoch or
+                                               now - self.failover_sent[1] > FAILOVER_RETRY_MS):  # fmt: skip
+            self.failover_sent = None
+        if self.failover_sent is not None or not self.failed(shard.primary_id):
+            return
+        if not self.lease_drained(shard.primary_id):
+            return
+        successor = self.choose(shard)
+        if successor is None:
+            return
+        node = self.nodes[successor]
+        loading = node.replica is not None and node.replica.rs.state == LOADING
+        self.checker.on_successor(successor, shard, node.disk, loading)
+        self.note(f"L proposes failover of {self.name(shard.primary_id)} to {self.name(successor)}")
+        self.config.propose(command("failover", shard_id=SHARD_ID, epoch=shard.epoch, node_id=successor),
+                            self.now_ms)  # fmt: skip
+        self.failover_sent = (shard.epoch, now)
+
+    # --- the nodes' own steps -------------------------------------------------------------------------
+
+    def node_step(self, node: SimNode) -> None:
+        if self.now_ticks % GOSSIP_STEPS == 0:
+            self.gossip(node)
+        if node.primary is not None:
+            self.primary_step(node, node.primary)
+        elif node.replica is not None:
+            self.replica_step(node, node.replica)
+
+    def gossip(self, node: SimNode) -> None:
+        health, offset = "online", node.disk.durable
+        if node.replica is not None:
+            health, offset = node.replica.rs.health, node.replica.rs.reported_offset()
+        for to in (*NODE_IDS, LEADER):
+            if to != node.id:
+                self.send_ctl(node.id, to, {"k": "ping", "health": health, "offset": offset})
+
+    def propose(self, node: SimNode, cmd: dict[str, Any]) -> None:
+        if self.reaches(node.id, LEADER):
+            self.config.propose(cmd, self.now_ms)
+
+    def primary_step(self, node: SimNode, shell: PrimaryShell) -> None:
+        f, rng, disk = self.faults, self.rng, node.disk
+        clock = node.clock(self.now_ms)
+        if clock >= node.next_renew_ms:
+            node.next_renew_ms = clock + LEASE_MS // 4
+            self.send_ctl(node.id, LEADER, {"k": "lease", "req": node.lease.request(clock)})
+        client = self.serves(node) and self.reaches(CLIENT, node.id)
+        if client and rng.random() < f.write_probability:
+            shell.write([self.next_effect() for _ in range(rng.randint(1, 3))])
+            self.coverage.writes_while_isolated += not self.reaches(LEADER, node.id)
+        if rng.random() < f.primary_fsync_probability:
+            shell.fsync()
+        hw = self.watermark(node, shell)
+        if client and rng.random() < f.read_probability:
+            self.read(node, hw)
+        for replica_id in node.view.replica_ids:
+            for _ in range(SENDS_PER_STEP):
+                msg = shell.stream(replica_id, hw, heartbeat=rng.random() < f.heartbeat_probability)
+                if msg is None:
+                    break
+                self.send(node.id, replica_id, msg)
+        if rng.random() < f.compact_probability and disk.log_start < (keep_from := shell.wal_keep_from(hw)):
+            disk.log_start = rng.randint(disk.log_start, keep_from)
+        if not node.fenced:
+            if self.now_ticks - node.fence_sent_step >= FENCE_RETRY_STEPS:
+                node.fence_sent_step = self.now_ticks
+                tracker = shell.tracker
+                self.propose(node, command("isr_fence", shard_id=SHARD_ID, epoch=tracker.epoch,
+                                           isr_version=tracker.isr_version))  # fmt: skip
+            return
+        for cmd in shell.isr_changes(clock):
+            self.propose(node, cmd)
+
+    def watermark(self, node: SimNode, shell: PrimaryShell) -> int:
+        """PrimarySide.high_watermark: nothing is acknowledged before the ISR fence is applied."""
+        tracker, durable = shell.tracker, node.disk.durable
+        if durable > tracker.log_end:
+            tracker.set_log_end(durable)
+        if not node.fenced:
+            return 0
+        hw = tracker.high_watermark(durable)
+        if hw > shell.reported_hw:
+            shell.reported_hw = hw
+            self.coverage.hw_advances += 1
+            self.checker.on_watermark(node.id, hw, tracker.isr_ids, tracker.isr_version,
+                                      {n.id: n.disk for n in self.nodes.values()})  # fmt: skip
+        return hw
+
+    def read(self, node: SimNode, hw: int) -> None:
+        key = b"k%d" % self.rng.randrange(KEYS)
+        log = node.disk.log
+        offset = next((o for o in range(len(log), 0, -1) if log[o - 1][1] == key), 0)
+        if offset <= hw:  # else the reply waits for the watermark (DESIGN §5.4)
+            self.coverage.reads_served += 1
+            self.checker.on_read(node.id, key, log[offset - 1][2] if offset else None)
+
+    def next_effect(self) -> Effect:
+        self.serial += 1
+        self.coverage.writes += 1
+        return [b"SET", b"k%d" % (self.serial % KEYS), b"v%d" % self.serial]
+
+    def replica_step(self, node: SimNode, shell: ReplicaShell) -> None:
+        f, rng = self.faults, self.rng
+        shell.quiet_steps += 1
+        if rng.random() < f.replica_fsync_probability:
+            shell.disk.fsync()
+        if rng.random() < f.replica_ack_probability and (ack := shell.ack()) is not None:
+            self.send(node.id, node.view.primary_id, ack)
+        connecting = shell.rs.state == CONNECTING
+        if (connecting and shell.quiet_steps > CONNECT_RETRY_STEPS) or shell.quiet_steps > QUIET_STEPS_MAX:
+            self.send(node.id, node.view.primary_id, shell.sync_request())
+
+    # --- crashes and restarts (the nemesis calls these) --------------------------------------------------
+
+    def crash(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        lost = node.disk.crash(self.rng, self.faults.keep_unsynced_probability)
+        node.up, node.primary, node.replica, node.start_isr_version = False, None, None, None
+        node.incarnation += 1
+        self.note(f"{self.name(node_id)} crashes, {lost} records lost, log to {len(node.disk.log)}")
+
+    def restart(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        node.up = True
+        node.lease = LeaseHolder(LEASE_MS)
+        node.last_heard = dict.fromkeys(NODE_IDS, node.clock(self.now_ms))
+        self.note(f"{self.name(node_id)} restarts, log to {len(node.disk.log)}")
+        if self.reaches(LEADER, node_id):
+            self.learn(node)
+        else:
+            self.adopt(node)
+
+    def finish(self) -> FailoverCoverage:
+        self.coverage.msgs_dropped = self.network.stats.dropped
+        return self.coverage
