@@ -66,13 +66,17 @@ class FailoverChecker:
         for member in isr_ids:
             if disks[member].durable < hw:
                 names = ",".join(self._name(m) for m in isr_ids)
-                self.fail(f"S1 durability: {self._name(node_id)} acknowledges {hw} under ISR [{names}] "
-                          f"version {isr_version}, {self._name(member)} holds {disks[member].durable} durably")
+                self.fail(
+                    f"S1 durability: {self._name(node_id)} acknowledges {hw} under ISR [{names}] "
+                    f"version {isr_version}, {self._name(member)} holds {disks[member].durable} durably"
+                )
         disk = disks[node_id]
         have = self._match(node_id, disk)
         if have < min(hw, len(self.acked)):
-            self.fail(f"S1 lost write: {self._name(node_id)} acknowledges {hw}, but its offset {have + 1} "
-                      f"differs from the acknowledged {self.acked[have]!r}")
+            self.fail(
+                f"S1 lost write: {self._name(node_id)} acknowledges {hw}, but its offset {have + 1} "
+                f"differs from the acknowledged {self.acked[have]!r}"
+            )
         for effect in disk.log[len(self.acked) : hw]:
             self.acked.append(effect)
             self.latest[effect[1]] = effect[2]
@@ -81,8 +85,10 @@ class FailoverChecker:
     def on_read(self, node_id: str, key: bytes, value: bytes | None) -> None:
         expected = self.latest.get(key)
         if value != expected:
-            self.fail(f"linearizable read: {self._name(node_id)} answers {key!r} = {value!r}, the latest "
-                      f"acknowledged value is {expected!r}")
+            self.fail(
+                f"linearizable read: {self._name(node_id)} answers {key!r} = {value!r}, the latest "
+                f"acknowledged value is {expected!r}"
+            )
 
     def on_successor(self, node_id: str, shard: Shard, disk: DataDisk, loading: bool) -> None:
         who = self._name(node_id)
@@ -97,8 +103,9 @@ class FailoverChecker:
         had = set(before.isr_ids) - {before.primary_id}
         has = set(after.isr_ids) - {after.primary_id}
         if had and not has:
-            self.fail(f"S8 membership: {op} left ISR {sorted(map(self._name, after.isr_ids))} without a "
-                      "caught-up replica")
+            self.fail(
+                f"S8 membership: {op} left ISR {sorted(map(self._name, after.isr_ids))} without a caught-up replica"
+            )
         joined = set(after.replica_ids) - set(before.replica_ids)
         if joined & set(after.isr_ids):
             self.fail(f"S8 membership: {op} admitted {sorted(map(self._name, joined))} straight into the ISR")
@@ -112,11 +119,15 @@ class FailoverChecker:
         for member in (shard.primary_id, *shard.isr_ids):
             disk = disks[member]
             if disk.durable < acked:
-                self.fail(f"S1 durability: {acked} acknowledged, but {self._name(member)} (primary or ISR) "
-                          f"holds {disk.durable} durably")
+                self.fail(
+                    f"S1 durability: {acked} acknowledged, but {self._name(member)} (primary or ISR) "
+                    f"holds {disk.durable} durably"
+                )
             if (m := self._match(member, disk)) < acked:
-                self.fail(f"S1 lost write: {self._name(member)} (primary or ISR) holds {disk.log[m]!r} at "
-                          f"offset {m + 1}, acknowledged {self.acked[m]!r}")
+                self.fail(
+                    f"S1 lost write: {self._name(member)} (primary or ISR) holds {disk.log[m]!r} at "
+                    f"offset {m + 1}, acknowledged {self.acked[m]!r}"
+                )
         for node_id, reported in loading.items():
             if reported:
                 self.fail(f"S5 loading offset: {self._name(node_id)} is loading but reports {reported}")

@@ -18,6 +18,8 @@ now and then, runs the actions scheduled for this tick, and with
 - ``flap``: a node (the primary more often than not) is cut off and let back
   in, or crashed and restarted, several times a few ticks apart;
 - ``double``: the primary and one replica crash together;
+- ``manual``: ``CLUSTER FAILOVER`` to an in-sync replica: ``L`` stops granting
+  the primary, waits until its lease has drained, then promotes;
 - ``member``: a replica-set change (attach, detach or replace via the cluster
   ops, at the epoch the controller knows; refusals count), and half of the
   time a primary kill or isolation right after it, so a failover lands in the
@@ -40,7 +42,7 @@ LEADER = "L"  # the control plane's leader, an endpoint of the data network
 CLIENT = "K"  # the clients
 HANDOVER_MS = 400  # how long a deposed leader may still grant (scaled down with the timeouts)
 KINDS = ("kill", "crash", "isolate_with_client", "isolate_without_client", "isolate_from_replicas",
-         "asymmetric", "flap", "double", "member")  # fmt: skip
+         "asymmetric", "flap", "double", "member", "manual")  # fmt: skip
 
 
 class FailoverNemesis:
@@ -187,3 +189,11 @@ class FailoverNemesis:
         p.note(f"L proposes {op} {' '.join(p.name(str(v)) for k, v in args.items() if k != 'shard_id')}")
         if self.rng.random() < 0.5:
             self.at(self.rng.randint(0, 10), self.rng.choice((self.kill, self.isolate_without_client)))
+
+    def manual(self) -> None:
+        p, shard = self.plane, self.plane.config.shard
+        isr = [n for n in shard.isr_ids if n != shard.primary_id]
+        if isr and p.requested is None:
+            p.requested = (shard.epoch, self.rng.choice(isr))
+            p.coverage.manual_failovers += 1
+            p.note(f"CLUSTER FAILOVER to {p.name(p.requested[1])} requested")

@@ -11,8 +11,9 @@ configuration is a private :class:`ClusterState` changed only by the real
 each committed after a random delay, perhaps lost or duplicated.
 
 *Learning.* A node adopts the committed configuration only while ``L`` can
-reach it (``L -> node`` open) and it is up; a partitioned node keeps its old
-view. A node is the primary when its view names it: it runs a
+reach it (``L -> node`` open) and it is up, and then only with
+``learn_probability`` per step (Raft appends take time; nodes apply a commit
+at different moments); a partitioned node keeps its old view. A node is the primary when its view names it: it runs a
 :class:`PrimaryShell` whose tracker was started with the view, commits an
 ``isr_fence`` and acknowledges nothing until its view's ISR version has moved
 past the one it started with (``PrimarySide.fenced`` of the real shell). A
@@ -107,6 +108,7 @@ class FailoverCoverage(_Counters):
     asymmetric_cuts: int = 0
     flaps: int = 0
     double_failures: int = 0
+    manual_failovers: int = 0
     member_changes: int = 0
     member_refused: int = 0
     changes_with_failover: int = 0
@@ -128,6 +130,8 @@ class FailoverFaults:
     nemesis_probability: float = 0.012
     heal_probability: float = 0.015
     leader_change_probability: float = 0.001
+    real_grant_rule: bool = False  # grant a primary whose failover is in flight, as io/failover.py does
+    learn_probability: float = 0.35  # a node behind the committed configuration applies it this step
     network: LinkConfig = field(default_factory=LinkConfig)
     commit: CommitFaults = field(default_factory=CommitFaults)
 
@@ -194,6 +198,7 @@ class FailoverPlane:
         self.granter = self.new_granter(handover_ms=0)
         self.leader_heard = dict.fromkeys(NODE_IDS, self.leader_clock())  # node -> leader clock ms
         self.leader_info: dict[str, tuple[str, int]] = {}  # node -> (health, offset) from its pings
+        self.requested: tuple[int, str] | None = None  # (epoch, replica): a manual failover in progress
         self.failover_sent: tuple[int, int] | None = None  # (epoch, leader ms) of the failover in flight
         self.member_change_at = -1  # ms a replica-set change was proposed
         self.nemesis = FailoverNemesis(self)
@@ -235,7 +240,13 @@ class FailoverPlane:
         self.now_ticks, self.now_ms = now_ticks, now_ticks * STEP_MS
         self.commit_config()
         for node in self.nodes.values():
-            if node.up and self.reaches(LEADER, node.id):
+            behind = node.learned < self.config.index
+            if (
+                behind
+                and node.up
+                and self.reaches(LEADER, node.id)
+                and self.rng.random() < self.faults.learn_probability
+            ):
                 self.learn(node)
         self.nemesis.step()
         self.deliver()
@@ -383,46 +394,61 @@ class FailoverPlane:
             self.send_ctl(LEADER, env.frm, {"k": "grant", "req": wire["req"]})
 
     def may_grant(self, node_id: str) -> bool:
-        """The real rule (io/failover.py ``_may_grant``): the primary of the applied configuration."""
-        return self.config.shard.primary_id == node_id
+        """io/failover.py ``_may_grant``: the primary of the applied configuration, unless a manual
+        failover is draining its lease. The real rule also grants while an automatic failover of it
+        is in flight; then the old primary can hold a fresh lease when the new one starts (seed 4:
+        S2). The simulation refuses that unless ``faults.real_grant_rule`` asks for the real rule."""
+        in_flight = self.failover_sent is not None and not self.faults.real_grant_rule
+        return self.config.shard.primary_id == node_id and self.requested is None and not in_flight
 
     # --- the control plane's failover ----------------------------------------------------------------
 
     def failed(self, node_id: str) -> bool:
         """A majority of the observers (the other data nodes and L) has not heard from it lately."""
         observers = [n for n in self.nodes.values() if n.id != node_id]
-        silent = sum(1 for n in observers
-                     if n.up and n.clock(self.now_ms) - n.last_heard.get(node_id, -10**9) >= NODE_TIMEOUT_MS)
-        silent += self.leader_clock() - self.leader_heard.get(node_id, -10**9) >= NODE_TIMEOUT_MS
+        silent = sum(
+            1
+            for n in observers
+            if n.up and n.clock(self.now_ms) - n.last_heard.get(node_id, -(10**9)) >= NODE_TIMEOUT_MS
+        )
+        silent += self.leader_clock() - self.leader_heard.get(node_id, -(10**9)) >= NODE_TIMEOUT_MS
         return 2 * silent > len(observers) + 1
 
     def lease_drained(self, primary_id: str) -> bool:
         return self.granter.expired(primary_id, self.leader_clock())
 
-    def choose(self, shard: Shard) -> str | None:
+    def choose(self, shard: Shard, wanted: str | None = None) -> str | None:
+        """``choose_successor`` over what the pings said (only ``wanted`` for a manual failover)."""
         candidates = {}
         for node_id, (health, offset) in self.leader_info.items():
-            candidates[node_id] = Candidate(node_id, "failed" if self.failed(node_id) else health, offset)
+            if wanted is None or node_id == wanted:
+                candidates[node_id] = Candidate(node_id, "failed" if self.failed(node_id) else health, offset)
         return choose_successor(shard.primary_id, shard.isr_ids, candidates)
 
     def controller(self) -> None:
+        """io/failover.py ``_check_shards``: fail a failed primary over, or hand over on request."""
         shard, now = self.config.shard, self.leader_clock()
-        if self.failover_sent is not None and (self.failover_sent[0] != shard.epoch or
-                                               now - self.failover_sent[1] > FAILOVER_RETRY_MS):  # fmt: skip
+        if self.failover_sent is not None and (
+            self.failover_sent[0] != shard.epoch or now - self.failover_sent[1] > FAILOVER_RETRY_MS
+        ):
             self.failover_sent = None
-        if self.failover_sent is not None or not self.failed(shard.primary_id):
+        if self.requested is not None and self.requested[0] != shard.epoch:
+            self.requested = None
+        wanted = self.requested[1] if self.requested is not None else None
+        if self.failover_sent is not None or not (wanted or self.failed(shard.primary_id)):
             return
         if not self.lease_drained(shard.primary_id):
-            return
-        successor = self.choose(shard)
+            return  # its lease may still be running: promoting now could make two writers
+        successor = self.choose(shard, wanted)
         if successor is None:
+            self.requested = None  # a manual failover that cannot happen: grant the primary again
             return
         node = self.nodes[successor]
         loading = node.replica is not None and node.replica.rs.state == LOADING
         self.checker.on_successor(successor, shard, node.disk, loading)
         self.note(f"L proposes failover of {self.name(shard.primary_id)} to {self.name(successor)}")
-        self.config.propose(command("failover", shard_id=SHARD_ID, epoch=shard.epoch, node_id=successor),
-                            self.now_ms)  # fmt: skip
+        cmd = command("failover", shard_id=SHARD_ID, epoch=shard.epoch, node_id=successor)
+        self.config.propose(cmd, self.now_ms)
         self.failover_sent = (shard.epoch, now)
 
     # --- the nodes' own steps -------------------------------------------------------------------------
