@@ -25,12 +25,13 @@ cuts its unacknowledged suffix.
 ``offset + rate * now`` with ``rate`` within ``DRIFT_RATE`` of 1. A primary
 renews a :class:`LeaseHolder` lease by messages to ``L`` every quarter lease;
 ``L`` grants (``LeaseGranter.grant``) only to the primary of the committed
-configuration. ``L`` is replaced now and then (a new granter that trusts no
+configuration, and not while a failover of it is in flight or a manual one
+drains its lease (:meth:`FailoverPlane.may_grant`). ``L`` is replaced now and then (a new granter that trusts no
 grant before ``leader_since + HANDOVER_MS``). A node *serves* (accepts writes
 and answers reads) only while it believes it is primary and its lease is valid
 on its own clock (:meth:`FailoverPlane.serves`).
 
-*Failure detection and failover* (controller.py of the real node, here
+*Failure detection and failover* (``_check_shards`` of io/failover.py, here
 :meth:`FailoverPlane.controller`). Nodes gossip pings (with their offset and
 health). A node is failed once a majority of its observers (the other data
 nodes and ``L``) have not heard from it for ``NODE_TIMEOUT_MS`` on their own
