@@ -112,3 +112,56 @@ def run_cli(*args: str, timeout_s: float = 30.0, cwd: Path | None = None) -> sub
         [sys.executable, "-m", "trionode", *args], capture_output=True, text=True, timeout=timeout_s,
         cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+# --- helpers shared by the cluster tests ----------------------------------------------
+
+SETTLE_S = 20.0
+
+
+def status(node: NodeProcess) -> dict:
+    """``trionode status --json`` as the node sees the cluster."""
+    import json
+
+    out = run_cli("status", f"127.0.0.1:{node.port}", "--json")
+    assert out.stdout, out.stderr
+    return json.loads(out.stdout)
+
+
+def wait_for(predicate, what: str, timeout_s: float = SETTLE_S):
+    """Poll ``predicate`` until it returns something true; return that, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def readonly_get(node: NodeProcess, key: str) -> bytes | None:
+    client = node.client()
+    client.execute_command("READONLY")
+    return client.get(key)
+
+
+def form_shard(node_factory, tmp_path: Path, conf: str = "", *, wait_isr: bool = True) -> tuple:
+    """A primary owning every slot, its replica, and a third voter that keeps Raft available.
+
+    Returns ``(primary, replica, witness, primary_id, replica_id)``; ``conf`` is added to every
+    node's configuration. With ``wait_isr`` it returns once the replica is in the ISR.
+    """
+    (tmp_path / "primary.toml").write_text(conf)
+    (tmp_path / "join.toml").write_text("bootstrap = false\n" + conf)
+    primary = node_factory("primary", extra=["--conf", str(tmp_path / "primary.toml")]).start()
+    replica = node_factory("replica", extra=["--conf", str(tmp_path / "join.toml")]).start()
+    witness = node_factory("witness", extra=["--conf", str(tmp_path / "join.toml")]).start()
+    for node in (replica, witness):
+        out = run_cli("cluster", "add-node", f"127.0.0.1:{node.port}", f"127.0.0.1:{primary.port}")
+        assert out.returncode == 0, out.stderr
+    primary_id = primary.client().execute_command("CLUSTER", "MYID").decode()
+    replica_id = replica.client().execute_command("CLUSTER", "MYID").decode()
+    assert replica.client().execute_command("CLUSTER", "REPLICATE", primary_id) == b"OK"
+    if wait_isr:
+        wait_for(lambda: replica_id in status(primary)["shards"][0]["isr_ids"], "the replica to join the ISR")
+    return primary, replica, witness, primary_id, replica_id

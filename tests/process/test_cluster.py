@@ -1,12 +1,10 @@
 """A real 3-node cluster: formed by the CLI, surviving leader kills and full restarts."""
 
-import json
-import time
 from pathlib import Path
 
 from redis.cluster import RedisCluster
 
-from tests.process.harness import NodeProcess, run_cli
+from tests.process.harness import NodeProcess, run_cli, status, wait_for
 
 ELECTION_WAIT_S = 15.0  # several election timeouts (1-2 s each), with room for a slow CI machine
 
@@ -17,28 +15,12 @@ def _conf(tmp_path: Path) -> Path:
     return path
 
 
-def _status(node: NodeProcess) -> dict:
-    out = run_cli("status", f"127.0.0.1:{node.port}", "--json")
-    assert out.stdout, out.stderr
-    return json.loads(out.stdout)
-
-
-def _wait(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _leader_of(nodes: list[NodeProcess]) -> str | None:
     for node in nodes:
         if node.proc.poll() is None:
             try:
-                report = _status(node)
-            except (AssertionError, json.JSONDecodeError):
+                report = status(node)
+            except (AssertionError, ValueError):  # not answering yet, or not JSON
                 continue
             if report["leader_id"]:
                 return report["leader_id"]
@@ -65,25 +47,29 @@ def test_create_serves_every_slot_through_redis_cluster(node_factory, tmp_path: 
         assert [rc.get(f"key:{i}") for i in range(300)] == [str(i).encode() for i in range(300)]
     finally:
         rc.close()
-    report = _status(nodes[1])
+    report = status(nodes[1])
     assert report["healthy"] and len(report["shards"]) == 3
     assert sorted(n["raft_role"] for n in report["nodes"]) == ["follower", "follower", "leader"]
 
 
 def test_leader_kill_elects_a_new_leader_and_the_old_one_rejoins(node_factory, tmp_path: Path) -> None:
     nodes = _form(node_factory, tmp_path)
-    leader_id = _wait(lambda: _leader_of(nodes), ELECTION_WAIT_S, "a leader")
+    leader_id = wait_for(lambda: _leader_of(nodes), "a leader", ELECTION_WAIT_S)
     by_id = {n.client().execute_command("CLUSTER", "MYID").decode(): n for n in nodes}
     old_leader = by_id[leader_id]
-    committed = _status(old_leader)["commit_index"]
+    committed = status(old_leader)["commit_index"]
     old_leader.kill9()
     survivors = [n for n in nodes if n is not old_leader]
-    new_leader = _wait(lambda: _leader_of(survivors) not in (None, leader_id) and _leader_of(survivors),
-                       ELECTION_WAIT_S, "a new leader")
+    new_leader = wait_for(
+        lambda: _leader_of(survivors) not in (None, leader_id) and _leader_of(survivors), "a new leader",
+        ELECTION_WAIT_S,
+    )
     assert new_leader != leader_id
     old_leader.start()
-    report = _wait(lambda: (r := _status(old_leader))["leader_id"] == new_leader and r, ELECTION_WAIT_S,
-                   "the old leader to follow the new one")
+    report = wait_for(
+        lambda: (r := status(old_leader))["leader_id"] == new_leader and r, "the old leader to follow the new one",
+        ELECTION_WAIT_S,
+    )
     assert report["commit_index"] >= committed
     mine = {n["id"]: n["raft_role"] for n in report["nodes"]}
     assert mine[leader_id] == "follower"
@@ -91,14 +77,14 @@ def test_leader_kill_elects_a_new_leader_and_the_old_one_rejoins(node_factory, t
 
 def test_restarting_every_node_keeps_the_configuration(node_factory, tmp_path: Path) -> None:
     nodes = _form(node_factory, tmp_path)
-    before = _status(nodes[0])
+    before = status(nodes[0])
     nodes[0].client().execute_command("CLUSTER", "NODES")
     for node in nodes:
         node.kill9()
     for node in nodes:
         node.start()
-    _wait(lambda: _leader_of(nodes), ELECTION_WAIT_S, "a leader after the restart")
-    after = _status(nodes[2])
+    wait_for(lambda: _leader_of(nodes), "a leader after the restart", ELECTION_WAIT_S)
+    after = status(nodes[2])
 
     def layout(report: dict) -> list:
         # isr_version moves on restart: each primary fences its ISR before acknowledging.
@@ -116,8 +102,10 @@ def test_add_node_then_del_node(node_factory, tmp_path: Path) -> None:
     assert extra_id in nodes[1].client().execute_command("CLUSTER", "NODES").decode()
     out = run_cli("cluster", "del-node", f"127.0.0.1:{nodes[1].port}", extra_id)
     assert out.returncode == 0, out.stderr
-    _wait(lambda: extra_id not in nodes[2].client().execute_command("CLUSTER", "NODES").decode(), 10,
-          "every node to forget the removed one")
+    wait_for(
+        lambda: extra_id not in nodes[2].client().execute_command("CLUSTER", "NODES").decode(),
+        "every node to forget the removed one", 10,
+    )
 
 
 def test_create_refuses_a_node_that_is_already_in_a_cluster(node_factory, tmp_path: Path) -> None:
@@ -137,14 +125,14 @@ def test_a_killed_node_is_reported_failed_then_online_again(node_factory, tmp_pa
     nodes[2].kill9()
 
     def health_of_victim() -> str:
-        return next(n["health"] for n in _status(nodes[0])["nodes"] if n["id"] == victim_id)
+        return next(n["health"] for n in status(nodes[0])["nodes"] if n["id"] == victim_id)
 
-    _wait(lambda: health_of_victim() == "failed", ELECTION_WAIT_S, "the killed node to be failed")
+    wait_for(lambda: health_of_victim() == "failed", "the killed node to be failed", ELECTION_WAIT_S)
     assert "fail" in nodes[1].client().execute_command("CLUSTER", "NODES").decode()
-    report = _status(nodes[0])
+    report = status(nodes[0])
     assert not report["healthy"]  # its shard's primary is down
     nodes[2].start()
-    _wait(lambda: health_of_victim() == "online", ELECTION_WAIT_S, "the node to be seen online again")
+    wait_for(lambda: health_of_victim() == "online", "the node to be seen online again", ELECTION_WAIT_S)
 
 
 def test_the_control_plane_replaces_failed_voters_with_learners(node_factory, tmp_path: Path) -> None:
@@ -155,9 +143,9 @@ def test_the_control_plane_replaces_failed_voters_with_learners(node_factory, tm
     assert out.returncode == 0, out.stderr
 
     def roles(node: NodeProcess) -> dict[str, str]:
-        return {n["id"]: n["raft_role"] for n in _status(node)["nodes"]}
+        return {n["id"]: n["raft_role"] for n in status(node)["nodes"]}
 
-    _wait(lambda: sorted(roles(nodes[0]).values()).count("learner") == 2, ELECTION_WAIT_S, "5 voters, 2 learners")
+    wait_for(lambda: sorted(roles(nodes[0]).values()).count("learner") == 2, "5 voters, 2 learners", ELECTION_WAIT_S)
     ids = {n.client().execute_command("CLUSTER", "MYID").decode(): n for n in nodes}
     # Kill two voters, one after the other (never the leader); learners take their places.
     for _ in range(2):
@@ -167,8 +155,10 @@ def test_the_control_plane_replaces_failed_voters_with_learners(node_factory, tm
         victim_id = next(i for i, r in current.items() if r == "follower" and ids[i].proc.poll() is None)
         ids[victim_id].kill9()
         observer = ids[leader]
-        _wait(lambda: roles(observer).get(victim_id) == "learner"  # noqa: B023 - evaluated inside the loop
-              and sorted(roles(observer).values()).count("learner") <= 2,  # noqa: B023
-              ELECTION_WAIT_S, "the failed voter to be replaced")
+        def replaced(observer=observer, victim_id=victim_id) -> bool:
+            found = roles(observer)
+            return found.get(victim_id) == "learner" and sorted(found.values()).count("learner") <= 2
+
+        wait_for(replaced, "the failed voter to be replaced", ELECTION_WAIT_S)
     final = roles(ids[leader])
     assert sum(1 for i, r in final.items() if r in ("leader", "follower") and ids[i].proc.poll() is None) == 5

@@ -7,29 +7,18 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.process.harness import NodeProcess, run_cli
-from tests.process.test_replication import _readonly_get, _status, _wait
+from tests.process.harness import NodeProcess, form_shard, readonly_get, run_cli, status, wait_for
 
 FAILOVER_WAIT_S = 30.0
+FAST = "node_timeout_ms = 1000\n"  # failures are noticed in about a second
 
 
 def _shard(node: NodeProcess) -> dict:
-    return _status(node)["shards"][0]
+    return status(node)["shards"][0]
 
 
 def test_killing_the_primary_promotes_its_replica_and_loses_nothing(node_factory, tmp_path: Path) -> None:
-    fast = "node_timeout_ms = 1000\n"
-    (tmp_path / "p.toml").write_text(fast)
-    (tmp_path / "j.toml").write_text("bootstrap = false\n" + fast)
-    primary = node_factory("p", extra=["--conf", str(tmp_path / "p.toml")]).start()
-    replica = node_factory("r", extra=["--conf", str(tmp_path / "j.toml")]).start()
-    witness = node_factory("w", extra=["--conf", str(tmp_path / "j.toml")]).start()
-    for node in (replica, witness):
-        assert run_cli("cluster", "add-node", f"127.0.0.1:{node.port}", f"127.0.0.1:{primary.port}").returncode == 0
-    primary_id = primary.client().execute_command("CLUSTER", "MYID").decode()
-    replica_id = replica.client().execute_command("CLUSTER", "MYID").decode()
-    assert run_cli("cluster", "replicate", f"127.0.0.1:{replica.port}", primary_id).returncode == 0
-    _wait(lambda: replica_id in _shard(primary)["isr_ids"], "the replica to join the ISR")
+    primary, replica, witness, primary_id, replica_id = form_shard(node_factory, tmp_path, FAST)
 
     acked: dict[str, str] = {}
     stop = threading.Event()
@@ -51,11 +40,11 @@ def test_killing_the_primary_promotes_its_replica_and_loses_nothing(node_factory
     killed_at = time.monotonic()
     primary.kill9()
     thread.join(timeout=10)
-    shard = _wait(lambda: (s := _shard(witness))["primary_id"] == replica_id and s, "the replica to be promoted",
+    shard = wait_for(lambda: (s := _shard(witness))["primary_id"] == replica_id and s, "the replica to be promoted",
                   FAILOVER_WAIT_S)
     assert shard["epoch"] == 2 and primary_id not in shard["isr_ids"]
     # The new primary serves writes once its lease is granted.
-    _wait(lambda: _try_set(replica), "the new primary to accept writes", FAILOVER_WAIT_S)
+    wait_for(lambda: _try_set(replica), "the new primary to accept writes", FAILOVER_WAIT_S)
     failover_s = time.monotonic() - killed_at
     assert failover_s < FAILOVER_WAIT_S
     client = replica.client()
@@ -67,10 +56,10 @@ def test_killing_the_primary_promotes_its_replica_and_loses_nothing(node_factory
     assert len(acked) > 20 and not missing, f"{len(missing)} of {len(acked)} acknowledged writes lost"
 
     primary.start()  # the old primary comes back as a replica outside the ISR and resyncs
-    _wait(lambda: primary_id in _shard(witness)["isr_ids"], "the old primary to rejoin the ISR", FAILOVER_WAIT_S)
+    wait_for(lambda: primary_id in _shard(witness)["isr_ids"], "the old primary to rejoin the ISR", FAILOVER_WAIT_S)
     assert _shard(witness)["primary_id"] == replica_id
     last = next(reversed(acked))
-    assert _readonly_get(primary, last) == acked[last].encode()
+    assert readonly_get(primary, last) == acked[last].encode()
     try:
         primary.client().set("x", "1")
         raise AssertionError("the old primary accepted a write")
@@ -86,16 +75,7 @@ def _try_set(node: NodeProcess) -> bool:
 
 
 def test_manual_failover_swaps_roles_without_losing_writes(node_factory, tmp_path: Path) -> None:
-    (tmp_path / "j.toml").write_text("bootstrap = false\n")
-    primary = node_factory("p").start()
-    replica = node_factory("r", extra=["--conf", str(tmp_path / "j.toml")]).start()
-    witness = node_factory("w", extra=["--conf", str(tmp_path / "j.toml")]).start()
-    for node in (replica, witness):
-        assert run_cli("cluster", "add-node", f"127.0.0.1:{node.port}", f"127.0.0.1:{primary.port}").returncode == 0
-    primary_id = primary.client().execute_command("CLUSTER", "MYID").decode()
-    replica_id = replica.client().execute_command("CLUSTER", "MYID").decode()
-    assert run_cli("cluster", "replicate", f"127.0.0.1:{replica.port}", primary_id).returncode == 0
-    _wait(lambda: replica_id in _shard(primary)["isr_ids"], "the replica to join the ISR")
+    primary, replica, witness, primary_id, replica_id = form_shard(node_factory, tmp_path)
     for i in range(100):
         primary.client().set(f"m{i}", i)
     with_primary_refusal = witness.client()
@@ -108,32 +88,22 @@ def test_manual_failover_swaps_roles_without_losing_writes(node_factory, tmp_pat
     assert out.returncode == 0, out.stderr
     shard = _shard(witness)
     assert shard["primary_id"] == replica_id and shard["epoch"] == 2
-    _wait(lambda: _try_set(replica), "the new primary to accept writes", FAILOVER_WAIT_S)
+    wait_for(lambda: _try_set(replica), "the new primary to accept writes", FAILOVER_WAIT_S)
     assert replica.client().get("m99") == b"99"
-    _wait(lambda: primary_id in _shard(witness)["isr_ids"], "the old primary to follow as a replica", FAILOVER_WAIT_S)
+    wait_for(lambda: primary_id in _shard(witness)["isr_ids"], "the old primary to follow as a replica",
+             FAILOVER_WAIT_S)
 
 
 def test_a_paused_primary_stops_serving_once_its_lease_is_gone(node_factory, tmp_path: Path) -> None:
     import os
     import signal
 
-    fast = "node_timeout_ms = 1000\n"
-    (tmp_path / "p.toml").write_text(fast)
-    (tmp_path / "j.toml").write_text("bootstrap = false\n" + fast)
-    primary = node_factory("p", extra=["--conf", str(tmp_path / "p.toml")]).start()
-    replica = node_factory("r", extra=["--conf", str(tmp_path / "j.toml")]).start()
-    witness = node_factory("w", extra=["--conf", str(tmp_path / "j.toml")]).start()
-    for node in (replica, witness):
-        assert run_cli("cluster", "add-node", f"127.0.0.1:{node.port}", f"127.0.0.1:{primary.port}").returncode == 0
-    primary_id = primary.client().execute_command("CLUSTER", "MYID").decode()
-    replica_id = replica.client().execute_command("CLUSTER", "MYID").decode()
-    assert run_cli("cluster", "replicate", f"127.0.0.1:{replica.port}", primary_id).returncode == 0
-    _wait(lambda: replica_id in _shard(primary)["isr_ids"], "the replica to join the ISR")
+    primary, replica, witness, _, replica_id = form_shard(node_factory, tmp_path, FAST)
     primary.client().set("k", "old")
     os.kill(primary.proc.pid, signal.SIGSTOP)
     try:
-        _wait(lambda: _shard(witness)["primary_id"] == replica_id, "the failover", FAILOVER_WAIT_S)
-        _wait(lambda: _try_set(replica), "the new primary to accept writes", FAILOVER_WAIT_S)
+        wait_for(lambda: _shard(witness)["primary_id"] == replica_id, "the failover", FAILOVER_WAIT_S)
+        wait_for(lambda: _try_set(replica), "the new primary to accept writes", FAILOVER_WAIT_S)
         replica.client().set("k", "new")
     finally:
         os.kill(primary.proc.pid, signal.SIGCONT)
@@ -173,14 +143,19 @@ def test_a_replica_still_syncing_is_never_promoted_the_shard_stays_down(node_fac
         assert run_cli("cluster", "add-node", f"127.0.0.1:{node.port}", f"127.0.0.1:{primary.port}").returncode == 0
     primary_id = primary.client().execute_command("CLUSTER", "MYID").decode()
     replica_id = replica.client().execute_command("CLUSTER", "MYID").decode()
-    replica.client().execute_command("CLUSTER", "REPLICATE", primary_id)
+    wait_for(lambda: primary_id.encode() in replica.client().execute_command("CLUSTER", "NODES"),
+             "the replica to learn the membership")
+    # All three must be voters, or losing the primary would also stop the control plane.
+    wait_for(lambda: all(n["raft_role"] != "learner" for n in status(witness)["nodes"]), "three voters")
+    assert replica.client().execute_command("CLUSTER", "REPLICATE", primary_id) == b"OK"
     primary.kill9()  # at once: the replica is attached but not yet in the ISR
     shard = _shard(witness)
+    assert replica_id in shard["replica_ids"]
     if replica_id in shard["isr_ids"]:
         pytest.skip("the replica caught up before the kill; the scenario did not arise")
-    time.sleep(4.0)  # node timeout + lease + drift, and then some: a failover would have happened by now
+    report = wait_for(lambda: (r := status(witness))["problems"] and any("failed" in p for p in r["problems"]) and r,
+                      "the dead primary to be reported failed")
+    time.sleep(3.0)  # lease + drift and more: a failover would have happened by now
     shard = _shard(witness)
     assert shard["primary_id"] == primary_id and shard["epoch"] == 1, "an out-of-sync replica was promoted"
-    report = _status(witness)
-    assert not report["healthy"]
-    assert any("failed" in p for p in report["problems"]), report["problems"]
+    assert not status(witness)["healthy"] and not report["healthy"]

@@ -1,6 +1,5 @@
 """A primary and its replica as real processes: ISR acknowledgement, kill -9, rejoin, resync."""
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -8,52 +7,16 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.process.harness import NodeProcess, run_cli
-
-SETTLE_S = 20.0
-
-
-def _status(node: NodeProcess) -> dict:
-    out = run_cli("status", f"127.0.0.1:{node.port}", "--json")
-    assert out.stdout, out.stderr
-    return json.loads(out.stdout)
-
-
-def _wait(predicate, what: str, timeout_s: float = SETTLE_S):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.process.harness import NodeProcess, form_shard, readonly_get, run_cli, status, wait_for
 
 
 def _isr(node: NodeProcess) -> list[str]:
-    return _status(node)["shards"][0]["isr_ids"]
+    return status(node)["shards"][0]["isr_ids"]
 
 
-def _pair(node_factory, tmp_path: Path, extra_conf: str = "") -> tuple[NodeProcess, NodeProcess, str]:
-    conf = tmp_path / "replica.toml"
-    conf.write_text("bootstrap = false\n" + extra_conf)
-    primary = node_factory("primary").start()  # the embedded default: a one-node cluster with every slot
-    replica = node_factory("replica", extra=["--conf", str(conf)]).start()
-    # A third voter keeps the control plane available while the replica is down (2 of 3).
-    witness = node_factory("witness", extra=["--conf", str(conf)]).start()
-    for node in (replica, witness):
-        out = run_cli("cluster", "add-node", f"127.0.0.1:{node.port}", f"127.0.0.1:{primary.port}")
-        assert out.returncode == 0, out.stderr
-    primary_id = primary.client().execute_command("CLUSTER", "MYID").decode()
-    replica_id = replica.client().execute_command("CLUSTER", "MYID").decode()
-    assert replica.client().execute_command("CLUSTER", "REPLICATE", primary_id) == b"OK"
-    _wait(lambda: replica_id in _isr(primary), "the replica to join the ISR")
+def _pair(node_factory, tmp_path: Path) -> tuple[NodeProcess, NodeProcess, str]:
+    primary, replica, _, _, replica_id = form_shard(node_factory, tmp_path)
     return primary, replica, replica_id
-
-
-def _readonly_get(node: NodeProcess, key: str) -> bytes | None:
-    r = node.client()
-    r.execute_command("READONLY")
-    return r.get(key)
 
 
 def test_acknowledged_writes_are_on_the_replica_and_readable_there(node_factory, tmp_path: Path) -> None:
@@ -62,7 +25,7 @@ def test_acknowledged_writes_are_on_the_replica_and_readable_there(node_factory,
     for i in range(200):
         r.set(f"k{i}", f"v{i}")
     assert r.execute_command("WAIT", 1, 5000) == 1
-    assert _readonly_get(replica, "k199") == b"v199"
+    assert readonly_get(replica, "k199") == b"v199"
     with pytest.raises(redis.exceptions.MovedError):
         replica.client().set("k0", "x")
     info = replica.client().info("replication")
@@ -93,11 +56,11 @@ def test_replica_killed_under_load_leaves_the_isr_then_rejoins_with_everything(n
     time.sleep(0.5)
     replica.kill9()
     # Writes stall while the dead replica is still in the ISR, then go on once a committed entry removed it.
-    _wait(lambda: replica_id not in _isr(primary), "the ISR to shrink")
+    wait_for(lambda: replica_id not in _isr(primary), "the ISR to shrink")
     before = len(acked)
-    _wait(lambda: len(acked) > before + 50, "writes to continue without the replica")
+    wait_for(lambda: len(acked) > before + 50, "writes to continue without the replica")
     replica.start()
-    _wait(lambda: replica_id in _isr(primary), "the replica to rejoin the ISR")
+    wait_for(lambda: replica_id in _isr(primary), "the replica to rejoin the ISR")
     stop.set()
     thread.join(timeout=30)
     assert primary.client().execute_command("WAIT", 1, 10000) == 1
@@ -114,7 +77,7 @@ def test_replica_killed_under_load_leaves_the_isr_then_rejoins_with_everything(n
 def test_a_replica_behind_the_backlog_gets_a_full_resync(node_factory, tmp_path: Path) -> None:
     primary, replica, replica_id = _pair(node_factory, tmp_path)
     replica.kill9()
-    _wait(lambda: replica_id not in _isr(primary), "the ISR to shrink")
+    wait_for(lambda: replica_id not in _isr(primary), "the ISR to shrink")
     r = primary.client()
     value = "x" * 1000
     for i in range(300):  # well past a 64 KiB backlog
@@ -122,8 +85,8 @@ def test_a_replica_behind_the_backlog_gets_a_full_resync(node_factory, tmp_path:
     primary.terminate()
     primary.start()  # a restart empties the in-memory backlog too
     replica.start()
-    _wait(lambda: replica_id in _isr(primary), "the replica to rejoin after a full resync")
-    assert _readonly_get(replica, "big299") == value.encode()
+    wait_for(lambda: replica_id in _isr(primary), "the replica to rejoin after a full resync")
+    assert readonly_get(replica, "big299") == value.encode()
     assert "full resync" in primary.log()
 
 
@@ -140,6 +103,6 @@ def test_min_insync_replicas_refuses_writes_until_a_replica_is_in_sync(node_fact
     assert run_cli("cluster", "add-node", f"127.0.0.1:{replica.port}", f"127.0.0.1:{primary.port}").returncode == 0
     primary_id = primary.client().execute_command("CLUSTER", "MYID").decode()
     assert run_cli("cluster", "replicate", f"127.0.0.1:{replica.port}", primary_id).returncode == 0
-    _wait(lambda: len(_isr(primary)) == 2, "the replica to join the ISR")
+    wait_for(lambda: len(_isr(primary)) == 2, "the replica to join the ISR")
     assert primary.client().set("a", "1")
-    assert _readonly_get(replica, "a") == b"1"
+    assert readonly_get(replica, "a") == b"1"
