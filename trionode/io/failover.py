@@ -65,8 +65,10 @@ class FailoverDriver:
     def _may_grant(self, node_id: str) -> bool:
         """Grant only while no other leader can exist (a leader woken from a pause must not)."""
         node = self.control.state.nodes.get(node_id)
-        if node is None or node.shard_id in self.requested:
-            return False  # a manual failover is draining this primary's lease
+        if node is None or node.shard_id in self.requested or node.shard_id in self._in_flight:
+            return False  # a failover is draining this primary's lease, or replacing it
+        if self.runtime.cluster_health().get(node_id) == "failed":
+            return False  # its successor may be chosen at any moment: never extend its lease now
         fresh = self.control.authority_until_ms() > monotonic_ms()
         return fresh and self.granter is not None and node.role == "primary"
 
