@@ -93,16 +93,16 @@ def test_a_failover_that_does_not_wait_for_the_lease_is_caught(monkeypatch: pyte
     assert failures and all(f.startswith("S2 one writer") for f in failures), failures
 
 
-def test_the_real_grant_rule_lets_two_primaries_hold_leases() -> None:
-    """io/failover.py ``_may_grant`` grants the primary while its automatic failover is in flight.
+def test_granting_during_a_failover_lets_two_primaries_hold_leases() -> None:
+    """A planted bug that io/failover.py ``_may_grant`` once had: a grant while a failover is in flight.
 
     Seed 4: the primary B is isolated (step 784), the leader proposes failover to A (841), the
     partition heals (844) and B's lease request arrives: granted, B is still primary in the applied
     configuration. The failover commits (853), A is primary with a lease (854), and B, which has not
-    applied the failover yet, holds a fresh lease too: two nodes serve (S2). The simulation's
-    default refuses such a grant (``FailoverPlane.may_grant``).
+    applied the failover yet, holds a fresh lease too: two nodes serve (S2). The real node and the
+    simulation's default refuse such a grant.
     """
-    real = dataclasses.replace(FailoverFaults(), real_grant_rule=True)
+    real = dataclasses.replace(FailoverFaults(), grant_during_failover=True)
     failures = _failures(range(4, 5), real)
     assert failures and failures[0].startswith("S2 one writer"), failures
     assert not _failures(range(4, 5))

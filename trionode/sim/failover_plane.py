@@ -131,7 +131,7 @@ class FailoverFaults:
     nemesis_probability: float = 0.012
     heal_probability: float = 0.015
     leader_change_probability: float = 0.001
-    real_grant_rule: bool = False  # grant a primary whose failover is in flight, as io/failover.py does
+    grant_during_failover: bool = False  # planted bug: grant a primary whose failover is in flight
     learn_probability: float = 0.35  # a node behind the committed configuration applies it this step
     network: LinkConfig = field(default_factory=LinkConfig)
     commit: CommitFaults = field(default_factory=CommitFaults)
@@ -398,8 +398,8 @@ class FailoverPlane:
         """io/failover.py ``_may_grant``: the primary of the applied configuration, unless a manual
         failover is draining its lease. The real rule also grants while an automatic failover of it
         is in flight; then the old primary can hold a fresh lease when the new one starts (seed 4:
-        S2). The simulation refuses that unless ``faults.real_grant_rule`` asks for the real rule."""
-        in_flight = self.failover_sent is not None and not self.faults.real_grant_rule
+        S2). Refused, as io/failover.py does, unless ``faults.grant_during_failover`` plants the bug."""
+        in_flight = self.failover_sent is not None and not self.faults.grant_during_failover
         return self.config.shard.primary_id == node_id and self.requested is None and not in_flight
 
     # --- the control plane's failover ----------------------------------------------------------------
