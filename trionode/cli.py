@@ -289,3 +289,22 @@ def cluster_failover(replica_addr: str, force: bool) -> None:
     """Make the in-sync replica at REPLICA_ADDR the primary of its shard."""
     _call(replica_addr, "CLUSTER", "FAILOVER", *(["FORCE"] if force else []))
     click.echo(f"{replica_addr} is now the primary of its shard")
+
+
+@cluster.command("detach")
+@click.argument("existing_addr")
+@click.argument("replica_id")
+def cluster_detach(existing_addr: str, replica_id: str) -> None:
+    """Remove replica REPLICA_ID from its shard (refused if it is the last one in sync)."""
+    _call(existing_addr, "CLUSTER", "DETACH", replica_id)
+    click.echo(f"replica {replica_id} detached")
+
+
+@cluster.command("replace")
+@click.argument("existing_addr")
+@click.argument("old_id")
+@click.argument("new_id")
+def cluster_replace(existing_addr: str, old_id: str, new_id: str) -> None:
+    """Replace replica OLD_ID by member NEW_ID, which joins the ISR only once caught up."""
+    _call(existing_addr, "CLUSTER", "REPLACE", old_id, new_id)
+    click.echo(f"replica {old_id} replaced by {new_id}")

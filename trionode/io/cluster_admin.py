@@ -153,6 +153,30 @@ async def _failover(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     return OK
 
 
+def _shard_of_replica(runtime: "NodeRuntime", node_id: str) -> Any:
+    node = runtime.control.state.nodes.get(node_id)
+    if node is None or node.role != "replica":
+        raise CommandError(f"ERR node {node_id} is not a replica")
+    return runtime.control.state.shards[node.shard_id]
+
+
+async def _detach(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    """CLUSTER DETACH <replica-id> (trionode): remove a replica from its shard (S8 applies)."""
+    node_id = args[0].decode("utf-8", "replace")
+    shard = _shard_of_replica(runtime, node_id)
+    await runtime.control.submit(command("replica_detach", shard_id=shard.id, epoch=shard.epoch, node_id=node_id))
+    return OK
+
+
+async def _replace(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    """CLUSTER REPLACE <old-replica-id> <new-node-id> (trionode): the new one starts outside the ISR."""
+    old_id, new_id = (a.decode("utf-8", "replace") for a in args)
+    shard = _shard_of_replica(runtime, old_id)
+    change = command("replica_replace", shard_id=shard.id, epoch=shard.epoch, old_id=old_id, new_id=new_id)
+    await runtime.control.submit(change)
+    return OK
+
+
 async def _status(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     return json.dumps(runtime.status_report(), sort_keys=True).encode()
 
@@ -176,4 +200,6 @@ _HANDLERS = {
     b"replicate": _replicate,
     b"status": _status,
     b"failover": _failover,
+    b"detach": _detach,
+    b"replace": _replace,
 }
