@@ -43,6 +43,10 @@ SNAPSHOT_NAME = "data" + snapshot_file.SNAPSHOT_SUFFIX
 SNAPSHOT_KIND = "trionode-data"
 
 
+class AckAborted(Exception):
+    """The acknowledgement a reply waited for will not come from this node (it was deposed)."""
+
+
 def open_datadir(path: str) -> DataDir:
     from trionode.io import logs
 
@@ -72,6 +76,8 @@ class DataStore:
         self._backlog_bytes = 0
         self._backlog_sizes: deque[int] = deque()  # Invariant: parallel to backlog; sums to _backlog_bytes
         self._new_writer: trio.Event | None = None
+        self._abort_generation = 0  # bumped by abort_waiters; a waiter that sees it move gives up
+        self._abort_reason = ""
         self._writer_bounds: dict[str, int] = {}
 
     # --- startup ----------------------------------------------------------
@@ -185,8 +191,11 @@ class DataStore:
         if offset <= self.acked_offset:
             return
         self._waiting += 1
+        generation = self._abort_generation
         try:
             while self.acked_offset < offset:
+                if self._abort_generation != generation:
+                    raise AckAborted(self._abort_reason)
                 if self.wal.durable_seq < offset:
                     await self.wal.wait_durable(offset)
                     self.update_acked()
@@ -194,6 +203,17 @@ class DataStore:
                     await self._acked_changed.wait()
         finally:
             self._waiting -= 1
+
+    def abort_waiters(self, reason: str) -> None:
+        """This node stopped being the primary: what waits for an acknowledgement never gets one here.
+
+        The writes may still be acknowledged by the new primary, or lost if they never
+        reached the ISR; either way this node cannot say, so its waiters give up.
+        """
+        self._abort_generation += 1
+        self._abort_reason = reason
+        self._acked_changed.set()
+        self._acked_changed = trio.Event()
 
     def update_acked(self) -> None:
         """Recompute the acknowledged offset (after an fsync or a replica's ACK) and wake waiters."""

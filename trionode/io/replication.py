@@ -351,6 +351,7 @@ class Replication:
     def _stop_sides(self) -> None:
         if self.primary is not None:
             log.info("no longer primary of shard %s", self.primary.shard_id[:12])
+            self.store.abort_waiters("this node is no longer the primary; the write's outcome is unknown")
         self.primary = self.replica = None
         self.store.high_watermark = lambda local_durable: local_durable
 

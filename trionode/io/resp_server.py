@@ -20,6 +20,7 @@ from trionode.core.resp import NEED_DATA, ProtocolError, RequestParser, encode_i
 from trionode.core.session import Session
 from trionode.io import cluster_admin
 from trionode.io.control import monotonic_ms
+from trionode.io.data_store import AckAborted
 
 if TYPE_CHECKING:
     from trionode.io.node import NodeRuntime
@@ -55,7 +56,12 @@ class Connection:
                 await self._run_available()
                 await self._flush()
         except _Close:
-            await self._flush()
+            with contextlib.suppress(AckAborted):
+                await self._flush()
+        except AckAborted as e:
+            # The writes behind the buffered replies have an unknown outcome: never send their
+            # OKs. Closing the connection tells the client exactly that.
+            log.info("closing %s: %s", self.session.addr, e)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
 

@@ -1,0 +1,48 @@
+"""The acknowledgement wait: held until the ISR confirms, and given up when this node is deposed."""
+
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from trionode.config import Config
+from trionode.core.keyspace import KEYSPACE_COMMANDS
+from trionode.io.data_store import AckAborted, DataStore
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def test_a_write_waits_for_the_isr_and_its_waiter_gives_up_when_the_node_is_deposed(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    store = DataStore.recover(tmp_path, Config(data_dir=str(tmp_path)))
+    replica_acked = 0
+    store.high_watermark = lambda local_durable: min(local_durable, replica_acked)
+    outcome: list[str] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"k", b"v"], now_ms=0)
+        store.log_outbox()
+
+        async def client() -> None:
+            try:
+                await store.wait_acked(1)
+                outcome.append("acked")
+            except AckAborted:
+                outcome.append("aborted")
+
+        nursery.start_soon(client)
+        await store.wal.wait_durable(1)
+        await trio.sleep(0.05)
+        assert outcome == []  # durable here, but the replica has not confirmed it
+        assert store.acked_offset == 0 and store.data.visibility.required(b"k") == 1
+        store.abort_waiters("deposed")
+        await trio.sleep(0.05)
+        assert outcome == ["aborted"]
+        replica_acked = 1
+        store.update_acked()
+        assert store.acked_offset == 1
+        await store.wait_acked(1)  # a fresh wait for what is now acknowledged returns at once
+        await store.close()
+        nursery.cancel_scope.cancel()
