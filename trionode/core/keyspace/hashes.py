@@ -49,10 +49,7 @@ def cmd_hdel(ks: Keyspace, argv: list[bytes]) -> Any:
     if fields is None:
         return 0
     removed = [name for name in argv[2:] if fields.pop(name, None) is not None]
-    if not fields:
-        ks.delete(key)
-    if removed:
-        ks.effects.append([b"HDEL", key, *removed])
+    ks.shrank(key, fields, [b"HDEL", key, *removed] if removed else None)
     return len(removed)
 
 

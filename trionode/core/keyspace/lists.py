@@ -63,9 +63,7 @@ def _pop(ks: Keyspace, argv: list[bytes], left: bool) -> Any:
     take = min(count, len(items))
     popleft_or_pop = items.popleft if left else items.pop
     popped = [popleft_or_pop() for _ in range(take)]
-    if not items:
-        ks.delete(key)
-    ks.effects.append([name, key, b"%d" % take] if has_count else [name, key])
+    ks.shrank(key, items, [name, key, b"%d" % take] if has_count else [name, key])
     return popped if has_count else popped[0]
 
 

@@ -43,10 +43,7 @@ def cmd_srem(ks: Keyspace, argv: list[bytes]) -> Any:
         if member in members:
             members.remove(member)
             removed.append(member)
-    if not members:
-        ks.delete(key)
-    if removed:
-        ks.effects.append([b"SREM", key, *removed])
+    ks.shrank(key, members, [b"SREM", key, *removed] if removed else None)
     return len(removed)
 
 

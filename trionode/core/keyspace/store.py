@@ -151,6 +151,14 @@ class Keyspace:
             self.persist(key)
         return True
 
+    def shrank(self, key: bytes, container: Value, effect: list[bytes] | None) -> None:
+        """Members left the aggregate at ``key``: drop it if empty (Redis keeps no empty
+        aggregate, and replay must agree), then log ``effect`` if anything changed."""
+        if not container:
+            self.delete(key)
+        if effect is not None:
+            self.effects.append(effect)
+
     def set_deadline(self, key: bytes, at_ms: int) -> None:
         """Give a present key an absolute deadline."""
         assert key in self.data, key
