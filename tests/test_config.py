@@ -27,6 +27,14 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
     assert (cfg.port, cfg.data_dir, cfg.effective_bus_port) == (7200, "/var/lib/x", 17200)
 
 
+def test_the_announced_bus_port_defaults_to_the_bus_port(tmp_path: Path) -> None:
+    assert config.load(None).effective_bus_announce_port == 17000
+    path = tmp_path / "n.toml"
+    path.write_text("port = 7100\nbus_port = 7200\nbus_announce_port = 7300\n")
+    cfg = config.load(path)
+    assert (cfg.effective_bus_port, cfg.effective_bus_announce_port) == (7200, 7300)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -37,6 +45,8 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         ('log_level = "loud"\n', "configuration key 'log_level' in {path} must be one of"),
         ("port = 60000\n", "bus port 70000 (port + 10000) is out of range"),
         ("port = [\n", "is not valid TOML"),
+        ("port = 7100\nbus_announce_port = 7100\n", "'port' and 'bus_announce_port' must differ"),
+        ("bus_announce_port = 65536\n", "'bus_announce_port' in {path} must be between 0 and 65535"),
         ("wal_batch_bytes_max = 1048576\nwal_pending_bytes_max = 65536\n", "must not exceed"),
     ],
 )

@@ -34,6 +34,9 @@ KEYS: dict[str, Key] = {
     "bind": Key(str, "127.0.0.1", "address the client port and the cluster bus listen on"),
     "port": Key(int, 7000, "client (RESP) port", 1, 65535),
     "bus_port": Key(int, 0, "cluster bus port; 0 means port + 10000", 0, 65535),
+    "bus_announce_port": Key(
+        int, 0, "bus port other nodes are told to dial (behind NAT or a proxy); 0 means the bus port", 0, 65535
+    ),
     "data_dir": Key(str, "./trionode-data", "data directory (WAL, snapshots, node id, lock)"),
     "bootstrap": Key(
         bool, True, "on first start, form a one-node cluster owning every slot; false: wait to be joined"
@@ -76,6 +79,7 @@ class Config:
     bind: str = KEYS["bind"].default
     port: int = KEYS["port"].default
     bus_port: int = KEYS["bus_port"].default
+    bus_announce_port: int = KEYS["bus_announce_port"].default
     data_dir: str = KEYS["data_dir"].default
     bootstrap: bool = KEYS["bootstrap"].default
     log_level: str = KEYS["log_level"].default
@@ -94,6 +98,11 @@ class Config:
     @property
     def effective_bus_port(self) -> int:
         return self.bus_port or self.port + 10000
+
+    @property
+    def effective_bus_announce_port(self) -> int:
+        """The bus port this node gives others (the cluster config, bus hellos, INFO); it listens on the other."""
+        return self.bus_announce_port or self.effective_bus_port
 
     def with_overrides(self, **overrides: Any) -> "Config":
         """Apply command-line flags (None means "not given") after validating them."""
@@ -129,6 +138,8 @@ def _cross_check(config: Config) -> Config:
         raise ConfigError(f"bus port {config.effective_bus_port} (port + 10000) is out of range; set 'bus_port'")
     if config.effective_bus_port == config.port:
         raise ConfigError("configuration keys 'port' and 'bus_port' must differ")
+    if config.bus_announce_port == config.port:
+        raise ConfigError("configuration keys 'port' and 'bus_announce_port' must differ")
     return config
 
 

@@ -1,10 +1,11 @@
 """A real 3-node cluster: formed by the CLI, surviving leader kills and full restarts."""
 
+import socket
 from pathlib import Path
 
 from redis.cluster import RedisCluster
 
-from tests.process.harness import NodeProcess, run_cli, status, wait_for
+from tests.process.harness import NodeProcess, free_port, run_cli, status, wait_for
 
 ELECTION_WAIT_S = 15.0  # several election timeouts (1-2 s each), with room for a slow CI machine
 
@@ -162,3 +163,24 @@ def test_the_control_plane_replaces_failed_voters_with_learners(node_factory, tm
         wait_for(replaced, "the failed voter to be replaced", ELECTION_WAIT_S)
     final = roles(ids[leader])
     assert sum(1 for i, r in final.items() if r in ("leader", "follower") and ids[i].proc.poll() is None) == 5
+
+
+def test_a_node_announces_its_bus_announce_port_but_listens_on_its_bus_port(node_factory, tmp_path: Path) -> None:
+    # Nothing listens on the announced ports: a proxy in front of the bus would, and the node must not.
+    announced_a, announced_b = free_port(), free_port()
+    (tmp_path / "a.toml").write_text(f"bus_announce_port = {announced_a}\n")
+    (tmp_path / "b.toml").write_text(f"bootstrap = false\nbus_announce_port = {announced_b}\n")
+    a = node_factory("a", extra=["--conf", str(tmp_path / "a.toml")]).start()
+    b = node_factory("b", extra=["--conf", str(tmp_path / "b.toml")]).start()
+    assert a.client().info("cluster")["cluster_bus_port"] == announced_a
+    assert b.client().info("cluster")["cluster_bus_port"] == announced_b
+    assert f"@{announced_b} myself" in b.client().execute_command("CLUSTER", "NODES").decode()
+    with socket.create_connection(("127.0.0.1", a.port + 10000), timeout=5):
+        pass  # the real bus port (port + 10000) is where it listens
+    # A MEET without a bus port asks the joiner's INFO, so it records the announced port too.
+    assert a.client().execute_command("CLUSTER", "MEET", "127.0.0.1", b.port) == b"OK"
+    b_id = b.client().execute_command("CLUSTER", "MYID").decode()
+    bus_addrs = {n["id"]: n["bus_addr"] for n in status(a)["nodes"]}
+    assert sorted(bus_addrs.values()) == sorted([f"127.0.0.1:{announced_a}", f"127.0.0.1:{announced_b}"])
+    assert bus_addrs[b_id] == f"127.0.0.1:{announced_b}"
+    assert f"@{announced_a} myself" in a.client().execute_command("CLUSTER", "NODES").decode()

@@ -84,7 +84,7 @@ class NodeRuntime:
             shard_id=datadir.node_id,  # a single node is its own shard until the control plane says otherwise
             host=config.bind,
             port=config.port,
-            bus_port=config.effective_bus_port,
+            bus_port=config.effective_bus_announce_port,
             process_id=os.getpid(),
             started_ms=self.clock_ms(),
             config_file=config_file,
@@ -147,7 +147,7 @@ class NodeRuntime:
         """What CLUSTER replies show on a node that is not in a cluster yet: itself, owning nothing."""
         cfg = self.config
         me = NodeView(
-            id=self.node_id, ip=cfg.bind, port=cfg.port, bus_port=cfg.effective_bus_port, role="primary",
+            id=self.node_id, ip=cfg.bind, port=cfg.port, bus_port=cfg.effective_bus_announce_port, role="primary",
             primary_id=None, shard_id=solo_shard_id(self.node_id),
         )
         return ClusterView(myself_id=self.node_id, current_epoch=0, nodes=(me,), state_ok=False)
@@ -192,7 +192,7 @@ class NodeRuntime:
     async def bootstrap(self, with_all_slots: bool = False) -> None:
         """Form a new cluster around this node (CLUSTER BOOTSTRAP, or the embedded default)."""
         cfg = self.config
-        await self.control.bootstrap(cfg.bind, cfg.port, cfg.effective_bus_port)
+        await self.control.bootstrap(cfg.bind, cfg.port, cfg.effective_bus_announce_port)
         if with_all_slots:
             state = self.control.state
             shard_id = self.node_id
@@ -255,7 +255,7 @@ class NodeRuntime:
         control = self.control
         return {
             "cluster_id": control.store.cluster_id,
-            "cluster_bus_port": self.config.effective_bus_port,
+            "cluster_bus_port": self.config.effective_bus_announce_port,
             "raft_role": control.role,
             "raft_leader": control.leader,
             "raft_term": control.term,
@@ -292,7 +292,7 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
         store = data_store.DataStore.recover(datadir.path, config)
         raft_store = RaftStore.recover(datadir.path)
         rng = random.Random(int.from_bytes(os.urandom(8), "little"))
-        control = ControlPlane(datadir.node_id, raft_store, (config.bind, config.effective_bus_port), rng)
+        control = ControlPlane(datadir.node_id, raft_store, (config.bind, config.effective_bus_announce_port), rng)
         runtime = NodeRuntime(config, config_file, datadir, store, control)
         _log_started(runtime, store)
         async with trio.open_nursery() as nursery:
