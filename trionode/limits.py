@@ -76,3 +76,4 @@ repl_snapshot_chunk_keys_max = 512             # keys in one full-sync chunk
 replica_lag_timeout_ms = 5_000                 # an ISR member behind for this long is shrunk out
 repl_sync_retry_ms = 500                       # a replica re-sends its sync request this often until answered
 repl_tick_ms = 100                             # the primary checks ISR health this often
+repl_silence_ms = 2_000                        # a replica that hears nothing of its session this long resyncs

@@ -186,3 +186,17 @@ def test_a_primary_whose_lease_expired_serves_nothing(routes) -> None:
         reply = session.execute(argv)[0]
         assert reply.startswith("CLUSTERDOWN this primary's lease has expired") or reply.startswith("MOVED")
     assert session.node.data.keyspace.data == {}
+
+
+def test_only_replies_that_describe_the_keyspace_wait_for_what_was_applied():
+    # A replica applies records before its primary's watermark covers them; if its
+    # primary dies, that watermark stalls. PING and CLUSTER SLOTS must still answer
+    # (clients refresh the topology with them); INFO's key counts must not run ahead.
+    session = make_session(half_owned(am_primary=False, replica_serving=True))
+    session.node.data.apply_replicated(1, [b"SET", b"k", b"v"])
+    applied = session.node.data.applied_offset
+    assert applied == 1
+    for argv in ([b"PING"], [b"ECHO", b"x"], [b"CLUSTER", b"MYID"], [b"COMMAND", b"COUNT"], [b"ROLE"]):
+        assert session.execute(argv)[1] == 0, argv
+    for argv in ([b"INFO"], [b"CLUSTER", b"COUNTKEYSINSLOT", b"0"], [b"cluster", b"getkeysinslot", b"0", b"1"]):
+        assert session.execute(argv)[1] == applied, argv

@@ -1,8 +1,8 @@
 """Server and connection commands: PING, HELLO, CLIENT, INFO, ROLE, WAIT, ...
 
 Theory of operation. These commands read the node's facts and the session's
-state and never touch the keyspace, so they need no durability wait; the few
-that need the shell to act (WAIT, SHUTDOWN, QUIT) return an ``Action``. Every
+state and never change the keyspace; only the few that describe it wait for
+durability (``reads_keyspace``). The few that need the shell to act (WAIT, SHUTDOWN, QUIT) return an ``Action``. Every
 handler validates all of its arguments before changing session state, so an
 error reply always means "nothing happened".
 
@@ -30,6 +30,22 @@ Handler = Callable[["Session", list[bytes]], Any]
 
 def run(session: "Session", spec: CommandSpec, argv: list[bytes]) -> Any:
     return HANDLERS[spec.name](session, argv)
+
+
+_KEYSPACE_SUBCOMMANDS = frozenset({b"countkeysinslot", b"getkeysinslot"})
+
+
+def reads_keyspace(spec: CommandSpec, argv: list[bytes]) -> bool:
+    """INFO (key counts) and CLUSTER COUNTKEYSINSLOT/GETKEYSINSLOT describe the keyspace.
+
+    Their replies must wait until everything applied before them is acknowledged, like
+    any read. The other server replies (PING, CLUSTER SLOTS, COMMAND, ...) reveal no
+    data, so they never wait: on a replica whose primary just died, the acknowledged
+    offset stalls until a failover, and clients refreshing the topology then would hang.
+    """
+    if spec.name == "info":
+        return True
+    return spec.name == "cluster" and len(argv) > 1 and argv[1].lower() in _KEYSPACE_SUBCOMMANDS
 
 
 def _ping(session: "Session", argv: list[bytes]) -> Any:

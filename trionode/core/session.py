@@ -109,9 +109,10 @@ class Session:
             return ErrorReply(errors.wrong_arity(spec.name)), 0
         try:
             if spec.handler is None:
-                # Server replies (INFO, CLUSTER COUNTKEYSINSLOT, even PING) wait for what was
-                # applied before them, as Redis's replies wait for its AOF fsync.
-                return server_commands.run(self, spec, argv), node.data.applied_offset
+                # Replies that describe the keyspace (INFO, CLUSTER COUNTKEYSINSLOT) wait for
+                # what was applied before them, like any read; the rest reveal no data.
+                reply = server_commands.run(self, spec, argv)
+                return reply, (node.data.applied_offset if server_commands.reads_keyspace(spec, argv) else 0)
             if spec.first_key > 0:
                 if spec.single_key and node.serves_every_slot():
                     # Every slot is served here, so only the lease can refuse (see _route).

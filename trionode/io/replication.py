@@ -196,6 +196,7 @@ class ReplicaSide:
         self.snapshot_items: list[list[Any]] = []  # the chunks of a full sync in progress
         self.next_request_ms = 0
         self.acked_sent = -1
+        self.heard_ms = repl.clock_ms()  # when this session last got a message it accepted
 
     def high_watermark(self, local_durable: int) -> int:
         return min(local_durable, self.state.acked_offset)
@@ -220,7 +221,12 @@ class ReplicaSide:
                 step = self.state.on_snapshot_chunk(msg)
             else:
                 continue
+            if not step.refused:
+                self.heard_ms = self.repl.clock_ms()
             await self._apply(step)
+        if self.repl.clock_ms() - self.heard_ms > limits.repl_silence_ms:
+            self.heard_ms = self.repl.clock_ms()
+            await self._apply(self.state.primary_silent())
         await self._ack()
 
     async def _apply(self, step: Step) -> None:

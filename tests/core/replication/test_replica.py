@@ -4,7 +4,7 @@ import pytest
 
 from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import Records, SnapshotChunk, SyncRefused, SyncReply
-from trionode.core.replication.replica import ReplicaState
+from trionode.core.replication.replica import ReplicaState, Step
 
 from .helpers import R1, SHARD
 
@@ -131,3 +131,17 @@ def test_acknowledged_offset_is_bounded_by_what_the_replica_holds() -> None:
     r.on_sync_reply(SyncReply(SHARD, 2, "partial", 0, LEADER, 2, sid))
     r.on_records(records(1, 2, sid, hw=50))
     assert r.acked_offset == 2 and r.read_bound() == 2
+
+
+def test_a_silent_primary_ends_the_session_so_the_replica_asks_again() -> None:
+    # A primary that restarts forgets the replica's session and never streams to it again:
+    # the replica must notice the silence and start a new session, or it waits forever.
+    r = replica(log_end=0, hist=EpochHistory())
+    sid = r.sync_request().sync_id
+    r.on_sync_reply(SyncReply(SHARD, 2, "partial", 0, LEADER, 3, sid))
+    r.on_records(records(1, 3, sid, hw=2))
+    assert r.state == "streaming"
+    step = r.primary_silent()
+    assert step.resync and r.state == "connecting" and r.log_end == 3  # nothing is discarded
+    assert r.primary_silent() == Step()  # already asking again: nothing more to do
+    assert r.sync_request().sync_id == sid + 1

@@ -44,7 +44,8 @@ before answering a fence; on restart, constructing with the recovered log end
 an empty log; serving READONLY reads only when ``read_bound()`` is not None,
 the node is in the shard's ISR in the applied configuration, and then only
 up to that bound (DESIGN §5.4); retrying sync requests every
-``repl_sync_retry_ms``; seeding ``sync_id_base`` anew at each process start.
+``repl_sync_retry_ms``; calling ``primary_silent()`` when a session hears
+nothing for ``repl_silence_ms``; seeding ``sync_id_base`` anew at each process start.
 """
 
 from collections import deque
@@ -218,6 +219,19 @@ class ReplicaState:
         self._target = max(self._target, chunk.offset)
         self.history = self._leader_history
         return Step(snapshot_items=chunk.items, snapshot_done=chunk.offset, history_changed=True)
+
+    def primary_silent(self) -> Step:
+        """The shell heard nothing of this session for ``repl_silence_ms``: start a new one.
+
+        A primary streams (at least an empty batch) to every replica of its session each
+        tick. Silence means the primary died, restarted with no memory of this session,
+        or is cut off; without this the replica would wait forever (a drill found it:
+        a primary restarted while its replica was streaming, and the replica's acked
+        offset, and every reply waiting on it, stalled for good).
+        """
+        if self.state == CONNECTING:
+            return _NOTHING  # the shell already re-sends sync requests
+        return self._resync("the primary went silent")
 
     def _resync(self, why: str) -> Step:
         self._reports.append(f"resync: {why}")
