@@ -23,7 +23,8 @@ Outcomes:
 * ``fail`` operations definitely did not happen and are dropped;
 * ``info`` writes (unknown outcome) get a completion time of +infinity, so they
   may be linearized anywhere after their invocation — or, in effect, never,
-  since after the last real return they can be appended in any order;
+  since after the last real return they can be appended in any order; those
+  whose value was never read are dropped first (see :func:`register_ops`);
 * reads that did not complete ``ok`` are dropped (they observed nothing).
 
 Each key is searched separately (linearizability is compositional), with a
@@ -98,12 +99,24 @@ def _step(state: Hashable, op: Op) -> tuple[bool, Hashable]:
 
 
 def register_ops(ops: Sequence[Op]) -> list[Op]:
-    """The operations of one key that the register search considers."""
-    keep = []
-    for op in ops:
-        if (op.f == "set" and op.status in ("ok", "info")) or (op.f == "get" and op.status == "ok"):
-            keep.append(op)
-    return keep
+    """The operations of one key that the register search considers.
+
+    An ``info`` write whose value no ``ok`` read returned is dropped: if some
+    linearization includes it, removing it changes no read's result (no read
+    sits between it and the next write, or it would have returned its value),
+    so the history is linearizable with it iff it is without it. Each such
+    write otherwise multiplies the search, and a crashed primary leaves many.
+    """
+    read = {op.value for op in ops if op.f == "get" and op.status == "ok"}
+    return [op for op in ops if _considered(op, read)]
+
+
+def _considered(op: Op, read: set[Hashable]) -> bool:
+    if op.f == "get":
+        return op.status == "ok"
+    if op.f == "set":
+        return op.status == "ok" or (op.status == "info" and op.value in read)
+    return False
 
 
 def check_register(

@@ -270,3 +270,14 @@ def test_jsonl_roundtrip_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[s
     dump_jsonl(hist(op(1, "get", "k", "nope", 0, 1)), path)
     assert main([str(path)]) == 1
     assert "phantoms=1" in capsys.readouterr().out
+
+
+def test_many_unknown_writes_nobody_read_do_not_blow_up_the_search() -> None:
+    # A killed primary leaves dozens of timed-out writes per key; those no read saw cannot
+    # change any verdict, and must not turn a clear history into "unknown".
+    unknown = [op(100 + p, "set", "k", f"lost{p}", 1 + p * 0.01, 2, status="info") for p in range(40)]
+    reads = [op(1, "get", "k", "a", 3 + i, 3.5 + i) for i in range(20)]
+    clean = hist(op(1, "set", "k", "a", 0, 1), *unknown, *reads)
+    assert check_history(clean, max_steps=5_000).linearizable == "yes"
+    stale = clean + hist(op(2, "set", "k", "b", 30, 31), op(3, "get", "k", "a", 32, 33))
+    assert check_history(stale, max_steps=5_000).linearizable == "no"
