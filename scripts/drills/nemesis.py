@@ -1,0 +1,232 @@
+"""The faults a drill injects, one kind per drill.
+
+A nemesis runs *cycles*: pick a target, inject the fault, hold it, heal it.
+Hold times scale with ``node_timeout_ms`` so that each fault is long enough to
+make the cluster act (suspect, fail over, shrink an ISR) and short enough for
+several cycles per run. Every choice comes from the drill's seeded generator;
+what the cluster does in between is not deterministic, so a seed names the
+fault schedule, not the outcome.
+
+Faults (the drill of the same name runs each):
+
+* ``kill-primary`` / ``kill-leader`` / ``kill-random``: SIGKILL a shard
+  primary / the Raft leader / any node; restart it after the hold.
+* ``restart-all``: SIGKILL every node at once, then start them all again.
+* ``pause-primary``: SIGSTOP a primary past its lease, then SIGCONT it; it
+  wakes up believing it is still primary.
+* ``partition-primary``: cut a primary off from every other node on the
+  cluster bus (the fault proxy black-holes those links). Clients can still
+  reach it; it must neither acknowledge nor serve stale reads.
+* ``torn-tail``: SIGKILL a node, append random bytes to the newest segment of
+  one of its write-ahead logs (a torn write), restart it.
+* ``replica-churn``: swap a shard's replica for the node that has no shard
+  role, under load: the spare joins and catches up, then the old one leaves.
+
+Every injection and heal is logged as an event (time, action, target) for the
+run's ``nemesis.jsonl``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .cluster import ClusterError, LocalCluster, Node
+
+Log = Callable[..., None]
+
+
+class Nemesis:
+    """Base: ``cycle`` injects and heals one fault; ``heal_all`` undoes anything left."""
+
+    name = ""
+
+    def __init__(self, cluster: LocalCluster, rng: random.Random, log: Log, node_timeout_ms: int) -> None:
+        self.cluster = cluster
+        self.rng = rng
+        self.log = log
+        self.node_timeout_s = node_timeout_ms / 1000
+        self.faults = 0
+
+    def hold_s(self) -> float:
+        """Long enough for a failover (suspect + lease + hand-over), with some spread."""
+        return self.node_timeout_s * self.rng.uniform(1.2, 2.5)
+
+    def cycle(self) -> None:
+        raise NotImplementedError
+
+    def heal_all(self) -> None:
+        """Resume paused nodes, restart dead ones, heal every cut."""
+        self.cluster.proxy.heal()
+        for node in self.cluster.nodes:
+            if node.paused:
+                node.resume()
+                self.log("resume", node)
+            if not node.alive:
+                node.start()
+                self.log("start", node)
+        for node in self.cluster.nodes:
+            node.wait_ready()
+
+    def _pick(self, nodes: list[Node]) -> Node:
+        if not nodes:
+            raise ClusterError(f"{self.name}: no target (the cluster reports none): {self.cluster.status()}")
+        return self.rng.choice(sorted(nodes, key=lambda n: n.name))
+
+    def _kill_and_restart(self, node: Node, hold_s: float) -> None:
+        node.kill9()
+        self.faults += 1
+        self.log("kill", node)
+        time.sleep(hold_s)
+        node.start()
+        self.log("start", node)
+        node.wait_ready()
+
+
+class KillPrimary(Nemesis):
+    name = "kill-primary"
+
+    def cycle(self) -> None:
+        self._kill_and_restart(self._pick(self.cluster.primaries()), self.hold_s())
+
+
+class KillLeader(Nemesis):
+    name = "kill-leader"
+
+    def cycle(self) -> None:
+        leader = self.cluster.leader()
+        self._kill_and_restart(self._pick([leader] if leader else []), self.hold_s())
+
+
+class KillRandom(Nemesis):
+    name = "kill-random"
+
+    def cycle(self) -> None:
+        self._kill_and_restart(self._pick(self.cluster.nodes), self.hold_s())
+
+
+class RestartAll(Nemesis):
+    name = "restart-all"
+
+    def cycle(self) -> None:
+        for node in self.cluster.nodes:
+            node.kill9()
+        self.faults += 1
+        self.log("kill-all", None)
+        time.sleep(self.rng.uniform(0.2, 1.5))
+        for node in self.cluster.nodes:
+            node.start()
+        self.log("start-all", None)
+        for node in self.cluster.nodes:
+            node.wait_ready()
+
+
+class PausePrimary(Nemesis):
+    name = "pause-primary"
+
+    def cycle(self) -> None:
+        node = self._pick(self.cluster.primaries())
+        node.pause()
+        self.faults += 1
+        self.log("pause", node)
+        time.sleep(self.hold_s())
+        node.resume()
+        self.log("resume", node)
+
+
+class PartitionPrimary(Nemesis):
+    name = "partition-primary"
+
+    def cycle(self) -> None:
+        node = self._pick(self.cluster.primaries())
+        others = [n.node_id for n in self.cluster.nodes if n is not node]
+        self.cluster.proxy.isolate(node.node_id, others)
+        self.faults += 1
+        self.log("isolate", node)
+        time.sleep(self.hold_s())
+        self.cluster.proxy.heal()
+        self.log("heal", node)
+
+
+class TornTail(Nemesis):
+    name = "torn-tail"
+
+    def cycle(self) -> None:
+        node = self._pick(self.cluster.nodes)
+        node.kill9()
+        self.log("kill", node)
+        torn = append_garbage(node.data_dir, self.rng)
+        self.faults += 1
+        self.log("torn-tail", node, file=torn[0], bytes=torn[1])
+        time.sleep(self.rng.uniform(0.2, 1.0))
+        node.start()
+        self.log("start", node)
+        node.wait_ready()
+
+
+def append_garbage(data_dir: Path, rng: random.Random) -> tuple[str, int]:
+    """Append 1-512 random bytes to the newest segment of one of the node's WALs (a torn write)."""
+    newest: dict[tuple[Path, str], Path] = {}
+    for path in sorted(data_dir.rglob("*.wal")):
+        prefix = path.name.rsplit("-", 1)[0]
+        newest[(path.parent, prefix)] = path  # names sort by first seq, so the last one wins
+    if not newest:
+        raise ClusterError(f"no WAL segment under {data_dir}")
+    target = newest[rng.choice(sorted(newest))]
+    garbage = rng.randbytes(rng.randint(1, 512))
+    with open(target, "ab") as fh:
+        fh.write(garbage)
+    return str(target.relative_to(data_dir)), len(garbage)
+
+
+class ReplicaChurn(Nemesis):
+    """Swap a shard's replica for the spare node, under load.
+
+    Done the safe way round: the spare first joins as an extra replica
+    (``CLUSTER REPLICATE``) and must enter the ISR; only then is the old replica
+    detached (``CLUSTER DETACH``) and becomes the spare. A one-step ``CLUSTER
+    REPLACE`` of the shard's only in-sync replica is refused by design (S8).
+    """
+
+    name = "replica-churn"
+    catch_up_timeout_s = 60.0
+
+    def cycle(self) -> None:
+        shards = self.cluster.shards()
+        in_shard = {n for s in shards for n in [s.get("primary_id"), *s.get("replica_ids", [])]}
+        spare = self._pick([n for n in self.cluster.nodes if n.node_id not in in_shard])
+        shard = self.rng.choice(sorted((s for s in shards if s.get("replica_ids")), key=lambda s: s["id"]))
+        old = self.cluster.by_id(self.rng.choice(sorted(shard["replica_ids"])))
+        spare.call("CLUSTER", "REPLICATE", shard["primary_id"], timeout_s=30)
+        self.faults += 1
+        self.log("replicate", spare, shard=shard["id"][:12])
+        self._wait_in_sync(spare, shard["id"])
+        self.log("in-sync", spare)
+        spare.call("CLUSTER", "DETACH", old.node_id, timeout_s=30)
+        self.log("detach", old)
+
+    def _wait_in_sync(self, node: Node, shard_id: str) -> None:
+        deadline = time.monotonic() + self.catch_up_timeout_s
+        while node.node_id not in self._isr(shard_id):
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{node.name} did not enter the in-sync set of shard {shard_id}")
+            time.sleep(0.2)
+
+    def _isr(self, shard_id: str) -> list[str]:
+        for shard in self.cluster.shards():
+            if shard["id"] == shard_id:
+                return list(shard.get("isr_ids", []))
+        return []
+
+
+NEMESES: dict[str, type[Nemesis]] = {
+    cls.name: cls
+    for cls in (KillPrimary, KillLeader, KillRandom, RestartAll, PausePrimary, PartitionPrimary, TornTail, ReplicaChurn)
+}
+
+
+def event(action: str, node: Node | None, t: float, **detail: Any) -> dict[str, Any]:
+    return {"time": t, "action": action, "node": node.name if node else "*", **detail}

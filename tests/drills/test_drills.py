@@ -1,0 +1,32 @@
+"""Every drill, briefly: real nodes, real faults, a recorded workload, the independent checker.
+
+Each run lasts about 20 s of faults (``DRILL_DURATION_S``) plus start-up, recovery and
+final reads. A failure prints the drill's one-line summary, its findings and where its
+history and node logs are (the test's tmp_path is kept by pytest for inspection).
+"""
+
+from pathlib import Path
+
+import pytest
+
+from scripts.drills.nemesis import NEMESES
+from scripts.drills.runner import DrillOptions, run
+
+DRILL_DURATION_S = 15.0
+DRILL_SEED = 1
+ACKED_MIN = 100  # the workload really ran: a drill that acknowledged nothing proves nothing
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("name", sorted(NEMESES))
+def test_drill(name: str, tmp_path: Path) -> None:
+    out = tmp_path / name
+    result = run(DrillOptions(name, DRILL_DURATION_S, DRILL_SEED, out))
+    findings = (out / "findings.txt").read_text() if (out / "findings.txt").exists() else ""
+    detail = f"{result.line()}\n{findings[:4000]}\nrun directory: {out}"
+    assert not result.error, detail
+    assert result.faults >= 1, detail
+    assert result.check is not None and result.check.acked >= ACKED_MIN, detail
+    assert result.unread == 0, detail
+    assert result.check.valid, detail
+    assert result.exit_code == 0, detail
