@@ -26,7 +26,8 @@ shard's time. One step:
 
 The primary never fails over (there is one shard epoch): a crashed primary
 restarts as primary of the same epoch from its durable log, with a fresh
-tracker that acknowledges nothing until the ISR confirms it.
+tracker that acknowledges nothing until its ``isr_fence`` has committed and
+the ISR confirms it.
 
 Every random choice comes from Randoms derived from the seed by name
 (``data-plane``, ``data-network``, ``data-config``), so the Raft half of a run
@@ -148,7 +149,7 @@ class DataPlane:
 
     def commit_config(self) -> None:
         for cmd, result in self.config.commit_due(self.now_ms):
-            op, who = cmd["op"], self.name(cmd["node_id"])
+            op, who = cmd["op"], self.name(cmd.get("node_id", PRIMARY_ID))  # isr_fence names no node
             if result.ok:
                 self.coverage.isr_shrinks += op == "isr_shrink"
                 self.coverage.isr_expands += op == "isr_expand"
@@ -252,7 +253,7 @@ class DataPlane:
             shell.write([self.next_effect() for _ in range(rng.randint(1, f.writes_per_step_max))])
         if rng.random() < f.primary_fsync_probability:
             shell.fsync()
-        hw = shell.tracker.high_watermark(disk.durable)
+        hw = shell.tracker.high_watermark(disk.durable) if shell.fenced else 0
         self.coverage.hw_advances += self.checker.on_watermark(shell, hw, self.disks)
         for replica_id in REPLICA_IDS:
             for _ in range(SENDS_PER_STEP):
@@ -262,8 +263,12 @@ class DataPlane:
                 self.send(PRIMARY_ID, replica_id, msg)
         if rng.random() < f.compact_probability and disk.log_start < (keep_from := shell.wal_keep_from(hw)):
             disk.log_start = rng.randint(disk.log_start, keep_from)
-        for cmd in shell.isr_changes(self.now_ms):
-            self.config.propose(cmd, self.now_ms)
+        if not shell.fenced:
+            if fence := shell.fence_command(self.now_ticks):
+                self.config.propose(fence, self.now_ms)
+        else:
+            for cmd in shell.isr_changes(self.now_ms):
+                self.config.propose(cmd, self.now_ms)
         for line in shell.tracker.take_reports():
             self.note(self.short_names(line.split(": ", 1)[-1]))
 

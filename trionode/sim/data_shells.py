@@ -14,7 +14,8 @@ ask of a shell:
   whose next record the WAL no longer holds (the replica times out and resyncs);
 - a restarted primary cuts its history back to its recovered log end and, if
   its epoch's entry went with it, appends ``(epoch, log_end + 1)`` before it
-  writes; its fresh tracker acknowledges nothing until the ISR confirms it;
+  writes; its fresh tracker acknowledges nothing until the ISR confirms it,
+  nor before an ``isr_fence`` it proposed has committed (``fenced``);
 - a replica handles a :class:`Step` in the documented order (discard, truncate,
   persist the history, load, append) and acks only ``min(durable, log_end)``
   (:meth:`ReplicaShell.ack_point`, which a planted bug overrides), keeps the
@@ -25,6 +26,7 @@ ask of a shell:
 from dataclasses import dataclass
 from typing import Any
 
+from trionode.core.cluster import command
 from trionode.core.replication.messages import (
     Ack,
     Records,
@@ -41,6 +43,7 @@ from trionode.sim.data_disk import DataDisk, Effect
 
 RECORDS_PER_MSG_MAX = 4
 SNAPSHOT_CHUNK_ITEMS_MAX = 16
+FENCE_RETRY_STEPS = 30  # a restarted primary re-proposes its isr_fence this often until it commits
 SYNC_ID_STRIDE = 1_000_000  # sync ids of one process start: incarnation * stride + 1, + 2, ...
 
 
@@ -68,7 +71,26 @@ class PrimaryShell:
                                       lag_timeout_ms=lag_timeout_ms)  # fmt: skip
         self.sessions: dict[str, Session] = {}
         self.proposed: dict[str, Any] | None = None  # the last ISR command this tracker asked for
+        self.start_isr_version = shard.isr_version  # PrimarySide: fenced once the ISR version moves past it
+        self.fence_sent_step: int | None = None
         self.reported_hw = 0  # the highest watermark this tracker reported (the checker keeps it monotonic)
+
+    @property
+    def fenced(self) -> bool:
+        """An ``isr_fence`` (or any ISR change) committed since this tracker started.
+
+        Until then it acknowledges nothing: an ISR proposal its previous process left in
+        flight could still commit and admit a replica that missed writes (sim seed 61).
+        """
+        return self.tracker.isr_version > self.start_isr_version
+
+    def fence_command(self, now_step: int) -> dict[str, Any] | None:
+        """The ``isr_fence`` to propose now (again every ``FENCE_RETRY_STEPS``: it may be lost), or None."""
+        if self.fenced or (self.fence_sent_step is not None and now_step - self.fence_sent_step < FENCE_RETRY_STEPS):
+            return None
+        self.fence_sent_step = now_step
+        tracker = self.tracker
+        return command("isr_fence", shard_id=SHARD_ID, epoch=tracker.epoch, isr_version=tracker.isr_version)
 
     def write(self, effects: list[Effect]) -> None:
         self.disk.append(effects)

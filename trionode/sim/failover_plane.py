@@ -81,7 +81,6 @@ LEASE_MS = max(100, NODE_TIMEOUT_MS // 2)  # as trionode/io/failover.py derives 
 DRIFT_MS = max(50, LEASE_MS // 5)
 DRIFT_RATE = 0.04  # clocks run at 1 +- this: (1 + r) / (1 - r) < (LEASE_MS + DRIFT_MS) / LEASE_MS
 GOSSIP_STEPS = 5
-FENCE_RETRY_STEPS = 30
 FAILOVER_RETRY_MS = 1000
 NODE_IDS = tuple(data_node_id(i) for i in range(4))
 NAMES = dict(zip(NODE_IDS, "ABCD", strict=True)) | {LEADER: "L", CLIENT: "K"}
@@ -152,8 +151,6 @@ class SimNode:
     primary: PrimaryShell | None = None
     replica: ReplicaShell | None = None
     lease: LeaseHolder = field(default_factory=lambda: LeaseHolder(LEASE_MS))
-    start_isr_version: int | None = None  # PrimarySide.start_isr_version
-    fence_sent_step: int = -FENCE_RETRY_STEPS
     next_renew_ms: int = 0
     last_heard: dict[str, int] = field(default_factory=dict)  # peer -> own clock ms
 
@@ -162,8 +159,7 @@ class SimNode:
 
     @property
     def fenced(self) -> bool:
-        start = self.start_isr_version
-        return self.primary is not None and start is not None and self.primary.tracker.isr_version > start
+        return self.primary is not None and self.primary.fenced
 
 
 class _ViewConfig:
@@ -321,7 +317,7 @@ class FailoverPlane:
             node.replica = None
 
     def drop_primary(self, node: SimNode) -> None:
-        node.primary, node.start_isr_version = None, None
+        node.primary = None
         node.lease.revoke()
 
     def become_primary(self, node: SimNode) -> None:
@@ -329,8 +325,6 @@ class FailoverPlane:
         node.replica = None
         disk.fsync()  # its received tail becomes part of its epoch's log: durable before the history says so
         node.primary = PrimaryShell(node.id, disk, cast(ShardConfig, _ViewConfig(view)), LAG_TIMEOUT_MS)
-        node.start_isr_version = view.isr_version
-        node.fence_sent_step = -FENCE_RETRY_STEPS
         node.lease.revoke()
         node.next_renew_ms = 0
         self.note(f"{self.name(node.id)} primary at epoch {view.epoch} from {disk.durable}")
@@ -498,11 +492,8 @@ class FailoverPlane:
         if rng.random() < f.compact_probability and disk.log_start < (keep_from := shell.wal_keep_from(hw)):
             disk.log_start = rng.randint(disk.log_start, keep_from)
         if not node.fenced:
-            if self.now_ticks - node.fence_sent_step >= FENCE_RETRY_STEPS:
-                node.fence_sent_step = self.now_ticks
-                tracker = shell.tracker
-                self.propose(node, command("isr_fence", shard_id=SHARD_ID, epoch=tracker.epoch,
-                                           isr_version=tracker.isr_version))  # fmt: skip
+            if fence := shell.fence_command(self.now_ticks):
+                self.propose(node, fence)
             return
         for cmd in shell.isr_changes(clock):
             self.propose(node, cmd)
@@ -551,7 +542,7 @@ class FailoverPlane:
     def crash(self, node_id: str) -> None:
         node = self.nodes[node_id]
         lost = node.disk.crash(self.rng, self.faults.keep_unsynced_probability)
-        node.up, node.primary, node.replica, node.start_isr_version = False, None, None, None
+        node.up, node.primary, node.replica = False, None, None
         node.incarnation += 1
         self.note(f"{self.name(node_id)} crashes, {lost} records lost, log to {len(node.disk.log)}")
 
