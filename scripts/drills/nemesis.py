@@ -17,8 +17,9 @@ Faults (the drill of the same name runs each):
 * ``partition-primary``: cut a primary off from every other node on the
   cluster bus (the fault proxy black-holes those links). Clients can still
   reach it; it must neither acknowledge nor serve stale reads.
-* ``torn-tail``: SIGKILL a node, append random bytes to the newest segment of
-  one of its write-ahead logs (a torn write), restart it.
+* ``torn-tail``: SIGKILL a node, append a torn record to the newest segment of
+  one of its write-ahead logs (random bytes, a cut-short record, or a whole
+  record with a bad checksum), restart it.
 * ``replica-churn``: swap a shard's replica for the node that has no shard
   role, under load: the spare joins and catches up, then the old one leaves.
 
@@ -29,6 +30,7 @@ run's ``nemesis.jsonl``.
 from __future__ import annotations
 
 import random
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -167,8 +169,24 @@ class TornTail(Nemesis):
         node.wait_ready()
 
 
+def torn_record(rng: random.Random) -> bytes:
+    """What a write cut short by a crash leaves at a WAL's end, in one of three shapes.
+
+    Records are ``u32 length | u64 checksum | payload`` (little-endian): random bytes
+    (a length no record has), a header whose payload was cut short, or a whole record
+    whose checksum does not match (its sectors reached the disk out of order).
+    """
+    shape = rng.randrange(3)
+    if shape == 0:
+        return rng.randbytes(rng.randint(1, 512))
+    length = rng.randint(1, 256)
+    header = struct.pack("<IQ", length, rng.getrandbits(64))
+    payload = rng.randbytes(length if shape == 2 else rng.randrange(length))
+    return header + payload
+
+
 def append_garbage(data_dir: Path, rng: random.Random) -> tuple[str, int]:
-    """Append 1-512 random bytes to the newest segment of one of the node's WALs (a torn write)."""
+    """Append a torn record (:func:`torn_record`) to the newest segment of one of the node's WALs."""
     newest: dict[tuple[Path, str], Path] = {}
     for path in sorted(data_dir.rglob("*.wal")):
         prefix = path.name.rsplit("-", 1)[0]
@@ -176,7 +194,7 @@ def append_garbage(data_dir: Path, rng: random.Random) -> tuple[str, int]:
     if not newest:
         raise ClusterError(f"no WAL segment under {data_dir}")
     target = newest[rng.choice(sorted(newest))]
-    garbage = rng.randbytes(rng.randint(1, 512))
+    garbage = torn_record(rng)
     with open(target, "ab") as fh:
         fh.write(garbage)
     return str(target.relative_to(data_dir)), len(garbage)
