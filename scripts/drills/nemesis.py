@@ -11,12 +11,16 @@ Faults (the drill of the same name runs each):
 
 * ``kill-primary`` / ``kill-leader`` / ``kill-random``: SIGKILL a shard
   primary / the Raft leader / any node; restart it after the hold.
+* ``kill-minority``: SIGKILL two of the five nodes at once (sometimes both
+  members of a shard), restart them after the hold.
 * ``restart-all``: SIGKILL every node at once, then start them all again.
 * ``pause-primary``: SIGSTOP a primary past its lease, then SIGCONT it; it
   wakes up believing it is still primary.
 * ``partition-primary``: cut a primary off from every other node on the
   cluster bus (the fault proxy black-holes those links). Clients can still
   reach it; it must neither acknowledge nor serve stale reads.
+* ``partition-random``: cut one or two random nodes off from the rest (the
+  Raft leader, a primary, its replica, or any mix of them).
 * ``torn-tail``: SIGKILL a node, append a torn record to the newest segment of
   one of its write-ahead logs (random bytes, a cut-short record, or a whole
   record with a bad checksum), restart it.
@@ -153,6 +157,42 @@ class PartitionPrimary(Nemesis):
         self.log("heal", node)
 
 
+class KillMinority(Nemesis):
+    """``kill -9`` two of the five nodes at once: sometimes a shard's primary and its replica."""
+
+    name = "kill-minority"
+
+    def cycle(self) -> None:
+        victims = self.rng.sample(sorted(self.cluster.nodes, key=lambda n: n.name), 2)
+        for node in victims:
+            node.kill9()
+            self.log("kill", node)
+        self.faults += 1
+        time.sleep(self.hold_s())
+        for node in victims:
+            node.start()
+            self.log("start", node)
+        for node in victims:
+            node.wait_ready()
+
+
+class PartitionRandom(Nemesis):
+    """Split the cluster bus into a minority (one or two nodes) and a majority, then heal."""
+
+    name = "partition-random"
+
+    def cycle(self) -> None:
+        nodes = sorted(self.cluster.nodes, key=lambda n: n.name)
+        minority = self.rng.sample(nodes, self.rng.randint(1, 2))
+        for inside in minority:
+            self.cluster.proxy.isolate(inside.node_id, [n.node_id for n in nodes if n not in minority])
+        self.faults += 1
+        self.log("partition", None, minority=[n.name for n in minority])
+        time.sleep(self.hold_s())
+        self.cluster.proxy.heal()
+        self.log("heal", None)
+
+
 class TornTail(Nemesis):
     name = "torn-tail"
 
@@ -242,7 +282,8 @@ class ReplicaChurn(Nemesis):
 
 NEMESES: dict[str, type[Nemesis]] = {
     cls.name: cls
-    for cls in (KillPrimary, KillLeader, KillRandom, RestartAll, PausePrimary, PartitionPrimary, TornTail, ReplicaChurn)
+    for cls in (KillPrimary, KillLeader, KillRandom, KillMinority, RestartAll, PausePrimary, PartitionPrimary,
+                PartitionRandom, TornTail, ReplicaChurn)
 }
 
 
