@@ -82,3 +82,23 @@ async def test_frames_round_trip_in_pieces() -> None:
     buf = bytearray()
     assert await read_frame(receive, buf) == {"a": [1, 2, b"x"]}
     assert await read_frame(receive, buf) == {"b": 2}
+
+
+async def test_what_was_queued_for_an_unreachable_peer_is_not_delivered_late() -> None:
+    got: list = []
+    async with trio.open_nursery() as nursery:
+        a, _ = await _start(nursery, "a" * 40, "c" * 40, [])
+        with trio.socket.socket() as probe:  # a port nobody listens on yet
+            await probe.bind(("127.0.0.1", 0))
+            port_b = probe.getsockname()[1]
+        a.set_peer("b" * 40, ("127.0.0.1", port_b))
+        for i in range(5):
+            assert a.send("b" * 40, {"stale": i})
+        await _eventually(lambda: a.stats.dropped >= 5)  # the failed dial discarded them
+        listeners = await trio.open_tcp_listeners(port_b, host="127.0.0.1")
+        b = Bus("b" * 40, lambda: "c" * 40, lambda peer, msg: got.append(msg), random.Random(2), ("127.0.0.1", port_b))
+        await nursery.start(b.run, listeners)
+        assert a.send("b" * 40, {"fresh": 1})
+        await _eventually(lambda: got)
+        assert got == [{"fresh": 1}]
+        nursery.cancel_scope.cancel()

@@ -8,8 +8,10 @@ address that turns out to be a different node, is refused and the connection
 closed.
 
 Sending never blocks the caller: each peer has a bounded queue, and a message
-that does not fit is dropped and counted. That is safe for everything the bus
-carries, since Raft retransmits what matters; growing without bound is not.
+that does not fit is dropped and counted, as is everything queued for a peer
+whose dial just failed. That is safe for everything the bus carries, since
+Raft, gossip and replication resend what matters; growing without bound, or
+delivering a stale backlog on reconnect, is not.
 """
 
 import contextlib
@@ -210,12 +212,26 @@ class Bus:
             while peer.node_id in self._peers:
                 stream = await self._dial(peer)
                 if stream is None:
+                    self._discard_queued(peer)
                     jitter = 0.5 + self._rng.random()
                     await trio.sleep(backoff_ms * jitter / 1000)
                     backoff_ms = min(backoff_ms * 2, limits.bus_backoff_max_ms)
                     continue
                 backoff_ms = limits.bus_backoff_min_ms
                 await self._send_loop(peer, stream)
+
+    def _discard_queued(self, peer: _Peer) -> None:
+        """The peer is unreachable: what waits for it is stale by the time it is back.
+
+        Raft, gossip and replication all resend what still matters. Delivering a backlog
+        late does harm: a replica that asked its restarting primary to sync every
+        ``repl_sync_retry_ms`` would have every request answered, each with a full
+        snapshot of the keyspace (a drill saw six at once).
+        """
+        with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
+            while True:
+                peer.receive.receive_nowait()
+                self.stats.dropped += 1
 
     async def _dial(self, peer: _Peer) -> trio.SocketStream | None:
         try:
