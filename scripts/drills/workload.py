@@ -13,8 +13,8 @@ format (``scripts/checker/history.py``), timed with one monotonic clock:
 
 * ``ok``: the server answered.
 * ``fail``: the server refused before executing (MOVED/ASK loops, CLUSTERDOWN,
-  TRYAGAIN, LOADING, NOREPLICAS, READONLY, BUSY), so a write certainly did not
-  happen. A read that did not complete is also ``fail``: it has no effect.
+  TRYAGAIN, LOADING, NOREPLICAS, READONLY, BUSY), or the connection could not
+  even be opened, so a write certainly did not happen. A read that did not complete is also ``fail``: it has no effect.
 * ``info``: anything else (a timeout, a dropped connection, an unexpected
   error): a write may or may not have happened. As in Jepsen, the client then
   continues under a new process number, since the old one may still be
@@ -70,7 +70,14 @@ def outcome_of(exc: BaseException, f: str) -> str:
         return "fail"
     if isinstance(exc, ResponseError) and str(exc).startswith(REFUSAL_PREFIXES):
         return "fail"
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and _while_connecting(str(exc)):
+        return "fail"  # redis-py sends a command only once connected: this one never left
     return "info"
+
+
+def _while_connecting(message: str) -> bool:
+    """redis-py's wording for a connect that failed ("Error 111 connecting to ...", "Timeout connecting ...")."""
+    return " connecting to " in message or message.startswith("Timeout connecting")
 
 
 class Keys:
@@ -112,8 +119,10 @@ class Recorder:
     def now(self) -> float:
         return round(time.monotonic() - self.t0, 6)
 
-    def add(self, process: int, type_: str, f: str, key: str, value: Any) -> None:
+    def add(self, process: int, type_: str, f: str, key: str, value: Any, error: str = "") -> None:
         record = {"process": process, "type": type_, "f": f, "key": key, "value": value, "time": self.now()}
+        if error:
+            record["error"] = error[:200]  # for people reading the history; the checker ignores it
         with self._lock:
             self.records.append(record)
 
@@ -124,7 +133,7 @@ class Recorder:
             reply = call()
         except Exception as exc:  # redis-py raises RedisClusterException, which is no RedisError
             outcome = outcome_of(exc, f)
-            self.add(process, outcome, f, key, value if f in ("set", "rpush") else None)
+            self.add(process, outcome, f, key, value if f in ("set", "rpush") else None, f"{type(exc).__name__}: {exc}")
             return outcome
         self.add(process, "ok", f, key, _decode(reply) if f in ("get", "lrange") else value)
         return "ok"
