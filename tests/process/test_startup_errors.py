@@ -47,3 +47,11 @@ def test_unwritable_data_dir(tmp_path: Path) -> None:
     blocker.write_text("")
     line = _one_line_error(run_cli("start", "--port", str(free_port()), "--data-dir", str(blocker / "d")))
     assert "cannot create data directory" in line
+
+
+def test_a_node_timeout_too_short_to_ride_through_a_raft_election_is_warned_about(tmp_path: Path, node_factory) -> None:
+    (tmp_path / "short.toml").write_text("node_timeout_ms = 2000\n")
+    short = node_factory("short", extra=["--conf", str(tmp_path / "short.toml")]).start()
+    default = node_factory("default").start()
+    assert "pause writes on every shard" in short.log()
+    assert "pause writes on every shard" not in default.log()

@@ -42,6 +42,15 @@ class FailoverDriver:
         self.lease_ms = max(100, timeout_ms // 2)
         self.drift_ms = max(50, self.lease_ms // 5)
         self.holder = LeaseHolder(self.lease_ms)
+        election_max_ms = 2 * limits.raft_election_ticks * limits.raft_tick_ms
+        if self.lease_ms <= election_max_ms:
+            # Leases are renewed through the Raft leader: one that dies takes up to an election
+            # to replace, and a shorter lease runs out meanwhile on every primary (a drill
+            # at node_timeout_ms 2000 measured writes pausing on every shard at each leader loss).
+            log.warning("node_timeout_ms %d gives primaries %d ms leases, no longer than a Raft election "
+                        "(up to %d ms): losing the Raft leader will pause writes on every shard; "
+                        "use node_timeout_ms > %d to ride through it", timeout_ms, self.lease_ms,
+                        election_max_ms, 2 * election_max_ms)  # fmt: skip
         self.granter: LeaseGranter | None = None
         self._in_flight: set[str] = set()     # shards with a failover proposal under way
         self._down_logged: set[str] = set()
