@@ -82,21 +82,39 @@ class Nemesis:
             raise ClusterError(f"{self.name}: no target (the cluster reports none): {self.cluster.status()}")
         return self.rng.choice(sorted(nodes, key=lambda n: n.name))
 
-    def _kill_and_restart(self, node: Node, hold_s: float) -> None:
-        node.kill9()
+    def _kill_and_restart(self, nodes: list[Node], hold_s: float, while_down: Callable[[], None] | None = None) -> None:
+        """SIGKILL ``nodes`` together (one fault), run ``while_down``, wait ``hold_s``, restart them."""
+        for node in nodes:
+            node.kill9()
+            self.log("kill", node)
         self.faults += 1
-        self.log("kill", node)
+        if while_down is not None:
+            while_down()
         time.sleep(hold_s)
-        node.start()
-        self.log("start", node)
-        node.wait_ready()
+        for node in nodes:
+            node.start()
+            self.log("start", node)
+        for node in nodes:
+            node.wait_ready()
+
+
+    def _partition(self, minority: list[Node]) -> None:
+        """Cut ``minority`` off from every other node on the bus (one fault), hold, heal."""
+        rest = [n.node_id for n in self.cluster.nodes if n not in minority]
+        for node in minority:
+            self.cluster.proxy.isolate(node.node_id, rest)
+        self.faults += 1
+        self.log("partition", None, minority=[n.name for n in minority])
+        time.sleep(self.hold_s())
+        self.cluster.proxy.heal()
+        self.log("heal", None)
 
 
 class KillPrimary(Nemesis):
     name = "kill-primary"
 
     def cycle(self) -> None:
-        self._kill_and_restart(self._pick(self.cluster.primaries()), self.hold_s())
+        self._kill_and_restart([self._pick(self.cluster.primaries())], self.hold_s())
 
 
 class KillLeader(Nemesis):
@@ -104,30 +122,21 @@ class KillLeader(Nemesis):
 
     def cycle(self) -> None:
         leader = self.cluster.leader()
-        self._kill_and_restart(self._pick([leader] if leader else []), self.hold_s())
+        self._kill_and_restart([self._pick([leader] if leader else [])], self.hold_s())
 
 
 class KillRandom(Nemesis):
     name = "kill-random"
 
     def cycle(self) -> None:
-        self._kill_and_restart(self._pick(self.cluster.nodes), self.hold_s())
+        self._kill_and_restart([self._pick(self.cluster.nodes)], self.hold_s())
 
 
 class RestartAll(Nemesis):
     name = "restart-all"
 
     def cycle(self) -> None:
-        for node in self.cluster.nodes:
-            node.kill9()
-        self.faults += 1
-        self.log("kill-all", None)
-        time.sleep(self.rng.uniform(0.2, 1.5))
-        for node in self.cluster.nodes:
-            node.start()
-        self.log("start-all", None)
-        for node in self.cluster.nodes:
-            node.wait_ready()
+        self._kill_and_restart(list(self.cluster.nodes), self.rng.uniform(0.2, 1.5))
 
 
 class PausePrimary(Nemesis):
@@ -147,14 +156,7 @@ class PartitionPrimary(Nemesis):
     name = "partition-primary"
 
     def cycle(self) -> None:
-        node = self._pick(self.cluster.primaries())
-        others = [n.node_id for n in self.cluster.nodes if n is not node]
-        self.cluster.proxy.isolate(node.node_id, others)
-        self.faults += 1
-        self.log("isolate", node)
-        time.sleep(self.hold_s())
-        self.cluster.proxy.heal()
-        self.log("heal", node)
+        self._partition([self._pick(self.cluster.primaries())])
 
 
 class KillMinority(Nemesis):
@@ -163,17 +165,7 @@ class KillMinority(Nemesis):
     name = "kill-minority"
 
     def cycle(self) -> None:
-        victims = self.rng.sample(sorted(self.cluster.nodes, key=lambda n: n.name), 2)
-        for node in victims:
-            node.kill9()
-            self.log("kill", node)
-        self.faults += 1
-        time.sleep(self.hold_s())
-        for node in victims:
-            node.start()
-            self.log("start", node)
-        for node in victims:
-            node.wait_ready()
+        self._kill_and_restart(self.rng.sample(sorted(self.cluster.nodes, key=lambda n: n.name), 2), self.hold_s())
 
 
 class PartitionRandom(Nemesis):
@@ -183,14 +175,7 @@ class PartitionRandom(Nemesis):
 
     def cycle(self) -> None:
         nodes = sorted(self.cluster.nodes, key=lambda n: n.name)
-        minority = self.rng.sample(nodes, self.rng.randint(1, 2))
-        for inside in minority:
-            self.cluster.proxy.isolate(inside.node_id, [n.node_id for n in nodes if n not in minority])
-        self.faults += 1
-        self.log("partition", None, minority=[n.name for n in minority])
-        time.sleep(self.hold_s())
-        self.cluster.proxy.heal()
-        self.log("heal", None)
+        self._partition(self.rng.sample(nodes, self.rng.randint(1, 2)))
 
 
 class TornTail(Nemesis):
@@ -198,15 +183,12 @@ class TornTail(Nemesis):
 
     def cycle(self) -> None:
         node = self._pick(self.cluster.nodes)
-        node.kill9()
-        self.log("kill", node)
-        torn = append_garbage(node.data_dir, self.rng)
-        self.faults += 1
-        self.log("torn-tail", node, file=torn[0], bytes=torn[1])
-        time.sleep(self.rng.uniform(0.2, 1.0))
-        node.start()
-        self.log("start", node)
-        node.wait_ready()
+
+        def tear() -> None:
+            file, size = append_garbage(node.data_dir, self.rng)
+            self.log("torn-tail", node, file=file, bytes=size)
+
+        self._kill_and_restart([node], self.rng.uniform(0.2, 1.0), tear)
 
 
 def torn_record(rng: random.Random) -> bytes:
