@@ -31,6 +31,7 @@ the runner prints it with the seed and the trace.
 import bisect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from trionode.core.raft.messages import HardState
 from trionode.sim.mirror import LogMirror
@@ -94,8 +95,7 @@ class SafetyChecker:
     def on_persist(self, node: str, appended: list[tuple[int, int, int]]) -> None:
         """``node`` persisted these (index, term, chain) entries: check log matching."""
         for index, term, chain in appended:
-            first = self.chains.setdefault((index, term), (chain, node))
-            if first[0] != chain:
+            if first := _disagreeing(self.chains, (index, term), chain, node):
                 self.fail(
                     f"log matching: {self._name(node)} and {self._name(first[1])} hold different prefixes "
                     f"at index {index} term {term}"
@@ -149,8 +149,7 @@ class SafetyChecker:
         if problems:
             self.fail(f"cluster state on {self._name(node)}: {problems[0]}")
         for shard, epoch, primary in primaries:
-            first = self.shard_primaries.setdefault((shard, epoch), (primary, node))
-            if first[0] != primary:
+            if first := _disagreeing(self.shard_primaries, (shard, epoch), primary, node):
                 self.fail(
                     f"one primary per epoch: shard {shard[-6:]} epoch {epoch} has primary {self._name(primary)} "
                     f"on {self._name(node)} but {self._name(first[0])} on {self._name(first[1])}"
@@ -158,8 +157,7 @@ class SafetyChecker:
 
     def on_state_digest(self, node: str, index: int, digest: int) -> None:
         """Two nodes that applied the same prefix hold equal states (checked at snapshots)."""
-        first = self.state_digests.setdefault(index, (digest, node))
-        if first[0] != digest:
+        if first := _disagreeing(self.state_digests, index, digest, node):
             self.fail(
                 f"state machine safety: {self._name(node)} and {self._name(first[1])} hold different "
                 f"cluster states at applied index {index}"
@@ -200,3 +198,9 @@ class SafetyChecker:
             lost = top > restored.snap_index and restored.chain_at(top) != synced.chain_at(top)
         if lost:
             self.fail(f"restart lost synced state: {self._name(node)} recovered no entry {top} it had synced")
+
+
+def _disagreeing(seen: dict[Any, tuple[Any, str]], key: Any, value: Any, node: str) -> tuple[Any, str] | None:
+    """Record that ``node`` has ``value`` at ``key``; the earlier ``(value, node)`` if it was different."""
+    first = seen.setdefault(key, (value, node))
+    return first if first[0] != value else None

@@ -118,21 +118,24 @@ def _expire(ks: Keyspace, argv: list[bytes], name: str, in_seconds: bool, relati
     return 1
 
 
-def _expire_handler(name: str, in_seconds: bool, relative: bool) -> Handler:
-    def handler(ks: Keyspace, argv: list[bytes]) -> Any:
-        return _expire(ks, argv, name, in_seconds, relative)
+def _variant(command: str, impl: Callable[..., Any], **options: Any) -> Handler:
+    """``cmd_<command>``: ``impl(ks, argv, **options)``, for commands that differ only in options."""
 
-    handler.__name__ = f"cmd_{name}"
+    def handler(ks: Keyspace, argv: list[bytes]) -> Any:
+        return impl(ks, argv, **options)
+
+    handler.__name__ = f"cmd_{command}"
     return handler
 
 
-cmd_expire = _expire_handler("expire", in_seconds=True, relative=True)
-cmd_pexpire = _expire_handler("pexpire", in_seconds=False, relative=True)
-cmd_expireat = _expire_handler("expireat", in_seconds=True, relative=False)
-cmd_pexpireat = _expire_handler("pexpireat", in_seconds=False, relative=False)
+cmd_expire = _variant("expire", _expire, name="expire", in_seconds=True, relative=True)
+cmd_pexpire = _variant("pexpire", _expire, name="pexpire", in_seconds=False, relative=True)
+cmd_expireat = _variant("expireat", _expire, name="expireat", in_seconds=True, relative=False)
+cmd_pexpireat = _variant("pexpireat", _expire, name="pexpireat", in_seconds=False, relative=False)
 
 
-def _ttl(ks: Keyspace, key: bytes, in_ms: bool, absolute: bool) -> int:
+def _ttl(ks: Keyspace, argv: list[bytes], in_ms: bool, absolute: bool) -> int:
+    key = argv[1]
     if ks.lookup(key) is None:
         return -2
     deadline = ks.expires.get(key)
@@ -142,18 +145,10 @@ def _ttl(ks: Keyspace, key: bytes, in_ms: bool, absolute: bool) -> int:
     return left if in_ms else (left + 500) // 1000
 
 
-def _ttl_handler(name: str, in_ms: bool, absolute: bool) -> Handler:
-    def handler(ks: Keyspace, argv: list[bytes]) -> Any:
-        return _ttl(ks, argv[1], in_ms, absolute)
-
-    handler.__name__ = f"cmd_{name}"
-    return handler
-
-
-cmd_ttl = _ttl_handler("ttl", in_ms=False, absolute=False)
-cmd_pttl = _ttl_handler("pttl", in_ms=True, absolute=False)
-cmd_expiretime = _ttl_handler("expiretime", in_ms=False, absolute=True)
-cmd_pexpiretime = _ttl_handler("pexpiretime", in_ms=True, absolute=True)
+cmd_ttl = _variant("ttl", _ttl, in_ms=False, absolute=False)
+cmd_pttl = _variant("pttl", _ttl, in_ms=True, absolute=False)
+cmd_expiretime = _variant("expiretime", _ttl, in_ms=False, absolute=True)
+cmd_pexpiretime = _variant("pexpiretime", _ttl, in_ms=True, absolute=True)
 
 
 def cmd_persist(ks: Keyspace, argv: list[bytes]) -> Any:
