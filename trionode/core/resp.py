@@ -222,38 +222,33 @@ class RequestParser(_Buffer):
             n = self._bulk_len
         end = len(buf)
         bulk_max = self._bulk_bytes_max
-        if n >= 0:  # resuming inside a bulk whose header was consumed
-            stop = pos + n
-            if stop + 2 > end:
-                return self._suspend(args, remaining, n, pos)
-            args.append(buf[pos:stop])
-            pos = stop + 2
-            remaining -= 1
         # Literals rather than named constants in this method: a global lookup
         # per argument is measurable. 36 is "$", 48 is "0".
         while remaining:
-            e = find(b"\r\n", pos)
-            if e < 0 or buf[pos] != 36:
-                return self._bad_bulk_header(args, remaining, pos, e)
-            # One and two digits spelled out: every short key and value (the
-            # common case) skips the slice and int() of the general path.
-            if e - pos == 2:
-                n = buf[pos + 1] - 48
-                if n < 0 or n > 9 or n > bulk_max:
-                    raise self._fail(errors.PROTO_INVALID_BULK_LEN)
-            elif e - pos == 3 and 48 < buf[pos + 1] <= 57 and 48 <= buf[pos + 2] <= 57:
-                n = buf[pos + 1] * 10 + buf[pos + 2] - 528  # 528 is 48 * 11
-                if n > bulk_max:
-                    raise self._fail(errors.PROTO_INVALID_BULK_LEN)
-            else:
-                n = self._bulk_length(buf[pos + 1 : e])
-            pos = e + 2
+            if n < 0:  # else resuming inside a bulk whose header was consumed
+                e = find(b"\r\n", pos)
+                if e < 0 or buf[pos] != 36:
+                    return self._bad_bulk_header(args, remaining, pos, e)
+                # One and two digits spelled out: every short key and value (the
+                # common case) skips the slice and int() of the general path.
+                if e - pos == 2:
+                    n = buf[pos + 1] - 48
+                    if n < 0 or n > 9 or n > bulk_max:
+                        raise self._fail(errors.PROTO_INVALID_BULK_LEN)
+                elif e - pos == 3 and 48 < buf[pos + 1] <= 57 and 48 <= buf[pos + 2] <= 57:
+                    n = buf[pos + 1] * 10 + buf[pos + 2] - 528  # 528 is 48 * 11
+                    if n > bulk_max:
+                        raise self._fail(errors.PROTO_INVALID_BULK_LEN)
+                else:
+                    n = self._bulk_length(buf[pos + 1 : e])
+                pos = e + 2
             stop = pos + n
             if stop + 2 > end:
                 return self._suspend(args, remaining, n, pos)
             args.append(buf[pos:stop])
             pos = stop + 2
             remaining -= 1
+            n = -1
         self._pos = pos
         self._args = None
         return args
