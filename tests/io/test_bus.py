@@ -34,13 +34,13 @@ async def test_messages_flow_both_ways_and_the_dialled_node_learns_the_dialler()
         a, _ = await _start(nursery, "a" * 40, "c" * 40, got_a)
         b, port_b = await _start(nursery, "b" * 40, "c" * 40, got_b)
         a.set_peer("b" * 40, ("127.0.0.1", port_b))
-        assert a.send("b" * 40, {"k": "x", "n": 1})
+        assert a.send("b" * 40, {"k": "lease", "req": 1})
         await _eventually(lambda: got_b)
-        assert got_b == [("a" * 40, {"k": "x", "n": 1})]
+        assert got_b == [("a" * 40, {"k": "lease", "req": 1})]
         # b never configured a; the handshake taught it where a listens.
-        assert b.send("a" * 40, {"k": "y"})
+        assert b.send("a" * 40, {"k": "lease", "req": 2, "ok": True})
         await _eventually(lambda: got_a)
-        assert got_a == [("b" * 40, {"k": "y"})]
+        assert got_a == [("b" * 40, {"k": "lease", "req": 2, "ok": True})]
         nursery.cancel_scope.cancel()
 
 
@@ -93,12 +93,43 @@ async def test_what_was_queued_for_an_unreachable_peer_is_not_delivered_late() -
             port_b = probe.getsockname()[1]
         a.set_peer("b" * 40, ("127.0.0.1", port_b))
         for i in range(5):
-            assert a.send("b" * 40, {"stale": i})
+            assert a.send("b" * 40, {"k": "lease", "req": i})
         await _eventually(lambda: a.stats.dropped >= 5)  # the failed dial discarded them
         listeners = await trio.open_tcp_listeners(port_b, host="127.0.0.1")
         b = Bus("b" * 40, lambda: "c" * 40, lambda peer, msg: got.append(msg), random.Random(2), ("127.0.0.1", port_b))
         await nursery.start(b.run, listeners)
-        assert a.send("b" * 40, {"fresh": 1})
+        assert a.send("b" * 40, {"k": "lease", "req": 99})
         await _eventually(lambda: got)
-        assert got == [{"fresh": 1}]
+        assert got == [{"k": "lease", "req": 99}]
+        nursery.cancel_scope.cancel()
+
+
+async def _raw_peer(port: int, hello: dict) -> tuple[trio.SocketStream, bytearray]:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(encode_frame(hello))
+    buf = bytearray()
+    assert isinstance(await read_frame(stream, buf), dict)  # the handshake reply
+    return stream, buf
+
+
+@pytest.mark.parametrize("bad", [
+    {"k": [1]}, {"k": {"a": 1}}, {"k": "fwd_reply", "id": [1]}, {"k": "fwd_reply", "id": 1, "error": "", "index": -1},
+    {"k": "raft", "cluster": "c", "m": {}, "ts": "x"}, {"k": "lease"}, {"k": "lease", "req": 1, "extra": 1},
+    {"k": "fwd", "id": 1}, [1, 2], "hello", {"k": "nonesuch"},
+])
+async def test_a_malformed_message_closes_only_its_connection(bad) -> None:
+    got: list = []
+    async with trio.open_nursery() as nursery:
+        b, port_b = await _start(nursery, "b" * 40, "c" * 40, got)
+        # A hello with no cluster key gets through the handshake; what follows must still be checked.
+        stream, buf = await _raw_peer(port_b, {"hello": "a" * 40})
+        await stream.send_all(encode_frame(bad))
+        with trio.fail_after(5):
+            assert await read_frame(stream, buf) is None  # closed by b
+        assert got == [] and b.stats.malformed == 1
+        # Other connections, old and new, are untouched.
+        good, _ = await _raw_peer(port_b, {"hello": "d" * 40})
+        await good.send_all(encode_frame({"k": "lease", "req": 7}))
+        await _eventually(lambda: got)
+        assert got == [("d" * 40, {"k": "lease", "req": 7})]
         nursery.cancel_scope.cancel()

@@ -26,6 +26,7 @@ import cbor2
 import trio
 
 from trionode import limits
+from trionode.core.bus_messages import BusMessageError, check
 
 log = logging.getLogger("trionode.bus")
 
@@ -89,6 +90,7 @@ class BusStats:
     received: int = 0
     dropped: int = 0
     refused: int = 0
+    malformed: int = 0   # connections closed for a frame that broke its message schema
     connects: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
 
@@ -176,8 +178,17 @@ class Bus:
                     return
                 await stream.send_all(encode_frame({"hello": self.node_id, "cluster": self._cluster_id()}))
                 await self._receive_loop(stream, buf, peer_id)
+            except BusMessageError as e:
+                self._note_malformed(peer_id, e)
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, FrameError) as e:
                 log.debug("bus: inbound connection ended: %s", e)
+
+    def _note_malformed(self, peer_id: str, error: BusMessageError) -> None:
+        # Logged the first time and then once per thousand: a peer that keeps sending garbage must not flood the log.
+        self.stats.malformed += 1
+        if self.stats.malformed % 1000 == 1:
+            log.warning("bus: closed the connection from %s after a malformed message (%d so far): %s",
+                        peer_id[:12], self.stats.malformed, error)
 
     def _check_hello(self, hello: Any) -> str | None:
         if not isinstance(hello, dict) or not isinstance(hello.get("hello"), str):
@@ -203,8 +214,7 @@ class Bus:
             if payload is None:
                 return
             self.stats.received += 1
-            if isinstance(payload, dict):
-                self._on_message(peer_id, payload)
+            self._on_message(peer_id, check(payload))
 
     async def _sender(self, peer: _Peer) -> None:
         backoff_ms = limits.bus_backoff_min_ms
