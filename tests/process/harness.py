@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,10 +40,12 @@ def _is_free(port: int) -> bool:
 
 
 class NodeProcess:
-    def __init__(self, data_dir: Path, port: int | None = None, extra: list[str] | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, extra: list[str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra = extra or []
+        self.preexec_fn = preexec_fn  # runs in the child before exec (e.g. to lower a resource limit)
         self.proc: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"node-{self.port}.log"
 
@@ -54,7 +56,7 @@ class NodeProcess:
     def start(self, wait: bool = True) -> "NodeProcess":
         assert self.proc is None or self.proc.poll() is not None, "already running"
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
-        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, preexec_fn=self.preexec_fn)
         log.close()
         if wait:
             self.wait_ready()

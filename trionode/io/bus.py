@@ -27,6 +27,7 @@ import trio
 
 from trionode import limits
 from trionode.core.bus_messages import BusMessageError, check
+from trionode.io.listen import accept_forever
 
 log = logging.getLogger("trionode.bus")
 
@@ -158,14 +159,8 @@ class Bus:
             for peer in self._peers.values():
                 nursery.start_soon(self._sender, peer)
             for listener in listeners:
-                nursery.start_soon(self._accept_loop, listener, nursery)
+                nursery.start_soon(accept_forever, listener, self._receiver, nursery, "cluster bus")
             task_status.started()
-
-    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
-        async with listener:
-            while True:
-                stream = await listener.accept()
-                nursery.start_soon(self._receiver, stream)
 
     async def _receiver(self, stream: trio.SocketStream) -> None:
         async with stream:
