@@ -53,6 +53,7 @@ assert expire_sample_keys >= 1 and expire_rounds_max >= 1
 # --- Cluster bus -----------------------------------------------------------------
 bus_frame_bytes_max = 64 * 1024 * 1024         # one bus frame (a Raft snapshot must fit)
 bus_send_queue_msgs_max = 1024                 # queued per peer; beyond it messages are dropped (Raft retries)
+bus_send_queue_bytes_max = 2 * bus_frame_bytes_max  # encoded bytes queued per peer, likewise
 bus_connect_timeout_ms = 2_000
 bus_backoff_min_ms = 50                        # reconnect backoff doubles from here...
 bus_backoff_max_ms = 2_000                     # ...up to here

@@ -133,3 +133,41 @@ async def test_a_malformed_message_closes_only_its_connection(bad) -> None:
         await _eventually(lambda: got)
         assert got == [("d" * 40, {"k": "lease", "req": 7})]
         nursery.cancel_scope.cancel()
+
+
+async def test_send_queue_is_bounded_in_bytes() -> None:
+    async with trio.open_nursery() as nursery:
+        a, _ = await _start(nursery, "a" * 40, "c" * 40, [])
+        a.set_peer("b" * 40, ("127.0.0.1", 1))  # nobody listens there
+        big = {"k": "repl", "m": {"blob": b"x" * (limits.bus_frame_bytes_max // 2)}}
+        accepted = sum(a.send("b" * 40, big) for _ in range(10))
+        assert accepted <= limits.bus_send_queue_bytes_max // (limits.bus_frame_bytes_max // 2)
+        assert not a.send("b" * 40, {"k": "repl", "m": {"blob": b"x" * limits.bus_frame_bytes_max}})  # too big
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_big_handshake_frame_is_refused() -> None:
+    async with trio.open_nursery() as nursery:
+        _, port_b = await _start(nursery, "b" * 40, "c" * 40, [])
+        stream = await trio.open_tcp_stream("127.0.0.1", port_b)
+        await stream.send_all((limits.bus_hello_bytes_max + 1).to_bytes(4, "little"))
+        with trio.fail_after(5):
+            assert await stream.receive_some(100) == b""  # closed without waiting for the frame
+        nursery.cancel_scope.cancel()
+
+
+async def test_inbound_connections_are_bounded_per_peer_and_in_total(monkeypatch) -> None:
+    monkeypatch.setattr(limits, "bus_inbound_connections_max", 6)
+    async with trio.open_nursery() as nursery:
+        b, port_b = await _start(nursery, "b" * 40, "c" * 40, [])
+        held = [await _raw_peer(port_b, {"hello": "d" * 40}) for _ in range(limits.bus_inbound_per_peer_max)]
+        with pytest.raises(AssertionError):  # one more from the same node: no handshake reply, closed
+            await _raw_peer(port_b, {"hello": "d" * 40})
+        held.append(await _raw_peer(port_b, {"hello": "e" * 40}))
+        held.append(await _raw_peer(port_b, {"hello": "f" * 40}))
+        with pytest.raises(AssertionError):  # the total is reached
+            await _raw_peer(port_b, {"hello": "0" * 40})
+        await held[0][0].aclose()  # a slot frees up
+        await _eventually(lambda: b._inbound_total == 5)
+        held.append(await _raw_peer(port_b, {"hello": "0" * 40}))
+        nursery.cancel_scope.cancel()
