@@ -25,6 +25,8 @@ wal_batch_bytes_max = 8 * 1024 * 1024          # bytes written by one write()+fs
 wal_pending_bytes_max = 64 * 1024 * 1024       # appended but not yet written; appenders wait past it
 wal_record_bytes_max = 512 * 1024 * 1024 + 64 * 1024  # one record: a maximal value plus framing
 wal_segment_bytes_max = 256 * 1024 * 1024      # a segment past this is rotated
+wal_prealloc_bytes = 4 * 1024 * 1024           # a segment's disk space is reserved this much at a time
+wal_disk_full_retry_ms = 1_000                 # a WAL that found the disk full tries again this often
 
 # --- Compaction ----------------------------------------------------------------
 compact_wal_bytes_min = 64 * 1024 * 1024       # compact once the WAL holds this many bytes...

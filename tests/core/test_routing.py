@@ -1,5 +1,6 @@
 """Routing: who serves a slot, and the exact error every other client gets."""
 
+from trionode.core import errors
 from trionode.core.cluster.commands import apply, command
 from trionode.core.cluster.state import ClusterState
 from trionode.core.routing import from_cluster_state, not_a_member
@@ -50,6 +51,14 @@ def test_writes_are_refused_below_min_insync_replicas() -> None:
     routing = from_cluster_state(_state(), A, min_insync_replicas=2)
     assert routing.error_for(5, write=True) == "NOREPLICAS Not enough good replicas to write."
     assert routing.error_for(5, write=False) is None
+
+
+def test_a_full_disk_refuses_writes_but_not_reads() -> None:
+    routing = from_cluster_state(_state(), A, disk_full=True)
+    assert routing.disk_full
+    assert routing.error_for(5) == errors.DISK_FULL and errors.DISK_FULL.startswith("MISCONF ")
+    assert routing.error_for(5, write=False) is None
+    assert routing.error_for(9000) == "MOVED 9000 127.0.0.1:7002"  # not ours: still redirected
 
 
 def test_a_node_outside_any_cluster_is_down() -> None:

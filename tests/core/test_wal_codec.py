@@ -109,6 +109,19 @@ def test_zero_filled_tail_is_torn() -> None:
     assert [obj for _, obj in result.records] == [b"a", b"b"]
 
 
+def test_a_preallocated_zero_tail_is_the_end_of_the_log() -> None:
+    buf, _ = encode_all([b"a", b"b"])
+    result = codec.scan(buf + bytes(100_000), file_name="x.wal", record_bytes_max=RECORD_BYTES_MAX, zero_tail=True)
+    assert result.damage is None and result.valid_end == len(buf)
+    assert [obj for _, obj in result.records] == [b"a", b"b"]
+    # Anything but zeros after the last record is still damage.
+    torn = codec.scan(buf + bytes(100) + b"\x07", file_name="x.wal", record_bytes_max=RECORD_BYTES_MAX,
+                      zero_tail=True)
+    assert torn.damage is not None and torn.damage.kind == "torn" and torn.damage.offset == len(buf)
+    half = codec.scan(buf[:-3] + bytes(100), file_name="x.wal", record_bytes_max=RECORD_BYTES_MAX, zero_tail=True)
+    assert half.damage is not None and half.damage.kind == "torn"  # a record cut short, then zeros
+
+
 def test_garbage_between_records_is_corrupt_and_names_offset() -> None:
     head, _ = encode_all([b"a"])
     tail, _ = encode_all([b"b"])

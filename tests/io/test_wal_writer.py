@@ -13,6 +13,7 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trionode import limits
 from trionode.core.wal import codec
 from trionode.io import wal_check, wal_files, wal_writer
 from trionode.io.wal_writer import WalFailed, WalFull, WalWriter
@@ -109,9 +110,9 @@ async def test_batches_respect_record_and_byte_bounds(tmp_path: Path, monkeypatc
     writes: list[bytes] = []
     real_write_all = wal_writer.write_all
 
-    def recording_write_all(fd: int, data: bytes) -> None:
+    def recording_write_all(fd: int, data: bytes, offset: int) -> None:
         writes.append(data)
-        real_write_all(fd, data)
+        real_write_all(fd, data, offset)
 
     monkeypatch.setattr(wal_writer, "write_all", recording_write_all)
     small, big = cbor2.dumps(b"A" * 20), cbor2.dumps(b"B" * 200)
@@ -225,13 +226,13 @@ async def test_failed_fsync_crashes_run_and_never_reports_durable(
 
 
 async def test_failed_write_is_fatal_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def failing_write(fd: int, data: bytes) -> None:
-        raise OSError(errno.ENOSPC, "simulated ENOSPC")
+    def failing_write(fd: int, data: bytes, offset: int) -> None:
+        raise OSError(errno.EIO, "simulated EIO")
 
     monkeypatch.setattr(wal_writer, "write_all", failing_write)
     writer = make_writer(tmp_path)
     writer.append(b"\x01")
-    with pytest.raises(OSError, match="ENOSPC"):
+    with pytest.raises(OSError, match="EIO"):
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
     assert writer.durable_seq == 0 and writer.statistics().fsyncs == 0
@@ -325,7 +326,7 @@ async def test_segments_rotate_by_size_and_removal_keeps_seqs_continuous(tmp_pat
         for n in range(20):
             await writer.wait_durable(writer.append_obj(n % 10))
         assert len(segment_paths(tmp_path)) >= 4
-        for path in segment_paths(tmp_path):
+        for path in segment_paths(tmp_path)[:-1]:  # rotated out: cut to what they hold
             assert path.stat().st_size <= 4 * record_bytes + 2 * record_bytes  # bound plus one batch
 
         cut = writer.rotate()
@@ -371,7 +372,7 @@ def test_empty_directory_loads_empty(tmp_path: Path) -> None:
     assert (loaded.records, loaded.first_seq, loaded.next_seq) == ([], 5, 5)
 
 
-@pytest.mark.parametrize("damage", ["garbage", "zeros", "mid_record"])
+@pytest.mark.parametrize("damage", ["garbage", "mid_record"])
 async def test_torn_tail_is_cut_and_logged(tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
     await write_records(tmp_path, [f"value-{n}" for n in range(10)])
     (path,) = segment_paths(tmp_path)
@@ -381,9 +382,6 @@ async def test_torn_tail_is_cut_and_logged(tmp_path: Path, damage: str, caplog: 
         if damage == "garbage":
             file.seek(0, os.SEEK_END)
             file.write(b"\x07\x00\x00\x00partial")
-        elif damage == "zeros":
-            file.seek(0, os.SEEK_END)
-            file.write(bytes(4096))
         else:
             file.truncate(good_bytes - 3)
     kept = 10 if damage != "mid_record" else 9
@@ -459,3 +457,93 @@ async def test_writer_refuses_unrepaired_segment_at_next_seq(tmp_path: Path) -> 
     writer = make_writer(tmp_path, next_seq=1)  # repaired: empty, reused
     assert writer.statistics().segments == 1
     await writer.aclose()
+
+
+# --- preallocation and a full disk ------------------------------------------------------
+
+
+async def test_segments_are_preallocated_and_cut_to_size_when_closed(tmp_path: Path) -> None:
+    writer = make_writer(tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        await writer.wait_durable(writer.append_obj("x"))
+        (path,) = segment_paths(tmp_path)
+        assert path.stat().st_size >= limits.wal_prealloc_bytes
+        assert load(tmp_path, repair=False).records == [(1, "x")]  # the zero tail reads as the end
+        await writer.aclose()
+    assert path.stat().st_size == len(codec.encode_record("x"))
+
+
+async def test_a_zero_tail_left_by_a_crash_is_the_end_of_the_log(tmp_path: Path) -> None:
+    await write_records(tmp_path, ["a", "b"])
+    (path,) = segment_paths(tmp_path)
+    size_bytes = path.stat().st_size
+    with path.open("ab") as file:
+        file.write(bytes(limits.wal_prealloc_bytes))  # what a crash leaves of a preallocated segment
+    loaded = load(tmp_path)
+    assert [obj for _, obj in loaded.records] == ["a", "b"] and loaded.torn is None
+    assert wal_check.check(str(tmp_path))[0] == wal_check.EXIT_CLEAN
+    await write_records(tmp_path, ["c"], next_seq=loaded.next_seq)
+    assert [obj for _, obj in load(tmp_path).records] == ["a", "b", "c"]
+    assert path.stat().st_size == size_bytes + limits.wal_prealloc_bytes  # untouched, not "repaired"
+
+
+def _full_disk(monkeypatch: pytest.MonkeyPatch, failures: list[str]) -> None:
+    """posix_fallocate fails with ENOSPC while ``failures`` is not empty."""
+    real = os.posix_fallocate
+
+    def fallocate(fd: int, offset: int, length: int) -> None:
+        if failures:
+            failures.pop()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd, offset, length)
+
+    monkeypatch.setattr(wal_writer.os, "posix_fallocate", fallocate)
+
+
+async def test_a_full_disk_pauses_the_writer_until_space_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    writer = make_writer(tmp_path)
+    changes: list[bool] = []
+    writer.on_disk_full = changes.append
+    failures: list[str] = []
+    _full_disk(monkeypatch, failures)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        await writer.wait_durable(writer.append_obj("before"))
+        failures.extend(["full"] * 5)
+        writer.rotate()  # the new segment cannot be made: the disk is full
+        seq = writer.append_obj("during")
+        with trio.move_on_after(3 * limits.wal_disk_full_retry_ms / 1000):
+            await writer.wait_durable(seq)
+        assert writer.disk_full and writer.durable_seq == 1 and changes == [True]
+        assert len(segment_paths(tmp_path)) == 1  # no half-made segment left behind
+        await writer.wait_durable(seq)  # space comes back: the writer resumes by itself
+        assert not writer.disk_full and changes == [True, False] and not failures
+        await writer.aclose()
+    assert [obj for _, obj in load(tmp_path).records] == ["before", "during"]
+
+
+async def test_a_write_that_ran_out_of_space_halfway_is_redone_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    real_write_all = wal_writer.write_all
+    failures = ["full"]
+
+    def half_then_full(fd: int, data: bytes, offset: int) -> None:
+        if failures:
+            failures.pop()
+            real_write_all(fd, data[: len(data) // 2], offset)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write_all(fd, data, offset)
+
+    monkeypatch.setattr(wal_writer, "write_all", half_then_full)
+    writer = make_writer(tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        await writer.wait_durable(writer.append_obj("first"))
+        await writer.wait_durable(writer.append_obj("second"))
+        await writer.aclose()
+    assert [obj for _, obj in load(tmp_path).records] == ["first", "second"]
+    assert wal_check.check(str(tmp_path))[0] == wal_check.EXIT_CLEAN

@@ -28,6 +28,8 @@ INVALID_CURSOR = "ERR invalid cursor"
 CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot"
 NOPROTO = "NOPROTO unsupported protocol version"
 BUSY_WAL = "BUSY the write-ahead log is full; retry shortly"
+# Redis answers MISCONF when it cannot persist; here only a full disk does this (reads still work).
+DISK_FULL = "MISCONF Errors writing to the WAL: No space left on device; writes are refused until space is freed"
 SHUTTING_DOWN = "ERR the server is shutting down"
 MAX_CLIENTS = "ERR max number of clients reached"
 

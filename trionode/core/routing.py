@@ -9,8 +9,8 @@ is streaming (never while it loads or catches up: S7, seed 003). Otherwise the
 client gets ``MOVED slot host:port`` (the owner's primary), or
 ``CLUSTERDOWN`` when nobody owns the slot or the node is not in a cluster.
 Writes are refused with ``NOREPLICAS`` while the shard's ISR is smaller than
-``min_insync_replicas``. The errors are Valkey's, byte for byte, because
-cluster clients act on them.
+``min_insync_replicas``, and with ``MISCONF`` while the node's disk is full.
+The errors are Valkey's, byte for byte, because cluster clients act on them.
 """
 
 from collections.abc import Mapping
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from trionode import limits
+from trionode.core import errors
 
 if TYPE_CHECKING:
     from trionode.core.cluster.state import ClusterState
@@ -36,7 +37,8 @@ class Routing:
     primary_addr: Mapping[str, str]    # shard id -> "host:port" of its primary
     member: bool = True                # False until the node belongs to a cluster
     replica_serving: bool = False      # an in-sync, streaming replica may serve READONLY reads
-    writes_refused: str | None = None  # NOREPLICAS while the ISR is below min_insync_replicas
+    writes_refused: str | None = None  # NOREPLICAS while the ISR is below min_insync_replicas; MISCONF
+    disk_full: bool = False            # the data WAL found no space: every write, keyless ones too, is refused
 
     def error_for(self, slot: int, write: bool = True, readonly_session: bool = False) -> str | None:
         """None when this node serves ``slot`` for this command; otherwise the error line to send."""
@@ -63,7 +65,8 @@ def not_a_member() -> Routing:
 
 
 def from_cluster_state(
-    state: "ClusterState", my_id: str, *, min_insync_replicas: int = 1, replica_serving: bool = False
+    state: "ClusterState", my_id: str, *, min_insync_replicas: int = 1, replica_serving: bool = False,
+    disk_full: bool = False,
 ) -> Routing:
     """The routing a node derives from the applied configuration (and its replication state)."""
     me = state.nodes.get(my_id)
@@ -76,8 +79,11 @@ def from_cluster_state(
             primary_addr[shard_id] = f"{primary.host}:{primary.port}"
     my_shard = state.shards.get(me.shard_id) if me.shard_id is not None else None
     refused = NOREPLICAS if my_shard is not None and len(my_shard.isr_ids) < min_insync_replicas else None
+    if disk_full:
+        refused = errors.DISK_FULL
     in_isr = my_shard is not None and my_id in my_shard.isr_ids
     return Routing(
         tuple(state.slot_owners), me.shard_id, me.role == "primary", primary_addr,
         replica_serving=replica_serving and in_isr and me.role == "replica", writes_refused=refused,
+        disk_full=disk_full,
     )

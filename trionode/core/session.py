@@ -113,6 +113,8 @@ class Session:
                 # what was applied before them, like any read; the rest reveal no data.
                 reply = server_commands.run(self, spec, argv)
                 return reply, (node.data.applied_offset if server_commands.reads_keyspace(spec, argv) else 0)
+            if spec.first_key == 0 and spec.is_write and node.routing.disk_full:
+                return ErrorReply(errors.DISK_FULL), 0  # FLUSHALL too: nothing may reach the WAL
             if spec.first_key > 0:
                 if spec.single_key and node.serves_every_slot():
                     # Every slot is served here, so only the lease can refuse (see _route).

@@ -17,6 +17,7 @@ A crash between any two steps leaves either the old snapshot plus a complete
 WAL, or the new snapshot plus a contiguous WAL that reaches back past N.
 """
 
+import errno
 import logging
 import os
 from collections import deque
@@ -79,6 +80,9 @@ class DataStore:
         self._abort_generation = 0  # bumped by abort_waiters; a waiter that sees it move gives up
         self._abort_reason = ""
         self._writer_bounds: dict[str, int] = {}
+        # Called when the WAL finds the disk full and when space is back (the node refuses writes meanwhile).
+        self.on_disk_full: Callable[[], None] = lambda: None
+        wal.on_disk_full = self._disk_full_changed
 
     # --- startup ----------------------------------------------------------
     @classmethod
@@ -147,9 +151,13 @@ class DataStore:
             self._backlog_sizes.clear()
             self._backlog_bytes = 0
             self.wal = WalWriter(str(self.directory), WAL_PREFIX, offset + 1, **self._writer_bounds)
+            self.wal.on_disk_full = self._disk_full_changed
             self._new_writer.set()
             self._new_writer = None
         log.info("full resync installed: %d keys at offset %d", len(self.data.keyspace), offset)
+
+    def _disk_full_changed(self, full: bool) -> None:
+        self.on_disk_full()
 
     # --- the write path -----------------------------------------------------
     def log_outbox(self) -> None:
@@ -244,7 +252,14 @@ class DataStore:
             header = {"kind": SNAPSHOT_KIND, "offset": offset, "acked": min(self.acked_offset, offset)}
             path = str(self.directory / SNAPSHOT_NAME)
             await self.wal.wait_durable(offset)
-            self.snapshot_bytes = await trio.to_thread.run_sync(snapshot_file.write_snapshot, path, header, chunks)
+            try:
+                self.snapshot_bytes = await trio.to_thread.run_sync(snapshot_file.write_snapshot, path, header, chunks)
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                # The old snapshot and the whole WAL are still in place: nothing is lost, try again later.
+                log.warning("compaction: no space for a snapshot at offset %d; will retry", offset)
+                return
             await self.wal.remove_segments_before(offset + 1)
             self.snapshot_offset = offset
             self.compactions += 1

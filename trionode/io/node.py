@@ -106,6 +106,7 @@ class NodeRuntime:
         control.failed_nodes = lambda: self.gossip.detector.failed(self.clock_ms())
         self.failover = FailoverDriver(self)
         self.replication.on_serving_change = self.refresh_routing
+        store.on_disk_full = self.refresh_routing
         control.on_change(self._config_changed)
         self._config_changed()
 
@@ -117,10 +118,13 @@ class NodeRuntime:
 
     # --- the cluster as this node sees it ---------------------------------------
     def refresh_routing(self) -> None:
+        disk_full = self.store.wal.disk_full
         self.node.routing = routing.from_cluster_state(
             self.control.state, self.node_id, min_insync_replicas=self.config.min_insync_replicas,
-            replica_serving=self.replica_serving(),
+            replica_serving=self.replica_serving(), disk_full=disk_full,
         )
+        # A read must not wait for space either: expired keys read as absent until a DEL can be logged.
+        self.data.keyspace.expire_deletes = not disk_full
 
     def replica_serving(self) -> bool:
         """A replica serves READONLY reads only while it streams from its primary (never while loading)."""
@@ -267,7 +271,8 @@ class NodeRuntime:
     async def expire_loop(self) -> None:
         while True:
             await trio.sleep(limits.expire_cycle_interval_ms / 1000)
-            if self.shutting_down or not self.wal.has_room() or not self.node.routing.am_primary:
+            routing = self.node.routing
+            if self.shutting_down or not self.wal.has_room() or not routing.am_primary or routing.disk_full:
                 continue  # only a primary decides expiry; replicas delete when its DEL arrives
             self.stats.expired_keys += self.data.expire_some(self.clock_ms(), self._rng)
             self.log_outbox()
@@ -345,7 +350,8 @@ async def _shut_down(runtime: NodeRuntime, serving: trio.CancelScope) -> None:
         while runtime.store.replies_waiting():
             await trio.sleep(0.01)
     serving.cancel()
-    await runtime.store.compact()
+    if not runtime.store.wal.disk_full:  # a snapshot would wait for space that may never come
+        await runtime.store.compact()
     await runtime.store.close()
     log.info("shutdown complete; final snapshot at offset %d", runtime.data.applied_offset)
 

@@ -113,7 +113,9 @@ def sync_path(path: str) -> None:
 
 
 def scan_segment(segment: Segment, record_bytes_max: int) -> codec.ScanResult:
-    return codec.scan(read_file(segment.path), file_name=segment.name, record_bytes_max=record_bytes_max)
+    # Segments are preallocated: zeros after the last record are unused space, not a torn tail.
+    return codec.scan(read_file(segment.path), file_name=segment.name, record_bytes_max=record_bytes_max,
+                      zero_tail=True)
 
 
 def _check_continuity(previous: Segment, expected_seq: int, segment: Segment, valid_end: int) -> None:

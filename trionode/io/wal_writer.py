@@ -13,8 +13,21 @@ Invariants:
 - Records reach the file in seq order; a batch never spans two segments.
 - A segment is complete and fsynced before the next one is created, so only
   the last segment can ever end in a torn record (see ``wal_files``).
-- A failed write or fsync is fatal (DESIGN §3): ``run()`` re-raises it and no
-  waiter is ever told its record is durable. Nothing is retried.
+- A failed fsync is fatal (DESIGN §3), and so is a failed write for any reason
+  but a full disk: ``run()`` re-raises it and no waiter is ever told its record
+  is durable.
+- A full disk (ENOSPC, EDQUOT) is not fatal. Segments are preallocated
+  (``wal_prealloc_bytes`` at a time, with ``posix_fallocate``), so space runs out
+  when a segment is created or extended, before any byte of a batch is written.
+  The writer then keeps the batch, sets ``disk_full`` (the node refuses writes
+  meanwhile), retries every ``wal_disk_full_retry_ms`` and resumes by itself
+  once space is free. Batches are written with ``pwrite`` at the segment's
+  tracked end, so even a write that ran out of space halfway is retried in
+  place. Its waiters simply wait longer: their effects are already applied in
+  memory, so the records can be neither dropped nor reported failed.
+- A preallocated segment ends in zeros until it is full; recovery reads a zero
+  tail as the end of the log (``codec.scan``). A segment is cut to its used
+  length when it is rotated out and when the WAL is closed.
 
 Memory is bounded by ``pending_bytes_max`` (appenders wait in ``wait_room()``)
 plus one batch in flight. A single record larger than the room left may still
@@ -24,11 +37,14 @@ one record.
 
 from __future__ import annotations
 
+import errno
 import itertools
+import logging
 import math
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -39,7 +55,10 @@ from trionode import limits
 from trionode.core.wal import codec
 from trionode.io import wal_files
 
+log = logging.getLogger("trionode.wal")
+
 _EWMA_WEIGHT = 0.1  # weight of the newest fsync in the moving average
+_DISK_FULL_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT))
 
 
 class WalFull(Exception):
@@ -54,26 +73,69 @@ class WalClosed(Exception):
     """append() after aclose()."""
 
 
+class DiskFull(Exception):
+    """Creating, extending or writing a segment found no space; retried, never fatal."""
+
+
+def _space_errors(what: str) -> Callable[[OSError], NoReturn]:
+    def reraise(exc: OSError) -> NoReturn:
+        if exc.errno in _DISK_FULL_ERRNOS:
+            raise DiskFull(f"{what}: {exc.strerror or exc}") from exc
+        raise exc
+
+    return reraise
+
+
 def sync_file(fd: int) -> None:
     """Flush a file's data, and the size that finds it, to stable storage."""
     os.fdatasync(fd)
 
 
-def write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes, offset: int) -> None:
+    """Write ``data`` at ``offset`` (not appended: a retried write lands in the same place)."""
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
+        written = os.pwrite(fd, view, offset)
         assert written > 0, written
         view = view[written:]
+        offset += written
 
 
-def create_segment(directory: str, prefix: str, first_seq: int) -> int:
-    """Create an empty segment and make its name durable; return an fd for appending."""
+def preallocate(fd: int, allocated: int, needed: int) -> int:
+    """Reserve the segment's blocks up to at least ``needed`` bytes; return the new allocated end."""
+    end = max(needed, allocated + limits.wal_prealloc_bytes)
+    try:
+        os.posix_fallocate(fd, allocated, end - allocated)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+            return needed  # no preallocation here: writes extend the file as they go
+        _space_errors("preallocating a WAL segment")(exc)
+    return end
+
+
+def create_segment(directory: str, prefix: str, first_seq: int, needed: int = 0) -> tuple[int, int]:
+    """Create a preallocated segment and make its name durable; return (fd, allocated bytes).
+
+    On a full disk the half-made file is removed again and DiskFull raised.
+    """
     path = os.path.join(directory, wal_files.segment_name(prefix, first_seq))
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-    wal_files.fsync_dir(directory)
-    assert os.fstat(fd).st_size == 0
-    return fd
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        allocated = preallocate(fd, 0, needed)
+        wal_files.fsync_dir(directory)
+    except BaseException:
+        os.close(fd)
+        os.unlink(path)
+        raise
+    return fd, allocated
+
+
+def close_segment(fd: int, used: int) -> None:
+    """Give back the preallocated tail a segment did not use, and close it."""
+    try:
+        os.ftruncate(fd, used)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +156,7 @@ class WalWriterStatistics:
     segments: int
     segment_first_seq: int
     segment_bytes: int
+    disk_full: bool
 
 
 @dataclass(slots=True)
@@ -160,28 +223,35 @@ class WalWriter:
         self._running = False
         self._removing = False
 
-        self._segments, self._fd = self._open_for_append(next_seq)
-        self._segment_bytes = 0
+        # Full disk: set while a batch waits for space; the node refuses writes meanwhile.
+        self.disk_full = False
+        self.on_disk_full: Callable[[bool], None] = lambda full: None
+        self._segments, self._fd, self._allocated = self._open_for_append(next_seq)
+        self._segment_bytes = 0  # Invariant: the write offset in the current segment, <= _allocated
         self._stats = dict.fromkeys(("batches", "records", "bytes", "batch_records_largest", "fsyncs"), 0)
         self._fsync_seconds = dict.fromkeys(("last", "max", "ewma", "total"), 0.0)
 
-    def _open_for_append(self, next_seq: int) -> tuple[list[wal_files.Segment], int]:
-        """Always append to a fresh segment, so a tail left unrepaired can never get records after it."""
+    def _open_for_append(self, next_seq: int) -> tuple[list[wal_files.Segment], int, int]:
+        """Always append to a fresh segment, so a tail left unrepaired can never get records after it.
+
+        Returns (segments, fd, allocated bytes).
+        """
         segments = wal_files.list_segments(self._directory, self._prefix)
         if segments and segments[-1].first_seq > next_seq:
             raise ValueError(f"{segments[-1].name} starts after next_seq {next_seq}")
         if segments and segments[-1].first_seq == next_seq:
-            if os.path.getsize(segments[-1].path) != 0:
+            if wal_files.read_file(segments[-1].path).strip(b"\x00"):
                 raise codec.WalCorruption(
                     segments[-1].name,
                     0,
                     f"holds bytes but no records before seq {next_seq}; load with repair",
                 )
-            fd = os.open(segments[-1].path, os.O_WRONLY | os.O_APPEND)
-            return segments, fd
-        fd = create_segment(self._directory, self._prefix, next_seq)
+            fd = os.open(segments[-1].path, os.O_WRONLY)
+            return segments, fd, os.fstat(fd).st_size
+        # At startup a full disk is an error like any other: the operator frees space and restarts.
+        fd, allocated = create_segment(self._directory, self._prefix, next_seq)
         path = os.path.join(self._directory, wal_files.segment_name(self._prefix, next_seq))
-        return [*segments, wal_files.Segment(next_seq, path)], fd
+        return [*segments, wal_files.Segment(next_seq, path)], fd, allocated
 
     # --- appenders ---------------------------------------------------------------
 
@@ -307,7 +377,7 @@ class WalWriter:
             while True:
                 while not self._has_work():
                     if self._closing:
-                        await trio.to_thread.run_sync(os.close, self._fd)
+                        await trio.to_thread.run_sync(close_segment, self._fd, self._segment_bytes)
                         self._closed.set()
                         return
                     self._writer_idle = True
@@ -363,12 +433,17 @@ class WalWriter:
         return records, size_bytes
 
     async def _write_one_batch(self, batch: _Batch) -> None:
-        fd, fsync_seconds = await trio.to_thread.run_sync(self._write_batch, batch, self._fd)
-        if batch.new_segment_seq is not None:
-            path = os.path.join(self._directory, wal_files.segment_name(self._prefix, batch.new_segment_seq))
-            self._segments.append(wal_files.Segment(batch.new_segment_seq, path))
-            self._fd = fd
-            self._segment_bytes = 0
+        while True:
+            try:
+                await self._make_room(batch)
+                fsync_seconds = await trio.to_thread.run_sync(self._write_batch, batch, self._fd, self._segment_bytes)
+                break
+            except DiskFull as full:
+                if self._closing:
+                    raise  # stopping: what is still unwritten is not durable, and its waiters are told so
+                self._set_disk_full(True, str(full))
+                await trio.sleep(limits.wal_disk_full_retry_ms / 1000)
+        self._set_disk_full(False)
         self._segment_bytes += batch.size_bytes
         if batch.records:
             assert batch.last_seq == self.durable_seq + len(batch.records)
@@ -376,18 +451,47 @@ class WalWriter:
             self._record_batch(batch, fsync_seconds)
         self._swap_event("_batch_done")
 
-    def _write_batch(self, batch: _Batch, fd: int) -> tuple[int, float]:
-        """Worker thread: (new segment), write, fsync. Returns (fd, fsync seconds)."""
+    async def _make_room(self, batch: _Batch) -> None:
+        """Start the batch's new segment, or extend the current one, so the batch fits; DiskFull if it cannot."""
         if batch.new_segment_seq is not None:
-            # The old segment's last batch was fsynced already; closing it loses nothing.
-            os.close(fd)
-            fd = create_segment(self._directory, self._prefix, batch.new_segment_seq)
+            seq = batch.new_segment_seq
+            fd, allocated = await trio.to_thread.run_sync(self._start_segment, seq, batch.size_bytes)
+            path = os.path.join(self._directory, wal_files.segment_name(self._prefix, seq))
+            self._segments.append(wal_files.Segment(seq, path))
+            self._fd, self._segment_bytes, self._allocated = fd, 0, allocated
+            batch.new_segment_seq = None  # done: a retry after a full disk must not create it twice
+        needed = self._segment_bytes + batch.size_bytes
+        if needed > self._allocated:
+            self._allocated = await trio.to_thread.run_sync(preallocate, self._fd, self._allocated, needed)
+
+    def _start_segment(self, seq: int, needed: int) -> tuple[int, int]:
+        """Worker thread: create the next segment, then close the old one (its last batch is fsynced)."""
+        fd, allocated = create_segment(self._directory, self._prefix, seq, needed)
+        close_segment(self._fd, self._segment_bytes)
+        return fd, allocated
+
+    def _write_batch(self, batch: _Batch, fd: int, offset: int) -> float:
+        """Worker thread: write at ``offset``, fsync. Returns the fsync's seconds."""
         if not batch.records:
-            return fd, 0.0
-        write_all(fd, b"".join(batch.records))
+            return 0.0
+        try:
+            write_all(fd, b"".join(batch.records), offset)
+        except OSError as exc:
+            _space_errors("writing a WAL batch")(exc)
         start = time.perf_counter()
         sync_file(fd)
-        return fd, time.perf_counter() - start
+        return time.perf_counter() - start
+
+    def _set_disk_full(self, full: bool, why: str = "") -> None:
+        if full == self.disk_full:
+            return
+        self.disk_full = full
+        if full:
+            log.error("%s WAL: the disk is full (%s); writes are refused until space is freed, "
+                      "retrying every %d ms", self._prefix, why, limits.wal_disk_full_retry_ms)
+        else:
+            log.warning("%s WAL: disk space is available again; writes resume", self._prefix)
+        self.on_disk_full(full)
 
     def _record_batch(self, batch: _Batch, fsync_seconds: float) -> None:
         stats = self._stats
@@ -428,7 +532,7 @@ class WalWriter:
         self._append_bytes_max = -1
         if not self._running and not self._closed.is_set():
             assert not self._pending, "records were appended but no writer task ever ran"
-            os.close(self._fd)
+            close_segment(self._fd, self._segment_bytes)
             self._closed.set()
         self._wake_writer()
         await self._closed.wait()
@@ -455,4 +559,5 @@ class WalWriter:
             segments=len(self._segments),
             segment_first_seq=self._segments[-1].first_seq,
             segment_bytes=self._segment_bytes,
+            disk_full=self.disk_full,
         )

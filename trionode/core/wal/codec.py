@@ -17,6 +17,12 @@ means decides whether the node may start (DESIGN S6):
 * **corrupt** -- a valid record starts somewhere after it. Data that was once
   durable has been damaged; the node must stop, naming the file and offset.
 
+WAL segments are preallocated, so a segment still being filled (or one a crash
+left behind) ends in zeros. With ``zero_tail=True`` a bad record from which
+only zeros follow, up to the end of the buffer, is the end of the log rather
+than damage: no valid record can be hidden in zeros, and no writer ever wrote
+a zero length.
+
 A record whose checksum verifies but whose payload does not decode is always
 corrupt: a torn write cannot produce a matching checksum, so the bytes are
 exactly what some writer wrote, and cutting them off could drop a fsynced
@@ -220,10 +226,11 @@ def _classify(buf: memoryview, pos: int, reason: str, record_bytes_max: int) -> 
     return Damage("corrupt", pos, reason, later)
 
 
-def scan(buf: bytes | memoryview, *, file_name: str, record_bytes_max: int) -> ScanResult:
+def scan(buf: bytes | memoryview, *, file_name: str, record_bytes_max: int, zero_tail: bool = False) -> ScanResult:
     """Decode every record up to the first bad one and classify that one.
 
     ``file_name`` is carried into the result for error messages; nothing is read here.
+    ``zero_tail``: zeros from the first bad record to the end are the (preallocated) end of the log.
     """
     assert record_bytes_max > HEADER_BYTES, record_bytes_max
     view = memoryview(buf)
@@ -232,7 +239,8 @@ def scan(buf: bytes | memoryview, *, file_name: str, record_bytes_max: int) -> S
     while pos < len(view):
         end, reason = _check_frame(view, pos, record_bytes_max)
         if reason is not None:
-            result.damage = _classify(view, pos, reason, record_bytes_max)
+            if not (zero_tail and _NONZERO.search(view, pos) is None):
+                result.damage = _classify(view, pos, reason, record_bytes_max)
             break
         try:
             obj = cbor2.loads(view[pos + HEADER_BYTES : end])

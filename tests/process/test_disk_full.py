@@ -1,0 +1,86 @@
+"""A full disk: writes are refused with MISCONF, reads go on, and writes resume by themselves.
+
+Runs a node on a small tmpfs (so it needs root to mount one, and is skipped otherwise).
+"""
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.process.harness import NodeProcess, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(path: Path) -> None:
+    with path.open("wb") as f:
+        try:
+            while True:
+                f.write(bytes(1 << 20))
+                f.flush()
+        except OSError:
+            pass
+
+
+def test_a_full_disk_refuses_writes_serves_reads_and_recovers(small_disk: Path, tmp_path: Path) -> None:
+    node = NodeProcess(small_disk / "n1")
+    node.log_path = tmp_path / "node.log"  # not on the small disk
+    try:
+        node.start()
+        r = node.client()
+        r.set("before", "1")
+        filler = small_disk / "filler"
+        _fill(filler)
+        value = b"v" * 100_000
+        stuck = node.client(timeout_s=2)
+        written = []
+        with pytest.raises((redis.ResponseError, redis.TimeoutError)):
+            for i in range(200):  # past the preallocated part of the segment
+                stuck.set(f"k{i}", value)
+                written.append(f"k{i}")
+        with pytest.raises(redis.ResponseError, match="MISCONF"):
+            r.set("during", "1")
+        with pytest.raises(redis.ResponseError, match="MISCONF"):
+            r.flushall()
+        # Reads go on (a key whose write is still waiting for space waits with it, as any unacknowledged write).
+        assert r.get("before") == b"1"
+        assert node.log().count("the disk is full") == 1
+        assert node.proc.poll() is None
+
+        filler.unlink()
+        wait_for(lambda: _writes_work(r), "writes to resume once space is free")
+        assert "writes resume" in node.log()
+        node.kill9()
+        node.start()
+        r = node.client()
+        assert r.get("before") == b"1" and r.get("after") == b"1"
+        assert all(r.get(key) == value for key in written)
+    finally:
+        node.kill9()
+
+
+def _writes_work(r: redis.Redis) -> bool:
+    try:
+        return bool(r.set("after", "1"))
+    except redis.ResponseError:
+        time.sleep(0.2)
+        return False
