@@ -271,7 +271,12 @@ class DataStore:
 
     # --- reporting ----------------------------------------------------------
     def wal_bytes(self) -> int:
-        return sum(_size(Path(s.path)) for s in wal_files.list_segments(str(self.directory), WAL_PREFIX))
+        """Bytes of records in the WAL (the current segment's preallocated tail does not count)."""
+        current = self.wal.statistics()
+        closed = wal_files.list_segments(str(self.directory), WAL_PREFIX)
+        return current.segment_bytes + sum(
+            _size(Path(s.path)) for s in closed if s.first_seq != current.segment_first_seq
+        )
 
     def info(self) -> dict[str, Any]:
         stats = self.wal.statistics()

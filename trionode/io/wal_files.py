@@ -192,6 +192,9 @@ def load(
         if result.damage is not None:
             torn = result.damage
             _cut_torn_tail(segment, result, repair, report)
+        elif repair and os.path.getsize(segment.path) > result.valid_end:
+            # The unused, preallocated tail a crash left: not damage, but no need to keep or reread it.
+            truncate_file(segment.path, result.valid_end)
     if repair:
         # A process killed between write() and fsync() leaves records that we just
         # read from the page cache; make them durable before anyone counts on them (S5).
