@@ -71,6 +71,11 @@ KEYS: dict[str, Key] = {
     "compact_wal_records_min": Key(
         int, limits.compact_wal_records_min, "...or once it holds this many records", 1, 1 << 40
     ),
+    "compact_wal_percent": Key(
+        int, limits.compact_wal_percent,
+        "...and only once the WAL has grown by this percentage of the snapshot (bytes, and records per key; "
+        "0: the two minimums alone decide)", 0, 10_000,
+    ),
 }
 
 
@@ -94,6 +99,7 @@ class Config:
     wal_pending_bytes_max: int = KEYS["wal_pending_bytes_max"].default
     compact_wal_bytes_min: int = KEYS["compact_wal_bytes_min"].default
     compact_wal_records_min: int = KEYS["compact_wal_records_min"].default
+    compact_wal_percent: int = KEYS["compact_wal_percent"].default
 
     @property
     def effective_bus_port(self) -> int:

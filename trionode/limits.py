@@ -31,6 +31,7 @@ wal_disk_full_retry_ms = 1_000                 # a WAL that found the disk full 
 # --- Compaction ----------------------------------------------------------------
 compact_wal_bytes_min = 64 * 1024 * 1024       # compact once the WAL holds this many bytes...
 compact_wal_records_min = 1_000_000            # ...or this many records
+compact_wal_percent = 100                      # ...and has grown by this % of the snapshot (Redis's 100% default)
 compact_check_interval_ms = 1_000
 snapshot_chunk_keys_max = 1024                 # keys per snapshot record
 

@@ -29,6 +29,7 @@ import trio
 
 from trionode import limits
 from trionode.config import Config
+from trionode.core.compaction import CompactionPolicy, wants_compaction
 from trionode.core.data_state import DataState
 from trionode.core.visibility import Visibility
 from trionode.core.wal.codec import WalCorruption, encode_effect
@@ -237,8 +238,11 @@ class DataStore:
 
     # --- compaction ---------------------------------------------------------
     def wants_compaction(self, config: Config) -> bool:
-        records = self.data.applied_offset - self.snapshot_offset
-        return records >= config.compact_wal_records_min or self.wal_bytes() >= config.compact_wal_bytes_min
+        policy = CompactionPolicy(config.compact_wal_bytes_min, config.compact_wal_records_min,
+                                  config.compact_wal_percent)
+        return wants_compaction(policy, wal_bytes=self.wal_bytes(), wal_records=self.data.applied_offset -
+                                self.snapshot_offset, snapshot_bytes=self.snapshot_bytes,
+                                keys=len(self.data.keyspace))
 
     async def compact(self) -> None:
         async with self._compacting:
