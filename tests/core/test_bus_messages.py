@@ -1,0 +1,101 @@
+"""Bus envelopes: every message is checked against its kind's schema, and nothing else ever escapes.
+
+The fuzz tests feed random and mutated messages to the envelope check and, for what it lets
+through, to the decoder of the message the envelope carries (Raft, replication, gossip): each
+may only accept or refuse with its own error, the way a frame from a hostile peer is handled.
+"""
+
+import contextlib
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trionode.core.bus_messages import SCHEMAS, BusMessageError, check
+from trionode.core.gossip.messages import GossipWireError
+from trionode.core.gossip.messages import from_wire as gossip_from_wire
+from trionode.core.raft.wire import WireError
+from trionode.core.raft.wire import from_wire as raft_from_wire
+from trionode.core.replication.messages import ReplWireError
+from trionode.core.replication.messages import from_wire as repl_from_wire
+
+ID = "a" * 40
+VALID = [
+    {"k": "raft", "cluster": "c" * 40, "m": {"type": "app", "frm": ID, "to": ID}, "ts": 5, "echo": 4},
+    {"k": "fwd", "id": 1, "cmd": {"op": "node_info"}},
+    {"k": "fwd", "id": 2, "conf": ["promote", ID]},
+    {"k": "fwd_reply", "id": 1, "error": "", "index": 7},
+    {"k": "repl", "m": {"type": "repl_ack"}},
+    {"k": "gossip", "m": {"type": "ping"}},
+    {"k": "lease", "req": 3},
+    {"k": "lease", "req": 3, "ok": True},
+    {"k": "failover_req", "shard": "1" * 40, "node": ID},
+]
+INNER = {"raft": raft_from_wire, "repl": repl_from_wire, "gossip": gossip_from_wire}
+REFUSALS = (WireError, ReplWireError, GossipWireError)
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=50)
+    | st.binary(max_size=50) | st.sampled_from([ID, "raft", "fwd", "m", "k", "", "ping", "app"]),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(
+        st.text(max_size=8) | st.integers() | st.sampled_from(["k", "m", "type", "frm", "to", "id"]), children,
+        max_size=6),
+    max_leaves=20,
+)
+
+
+def _receive(payload: Any) -> None:
+    """What the bus and the handlers do with a payload: anything but their refusals fails the test."""
+    try:
+        checked = check(payload)
+    except BusMessageError:
+        return
+    decode = INNER.get(checked["k"])
+    if decode is not None:
+        with contextlib.suppress(*REFUSALS):
+            decode(checked["m"])
+
+
+@pytest.mark.parametrize("payload", VALID)
+def test_every_kind_accepts_its_well_formed_message(payload: dict) -> None:
+    assert check(payload) is payload
+
+
+def test_every_schema_has_a_valid_example() -> None:
+    assert {p["k"] for p in VALID} == set(SCHEMAS)
+
+
+@pytest.mark.parametrize("payload", [
+    {"k": [1]}, {"k": {"a": 1}}, {"k": "fwd_reply", "id": [1], "error": "", "index": 1}, {"k": "nope"}, {},
+    {"k": "lease", "req": True}, {"k": "lease", "req": -1}, {"k": "lease", "req": 2**64}, {"k": "repl", "m": []},
+    {"k": "fwd", "id": 1, "cmd": {}, "conf": ["promote", ID]}, {"k": "fwd", "id": 1, "conf": ["promote", "x"]},
+    {"k": "fwd_reply", "id": 1, "error": "x" * 5000, "index": 1}, [1], None, b"k",
+])
+def test_malformed_messages_are_refused(payload: Any) -> None:
+    with pytest.raises(BusMessageError):
+        check(payload)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values)
+def test_random_messages_are_accepted_or_refused_never_crash(payload: Any) -> None:
+    _receive(payload)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(VALID), st.sampled_from(["k", "m", "id", "req", "cluster", "ts", "error", "x"]), values,
+       st.booleans())
+def test_mutated_messages_are_accepted_or_refused_never_crash(base: dict, name: str, value: Any, drop: bool) -> None:
+    payload = dict(base)
+    if drop:
+        payload.pop(name, None)
+    else:
+        payload[name] = value
+    _receive(payload)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([p for p in VALID if "m" in p]), values)
+def test_random_inner_messages_reach_only_their_decoders_refusals(base: dict, inner: Any) -> None:
+    _receive({**base, "m": inner})
