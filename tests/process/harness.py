@@ -39,11 +39,22 @@ def _is_free(port: int) -> bool:
     return True
 
 
+def _limit_file_size(bytes_max: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (bytes_max, bytes_max))
+
+
 class NodeProcess:
-    def __init__(self, data_dir: Path, port: int | None = None, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, extra: list[str] | None = None, file_bytes_max: int = 0
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra = extra or []
+        # With file_bytes_max, the kernel refuses to grow any file of the node past it (RLIMIT_FSIZE,
+        # EFBIG): a real write failure, as a full disk gives, that works even for root.
+        self.file_bytes_max = file_bytes_max
         self.proc: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"node-{self.port}.log"
 
@@ -54,7 +65,9 @@ class NodeProcess:
     def start(self, wait: bool = True) -> "NodeProcess":
         assert self.proc is None or self.proc.poll() is not None, "already running"
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
-        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT)
+        limit = self.file_bytes_max
+        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
+                                     preexec_fn=(lambda: _limit_file_size(limit)) if limit else None)  # fmt: skip
         log.close()
         if wait:
             self.wait_ready()

@@ -36,16 +36,13 @@ from trionode.io import data_store
 from trionode.io.control import ControlPlane
 from trionode.io.datadir import DataDir
 from trionode.io.failover import FailoverDriver
+from trionode.io.fatal import StartupError
 from trionode.io.gossip_driver import GossipDriver
 from trionode.io.raft_store import RaftStore
 from trionode.io.replication import Replication
 from trionode.io.resp_server import serve_listeners
 
 log = logging.getLogger("trionode.node")
-
-
-class StartupError(Exception):
-    """The node cannot start; the message is one line naming why."""
 
 
 @dataclass(slots=True)

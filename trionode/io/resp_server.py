@@ -21,6 +21,7 @@ from trionode.core.session import Session
 from trionode.io import cluster_admin
 from trionode.io.control import monotonic_ms
 from trionode.io.data_store import AckAborted
+from trionode.io.wal_writer import WalFailed
 
 if TYPE_CHECKING:
     from trionode.io.node import NodeRuntime
@@ -170,6 +171,8 @@ async def _handle(runtime: "NodeRuntime", stream: trio.SocketStream) -> None:
             await Connection(runtime, stream, client_id, f"{host}:{port}").serve()
         except AssertionError:
             raise  # a broken invariant takes the whole node down (DESIGN §2)
+        except WalFailed:
+            pass  # the WAL writer died and takes the node down, saying why once; no reply goes out
         except Exception:
             # A bug in one connection's handling must not take the node down,
             # but it must be loud: log it and close only this connection.
