@@ -99,7 +99,7 @@ def general_path_reply(session: Session, argv: list[bytes]) -> object:
     if error is not None:
         return ErrorReply(error)
     try:
-        return session.node.data.execute(spec, argv, NOW_MS)[0]
+        return session.node.data.execute(spec, argv, NOW_MS, primary=session.node.routing.am_primary)[0]
     except CommandError as e:
         return ErrorReply(str(e))
 
@@ -151,7 +151,7 @@ def test_required_offset_equals_what_visibility_says(commands):
             continue
         spec = TABLE[argv[0].lower()]
         try:
-            _, required = data.execute(spec, argv, NOW_MS)
+            _, required = data.execute(spec, argv, NOW_MS, primary=True)
         except CommandError:  # "not an integer" and friends change nothing
             continue
         keys = [argv[i] for i in spec.key_positions(len(argv))]
@@ -170,7 +170,7 @@ def test_logged_effects_drop_out_of_the_garbage_collectors_view():
     # The shell keeps millions of logged effects; as tuples of bytes the collector
     # stops walking them after one collection (see DataState.outbox).
     data = DataState()
-    data.execute(TABLE[b"set"], [b"SET", b"k", b"v"], NOW_MS)
+    data.execute(TABLE[b"set"], [b"SET", b"k", b"v"], NOW_MS, primary=True)
     gc.collect()
     gc.collect()  # the (offset, effect) pair goes once its effect has gone
     entry = data.take_outbox()[0]
@@ -272,3 +272,41 @@ def test_keyless_reads_follow_the_keyed_read_rules(routes: Routing, readonly: bo
     else:
         assert reply == ErrorReply(error) and required == 0
         assert isinstance(key_error, ErrorReply)  # a keyed read is refused there as well
+
+
+# --- expiry is the primary's decision (DESIGN §5.1) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "hidden"), [([b"GET", b"k"], None), ([b"EXISTS", b"k"], 0), ([b"TTL", b"k"], -2), ([b"LLEN", b"k"], 0)]
+)
+def test_a_replica_read_hides_an_expired_key_and_waits_for_the_primarys_delete(argv: list[bytes], hidden) -> None:
+    session = make_session(half_owned(am_primary=False, replica_serving=True))
+    session.readonly = True
+    data = session.node.data
+    data.apply_replicated(1, [b"SET", b"k", b"v", b"PXAT", str(NOW_MS - 1).encode()])
+    data.visibility.advance(1)
+    data.take_outbox()
+    assert session.execute(argv)[0] == hidden
+    assert b"k" in data.keyspace.data  # still there: only the primary's DEL removes it
+    assert data.applied_offset == 1 and data.outbox == []  # nothing logged at the replica's own offset
+    data.apply_replicated(2, [b"DEL", b"k"])  # the primary's delete then applies cleanly
+    assert b"k" not in data.keyspace.data
+
+
+def test_a_primary_read_deletes_an_expired_key_and_logs_the_delete() -> None:
+    session = make_session(routing.serve_everything("s1"))
+    data = session.node.data
+    data.execute(TABLE[b"set"], [b"SET", b"k", b"v", b"PXAT", str(NOW_MS - 1).encode()], NOW_MS - 2, primary=True)
+    assert session.execute([b"GET", b"k"]) == (None, 2)
+    assert b"k" not in data.keyspace.data and data.take_outbox()[-1] == (2, (b"DEL", b"k"))
+
+
+def test_active_expiry_runs_as_a_primary_after_reads_served_as_a_replica() -> None:
+    session = make_session(half_owned(am_primary=False, replica_serving=True))
+    session.readonly = True
+    data = session.node.data
+    data.apply_replicated(1, [b"SET", b"k", b"v", b"PXAT", str(NOW_MS - 1).encode()])
+    session.execute([b"GET", b"k"])
+    assert data.expire_some(NOW_MS, random.Random(1)) == 1  # promoted: its expiry loop deletes
+    assert b"k" not in data.keyspace.data

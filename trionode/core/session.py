@@ -124,7 +124,7 @@ class Session:
                 error = self._route(spec, argv)
             if error is not None:
                 return ErrorReply(error), 0
-            reply, required = node.data.execute(spec, argv, self.now_ms)
+            reply, required = node.data.execute(spec, argv, self.now_ms, primary=node.routing.am_primary)
         except CommandError as e:
             return ErrorReply(str(e)), 0
         if required > self.last_write_offset and spec.is_write:
