@@ -109,6 +109,18 @@ def test_add_node_then_del_node(node_factory, tmp_path: Path) -> None:
     )
 
 
+def test_del_node_of_a_shard_member_is_refused_before_raft_lets_it_go(node_factory, tmp_path: Path) -> None:
+    """FORGET asks the cluster state first: a node that still serves a shard stays a Raft voter."""
+    nodes = _form(node_factory, tmp_path)
+    leader_id = wait_for(lambda: _leader_of(nodes), "a leader", ELECTION_WAIT_S)
+    ids = [n.client().execute_command("CLUSTER", "MYID").decode() for n in nodes]
+    victim_id = next(i for i in ids if i != leader_id)
+    out = run_cli("cluster", "del-node", f"127.0.0.1:{nodes[0].port}", victim_id)
+    assert out.returncode != 0 and "node_in_shard" in out.stderr + out.stdout, out.stderr + out.stdout
+    roles = {n["id"]: n["raft_role"] for n in status(nodes[0])["nodes"]}
+    assert roles[victim_id] in ("follower", "leader"), roles
+
+
 def test_create_refuses_a_node_that_is_already_in_a_cluster(node_factory, tmp_path: Path) -> None:
     loner = node_factory("loner").start()  # the embedded default forms a one-node cluster
     joiner = node_factory("joiner", extra=["--conf", str(_conf(tmp_path))]).start()
