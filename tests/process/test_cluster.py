@@ -121,6 +121,25 @@ def test_del_node_of_a_shard_member_is_refused_before_raft_lets_it_go(node_facto
     assert roles[victim_id] in ("follower", "leader"), roles
 
 
+def test_del_node_of_the_raft_leader_hands_leadership_over_first(node_factory, tmp_path: Path) -> None:
+    """DESIGN §4: removing the leader moves leadership to a caught-up voter, then removes the old leader."""
+    conf = _conf(tmp_path)
+    leader, *others = [node_factory(f"r{i}", extra=["--conf", str(conf)]).start() for i in range(3)]
+    assert leader.client().execute_command("CLUSTER", "BOOTSTRAP") == b"OK"  # a leader that owns no shard
+    for node in others:
+        out = run_cli("cluster", "add-node", f"127.0.0.1:{node.port}", f"127.0.0.1:{leader.port}")
+        assert out.returncode == 0, out.stderr
+    leader_id = leader.client().execute_command("CLUSTER", "MYID").decode()
+    wait_for(lambda: sorted(n["raft_role"] for n in status(leader)["nodes"]) == ["follower", "follower", "leader"],
+             "three voters")
+    assert status(leader)["leader_id"] == leader_id
+    out = run_cli("cluster", "del-node", f"127.0.0.1:{others[0].port}", leader_id)
+    assert out.returncode == 0, out.stderr + out.stdout
+    report = status(others[0])
+    assert leader_id not in [n["id"] for n in report["nodes"]] and report["leader_id"] not in (None, leader_id)
+    assert "handing leadership over" in leader.log()
+
+
 def test_create_refuses_a_node_that_is_already_in_a_cluster(node_factory, tmp_path: Path) -> None:
     loner = node_factory("loner").start()  # the embedded default forms a one-node cluster
     joiner = node_factory("joiner", extra=["--conf", str(_conf(tmp_path))]).start()

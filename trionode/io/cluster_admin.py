@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from trionode import limits
+from trionode.core import errors
 from trionode.core.cluster.commands import command
 from trionode.core.cluster_commands import slot_arg
 from trionode.core.errors import CommandError
@@ -62,7 +63,7 @@ async def _change_membership(control: "ControlPlane", change: ConfChange) -> Non
                 await control.submit(change=change)
                 return
             except ProposalError as e:
-                if "pending" not in str(e):
+                if "pending" not in str(e) and str(e) != errors.LEADERSHIP_MOVED:
                     raise
             await trio.sleep(0.05)
     raise ProposalError("TRYAGAIN another membership change kept the cluster busy; retry")

@@ -28,6 +28,7 @@ from typing import Any
 import trio
 
 from trionode import limits
+from trionode.core import errors
 from trionode.core.cluster import commands as cluster_commands
 from trionode.core.cluster import snapshot as cluster_snapshot
 from trionode.core.cluster.state import ClusterState
@@ -137,6 +138,27 @@ class ControlPlane:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 await self._step_and_handle()
+
+    async def hand_over_leadership(self) -> bool:
+        """Transfer leadership to the most caught-up other voter; True once this node does not lead.
+
+        The cluster then need not wait out an election timeout to replace a leader that
+        stops cleanly or is being removed. Bounded by one election timeout, as the core
+        abandons a transfer after it.
+        """
+        node = self.rawnode
+        if node is None or not node.is_leader:
+            return True
+        target = node.transfer_target(avoid=self.failed_nodes())
+        if not target:
+            return False
+        log.info("raft: handing leadership over to %s", target[:12])
+        node.transfer_leadership(target)
+        self._wake.set()
+        with trio.move_on_after(limits.raft_election_ticks * limits.raft_tick_ms / 1000):
+            while node.is_leader:
+                await trio.sleep(limits.raft_tick_ms / 1000)
+        return not node.is_leader
 
     async def _step_and_handle(self) -> None:
         node = self.rawnode
@@ -308,6 +330,11 @@ class ControlPlane:
         return await self._propose(command, lambda node: node.propose(command))
 
     async def propose_conf_change(self, change: ConfChange) -> int:
+        removes_me = change.kind is ConfChangeKind.REMOVE and change.node_id == self.node_id
+        # A leader that removed itself would leave the cluster leaderless for an election
+        # timeout: it hands over first and the caller retries with the new leader.
+        if removes_me and self.role == "leader" and await self.hand_over_leadership():
+            raise ProposalError(errors.LEADERSHIP_MOVED)
         return await self._propose(change, lambda node: node.propose_conf_change(change))
 
     async def _propose(self, data: Any, append: Callable[[RawNode], int]) -> int:
