@@ -140,6 +140,19 @@ def test_del_node_of_the_raft_leader_hands_leadership_over_first(node_factory, t
     assert "handing leadership over" in leader.log()
 
 
+def test_a_clean_shutdown_of_the_leader_hands_over_and_compacts_the_raft_log(node_factory, tmp_path: Path) -> None:
+    nodes = _form(node_factory, tmp_path)
+    leader_id = wait_for(lambda: _leader_of(nodes), "a leader", ELECTION_WAIT_S)
+    by_id = {n.client().execute_command("CLUSTER", "MYID").decode(): n for n in nodes}
+    leader = by_id.pop(leader_id)
+    assert leader.terminate() == 0
+    assert "handing leadership over" in leader.log() and "raft compaction: snapshot at index" in leader.log()
+    survivor = next(iter(by_id.values()))
+    new_leader = wait_for(lambda: status(survivor)["leader_id"] not in (None, leader_id) and status(survivor),
+                          "another leader", ELECTION_WAIT_S)
+    assert new_leader["leader_id"] in by_id
+
+
 def test_create_refuses_a_node_that_is_already_in_a_cluster(node_factory, tmp_path: Path) -> None:
     loner = node_factory("loner").start()  # the embedded default forms a one-node cluster
     joiner = node_factory("joiner", extra=["--conf", str(_conf(tmp_path))]).start()

@@ -84,6 +84,8 @@ class ControlPlane:
         self._applied_since_compaction = 0
         self.leader = ""
         self.role = "none"
+        self._stopping = False
+        self._stopped = trio.Event()
         self._sync_peers()
 
     def _make_rawnode(self) -> RawNode:
@@ -134,10 +136,22 @@ class ControlPlane:
             nursery.start_soon(self._ticker)
             await self._step_and_handle()  # apply what the log already holds before serving
             task_status.started()
-            while True:
+            while not self._stopping:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 await self._step_and_handle()
+            # A clean stop: fold the log into raft.snap, then step the core no more (no vote,
+            # no ACK) until the node's nursery is cancelled.
+            await self._maybe_compact(force=True)
+            self._stopped.set()
+            await trio.sleep_forever()
+
+    async def shut_down(self) -> None:
+        """A clean stop (DESIGN §4, §3): hand leadership over, then compact the Raft log."""
+        await self.hand_over_leadership()
+        self._stopping = True
+        self._wake.set()
+        await self._stopped.wait()
 
     async def hand_over_leadership(self) -> bool:
         """Transfer leadership to the most caught-up other voter; True once this node does not lead.
@@ -295,9 +309,9 @@ class ControlPlane:
             if node.id != self.node_id:
                 self.bus.set_peer(node.id, (node.host, node.bus_port))
 
-    async def _maybe_compact(self) -> None:
+    async def _maybe_compact(self, force: bool = False) -> None:
         node = self.rawnode
-        if node is None or self._applied_since_compaction < limits.raft_compact_entries_min:
+        if node is None or self._applied_since_compaction < (1 if force else limits.raft_compact_entries_min):
             return
         applied = node.status().applied
         snap = node.compact(applied, cluster_snapshot.to_snapshot(self.state))
