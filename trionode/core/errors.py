@@ -30,6 +30,8 @@ NOPROTO = "NOPROTO unsupported protocol version"
 BUSY_WAL = "BUSY the write-ahead log is full; retry shortly"
 SHUTTING_DOWN = "ERR the server is shutting down"
 MAX_CLIENTS = "ERR max number of clients reached"
+# The Raft leader was asked to remove itself: it handed leadership over first; the caller retries.
+LEADERSHIP_MOVED = "TRYAGAIN leadership moved to another node before this change; retry"
 
 # --- cluster routing: who may run a command here (core/routing.py, core/session.py) ---
 CLUSTERDOWN_UNBOUND = "CLUSTERDOWN Hash slot not served"

@@ -8,8 +8,8 @@ Any of them crashing cancels the others and takes the process down loudly;
 nothing is left half alive.
 
 A clean shutdown (SIGTERM, SIGINT, SHUTDOWN) stops taking commands, lets the
-WAL acknowledge everything already applied, writes a final snapshot and only
-then exits.
+WAL acknowledge everything already applied, writes a final snapshot, hands
+Raft leadership over and compacts the Raft log, and only then exits.
 """
 
 import logging
@@ -329,6 +329,7 @@ async def _shut_down(runtime: NodeRuntime, serving: trio.CancelScope) -> None:
     serving.cancel()
     await runtime.store.compact()
     await runtime.store.close()
+    await runtime.control.shut_down()
     log.info("shutdown complete; final snapshot at offset %d", runtime.data.applied_offset)
 
 
