@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,22 +39,21 @@ def _is_free(port: int) -> bool:
     return True
 
 
-def _limit_file_size(bytes_max: int) -> None:
+def limit_file_size(bytes_max: int) -> Callable[[], None]:
+    """A preexec_fn: the kernel refuses to grow any file of the node past ``bytes_max`` (RLIMIT_FSIZE,
+    EFBIG), a real write failure, as a full disk gives, that works even for root."""
     import resource
 
-    resource.setrlimit(resource.RLIMIT_FSIZE, (bytes_max, bytes_max))
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (bytes_max, bytes_max))
 
 
 class NodeProcess:
-    def __init__(
-        self, data_dir: Path, port: int | None = None, extra: list[str] | None = None, file_bytes_max: int = 0
-    ) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, extra: list[str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra = extra or []
-        # With file_bytes_max, the kernel refuses to grow any file of the node past it (RLIMIT_FSIZE,
-        # EFBIG): a real write failure, as a full disk gives, that works even for root.
-        self.file_bytes_max = file_bytes_max
+        self.preexec_fn = preexec_fn  # runs in the child before exec (e.g. to lower a resource limit)
         self.proc: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"node-{self.port}.log"
 
@@ -65,9 +64,7 @@ class NodeProcess:
     def start(self, wait: bool = True) -> "NodeProcess":
         assert self.proc is None or self.proc.poll() is not None, "already running"
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
-        limit = self.file_bytes_max
-        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
-                                     preexec_fn=(lambda: _limit_file_size(limit)) if limit else None)  # fmt: skip
+        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, preexec_fn=self.preexec_fn)
         log.close()
         if wait:
             self.wait_ready()

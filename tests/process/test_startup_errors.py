@@ -5,7 +5,7 @@ from pathlib import Path
 
 import redis
 
-from tests.process.harness import free_port, run_cli
+from tests.process.harness import free_port, limit_file_size, run_cli
 
 
 def _one_line_error(out) -> str:
@@ -61,7 +61,7 @@ def test_a_node_timeout_too_short_to_ride_through_a_raft_election_is_warned_abou
 
 def test_a_failed_wal_write_stops_the_node_with_one_line_and_exit_3(node_factory) -> None:
     # Files may not grow past 2 MB: starting fits, the WAL segment that fills up does not.
-    node = node_factory(file_bytes_max=2 * 1024 * 1024).start()
+    node = node_factory(preexec_fn=limit_file_size(2 * 1024 * 1024)).start()
     client = node.client()
     for i in range(40):
         try:

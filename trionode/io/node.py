@@ -17,7 +17,7 @@ import os
 import random
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import trio
@@ -38,6 +38,7 @@ from trionode.io.datadir import DataDir
 from trionode.io.failover import FailoverDriver
 from trionode.io.fatal import StartupError
 from trionode.io.gossip_driver import GossipDriver
+from trionode.io.listen import fit_open_files
 from trionode.io.raft_store import RaftStore
 from trionode.io.replication import Replication
 from trionode.io.resp_server import serve_listeners
@@ -282,6 +283,10 @@ class NodeRuntime:
 
 async def run(config: Config, config_file: str = "", *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Run a node until it is shut down. Raises StartupError for anything that stops it starting."""
+    clients_max = fit_open_files(config.clients_max)
+    if clients_max < 1:
+        raise StartupError("the open-files limit is too low to serve any client; raise it with ulimit -n")
+    config = replace(config, clients_max=clients_max)
     datadir = data_store.open_datadir(config.data_dir)
     try:
         listeners = await _bind(config.bind, config.port, "client")
