@@ -37,6 +37,7 @@ KEYS: dict[str, Key] = {
     "bus_announce_port": Key(
         int, 0, "bus port other nodes are told to dial (behind NAT or a proxy); 0 means the bus port", 0, 65535
     ),
+    "requirepass": Key(str, "", "password of the 'default' user (AUTH password); empty: no password"),
     "data_dir": Key(str, "./trionode-data", "data directory (WAL, snapshots, node id, lock)"),
     "bootstrap": Key(
         bool, True, "on first start, form a one-node cluster owning every slot; false: wait to be joined"
@@ -80,6 +81,7 @@ class Config:
     port: int = KEYS["port"].default
     bus_port: int = KEYS["bus_port"].default
     bus_announce_port: int = KEYS["bus_announce_port"].default
+    requirepass: str = KEYS["requirepass"].default
     data_dir: str = KEYS["data_dir"].default
     bootstrap: bool = KEYS["bootstrap"].default
     log_level: str = KEYS["log_level"].default
@@ -132,6 +134,8 @@ def _check(name: str, value: Any, where: str) -> None:
 
 
 def _cross_check(config: Config) -> Config:
+    if not all(33 <= ord(c) <= 126 for c in config.requirepass):
+        raise ConfigError("configuration key 'requirepass' must be printable ASCII without spaces")
     if config.wal_batch_bytes_max > config.wal_pending_bytes_max:
         raise ConfigError("configuration key 'wal_batch_bytes_max' must not exceed 'wal_pending_bytes_max'")
     if config.effective_bus_port > 65535:

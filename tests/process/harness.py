@@ -40,8 +40,11 @@ def _is_free(port: int) -> bool:
 
 
 class NodeProcess:
-    def __init__(self, data_dir: Path, port: int | None = None, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, extra: list[str] | None = None, password: str | None = None
+    ) -> None:
         self.data_dir = data_dir
+        self.password = password  # for client(): the node's requirepass
         self.port = port or free_port()
         self.extra = extra or []
         self.proc: subprocess.Popen | None = None
@@ -73,6 +76,7 @@ class NodeProcess:
         raise AssertionError(f"node on port {self.port} did not start:\n{self.log()[-4000:]}")
 
     def client(self, timeout_s: float = 10.0, **kwargs: object) -> redis.Redis:
+        kwargs.setdefault("password", self.password)
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=timeout_s, **kwargs)
 
     def kill9(self) -> None:

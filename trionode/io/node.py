@@ -25,6 +25,7 @@ import trio
 from trionode import __version__, limits
 from trionode.config import Config
 from trionode.core import routing
+from trionode.core.auth import Users
 from trionode.core.cluster.commands import command
 from trionode.core.cluster.view import cluster_view, solo_shard_id, status_dict, unhealthy_reasons
 from trionode.core.cluster_view import ClusterView, NodeView
@@ -97,6 +98,7 @@ class NodeRuntime:
             shell_info=self.info_sections,
             routing=routing.not_a_member(),
             cluster_view=self.cluster_view,
+            users=Users.build(config.requirepass),
         )
         self.replication = Replication(self.node_id, store, control, self.clock_ms)
         self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, self.clock_ms, self._rng,
