@@ -50,3 +50,13 @@ def test_a_cluster_with_requirepass_forms_and_serves_redis_cluster(node_factory,
         assert [rc.get(f"key:{i}") for i in range(50)] == [str(i).encode() for i in range(50)]
     finally:
         rc.close()
+
+
+def test_cluster_replies_advertise_announce_ip_and_port(node_factory, tmp_path: Path) -> None:
+    # 127.0.0.2 stands in for a public address: the node binds 127.0.0.1 only, as process tests must.
+    node = node_factory(extra=_conf(tmp_path, "n1", 'announce_ip = "127.0.0.2"\nannounce_port = 6390\n')).start()
+    r = node.client()
+    assert r.execute_command("CLUSTER", "SLOTS")[0][2][:2] == [b"127.0.0.2", 6390]
+    assert b" 127.0.0.2:6390@" in r.execute_command("CLUSTER", "NODES")
+    shards = repr(r.execute_command("CLUSTER", "SHARDS"))
+    assert "127.0.0.2" in shards and "127.0.0.1" not in shards
