@@ -45,6 +45,9 @@ KEYS: dict[str, Key] = {
         int, 0, "bus port other nodes are told to dial (behind NAT or a proxy); 0 means the bus port", 0, 65535
     ),
     "requirepass": Key(str, "", "password of the 'default' user (AUTH password); empty: no password"),
+    "protected_mode": Key(
+        bool, True, "bound to a non-loopback address with no password: serve loopback clients only"
+    ),
     "data_dir": Key(str, "./trionode-data", "data directory (WAL, snapshots, node id, lock)"),
     "bootstrap": Key(
         bool, True, "on first start, form a one-node cluster owning every slot; false: wait to be joined"
@@ -91,6 +94,7 @@ class Config:
     bus_port: int = KEYS["bus_port"].default
     bus_announce_port: int = KEYS["bus_announce_port"].default
     requirepass: str = KEYS["requirepass"].default
+    protected_mode: bool = KEYS["protected_mode"].default
     data_dir: str = KEYS["data_dir"].default
     bootstrap: bool = KEYS["bootstrap"].default
     log_level: str = KEYS["log_level"].default

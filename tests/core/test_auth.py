@@ -4,7 +4,7 @@ import pytest
 
 from tests.core.test_session import make_session
 from trionode.core import errors, routing
-from trionode.core.auth import Users, password_hash
+from trionode.core.auth import Users, password_hash, protected_refusal
 from trionode.core.reply import OK, ErrorReply
 from trionode.core.session import Session
 
@@ -58,3 +58,23 @@ def test_passwords_are_stored_as_digests() -> None:
 def test_malformed_auth_is_a_syntax_error(argv: tuple[str, ...]) -> None:
     reply = run(session_with("s3cret"), *argv)
     assert isinstance(reply, ErrorReply) and reply.startswith("ERR")
+
+
+@pytest.mark.parametrize(
+    ("protected", "bind", "requirepass", "peer", "denied"),
+    [
+        (True, "0.0.0.0", "", "10.0.0.9", True),
+        (True, "192.168.1.5", "", "::ffff:10.0.0.9", True),
+        (True, "0.0.0.0", "", "127.0.0.1", False),
+        (True, "::", "", "::1", False),
+        (True, "::", "", "::ffff:127.0.0.1", False),
+        (True, "0.0.0.0", "pw", "10.0.0.9", False),
+        (True, "127.0.0.1", "", "10.0.0.9", False),
+        (False, "0.0.0.0", "", "10.0.0.9", False),
+    ],
+)
+def test_protected_mode_serves_only_loopback_while_nothing_else_protects_the_node(
+    protected: bool, bind: str, requirepass: str, peer: str, denied: bool
+) -> None:
+    refusal = protected_refusal(Users.build(requirepass), protected, bind, peer)
+    assert refusal == (errors.DENIED if denied else None)

@@ -11,6 +11,9 @@ every command, so a change to a user reaches connections already open.
   ones flagged ``no_auth`` (AUTH, HELLO, QUIT) gets NOAUTH until AUTH succeeds.
 - Passwords are kept as SHA-256 digests, never in clear (see :func:`password_hash`).
   Checking compares digests in constant time.
+- Protected mode (:func:`protected_refusal`): a node reachable from other hosts
+  (bound to a non-loopback address) whose ``default`` user has no password
+  serves loopback clients only, and tells the others why before closing.
 - A user named ``default`` may appear in the ACL state too; the configuration's
   ``requirepass`` only shapes it until an ACL SETUSER default replaces it.
 
@@ -21,6 +24,7 @@ for them (the hot path), so it must never hold a user with any restriction.
 
 import hashlib
 import hmac
+import ipaddress
 from dataclasses import dataclass, field
 
 from trionode.core import errors
@@ -124,3 +128,25 @@ def auth_command(users: Users, argv: list[bytes]) -> str:
     if len(argv) == 3:
         return users.authenticate(argv[1], argv[2])
     raise CommandError(errors.SYNTAX)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and their IPv4-mapped forms; False for anything unparsable."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+def protected_refusal(users: Users, protected_mode: bool, bind: str, peer_host: str) -> str | None:
+    """DENIED when protected mode shuts ``peer_host`` out; None when it may connect.
+
+    It applies only while nothing else protects the node: bound to an address
+    other hosts can reach, and the ``default`` user needs no password.
+    """
+    if not protected_mode or is_loopback(bind) or is_loopback(peer_host):
+        return None
+    default = users.by_name[DEFAULT_USER]
+    return errors.DENIED if default.enabled and default.nopass else None
