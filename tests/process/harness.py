@@ -49,8 +49,9 @@ def limit_file_size(bytes_max: int) -> Callable[[], None]:
 
 class NodeProcess:
     def __init__(self, data_dir: Path, port: int | None = None, extra: list[str] | None = None,
-                 preexec_fn: Callable[[], None] | None = None) -> None:
+                 preexec_fn: Callable[[], None] | None = None, password: str | None = None) -> None:
         self.data_dir = data_dir
+        self.password = password  # for client(): the node's requirepass
         self.port = port or free_port()
         self.extra = extra or []
         self.preexec_fn = preexec_fn  # runs in the child before exec (e.g. to lower a resource limit)
@@ -83,6 +84,7 @@ class NodeProcess:
         raise AssertionError(f"node on port {self.port} did not start:\n{self.log()[-4000:]}")
 
     def client(self, timeout_s: float = 10.0, **kwargs: object) -> redis.Redis:
+        kwargs.setdefault("password", self.password)
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=timeout_s, **kwargs)
 
     def kill9(self) -> None:

@@ -45,8 +45,9 @@ async def _bootstrap(runtime: "NodeRuntime", args: list[bytes]) -> Any:
 async def _meet(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     host = args[0].decode()
     port = _port(args[1])
-    node_id = (await call_once(host, port, "CLUSTER", "MYID")).decode()
-    bus_port = _port(args[2]) if len(args) > 2 else await _remote_bus_port(host, port)
+    password = runtime.config.requirepass  # the nodes of a cluster share it (conf/single.toml)
+    node_id = (await call_once(host, port, "CLUSTER", "MYID", password=password)).decode()
+    bus_port = _port(args[2]) if len(args) > 2 else await _remote_bus_port(host, port, password)
     control = runtime.control
     if node_id not in control.state.nodes:
         await control.submit(command("node_join", node_id=node_id, host=host, port=port, bus_port=bus_port))
@@ -69,8 +70,8 @@ async def _change_membership(control: "ControlPlane", change: ConfChange) -> Non
     raise ProposalError("TRYAGAIN another membership change kept the cluster busy; retry")
 
 
-async def _remote_bus_port(host: str, port: int) -> int:
-    info = (await call_once(host, port, "INFO", "cluster")).decode()
+async def _remote_bus_port(host: str, port: int, password: str) -> int:
+    info = (await call_once(host, port, "INFO", "cluster", password=password)).decode()
     for line in info.splitlines():
         if line.startswith("cluster_bus_port:"):
             return int(line.split(":", 1)[1])

@@ -25,6 +25,7 @@ import trio
 from trionode import __version__, limits
 from trionode.config import Config
 from trionode.core import routing
+from trionode.core.auth import Users
 from trionode.core.cluster.commands import command
 from trionode.core.cluster.view import cluster_view, solo_shard_id, status_dict, unhealthy_reasons
 from trionode.core.cluster_view import ClusterView, NodeView
@@ -80,8 +81,8 @@ class NodeRuntime:
         facts = NodeFacts(
             node_id=datadir.node_id,
             shard_id=datadir.node_id,  # a single node is its own shard until the control plane says otherwise
-            host=config.bind,
-            port=config.port,
+            host=config.effective_announce_ip,
+            port=config.effective_announce_port,
             bus_port=config.effective_bus_announce_port,
             process_id=os.getpid(),
             started_ms=self.clock_ms(),
@@ -95,6 +96,7 @@ class NodeRuntime:
             shell_info=self.info_sections,
             routing=routing.not_a_member(),
             cluster_view=self.cluster_view,
+            users=Users.build(config.requirepass),
         )
         self.replication = Replication(self.node_id, store, control, self.clock_ms)
         self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, self.clock_ms, self._rng,
@@ -145,7 +147,8 @@ class NodeRuntime:
         """What CLUSTER replies show on a node that is not in a cluster yet: itself, owning nothing."""
         cfg = self.config
         me = NodeView(
-            id=self.node_id, ip=cfg.bind, port=cfg.port, bus_port=cfg.effective_bus_announce_port, role="primary",
+            id=self.node_id, ip=cfg.effective_announce_ip, port=cfg.effective_announce_port,
+            bus_port=cfg.effective_bus_announce_port, role="primary",
             primary_id=None, shard_id=solo_shard_id(self.node_id),
         )
         return ClusterView(myself_id=self.node_id, current_epoch=0, nodes=(me,), state_ok=False)
@@ -190,7 +193,8 @@ class NodeRuntime:
     async def bootstrap(self, with_all_slots: bool = False) -> None:
         """Form a new cluster around this node (CLUSTER BOOTSTRAP, or the embedded default)."""
         cfg = self.config
-        await self.control.bootstrap(cfg.bind, cfg.port, cfg.effective_bus_announce_port)
+        await self.control.bootstrap(cfg.effective_announce_ip, cfg.effective_announce_port,
+                                     cfg.effective_bus_announce_port)
         if with_all_slots:
             state = self.control.state
             shard_id = self.node_id
@@ -294,7 +298,8 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
         store = data_store.DataStore.recover(datadir.path, config)
         raft_store = RaftStore.recover(datadir.path)
         rng = random.Random(int.from_bytes(os.urandom(8), "little"))
-        control = ControlPlane(datadir.node_id, raft_store, (config.bind, config.effective_bus_announce_port), rng)
+        bus_addr = (config.effective_announce_ip, config.effective_bus_announce_port)
+        control = ControlPlane(datadir.node_id, raft_store, bus_addr, rng)
         runtime = NodeRuntime(config, config_file, datadir, store, control)
         _log_started(runtime, store)
         async with trio.open_nursery() as nursery:
@@ -355,6 +360,8 @@ def _log_started(runtime: NodeRuntime, store: data_store.DataStore) -> None:
         runtime.data.applied_offset,
         store.recovery_summary,
     )
+    if (warning := runtime.config.announce_warning()) is not None:
+        log.warning("%s", warning)
 
 
 __all__ = ["NodeRuntime", "StartupError", "run"]

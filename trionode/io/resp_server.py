@@ -16,6 +16,7 @@ import trio
 
 from trionode import limits
 from trionode.core import errors
+from trionode.core.auth import protected_refusal
 from trionode.core.reply import OK, Action, ErrorReply
 from trionode.core.resp import NEED_DATA, ProtocolError, RequestParser, encode_into
 from trionode.core.session import Session
@@ -160,6 +161,10 @@ async def _handle(runtime: "NodeRuntime", stream: trio.SocketStream) -> None:
         try:
             host, port = stream.socket.getpeername()[:2]
         except OSError:
+            return
+        cfg = runtime.config
+        if (denied := protected_refusal(runtime.node.users, cfg.protected_mode, cfg.bind, host)) is not None:
+            await _refuse(stream, denied)
             return
         runtime.stats.connected += 1
         try:
