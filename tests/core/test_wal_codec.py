@@ -189,7 +189,7 @@ def test_inserted_garbage_keeps_every_record_before_it(objs: list[object], garba
     # Garbage that repeats the bytes after it is the same stream as garbage inserted later
     # (b"\x00" before a b"\x00" leaves that byte's record intact): the damage starts where the
     # streams first differ, which is what the scanner can see.
-    position = next((i for i, (a, b) in enumerate(zip(buf, damaged)) if a != b), len(buf))
+    position = next((i for i, (a, b) in enumerate(zip(buf, damaged, strict=False)) if a != b), len(buf))
     result = scan(damaged)
     kept = sum(1 for end in ends if end <= position)
     assert result.records == [(offsets[i], objs[i]) for i in range(kept)]
