@@ -36,12 +36,15 @@ def main() -> None:
 @click.option("--port", type=int, help="Client port (default 7000).")
 @click.option("--bus-port", type=int, help="Cluster bus port (default port + 10000).")
 @click.option("--data-dir", help="Data directory (default ./trionode-data).")
-def start(conf_file: str | None, **flags: Any) -> None:
+@click.option("--no-bootstrap", is_flag=True,
+              help="Do not form a one-node cluster; wait for 'trionode cluster create' or 'add-node' "
+                   "(bootstrap = false).")  # fmt: skip
+def start(conf_file: str | None, no_bootstrap: bool, **flags: Any) -> None:
     """Start a node. With no options: a single-node cluster on 127.0.0.1:7000."""
     from trionode.io import node
 
     try:
-        cfg = config_mod.load(conf_file).with_overrides(**flags)
+        cfg = config_mod.load(conf_file).with_overrides(bootstrap=False if no_bootstrap else None, **flags)
     except config_mod.ConfigError as e:
         _fail(str(e))
     logs.setup(cfg.log_level)
@@ -198,7 +201,7 @@ def cluster() -> None:
 @click.option("--replicas", type=click.IntRange(0, 15), default=0, help="Replicas per primary.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def cluster_create(addrs: tuple[str, ...], replicas: int, yes: bool) -> None:
-    """Form a cluster from running, unclustered nodes (started with bootstrap = false)."""
+    """Form a cluster from running, unclustered nodes (started with --no-bootstrap)."""
     if len(addrs) % (replicas + 1):
         _fail(f"{len(addrs)} nodes cannot be split into shards of 1 primary + {replicas} replicas")
     ids = {addr: _call(addr, "CLUSTER", "MYID").decode() for addr in addrs}
