@@ -105,9 +105,9 @@ async def _addslots(runtime: "NodeRuntime", args: list[bytes], ranges: list[tupl
     async with control.admin_lock:
         # Concurrent ADDSLOTS on a node without a shard must create one shard, not several.
         if control.state.nodes[runtime.node_id].shard_id is None:
-            shard_id = os.urandom(20).hex()
-            epoch = control.state.epoch_max + 1
-            await control.submit(command("shard_create", shard_id=shard_id, epoch=epoch, primary_id=runtime.node_id))
+            # Epoch 0: the apply function picks it, since this node's view may lag shards made elsewhere.
+            new_shard = command("shard_create", shard_id=os.urandom(20).hex(), epoch=0, primary_id=runtime.node_id)
+            await control.submit(new_shard)
     shard = control.state.shards[control.state.nodes[runtime.node_id].shard_id]
     await control.submit(command("slots_assign", shard_id=shard.id, epoch=shard.epoch, slots=ranges))
     return OK

@@ -12,7 +12,8 @@ no-op recorded in ``state.rejections``. The Raft leader only pre-validates
 (:func:`prevalidate`); between its check and the apply, other entries may have
 committed, and the apply decides.
 
-Every command that changes a shard names the shard epoch it expects; ISR
+Every command that changes a shard names the shard epoch it expects (a
+``shard_create`` names the new shard's epoch, or 0 for "the next one"); ISR
 changes also name the ``isr_version`` they read (a compare-and-set, as Kafka's
 partition epoch: a delayed ``isr_expand`` must not re-admit a replica that has
 since fallen behind). A stale epoch or version makes the entry a no-op.
@@ -258,7 +259,11 @@ def _node_forget(state: ClusterState, a: Args) -> None:
 
 
 def _shard_create(state: ClusterState, a: Args) -> None:
-    shard_id, epoch = a["shard_id"], a["epoch"]
+    # Epoch 0 asks for the next epoch at apply time. A node that proposes a shard for itself
+    # (ADDSLOTS) may not have applied shards created elsewhere yet; an epoch it picked from
+    # that stale view would be refused although nothing conflicts. A plan that names its
+    # epochs (the planner's) still gets them checked.
+    shard_id, epoch = a["shard_id"], a["epoch"] or state.epoch_max + 1
     _require(shard_id not in state.shards, "shard_exists", f"shard {shard_id} already exists")
     _require(epoch > state.epoch_max, "stale_epoch", f"a new shard must start above epoch {state.epoch_max}")
     _free_node(state, a["primary_id"])
