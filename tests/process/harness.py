@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,11 +39,22 @@ def _is_free(port: int) -> bool:
     return True
 
 
+def limit_file_size(bytes_max: int) -> Callable[[], None]:
+    """A preexec_fn: the kernel refuses to grow any file of the node past ``bytes_max`` (RLIMIT_FSIZE,
+    EFBIG), a real write failure, as a full disk gives, that works even for root."""
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (bytes_max, bytes_max))
+
+
 class NodeProcess:
-    def __init__(self, data_dir: Path, port: int | None = None, extra: list[str] | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, extra: list[str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None, password: str | None = None) -> None:
         self.data_dir = data_dir
+        self.password = password  # for client(): the node's requirepass
         self.port = port or free_port()
         self.extra = extra or []
+        self.preexec_fn = preexec_fn  # runs in the child before exec (e.g. to lower a resource limit)
         self.proc: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"node-{self.port}.log"
 
@@ -54,7 +65,7 @@ class NodeProcess:
     def start(self, wait: bool = True) -> "NodeProcess":
         assert self.proc is None or self.proc.poll() is not None, "already running"
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
-        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, preexec_fn=self.preexec_fn)
         log.close()
         if wait:
             self.wait_ready()
@@ -73,6 +84,7 @@ class NodeProcess:
         raise AssertionError(f"node on port {self.port} did not start:\n{self.log()[-4000:]}")
 
     def client(self, timeout_s: float = 10.0, **kwargs: object) -> redis.Redis:
+        kwargs.setdefault("password", self.password)
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=timeout_s, **kwargs)
 
     def kill9(self) -> None:

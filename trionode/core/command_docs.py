@@ -182,6 +182,7 @@ COMMAND_FACTS: dict[str, CommandFacts] = {
     "scard": _f("set", "1.0.0", "set", "", "RO"),
     "ping": _f("connection", "1.0.0", "connection", f"{_ALL_SHARDS} response_policy:all_succeeded"),
     "echo": _f("connection", "1.0.0", "connection"),
+    "auth": _f("connection", "1.0.0", "connection"),
     "hello": _f("connection", "6.0.0", "connection"),
     "client": _f("connection", "2.4.0"),
     "client|setname": _f("connection", "2.6.9", "connection", _ALL_NODES_OK),

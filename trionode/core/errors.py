@@ -30,6 +30,8 @@ NOPROTO = "NOPROTO unsupported protocol version"
 BUSY_WAL = "BUSY the write-ahead log is full; retry shortly"
 SHUTTING_DOWN = "ERR the server is shutting down"
 MAX_CLIENTS = "ERR max number of clients reached"
+# The Raft leader was asked to remove itself: it handed leadership over first; the caller retries.
+LEADERSHIP_MOVED = "TRYAGAIN leadership moved to another node before this change; retry"
 
 # --- cluster routing: who may run a command here (core/routing.py, core/session.py) ---
 CLUSTERDOWN_UNBOUND = "CLUSTERDOWN Hash slot not served"
@@ -45,6 +47,29 @@ MASTERDOWN = "MASTERDOWN Link with MASTER is down and replica-serve-stale-data i
 # replica reads; a keyed one would be redirected to the primary, but there is no slot to name.
 REPLICA_NEEDS_READONLY = "ERR this node is a replica: send READONLY first to read its data, or ask the primary"
 NO_SHARD = "CLUSTERDOWN this node serves no shard"
+
+# --- authentication ------------------------------------------------------------
+NOAUTH = "NOAUTH Authentication required."
+WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
+AUTH_NOT_CONFIGURED = (
+    "ERR AUTH <password> called without any password configured for the default user. "
+    "Are you sure your configuration is correct?"
+)
+DENIED = (
+    "DENIED trionode is running in protected mode because protected mode is enabled and no password is "
+    "set for the default user. In this mode connections are only accepted from the loopback interface. "
+    "If you want to connect from external computers to trionode you may adopt one of the following "
+    "solutions: 1) Set 'requirepass' (or give the default user a password with ACL SETUSER from the "
+    "loopback interface). 2) Disable protected mode by setting 'protected_mode = false' in the "
+    "configuration file and restarting the node, however MAKE SURE it is not publicly accessible from "
+    "the internet if you do so. NOTE: You only need to do one of the above things in order for the "
+    "node to start accepting connections from the outside."
+)
+HELLO_NOAUTH = (
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+    "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+    "select the RESP protocol version at the same time"
+)
 
 
 def wrong_arity(name: str) -> str:

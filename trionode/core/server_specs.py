@@ -31,6 +31,7 @@ def _specs(*specs: CommandSpec) -> dict[str, CommandSpec]:
 SERVER_COMMANDS: dict[str, CommandSpec] = _specs(
     CommandSpec("ping", -1, ("fast",)),
     CommandSpec("echo", 2, ("loading", "stale", "fast")),
+    CommandSpec("auth", -2, ("noscript", "loading", "stale", "fast", "no_auth", "allow_busy")),
     CommandSpec("hello", -1, ("noscript", "loading", "stale", "fast", "no_auth", "allow_busy")),
     CommandSpec("client", -2, ()),
     CommandSpec("command", -1, _STALE_LOADING),

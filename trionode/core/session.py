@@ -22,6 +22,7 @@ from typing import Any
 
 from trionode import limits
 from trionode.core import errors, server_commands
+from trionode.core.auth import Users
 from trionode.core.command_spec import CommandSpec
 from trionode.core.data_state import DataState
 from trionode.core.errors import CommandError
@@ -60,6 +61,8 @@ class Node:
     cluster_view: Callable[[], Any] = lambda: None
     # Until when (monotonic ms) this node's primary lease lets it serve; kept current by the shell.
     lease_until_ms: int = -1
+    # Who may connect and what they may run (core/auth.py); replaced by the shell when users change.
+    users: Users = field(default_factory=lambda: Users.build(""))
     # Derived for the dispatcher: ``table`` plus each name in upper case, the
     # two spellings clients send, so most lookups need no lower().
     lookup: dict[bytes, CommandSpec] = field(init=False, repr=False)
@@ -98,6 +101,7 @@ class Session:
         self.last_write_offset = 0
         self.now_ms = 0   # wall clock, for expiry
         self.mono_ms = 0  # monotonic clock, for the primary lease
+        self.user = node.users.initial_user()  # None until AUTH succeeds (core/auth.py)
 
     def execute(self, argv: list[bytes]) -> tuple[Any, int]:
         """The reply to ``argv`` and the offset it must wait for."""
@@ -108,6 +112,8 @@ class Session:
             return ErrorReply(errors.unknown_command(name, argv[1:])), 0
         if not spec.arity_ok(len(argv)):
             return ErrorReply(errors.wrong_arity(spec.name)), 0
+        if self.user not in node.users.unrestricted and (refused := node.users.refusal(self.user, spec, argv)):
+            return ErrorReply(refused), 0
         try:
             if spec.handler is None:
                 # Replies that describe the keyspace (INFO, CLUSTER COUNTKEYSINSLOT) wait for

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from trionode import limits
+from trionode.core import errors
 from trionode.core.cluster.commands import command
 from trionode.core.cluster_commands import slot_arg
 from trionode.core.errors import CommandError
@@ -44,8 +45,9 @@ async def _bootstrap(runtime: "NodeRuntime", args: list[bytes]) -> Any:
 async def _meet(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     host = args[0].decode()
     port = _port(args[1])
-    node_id = (await call_once(host, port, "CLUSTER", "MYID")).decode()
-    bus_port = _port(args[2]) if len(args) > 2 else await _remote_bus_port(host, port)
+    password = runtime.config.requirepass  # the nodes of a cluster share it (conf/single.toml)
+    node_id = (await call_once(host, port, "CLUSTER", "MYID", password=password)).decode()
+    bus_port = _port(args[2]) if len(args) > 2 else await _remote_bus_port(host, port, password)
     control = runtime.control
     if node_id not in control.state.nodes:
         await control.submit(command("node_join", node_id=node_id, host=host, port=port, bus_port=bus_port))
@@ -62,14 +64,14 @@ async def _change_membership(control: "ControlPlane", change: ConfChange) -> Non
                 await control.submit(change=change)
                 return
             except ProposalError as e:
-                if "pending" not in str(e):
+                if "pending" not in str(e) and str(e) != errors.LEADERSHIP_MOVED:
                     raise
             await trio.sleep(0.05)
     raise ProposalError("TRYAGAIN another membership change kept the cluster busy; retry")
 
 
-async def _remote_bus_port(host: str, port: int) -> int:
-    info = (await call_once(host, port, "INFO", "cluster")).decode()
+async def _remote_bus_port(host: str, port: int, password: str) -> int:
+    info = (await call_once(host, port, "INFO", "cluster", password=password)).decode()
     for line in info.splitlines():
         if line.startswith("cluster_bus_port:"):
             return int(line.split(":", 1)[1])
@@ -81,11 +83,15 @@ async def _forget(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     control = runtime.control
     if node_id == runtime.node_id:
         raise CommandError("ERR I tried hard but I can't forget myself...")
-    if node_id not in control.state.nodes:
+    if node_id not in control.state.nodes and node_id not in control.conf_members():
         raise CommandError(f"ERR Unknown node {node_id}")
+    # The cluster state refuses a node that still belongs to a shard: that verdict is committed
+    # before Raft lets the node go, so a refused FORGET leaves it a full member. A FORGET that
+    # stopped in between is finished by running it again (the node is then only a Raft member).
+    if node_id in control.state.nodes:
+        await control.submit(command("node_forget", node_id=node_id))
     if node_id in control.conf_members():
         await _change_membership(control, ConfChange(ConfChangeKind.REMOVE, node_id))
-    await control.submit(command("node_forget", node_id=node_id))
     return OK
 
 

@@ -8,8 +8,8 @@ Any of them crashing cancels the others and takes the process down loudly;
 nothing is left half alive.
 
 A clean shutdown (SIGTERM, SIGINT, SHUTDOWN) stops taking commands, lets the
-WAL acknowledge everything already applied, writes a final snapshot and only
-then exits.
+WAL acknowledge everything already applied, writes a final snapshot, hands
+Raft leadership over and compacts the Raft log, and only then exits.
 """
 
 import logging
@@ -17,7 +17,7 @@ import os
 import random
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import trio
@@ -25,6 +25,7 @@ import trio
 from trionode import __version__, limits
 from trionode.config import Config
 from trionode.core import routing
+from trionode.core.auth import Users
 from trionode.core.cluster.commands import command
 from trionode.core.cluster.view import cluster_view, solo_shard_id, status_dict, unhealthy_reasons
 from trionode.core.cluster_view import ClusterView, NodeView
@@ -36,16 +37,14 @@ from trionode.io import data_store
 from trionode.io.control import ControlPlane
 from trionode.io.datadir import DataDir
 from trionode.io.failover import FailoverDriver
+from trionode.io.fatal import StartupError
 from trionode.io.gossip_driver import GossipDriver
+from trionode.io.listen import fit_open_files
 from trionode.io.raft_store import RaftStore
 from trionode.io.replication import Replication
 from trionode.io.resp_server import serve_listeners
 
 log = logging.getLogger("trionode.node")
-
-
-class StartupError(Exception):
-    """The node cannot start; the message is one line naming why."""
 
 
 @dataclass(slots=True)
@@ -82,8 +81,8 @@ class NodeRuntime:
         facts = NodeFacts(
             node_id=datadir.node_id,
             shard_id=datadir.node_id,  # a single node is its own shard until the control plane says otherwise
-            host=config.bind,
-            port=config.port,
+            host=config.effective_announce_ip,
+            port=config.effective_announce_port,
             bus_port=config.effective_bus_announce_port,
             process_id=os.getpid(),
             started_ms=self.clock_ms(),
@@ -97,6 +96,7 @@ class NodeRuntime:
             shell_info=self.info_sections,
             routing=routing.not_a_member(),
             cluster_view=self.cluster_view,
+            users=Users.build(config.requirepass),
         )
         self.replication = Replication(self.node_id, store, control, self.clock_ms)
         self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, self.clock_ms, self._rng,
@@ -147,7 +147,8 @@ class NodeRuntime:
         """What CLUSTER replies show on a node that is not in a cluster yet: itself, owning nothing."""
         cfg = self.config
         me = NodeView(
-            id=self.node_id, ip=cfg.bind, port=cfg.port, bus_port=cfg.effective_bus_announce_port, role="primary",
+            id=self.node_id, ip=cfg.effective_announce_ip, port=cfg.effective_announce_port,
+            bus_port=cfg.effective_bus_announce_port, role="primary",
             primary_id=None, shard_id=solo_shard_id(self.node_id),
         )
         return ClusterView(myself_id=self.node_id, current_epoch=0, nodes=(me,), state_ok=False)
@@ -192,7 +193,8 @@ class NodeRuntime:
     async def bootstrap(self, with_all_slots: bool = False) -> None:
         """Form a new cluster around this node (CLUSTER BOOTSTRAP, or the embedded default)."""
         cfg = self.config
-        await self.control.bootstrap(cfg.bind, cfg.port, cfg.effective_bus_announce_port)
+        await self.control.bootstrap(cfg.effective_announce_ip, cfg.effective_announce_port,
+                                     cfg.effective_bus_announce_port)
         if with_all_slots:
             state = self.control.state
             shard_id = self.node_id
@@ -285,6 +287,10 @@ class NodeRuntime:
 
 async def run(config: Config, config_file: str = "", *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Run a node until it is shut down. Raises StartupError for anything that stops it starting."""
+    clients_max = fit_open_files(config.clients_max)
+    if clients_max < 1:
+        raise StartupError("the open-files limit is too low to serve any client; raise it with ulimit -n")
+    config = replace(config, clients_max=clients_max)
     datadir = data_store.open_datadir(config.data_dir)
     try:
         listeners = await _bind(config.bind, config.port, "client")
@@ -292,7 +298,8 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
         store = data_store.DataStore.recover(datadir.path, config)
         raft_store = RaftStore.recover(datadir.path)
         rng = random.Random(int.from_bytes(os.urandom(8), "little"))
-        control = ControlPlane(datadir.node_id, raft_store, (config.bind, config.effective_bus_announce_port), rng)
+        bus_addr = (config.effective_announce_ip, config.effective_bus_announce_port)
+        control = ControlPlane(datadir.node_id, raft_store, bus_addr, rng)
         runtime = NodeRuntime(config, config_file, datadir, store, control)
         _log_started(runtime, store)
         async with trio.open_nursery() as nursery:
@@ -332,6 +339,7 @@ async def _shut_down(runtime: NodeRuntime, serving: trio.CancelScope) -> None:
     serving.cancel()
     await runtime.store.compact()
     await runtime.store.close()
+    await runtime.control.shut_down()
     log.info("shutdown complete; final snapshot at offset %d", runtime.data.applied_offset)
 
 
@@ -352,6 +360,8 @@ def _log_started(runtime: NodeRuntime, store: data_store.DataStore) -> None:
         runtime.data.applied_offset,
         store.recovery_summary,
     )
+    if (warning := runtime.config.announce_warning()) is not None:
+        log.warning("%s", warning)
 
 
 __all__ = ["NodeRuntime", "StartupError", "run"]

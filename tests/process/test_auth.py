@@ -1,0 +1,62 @@
+"""requirepass through redis-py: what a client with and without the password sees."""
+
+import socket
+from pathlib import Path
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from tests.process.harness import run_cli, wait_for
+
+PASSWORD = "s3cret-Pa55"
+
+
+def _conf(tmp_path: Path, name: str, text: str) -> list[str]:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return ["--conf", str(path)]
+
+
+def test_requirepass_gates_every_client(node_factory, tmp_path: Path) -> None:
+    node = node_factory(extra=_conf(tmp_path, "n1", f'requirepass = "{PASSWORD}"\n'), password=PASSWORD).start()
+    with socket.create_connection(("127.0.0.1", node.port), timeout=10) as raw:
+        raw.sendall(b"GET k\r\nQUIT\r\n")
+        assert raw.makefile("rb").read() == b"-NOAUTH Authentication required.\r\n+OK\r\n"
+    with pytest.raises(redis.AuthenticationError, match="authenticated"):
+        node.client(password=None).set("k", "v")  # redis-py says HELLO first: refused too
+    with pytest.raises(redis.AuthenticationError, match="invalid username-password pair"):
+        node.client(password="wrong").ping()
+    assert node.client().set("k", "v") is True
+    assert node.client(username="default").get("k") == b"v"
+    assert node.client(protocol=3).get("k") == b"v"  # HELLO 3 AUTH default <password>
+    out = run_cli("status", f"127.0.0.1:{node.port}", "--json")
+    assert out.returncode != 0 and "Authentication required" in out.stderr
+
+
+def test_a_cluster_with_requirepass_forms_and_serves_redis_cluster(node_factory, tmp_path: Path, monkeypatch) -> None:
+    conf = f'requirepass = "{PASSWORD}"\n'
+    seed = node_factory("seed", extra=_conf(tmp_path, "seed", conf), password=PASSWORD).start()
+    joiner = node_factory("join", extra=_conf(tmp_path, "join", "bootstrap = false\n" + conf), password=PASSWORD)
+    joiner.start()
+    monkeypatch.setenv("TRIONODE_PASSWORD", PASSWORD)
+    out = run_cli("cluster", "add-node", f"127.0.0.1:{joiner.port}", f"127.0.0.1:{seed.port}")
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: len(joiner.client().execute_command("CLUSTER", "NODES").splitlines()) == 2, "the join")
+    rc = RedisCluster(host="127.0.0.1", port=joiner.port, password=PASSWORD, socket_timeout=10)
+    try:
+        for i in range(50):
+            rc.set(f"key:{i}", i)
+        assert [rc.get(f"key:{i}") for i in range(50)] == [str(i).encode() for i in range(50)]
+    finally:
+        rc.close()
+
+
+def test_cluster_replies_advertise_announce_ip_and_port(node_factory, tmp_path: Path) -> None:
+    # 127.0.0.2 stands in for a public address: the node binds 127.0.0.1 only, as process tests must.
+    node = node_factory(extra=_conf(tmp_path, "n1", 'announce_ip = "127.0.0.2"\nannounce_port = 6390\n')).start()
+    r = node.client()
+    assert r.execute_command("CLUSTER", "SLOTS")[0][2][:2] == [b"127.0.0.2", 6390]
+    assert b" 127.0.0.2:6390@" in r.execute_command("CLUSTER", "NODES")
+    shards = repr(r.execute_command("CLUSTER", "SHARDS"))
+    assert "127.0.0.2" in shards and "127.0.0.1" not in shards
