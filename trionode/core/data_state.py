@@ -10,8 +10,10 @@ acknowledged, so the shell can hold replies that depend on them (DESIGN §5.4).
 
 Replay (startup, and later the replication stream) executes effects with
 ``now_ms = None``: no expiry decisions, no new effects, offsets advance by one
-per effect. The primary's clock is passed in per batch; this module never reads
-a clock, so it can run inside the simulator.
+per effect, and every replayed write stays invisible until the acknowledged
+offset covers it: nothing replayed is known to be on the ISR. The primary's
+clock is passed in per batch; this module never reads a clock, so it can run
+inside the simulator.
 """
 
 from typing import Any
@@ -111,11 +113,13 @@ class DataState:
         return out
 
     # --- the replay path ------------------------------------------------------
-    def replay(self, offset: int, effect: list[bytes], acked: bool = True) -> None:
+    def replay(self, offset: int, effect: list[bytes]) -> None:
         """Re-execute one logged effect at ``offset`` (which must be the next one).
 
-        ``acked`` says the effect is already acknowledged (it comes from this node's own
-        durable log at startup); a replica's streamed effects are not, until the primary says so.
+        A replayed effect is never taken as acknowledged: a replica's streamed effect is not
+        until its primary says so, and a WAL record replayed at startup may never have reached
+        the ISR before the crash. The keys it touches stay invisible until the acknowledged
+        offset reaches ``offset`` (``visibility.advance``, DESIGN §5.4).
         """
         if offset != self.applied_offset + 1:
             raise ReplayError(f"effect at offset {offset} does not follow applied offset {self.applied_offset}")
@@ -127,8 +131,11 @@ class DataState:
         spec.handler(ks, effect)
         ks.effects.clear()
         self.applied_offset = offset
-        if acked:
-            self.visibility.advance(offset)
+        keys = spec.key_positions(len(effect))
+        for i in keys:
+            self.visibility.wrote(effect[i], offset)
+        if not keys:
+            self.visibility.wrote_everything(offset)
 
     # --- the replica path -----------------------------------------------------
     def replace_with(self, other: "DataState") -> None:
@@ -142,13 +149,7 @@ class DataState:
         """Apply an effect streamed by the primary: like replay, but logged to this node's WAL too.
 
         The keys it touches stay invisible to READONLY reads until the primary's
-        acknowledged offset reaches ``offset`` (``visibility.advance``).
+        acknowledged offset reaches ``offset``.
         """
-        self.replay(offset, effect, acked=False)
+        self.replay(offset, effect)
         self.outbox.append((offset, tuple(effect)))
-        spec = _REPLAY_TABLE[bytes(effect[0]).lower()]
-        keys = spec.key_positions(len(effect))
-        for i in keys:
-            self.visibility.wrote(effect[i], offset)
-        if not keys:
-            self.visibility.wrote_everything(offset)

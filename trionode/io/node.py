@@ -2,7 +2,9 @@
 
 Startup is ordered so that every refusal happens before the node serves:
 lock the data directory, bind the client port, recover the snapshot and the
-WAL, and only then accept clients. The root nursery runs the WAL writer, the
+WAL, re-apply the committed Raft log, configure replication from the state it
+yields (never from ``raft.snap`` alone, which can be stale), and only then
+accept clients. The root nursery runs the WAL writer, the
 client listener, active expiry, periodic compaction and the signal watcher.
 Any of them crashing cancels the others and takes the process down loudly;
 nothing is left half alive.
@@ -105,7 +107,15 @@ class NodeRuntime:
         control.failed_nodes = lambda: self.gossip.detector.failed(self.clock_ms())
         self.failover = FailoverDriver(self)
         self.replication.on_serving_change = self.refresh_routing
-        control.on_change(self._config_changed)
+
+    def follow_config(self) -> None:
+        """Configure replication, gossip and routing from the applied state, and follow it from now on.
+
+        Called once the control plane has re-applied the committed log tail: ``raft.snap``
+        alone can be older than the data, and may name this node primary at an epoch its
+        data history has moved past (which no primary tracker may start from).
+        """
+        self.control.on_change(self._config_changed)
         self._config_changed()
 
     def _config_changed(self) -> None:
@@ -304,7 +314,8 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
         _log_started(runtime, store)
         async with trio.open_nursery() as nursery:
             await nursery.start(store.run)
-            await nursery.start(control.run, bus_listeners)
+            await nursery.start(control.run, bus_listeners)  # re-applies the committed log first
+            runtime.follow_config()
             if config.bootstrap and not raft_store.cluster_id:
                 await runtime.bootstrap(with_all_slots=True)
             await nursery.start(runtime.failover.run)  # the first lease before the first client

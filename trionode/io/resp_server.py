@@ -73,7 +73,9 @@ class Connection:
         """Execute every complete command buffered, flushing when a bound is reached."""
         runtime, session, out = self.runtime, self.session, self.out
         next_command, execute, has_room = self.parser.next_command, session.execute, runtime.wal.has_room
-        self._stamp()  # one clock read per batch; again after any wait
+        # One clock read per batch, and again after every wait, so no command's lease check
+        # (Session.execute) runs on a time read before an await.
+        self._stamp()
         executed = 0
         try:
             while (argv := next_command()) is not NEED_DATA:
@@ -82,6 +84,7 @@ class Connection:
                 reply, required = execute(argv)
                 if type(reply) is Action:
                     await self._act(reply)
+                    self._stamp()  # WAIT and CLUSTER wait: a lease may have run out meanwhile
                 else:
                     encode_into(out, reply, session.proto)
                     if required > self.required:
