@@ -37,6 +37,11 @@ expire_cycle_interval_ms = 100                 # active expiry runs ten times a 
 expire_sample_keys = 20                        # keys sampled per round (Redis ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP)
 expire_rounds_max = 16                         # rounds per cycle while >25% of samples were expired
 
+# --- Lazy freeing ------------------------------------------------------------------
+lazyfree_members_min = 64                      # an aggregate larger than this is freed in steps (Redis's threshold)
+lazyfree_members_per_step = 1024               # members freed between two turns of the event loop (~1-3 ms)
+lazyfree_idle_ms = 10                          # how often the freeing task looks for new garbage
+
 # --- Commands ------------------------------------------------------------------
 scan_count_max = 100_000                       # upper bound honoured for SCAN COUNT
 shutdown_grace_ms = 5_000                      # time given to connections to drain at shutdown

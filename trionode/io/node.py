@@ -283,6 +283,16 @@ class NodeRuntime:
             self.stats.expired_keys += self.data.expire_some(self.clock_ms(), self._rng)
             self.log_outbox()
 
+    async def lazyfree_loop(self) -> None:
+        """Free the big values commands dropped, a bounded step per turn of the event loop."""
+        while True:
+            garbage = self.data.keyspace.garbage  # looked up each time: a full resync replaces the keyspace
+            if garbage:
+                garbage.release(limits.lazyfree_members_per_step)
+                await trio.sleep(0)
+            else:
+                await trio.sleep(limits.lazyfree_idle_ms / 1000)
+
     async def compact_loop(self) -> None:
         while True:
             await trio.sleep(limits.compact_check_interval_ms / 1000)
@@ -321,8 +331,8 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
             await nursery.start(runtime.failover.run)  # the first lease before the first client
             serving = trio.CancelScope()
             nursery.start_soon(_serve, runtime, listeners, serving)
-            loops = (runtime.expire_loop, runtime.compact_loop, runtime.signal_loop, runtime.replication.run,
-                     runtime.gossip.run)
+            loops = (runtime.expire_loop, runtime.lazyfree_loop, runtime.compact_loop, runtime.signal_loop,
+                     runtime.replication.run, runtime.gossip.run)
             for loop in loops:
                 nursery.start_soon(loop)
             task_status.started(runtime)
