@@ -12,11 +12,17 @@ from trionode.io.bus import Bus, FrameError, encode_frame, read_frame
 pytestmark = pytest.mark.timeout(30)
 
 
-async def _start(nursery: trio.Nursery, node_id: str, cluster_id: str, inbox: list) -> tuple[Bus, int]:
+SECRET = b"s" * 64
+
+
+async def _start(
+    nursery: trio.Nursery, node_id: str, cluster_id: str, inbox: list, secret: bytes | None = SECRET
+) -> tuple[Bus, int]:
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
     bus = Bus(node_id, lambda: cluster_id, lambda peer, msg: inbox.append((peer, msg)), random.Random(1),
               ("127.0.0.1", port))
+    bus.secret = lambda: secret
     await nursery.start(bus.run, listeners)
     return bus, port
 
@@ -97,6 +103,7 @@ async def test_what_was_queued_for_an_unreachable_peer_is_not_delivered_late() -
         await _eventually(lambda: a.stats.dropped >= 5)  # the failed dial discarded them
         listeners = await trio.open_tcp_listeners(port_b, host="127.0.0.1")
         b = Bus("b" * 40, lambda: "c" * 40, lambda peer, msg: got.append(msg), random.Random(2), ("127.0.0.1", port_b))
+        b.secret = lambda: SECRET
         await nursery.start(b.run, listeners)
         assert a.send("b" * 40, {"fresh": 1})
         await _eventually(lambda: got)

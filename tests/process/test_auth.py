@@ -60,3 +60,41 @@ def test_cluster_replies_advertise_announce_ip_and_port(node_factory, tmp_path: 
     assert b" 127.0.0.2:6390@" in r.execute_command("CLUSTER", "NODES")
     shards = repr(r.execute_command("CLUSTER", "SHARDS"))
     assert "127.0.0.2" in shards and "127.0.0.1" not in shards
+
+
+def _bus_handshake(port: int, secret: bytes | None) -> bool:
+    """Dial a node's bus as a process would, claiming an id; True if the node keeps the connection."""
+    import os
+    import struct
+
+    import cbor2
+
+    from trionode.core import bus_auth
+
+    def frame(obj: dict) -> bytes:
+        payload = cbor2.dumps(obj)
+        return struct.pack("<I", len(payload)) + payload
+
+    claimed, nonce = "f" * 40, os.urandom(bus_auth.NONCE_BYTES)
+    with socket.create_connection(("127.0.0.1", port + 10000), timeout=5) as s:
+        s.sendall(frame({"hello": claimed, "cluster": "", "to": "", "addr": ["127.0.0.1", 1], "nonce": nonce}))
+        head = s.recv(4)
+        reply = cbor2.loads(s.recv(struct.unpack("<I", head)[0], socket.MSG_WAITALL))
+        key = secret or b"not the secret"
+        s.sendall(frame({"proof": bus_auth.proof(key, bus_auth.DIALER, claimed, reply["hello"], nonce,
+                                                 reply["nonce"])}))
+        s.sendall(frame({"k": "gossip"}))
+        s.settimeout(1.0)
+        try:
+            return s.recv(1) != b""
+        except TimeoutError:
+            return True  # still open: the node took us for a peer
+
+
+def test_a_process_without_the_cluster_secret_cannot_join_the_bus(node_factory) -> None:
+    node = node_factory().start()
+    secret_file = node.data_dir / "cluster.secret"
+    assert secret_file.stat().st_mode & 0o077 == 0  # made at bootstrap, readable by the node's user only
+    assert not _bus_handshake(node.port, None)
+    assert _bus_handshake(node.port, secret_file.read_text().strip().encode())  # the control: the same dialer with it
+    assert node.client().ping()
