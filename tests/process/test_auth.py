@@ -1,5 +1,6 @@
 """requirepass through redis-py: what a client with and without the password sees."""
 
+import re
 import socket
 from pathlib import Path
 
@@ -98,3 +99,35 @@ def test_a_process_without_the_cluster_secret_cannot_join_the_bus(node_factory) 
     assert not _bus_handshake(node.port, None)
     assert _bus_handshake(node.port, secret_file.read_text().strip().encode())  # the control: the same dialer with it
     assert node.client().ping()
+
+
+def test_acl_users_exist_on_every_node_of_the_cluster(node_factory, tmp_path: Path) -> None:
+    seed = node_factory("seed").start()
+    joiner = node_factory("join", extra=_conf(tmp_path, "join", "bootstrap = false\n")).start()
+    out = run_cli("cluster", "add-node", f"127.0.0.1:{joiner.port}", f"127.0.0.1:{seed.port}")
+    assert out.returncode == 0, out.stderr
+    # Set on the node that is not the Raft leader: forwarded, and OK only once applied there.
+    assert joiner.client().execute_command("ACL", "SETUSER", "app", "on", ">app-pw", "~app:*", "+@all",
+                                           "-@dangerous") == b"OK"
+    listed = joiner.client().execute_command("ACL", "LIST")
+    assert any(line.startswith(b"user app on #") for line in listed) and not any(b"app-pw" in x for x in listed)
+
+    def app_works_on_seed() -> bool:
+        try:
+            return seed.client(username="app", password="app-pw").set("app:1", "v") is True
+        except redis.AuthenticationError:
+            return False
+
+    wait_for(app_works_on_seed, "the user to reach the other node")
+    app = seed.client(username="app", password="app-pw")
+    assert app.execute_command("ACL", "WHOAMI") == b"app"
+    with pytest.raises(redis.exceptions.NoPermissionError, match="No permissions to access a key"):
+        app.get("other")
+    with pytest.raises(redis.exceptions.NoPermissionError, match=re.escape("'cluster|meet' command")):
+        app.execute_command("CLUSTER", "MEET", "127.0.0.1", "1")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        app.shutdown()
+    assert seed.client().execute_command("ACL", "DELUSER", "app", "nobody") == 1
+    wait_for(lambda: b"app" not in b" ".join(joiner.client().execute_command("ACL", "LIST")), "the deletion")
+    with pytest.raises(redis.AuthenticationError):
+        joiner.client(username="app", password="app-pw").ping()

@@ -88,6 +88,22 @@ async def _setsecret(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     return OK
 
 
+async def _acl_setuser(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    """ACL SETUSER, validated and its passwords hashed by the session (core/acl_commands.py)."""
+    await runtime.control.submit(command("acl_setuser", user=args[0].decode(), rules=[a.decode() for a in args[1:]]))
+    return OK
+
+
+async def _acl_deluser(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    """ACL DELUSER: how many of the named users existed and are now gone."""
+    deleted = 0
+    for name in dict.fromkeys(a.decode("utf-8", "replace") for a in args):
+        if name in runtime.control.state.acl_users:
+            await runtime.control.submit(command("acl_deluser", user=name))
+            deleted += 1
+    return deleted
+
+
 async def _remote_bus_port(host: str, port: int, password: str) -> int:
     info = (await call_once(host, port, "INFO", "cluster", password=password)).decode()
     for line in info.splitlines():
@@ -215,6 +231,8 @@ _HANDLERS = {
     b"bootstrap": _bootstrap,
     b"meet": _meet,
     b"setsecret": _setsecret,
+    b"acl-setuser": _acl_setuser,
+    b"acl-deluser": _acl_deluser,
     b"forget": _forget,
     b"addslots": _addslots_list,
     b"addslotsrange": _addslotsrange,

@@ -101,7 +101,6 @@ class NodeRuntime:
             shell_info=self.info_sections,
             routing=routing.not_a_member(),
             cluster_view=self.cluster_view,
-            users=Users.build(config.requirepass),
         )
         self.replication = Replication(self.node_id, store, control, self.clock_ms)
         self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, self.clock_ms, self._rng,
@@ -114,6 +113,7 @@ class NodeRuntime:
         self._config_changed()
 
     def _config_changed(self) -> None:
+        self.node.users = Users.build(self.config.requirepass, self.control.state.acl_users)
         self.replication.on_config(self.control.state)
         voters = self.control.rawnode.conf.voters if self.control.rawnode is not None else ()
         self.gossip.on_config(self.control.state, voters)
