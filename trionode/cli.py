@@ -6,6 +6,7 @@ stderr that names the problem and a non-zero exit status, never a traceback.
 """
 
 import json
+import logging
 import sys
 from typing import Any, NoReturn
 
@@ -14,12 +15,8 @@ import trio
 
 from trionode import config as config_mod
 from trionode.client import Client, ReplyError, parse_addr
-from trionode.core.wal.codec import WalCorruption
-from trionode.io import logs
-from trionode.io.datadir import DataDirError
-
-EXIT_STARTUP = 1
-EXIT_CORRUPTION = 2
+from trionode.io import fatal, logs
+from trionode.io.fatal import EXIT_CORRUPTION, EXIT_STARTUP
 
 
 def _fail(message: str, code: int = EXIT_STARTUP) -> NoReturn:
@@ -50,12 +47,23 @@ def start(conf_file: str | None, **flags: Any) -> None:
     logs.setup(cfg.log_level)
     try:
         trio.run(node.run, cfg, conf_file or "")
-    except (config_mod.ConfigError, DataDirError, node.StartupError) as e:
-        _fail(str(e))
-    except WalCorruption as e:
-        _fail(f"{e} (refusing to start; run 'trionode wal check' on the data directory)", EXIT_CORRUPTION)
     except KeyboardInterrupt:
         pass
+    except (Exception, BaseExceptionGroup) as exc:  # the process's boundary: every cause ends in one line
+        _stopped(exc)
+
+
+def _stopped(exc: BaseException) -> NoReturn:
+    """End the process with one line naming why it stopped (exit statuses: trionode/io/fatal.py)."""
+    diagnosis = fatal.diagnose(exc)
+    if diagnosis is None:  # nothing but cancellations: a bug, so keep the whole story
+        raise exc
+    if diagnosis.exit_code in (EXIT_STARTUP, EXIT_CORRUPTION):
+        _fail(diagnosis.message, diagnosis.exit_code)
+    log = logging.getLogger("trionode.node")
+    log.debug("the cause in full", exc_info=diagnosis.cause)
+    log.critical("fatal: %s (exit %d)", diagnosis.message, diagnosis.exit_code)
+    sys.exit(diagnosis.exit_code)
 
 
 @main.command()

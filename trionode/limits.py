@@ -14,8 +14,10 @@ resp_read_bytes = 64 * 1024                    # one socket receive
 resp_pipeline_commands_max = 1024              # commands executed before replies are flushed
 resp_reply_bytes_max = 64 * 1024 * 1024        # replies buffered for one connection before flushing
 
-# --- Clients ------------------------------------------------------------------
-clients_max = 10_000
+# --- Clients and file descriptors ----------------------------------------------
+clients_max = 10_000                           # lowered at start if the open-files limit cannot cover it
+fds_reserved = 64                              # WAL and snapshot files, listeners, trio's wake-up pipes
+accept_backoff_ms = 100                        # a listener whose accept() failed (EMFILE...) retries after this
 
 # --- Data WAL and group commit -------------------------------------------------
 wal_batch_records_max = 4096                   # records written by one write()+fsync()
@@ -51,10 +53,14 @@ assert expire_sample_keys >= 1 and expire_rounds_max >= 1
 # --- Cluster bus -----------------------------------------------------------------
 bus_frame_bytes_max = 64 * 1024 * 1024         # one bus frame (a Raft snapshot must fit)
 bus_send_queue_msgs_max = 1024                 # queued per peer; beyond it messages are dropped (Raft retries)
+bus_send_queue_bytes_max = 2 * bus_frame_bytes_max  # encoded bytes queued per peer, likewise
 bus_connect_timeout_ms = 2_000
 bus_backoff_min_ms = 50                        # reconnect backoff doubles from here...
 bus_backoff_max_ms = 2_000                     # ...up to here
 bus_handshake_timeout_ms = 2_000
+bus_hello_bytes_max = 64 * 1024                # a frame before the handshake completes
+bus_inbound_connections_max = 128              # inbound bus connections at once, all peers together
+bus_inbound_per_peer_max = 4                   # inbound bus connections at once from one node id
 
 # --- Raft driver -----------------------------------------------------------------
 raft_tick_ms = 100                             # one Raft tick
@@ -66,6 +72,10 @@ raft_proposal_timeout_ms = 10_000              # an operator command waits this 
 raft_voters_max = 5
 
 assert bus_backoff_min_ms <= bus_backoff_max_ms
+assert bus_hello_bytes_max <= bus_frame_bytes_max
+assert bus_inbound_per_peer_max <= bus_inbound_connections_max
+# One outbound connection per peer that may dial in, plus the inbound ones.
+fds_bus_max = 2 * bus_inbound_connections_max
 assert raft_heartbeat_ticks < raft_election_ticks
 raft_forwarded_max = 256                       # operator commands forwarded to the leader, in flight
 

@@ -22,7 +22,7 @@ async def test_a_write_waits_for_the_isr_and_its_waiter_gives_up_when_the_node_i
     outcome: list[str] = []
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
-        store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"k", b"v"], now_ms=0)
+        store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"k", b"v"], now_ms=0, primary=True)
         store.log_outbox()
 
         async def client() -> None:

@@ -109,6 +109,50 @@ def test_add_node_then_del_node(node_factory, tmp_path: Path) -> None:
     )
 
 
+def test_del_node_of_a_shard_member_is_refused_before_raft_lets_it_go(node_factory, tmp_path: Path) -> None:
+    """FORGET asks the cluster state first: a node that still serves a shard stays a Raft voter."""
+    nodes = _form(node_factory, tmp_path)
+    leader_id = wait_for(lambda: _leader_of(nodes), "a leader", ELECTION_WAIT_S)
+    ids = [n.client().execute_command("CLUSTER", "MYID").decode() for n in nodes]
+    victim_id = next(i for i in ids if i != leader_id)
+    out = run_cli("cluster", "del-node", f"127.0.0.1:{nodes[0].port}", victim_id)
+    assert out.returncode != 0 and "node_in_shard" in out.stderr + out.stdout, out.stderr + out.stdout
+    roles = {n["id"]: n["raft_role"] for n in status(nodes[0])["nodes"]}
+    assert roles[victim_id] in ("follower", "leader"), roles
+
+
+def test_del_node_of_the_raft_leader_hands_leadership_over_first(node_factory, tmp_path: Path) -> None:
+    """DESIGN §4: removing the leader moves leadership to a caught-up voter, then removes the old leader."""
+    conf = _conf(tmp_path)
+    leader, *others = [node_factory(f"r{i}", extra=["--conf", str(conf)]).start() for i in range(3)]
+    assert leader.client().execute_command("CLUSTER", "BOOTSTRAP") == b"OK"  # a leader that owns no shard
+    for node in others:
+        out = run_cli("cluster", "add-node", f"127.0.0.1:{node.port}", f"127.0.0.1:{leader.port}")
+        assert out.returncode == 0, out.stderr
+    leader_id = leader.client().execute_command("CLUSTER", "MYID").decode()
+    wait_for(lambda: sorted(n["raft_role"] for n in status(leader)["nodes"]) == ["follower", "follower", "leader"],
+             "three voters")
+    assert status(leader)["leader_id"] == leader_id
+    out = run_cli("cluster", "del-node", f"127.0.0.1:{others[0].port}", leader_id)
+    assert out.returncode == 0, out.stderr + out.stdout
+    report = status(others[0])
+    assert leader_id not in [n["id"] for n in report["nodes"]] and report["leader_id"] not in (None, leader_id)
+    assert "handing leadership over" in leader.log()
+
+
+def test_a_clean_shutdown_of_the_leader_hands_over_and_compacts_the_raft_log(node_factory, tmp_path: Path) -> None:
+    nodes = _form(node_factory, tmp_path)
+    leader_id = wait_for(lambda: _leader_of(nodes), "a leader", ELECTION_WAIT_S)
+    by_id = {n.client().execute_command("CLUSTER", "MYID").decode(): n for n in nodes}
+    leader = by_id.pop(leader_id)
+    assert leader.terminate() == 0
+    assert "handing leadership over" in leader.log() and "raft compaction: snapshot at index" in leader.log()
+    survivor = next(iter(by_id.values()))
+    new_leader = wait_for(lambda: status(survivor)["leader_id"] not in (None, leader_id) and status(survivor),
+                          "another leader", ELECTION_WAIT_S)
+    assert new_leader["leader_id"] in by_id
+
+
 def test_create_refuses_a_node_that_is_already_in_a_cluster(node_factory, tmp_path: Path) -> None:
     loner = node_factory("loner").start()  # the embedded default forms a one-node cluster
     joiner = node_factory("joiner", extra=["--conf", str(_conf(tmp_path))]).start()

@@ -46,13 +46,17 @@ class DataState:
         self.visibility = Visibility(applied_offset)
 
     # --- the primary path -----------------------------------------------------
-    def execute(self, spec: CommandSpec, argv: list[bytes], now_ms: int) -> tuple[Any, int]:
+    def execute(self, spec: CommandSpec, argv: list[bytes], now_ms: int, *, primary: bool) -> tuple[Any, int]:
         """Run a keyspace command; return its reply and the offset the reply must wait for.
 
+        ``primary`` is this node's role: only a primary deletes a key past its deadline (and
+        logs the DEL); a replica's read hides the key and waits for the primary's DEL (DESIGN
+        §5.1), since a record logged at a replica's own offset would collide with its primary's.
         ``CommandError`` propagates to the caller; a failing command changes nothing.
         """
         ks = self.keyspace
         ks.now_ms = now_ms
+        ks.expire_deletes = primary
         reply = spec.handler(ks, argv)
         if spec.last_key == 1:
             # The hot path: exactly one key, at argv[1] (GET, SET, INCR, LPUSH, ...).
@@ -81,8 +85,9 @@ class DataState:
         return reply, max(required(argv[i]) for i in keys)
 
     def expire_some(self, now_ms: int, rng: RandomSource) -> int:
-        """One active expiry cycle; the deletions are logged like any write."""
+        """One active expiry cycle, run by a primary only; the deletions are logged like any write."""
         ks = self.keyspace
+        ks.expire_deletes = True  # the last command may have been a read while this node was a replica
         expired = ks.active_expire(now_ms, rng, limits.expire_sample_keys, limits.expire_rounds_max)
         if ks.effects:
             for effect in ks.effects:

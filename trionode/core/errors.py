@@ -30,6 +30,23 @@ NOPROTO = "NOPROTO unsupported protocol version"
 BUSY_WAL = "BUSY the write-ahead log is full; retry shortly"
 SHUTTING_DOWN = "ERR the server is shutting down"
 MAX_CLIENTS = "ERR max number of clients reached"
+# The Raft leader was asked to remove itself: it handed leadership over first; the caller retries.
+LEADERSHIP_MOVED = "TRYAGAIN leadership moved to another node before this change; retry"
+
+# --- cluster routing: who may run a command here (core/routing.py, core/session.py) ---
+CLUSTERDOWN_UNBOUND = "CLUSTERDOWN Hash slot not served"
+CLUSTERDOWN_NOT_MEMBER = "CLUSTERDOWN The cluster is down"
+NOREPLICAS = "NOREPLICAS Not enough good replicas to write."
+LEASE_EXPIRED = "CLUSTERDOWN this primary's lease has expired; the slot may have a new primary"
+# A keyless write on a replica: Valkey's line, byte for byte (redis-py raises ReadOnlyError).
+READONLY_REPLICA = "READONLY You can't write against a read only replica."
+# A keyless read on a replica that is loading, catching up or outside the ISR: Valkey's line
+# for a replica that does not serve stale data.
+MASTERDOWN = "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+# A keyless read on a replica over a connection that did not opt into (possibly stale)
+# replica reads; a keyed one would be redirected to the primary, but there is no slot to name.
+REPLICA_NEEDS_READONLY = "ERR this node is a replica: send READONLY first to read its data, or ask the primary"
+NO_SHARD = "CLUSTERDOWN this node serves no shard"
 
 # --- authentication ------------------------------------------------------------
 NOAUTH = "NOAUTH Authentication required."

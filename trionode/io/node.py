@@ -8,8 +8,8 @@ Any of them crashing cancels the others and takes the process down loudly;
 nothing is left half alive.
 
 A clean shutdown (SIGTERM, SIGINT, SHUTDOWN) stops taking commands, lets the
-WAL acknowledge everything already applied, writes a final snapshot and only
-then exits.
+WAL acknowledge everything already applied, writes a final snapshot, hands
+Raft leadership over and compacts the Raft log, and only then exits.
 """
 
 import logging
@@ -17,7 +17,7 @@ import os
 import random
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import trio
@@ -38,16 +38,14 @@ from trionode.io.cluster_secret import ClusterSecret
 from trionode.io.control import ControlPlane
 from trionode.io.datadir import DataDir
 from trionode.io.failover import FailoverDriver
+from trionode.io.fatal import StartupError
 from trionode.io.gossip_driver import GossipDriver
+from trionode.io.listen import fit_open_files
 from trionode.io.raft_store import RaftStore
 from trionode.io.replication import Replication
 from trionode.io.resp_server import serve_listeners
 
 log = logging.getLogger("trionode.node")
-
-
-class StartupError(Exception):
-    """The node cannot start; the message is one line naming why."""
 
 
 @dataclass(slots=True)
@@ -293,6 +291,10 @@ class NodeRuntime:
 
 async def run(config: Config, config_file: str = "", *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Run a node until it is shut down. Raises StartupError for anything that stops it starting."""
+    clients_max = fit_open_files(config.clients_max)
+    if clients_max < 1:
+        raise StartupError("the open-files limit is too low to serve any client; raise it with ulimit -n")
+    config = replace(config, clients_max=clients_max)
     datadir = data_store.open_datadir(config.data_dir)
     try:
         listeners = await _bind(config.bind, config.port, "client")
@@ -341,6 +343,7 @@ async def _shut_down(runtime: NodeRuntime, serving: trio.CancelScope) -> None:
     serving.cancel()
     await runtime.store.compact()
     await runtime.store.close()
+    await runtime.control.shut_down()
     log.info("shutdown complete; final snapshot at offset %d", runtime.data.applied_offset)
 
 

@@ -9,6 +9,7 @@ one fsync cover many commands and many connections (group commit).
 
 import contextlib
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -22,6 +23,8 @@ from trionode.core.session import Session
 from trionode.io import cluster_admin
 from trionode.io.control import monotonic_ms
 from trionode.io.data_store import AckAborted
+from trionode.io.listen import accept_forever
+from trionode.io.wal_writer import WalFailed
 
 if TYPE_CHECKING:
     from trionode.io.node import NodeRuntime
@@ -146,14 +149,7 @@ async def serve_listeners(runtime: "NodeRuntime", listeners: list[trio.SocketLis
     """Accept connections until cancelled; each connection is its own task."""
     async with trio.open_nursery() as nursery:
         for listener in listeners:
-            nursery.start_soon(_accept_loop, runtime, listener, nursery)
-
-
-async def _accept_loop(runtime: "NodeRuntime", listener: trio.SocketListener, nursery: trio.Nursery) -> None:
-    async with listener:
-        while True:
-            stream = await listener.accept()
-            nursery.start_soon(_handle, runtime, stream)
+            nursery.start_soon(accept_forever, listener, partial(_handle, runtime), nursery, "client")
 
 
 async def _handle(runtime: "NodeRuntime", stream: trio.SocketStream) -> None:
@@ -175,6 +171,8 @@ async def _handle(runtime: "NodeRuntime", stream: trio.SocketStream) -> None:
             await Connection(runtime, stream, client_id, f"{host}:{port}").serve()
         except AssertionError:
             raise  # a broken invariant takes the whole node down (DESIGN §2)
+        except WalFailed:
+            pass  # the WAL writer died and takes the node down, saying why once; no reply goes out
         except Exception:
             # A bug in one connection's handling must not take the node down,
             # but it must be loud: log it and close only this connection.

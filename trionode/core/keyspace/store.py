@@ -23,7 +23,9 @@ expiry decision is made at all and relative times are a programmer error.
 Only a primary expires keys; it writes each expiry into the effects as an
 explicit ``DEL``, so replicas never expire on their own (DESIGN 5.1). A
 replica serving reads sets ``now_ms`` and ``expire_deletes = False``: expired
-keys then read as absent but stay until the primary's DEL arrives.
+keys then read as absent but stay until the primary's DEL arrives. The caller
+sets ``expire_deletes`` from the node's role before every command
+(``DataState.execute``), never leaving it to a default.
 
 Effects. Every mutation appends to ``effects`` a canonical write command that
 reproduces it exactly when re-executed with ``now_ms = None``: relative
