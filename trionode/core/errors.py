@@ -65,6 +65,18 @@ DENIED = (
     "the internet if you do so. NOTE: You only need to do one of the above things in order for the "
     "node to start accepting connections from the outside."
 )
+BAD_CLUSTER_SECRET = "ERR a cluster secret is at least 32 printable ASCII characters without spaces"
+SECRET_IN_CLUSTER = "ERR this node already belongs to a cluster, which has a different secret"
+SECRET_CONFLICT = "ERR this node's configuration sets a different cluster_secret"
+NO_CLUSTER_SECRET = "ERR this node has no cluster secret: it is not part of a cluster yet"
+NOPERM_KEY = "NOPERM No permissions to access a key"
+DEFAULT_USER_UNDELETABLE = "ERR The 'default' user cannot be removed"
+
+
+def noperm_command(user: str, command: str) -> str:
+    return f"NOPERM User {user} has no permissions to run the '{command}' command"
+
+
 HELLO_NOAUTH = (
     "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
     "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
