@@ -73,6 +73,7 @@ class Node:
     node_id: str = ""
     proc: subprocess.Popen | None = None
     paused: bool = False
+    killed: bool = False  # by the drill: an exit the drill did not cause is a crash
     lives: int = 0
     extra_conf: str = field(default="")
 
@@ -91,6 +92,11 @@ class Node:
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def crashed(self) -> bool:
+        """The process exited on its own (not killed by the drill)."""
+        return self.proc is not None and not self.alive and not self.killed
 
     def write_conf(self) -> Path:
         conf = self.run_dir / "conf" / f"{self.name}.toml"
@@ -115,6 +121,7 @@ class Node:
                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )  # fmt: skip
         self.paused = False
+        self.killed = False
         self.lives += 1
 
     def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
@@ -145,6 +152,7 @@ class Node:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.paused = False
+        self.killed = True
 
     def pause(self) -> None:
         assert self.alive and self.proc is not None

@@ -56,6 +56,7 @@ class Nemesis:
         self.log = log
         self.node_timeout_s = node_timeout_ms / 1000
         self.faults = 0
+        self.crashes: list[str] = []  # nodes that exited on their own: a finding, not a fault
 
     def hold_s(self) -> float:
         """Long enough for a failover (suspect + lease + hand-over), with some spread."""
@@ -64,8 +65,19 @@ class Nemesis:
     def cycle(self) -> None:
         raise NotImplementedError
 
+    def restart_crashed(self) -> None:
+        """Note every node that exited although the drill did not kill it, and start it again."""
+        for node in self.cluster.nodes:
+            if node.crashed:
+                assert node.proc is not None
+                self.crashes.append(f"{node.name} exited with {node.proc.returncode}; see {node.log_path}")
+                self.log("crash", node, returncode=node.proc.returncode)
+                node.start()
+                self.log("start", node)
+
     def heal_all(self) -> None:
         """Resume paused nodes, restart dead ones, heal every cut."""
+        self.restart_crashed()
         self.cluster.proxy.heal()
         for node in self.cluster.nodes:
             if node.paused:

@@ -13,9 +13,14 @@ A run:
    ``summary.txt`` next to the node logs in the run directory, and checks the
    history with ``scripts/checker``.
 
+A node that exits although the drill did not kill it has crashed: the drill
+notes it (``crash`` in ``nemesis.jsonl``), starts it again and goes on, and the
+crash counts as a violation.
+
 It prints one line, ``drill=… seed=… faults=… ops=… acked=… lost=… phantoms=…
-linearizable=… violations=…``, and exits 0 if the history is valid, 1 on any
-violation (or a non-linearizable or undecided register), 2 if the drill itself
+linearizable=… violations=…`` (and ``crashes=…`` if any), and exits 0 if the
+history is valid and no node crashed, 1 on any violation (or a
+non-linearizable or undecided register), 2 if the drill itself
 could not run to the end (the cluster did not form or recover; the reason is
 printed and the logs are kept).
 """
@@ -36,6 +41,7 @@ from scripts.checker.history import dump_jsonl
 
 from .cluster import HOST, ClusterError, LocalCluster, Node
 from .nemesis import NEMESES, event
+from .operations import MIX
 from .workload import Workload
 
 SETTLE_TIMEOUT_S = 60.0
@@ -53,6 +59,7 @@ class DrillOptions:
     clients: int = 4
     node_timeout_ms: int = 2000
     op_timeout_s: float = 5.0
+    without: tuple[str, ...] = ()  # workload operations left out (to tell one bug from another)
 
 
 @dataclass
@@ -62,18 +69,20 @@ class DrillResult:
     check: CheckResult | None
     unread: int = 0
     error: str = ""
+    crashes: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
         if self.error or self.check is None:
             return EXIT_BROKEN
-        return 0 if self.check.valid and not self.unread else EXIT_VIOLATION
+        return 0 if self.check.valid and not self.unread and not self.crashes else EXIT_VIOLATION
 
     def line(self) -> str:
         head = f"drill={self.options.name} seed={self.options.seed} faults={self.faults}"
         if self.check is None:
             return f"{head} error={self.error!r}"
         tail = f" unread={self.unread}" if self.unread else ""
+        tail += f" crashes={len(self.crashes)}" if self.crashes else ""
         tail += f" error={self.error!r}" if self.error else ""
         return f"{head} {summary_line(self.check)}{tail}"
 
@@ -93,7 +102,7 @@ def run(options: DrillOptions) -> DrillResult:
     try:
         cluster.start()
         workload = Workload([(HOST, n.port) for n in cluster.nodes], options.clients, options.seed,
-                            options.op_timeout_s)  # fmt: skip
+                            options.op_timeout_s, options.without)  # fmt: skip
 
         def log(action: str, node: Node | None, **detail: Any) -> None:
             events.append(event(action, node, workload.recorder.now(), **detail))
@@ -116,7 +125,8 @@ def run(options: DrillOptions) -> DrillResult:
         if workload is not None:
             workload.stop()
         cluster.close()
-    return _finish(options, workload, nemesis.faults if nemesis else 0, events, unread, error)
+    crashes = tuple(nemesis.crashes) if nemesis else ()
+    return _finish(options, workload, nemesis.faults if nemesis else 0, events, unread, error, crashes)
 
 
 def _run_cycles(options: DrillOptions, cluster: LocalCluster, nemesis: Any, rng: random.Random) -> None:
@@ -124,11 +134,12 @@ def _run_cycles(options: DrillOptions, cluster: LocalCluster, nemesis: Any, rng:
     while time.monotonic() < deadline:
         time.sleep(rng.uniform(0.5, 2.0))  # some undisturbed load between faults
         nemesis.cycle()
+        nemesis.restart_crashed()
         cluster.wait_settled(SETTLE_TIMEOUT_S)
 
 
 def _finish(options: DrillOptions, workload: Workload | None, faults: int, events: list[dict[str, Any]],
-            unread: int, error: str) -> DrillResult:  # fmt: skip
+            unread: int, error: str, crashes: tuple[str, ...]) -> DrillResult:  # fmt: skip
     out = options.out_dir
     dump_jsonl(events, out / "nemesis.jsonl")
     check = None
@@ -138,7 +149,9 @@ def _finish(options: DrillOptions, workload: Workload | None, faults: int, event
         with open(out / "findings.txt", "w", encoding="utf-8") as fh:
             for finding in check.findings:
                 fh.write(f"{finding.kind} {finding.key}: {finding.message}\n")
-    result = DrillResult(options, faults, check, unread, error)
+            for crash in crashes:
+                fh.write(f"crash {crash}\n")
+    result = DrillResult(options, faults, check, unread, error, crashes)
     (out / "summary.txt").write_text(result.line() + "\n")
     return result
 
@@ -151,11 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="run directory (default ./drill-runs/NAME-seed-N)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
     parser.add_argument("--node-timeout-ms", type=int, default=2000, help="the nodes' node_timeout_ms (default 2000)")
+    parser.add_argument("--without", default="", metavar="OP,OP",
+                        help=f"leave these workload operations out ({', '.join(op for op, _ in MIX)})")  # fmt: skip
     args = parser.parse_args(argv)
+    without = tuple(op for op in args.without.split(",") if op)
     if args.duration <= 0 or args.clients < 1:
         parser.error("--duration must be > 0 and --clients >= 1")
+    if set(without) - {op for op, _ in MIX}:
+        parser.error(f"--without: unknown operation in {args.without!r}")
     out = args.out or Path("drill-runs") / f"{args.name}-seed-{args.seed}"
-    options = DrillOptions(args.name, args.duration, args.seed, out.resolve(), args.clients, args.node_timeout_ms)
+    options = DrillOptions(args.name, args.duration, args.seed, out.resolve(), args.clients, args.node_timeout_ms,
+                           without=without)  # fmt: skip
     result = run(options)
     print(result.line())
     if result.exit_code:
