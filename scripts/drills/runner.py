@@ -94,7 +94,8 @@ def run(options: DrillOptions) -> DrillResult:
     options.out_dir.mkdir(parents=True)
     rng = random.Random(options.seed)
     events: list[dict[str, Any]] = []
-    cluster = LocalCluster(options.out_dir, options.node_timeout_ms)
+    kind = NEMESES[options.name]
+    cluster = LocalCluster(options.out_dir, options.node_timeout_ms, kind.extra_conf, kind.clock_shim)
     workload: Workload | None = None
     nemesis = None
     error = ""
@@ -107,7 +108,7 @@ def run(options: DrillOptions) -> DrillResult:
         def log(action: str, node: Node | None, **detail: Any) -> None:
             events.append(event(action, node, workload.recorder.now(), **detail))
 
-        nemesis = NEMESES[options.name](cluster, rng, log, options.node_timeout_ms)
+        nemesis = kind(cluster, rng, log, options.node_timeout_ms)
         workload.start()
         _run_cycles(options, cluster, nemesis, rng)
         nemesis.heal_all()
@@ -126,7 +127,8 @@ def run(options: DrillOptions) -> DrillResult:
             workload.stop()
         cluster.close()
     crashes = tuple(nemesis.crashes) if nemesis else ()
-    return _finish(options, workload, nemesis.faults if nemesis else 0, events, unread, error, crashes)
+    faults = nemesis.faults if nemesis else 0
+    return _finish(options, workload, faults, events, unread, error, crashes, kind.clock_margin_s)
 
 
 def _run_cycles(options: DrillOptions, cluster: LocalCluster, nemesis: Any, rng: random.Random) -> None:
@@ -139,13 +141,13 @@ def _run_cycles(options: DrillOptions, cluster: LocalCluster, nemesis: Any, rng:
 
 
 def _finish(options: DrillOptions, workload: Workload | None, faults: int, events: list[dict[str, Any]],
-            unread: int, error: str, crashes: tuple[str, ...]) -> DrillResult:  # fmt: skip
+            unread: int, error: str, crashes: tuple[str, ...], clock_margin_s: float) -> DrillResult:  # fmt: skip
     out = options.out_dir
     dump_jsonl(events, out / "nemesis.jsonl")
     check = None
     if workload is not None and workload.recorder.records:
         dump_jsonl(workload.recorder.records, out / "history.jsonl")
-        check = check_history(workload.recorder.records)
+        check = check_history(workload.recorder.records, clock_margin_s=clock_margin_s)
         with open(out / "findings.txt", "w", encoding="utf-8") as fh:
             for finding in check.findings:
                 fh.write(f"{finding.kind} {finding.key}: {finding.message}\n")
