@@ -9,9 +9,10 @@ A run:
    recover fails the drill, since "nothing hung" is part of the promise);
 4. heals everything, lets the workload run on the healed cluster briefly,
    stops it, and reads every key once more (the final reads);
-5. kills the cluster, writes ``history.jsonl``, ``nemesis.jsonl`` and
-   ``summary.txt`` next to the node logs in the run directory, and checks the
-   history with ``scripts/checker``.
+5. kills the cluster, writes ``history.jsonl``, ``nemesis.jsonl``,
+   ``summary.txt`` and ``timeline.svg`` (operations and latency over time, fault
+   windows shaded: :mod:`.timeline`) next to the node logs in the run
+   directory, and checks the history with ``scripts/checker``.
 
 A node that exits although the drill did not kill it has crashed: the drill
 notes it (``crash`` in ``nemesis.jsonl``), starts it again and goes on, and the
@@ -42,6 +43,7 @@ from scripts.checker.history import dump_jsonl
 from .cluster import HOST, ClusterError, LocalCluster, Node
 from .nemesis import NEMESES, event
 from .operations import MIX
+from .timeline import write_timeline
 from .workload import Workload
 
 SETTLE_TIMEOUT_S = 60.0
@@ -155,6 +157,8 @@ def _finish(options: DrillOptions, workload: Workload | None, faults: int, event
                 fh.write(f"crash {crash}\n")
     result = DrillResult(options, faults, check, unread, error, crashes)
     (out / "summary.txt").write_text(result.line() + "\n")
+    if workload is not None:
+        write_timeline(out / "timeline.svg", workload.recorder.records, events, result.line())
     return result
 
 
