@@ -60,9 +60,9 @@ def slot_arg(arg: bytes) -> int:
     try:
         slot = parse_int(arg)
     except CommandError:
-        raise CommandError("ERR Invalid or out of range slot") from None
+        raise CommandError(errors.INVALID_SLOT) from None
     if not 0 <= slot < limits.slots_count:
-        raise CommandError("ERR Invalid or out of range slot")
+        raise CommandError(errors.INVALID_SLOT)
     return slot
 
 

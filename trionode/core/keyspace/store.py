@@ -41,7 +41,7 @@ caller's business, as is checking arity and cluster routing.
 """
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from trionode import limits
@@ -244,6 +244,10 @@ class Keyspace:
         if count >= len(keys):
             return list(keys)
         return [key for key, _ in zip(keys, range(count), strict=False)]
+
+    def dump_keys(self, keys: Iterable[bytes]) -> list[list[Any]]:
+        """The listed keys that exist, as :meth:`dump` entries (a migration's copy chunk)."""
+        return [self._dump_entry(key) for key in keys if key in self.data]
 
     # --- snapshots -------------------------------------------------------------------
 
