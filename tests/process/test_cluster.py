@@ -121,8 +121,7 @@ def test_del_node_of_a_shard_member_is_refused_before_raft_lets_it_go(node_facto
 
 def test_del_node_of_the_raft_leader_hands_leadership_over_first(node_factory, tmp_path: Path) -> None:
     """DESIGN §4: removing the leader moves leadership to a caught-up voter, then removes the old leader."""
-    conf = _conf(tmp_path)
-    leader, *others = [node_factory(f"r{i}", extra=["--conf", str(conf)]).start() for i in range(3)]
+    leader, *others = [node_factory(f"r{i}", extra=NO_BOOTSTRAP).start() for i in range(3)]
     assert leader.client().execute_command("CLUSTER", "BOOTSTRAP") == b"OK"  # a leader that owns no shard
     for node in others:
         out = run_cli("cluster", "add-node", f"127.0.0.1:{node.port}", f"127.0.0.1:{leader.port}")
