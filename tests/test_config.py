@@ -48,6 +48,7 @@ def test_the_announced_bus_port_defaults_to_the_bus_port(tmp_path: Path) -> None
         ("port = 7100\nbus_announce_port = 7100\n", "'port' and 'bus_announce_port' must differ"),
         ("bus_announce_port = 65536\n", "'bus_announce_port' in {path} must be between 0 and 65535"),
         ('requirepass = "two words"\n', "'requirepass' must be printable ASCII without spaces"),
+        ('cluster_secret = "short"\n', "'cluster_secret' must be at least 32 printable ASCII characters"),
         ("wal_batch_bytes_max = 1048576\nwal_pending_bytes_max = 65536\n", "must not exceed"),
     ],
 )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trionode import limits
+from trionode.core.bus_auth import valid_secret
 
 WILDCARD_ADDRESSES = frozenset({"0.0.0.0", "::", ""})
 LOOPBACK = "127.0.0.1"
@@ -47,6 +48,9 @@ KEYS: dict[str, Key] = {
     "requirepass": Key(str, "", "password of the 'default' user (AUTH password); empty: no password"),
     "protected_mode": Key(
         bool, True, "bound to a non-loopback address with no password: serve loopback clients only"
+    ),
+    "cluster_secret": Key(
+        str, "", "secret every bus connection proves; empty: made at bootstrap or given by CLUSTER MEET"
     ),
     "data_dir": Key(str, "./trionode-data", "data directory (WAL, snapshots, node id, lock)"),
     "bootstrap": Key(
@@ -95,6 +99,7 @@ class Config:
     bus_announce_port: int = KEYS["bus_announce_port"].default
     requirepass: str = KEYS["requirepass"].default
     protected_mode: bool = KEYS["protected_mode"].default
+    cluster_secret: str = KEYS["cluster_secret"].default
     data_dir: str = KEYS["data_dir"].default
     bootstrap: bool = KEYS["bootstrap"].default
     log_level: str = KEYS["log_level"].default
@@ -169,6 +174,9 @@ def _check(name: str, value: Any, where: str) -> None:
 
 
 def _cross_check(config: Config) -> Config:
+    if config.cluster_secret and not valid_secret(config.cluster_secret):
+        raise ConfigError("configuration key 'cluster_secret' must be at least 32 printable ASCII characters "
+                          "without spaces")
     if not all(33 <= ord(c) <= 126 for c in config.requirepass):
         raise ConfigError("configuration key 'requirepass' must be printable ASCII without spaces")
     if config.wal_batch_bytes_max > config.wal_pending_bytes_max:

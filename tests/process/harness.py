@@ -7,6 +7,7 @@ process it started is killed at teardown, whatever the test did.
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -177,3 +178,27 @@ def form_shard(node_factory, tmp_path: Path, conf: str = "", *, wait_isr: bool =
     if wait_isr:
         wait_for(lambda: replica_id in status(primary)["shards"][0]["isr_ids"], "the replica to join the ISR")
     return primary, replica, witness, primary_id, replica_id
+
+
+def bus_dial(node: NodeProcess, claimed: str, secret: bytes | None = None) -> socket.socket:
+    """A bus connection to ``node`` made by hand, claiming node id ``claimed``.
+
+    It proves itself with ``secret`` (default: the node's own, from its data directory);
+    the caller closes it.
+    """
+    import cbor2
+
+    from trionode.core import bus_auth
+
+    def frame(obj: dict) -> bytes:
+        payload = cbor2.dumps(obj)
+        return struct.pack("<I", len(payload)) + payload
+
+    key = secret if secret is not None else (node.data_dir / "cluster.secret").read_text().strip().encode()
+    nonce = os.urandom(bus_auth.NONCE_BYTES)
+    s = socket.create_connection(("127.0.0.1", node.port + 10000), timeout=10)
+    s.sendall(frame({"hello": claimed, "nonce": nonce}))
+    (length,) = struct.unpack("<I", s.recv(4, socket.MSG_WAITALL))
+    reply = cbor2.loads(s.recv(length, socket.MSG_WAITALL))
+    s.sendall(frame({"proof": bus_auth.proof(key, bus_auth.DIALER, claimed, reply["hello"], nonce, reply["nonce"])}))
+    return s

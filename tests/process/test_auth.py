@@ -1,13 +1,16 @@
 """requirepass through redis-py: what a client with and without the password sees."""
 
+import re
 import socket
+import struct
 from pathlib import Path
 
+import cbor2
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from tests.process.harness import run_cli, wait_for
+from tests.process.harness import bus_dial, run_cli, wait_for
 
 PASSWORD = "s3cret-Pa55"
 
@@ -60,3 +63,56 @@ def test_cluster_replies_advertise_announce_ip_and_port(node_factory, tmp_path: 
     assert b" 127.0.0.2:6390@" in r.execute_command("CLUSTER", "NODES")
     shards = repr(r.execute_command("CLUSTER", "SHARDS"))
     assert "127.0.0.2" in shards and "127.0.0.1" not in shards
+
+
+def _kept(s: socket.socket) -> bool:
+    """Send a message on a hand-made bus connection; True if the node keeps the connection open."""
+    with s:
+        payload = cbor2.dumps({"k": "lease", "req": 7})  # a well-formed message
+        s.sendall(struct.pack("<I", len(payload)) + payload)
+        s.settimeout(1.0)
+        try:
+            return s.recv(1) != b""
+        except TimeoutError:
+            return True
+
+
+def test_a_process_without_the_cluster_secret_cannot_join_the_bus(node_factory) -> None:
+    node = node_factory().start()
+    secret_file = node.data_dir / "cluster.secret"
+    assert secret_file.stat().st_mode & 0o077 == 0  # made at bootstrap, readable by the node's user only
+    assert not _kept(bus_dial(node, "f" * 40, secret=b"not the secret"))
+    assert _kept(bus_dial(node, "f" * 40))  # the control: the same dialer with the secret
+    assert node.client().ping()
+
+
+def test_acl_users_exist_on_every_node_of_the_cluster(node_factory, tmp_path: Path) -> None:
+    seed = node_factory("seed").start()
+    joiner = node_factory("join", extra=_conf(tmp_path, "join", "bootstrap = false\n")).start()
+    out = run_cli("cluster", "add-node", f"127.0.0.1:{joiner.port}", f"127.0.0.1:{seed.port}")
+    assert out.returncode == 0, out.stderr
+    # Set on the node that is not the Raft leader: forwarded, and OK only once applied there.
+    assert joiner.client().execute_command("ACL", "SETUSER", "app", "on", ">app-pw", "~app:*", "+@all",
+                                           "-@dangerous") == b"OK"
+    listed = joiner.client().execute_command("ACL", "LIST")
+    assert any(line.startswith(b"user app on #") for line in listed) and not any(b"app-pw" in x for x in listed)
+
+    def app_works_on_seed() -> bool:
+        try:
+            return seed.client(username="app", password="app-pw").set("app:1", "v") is True
+        except redis.AuthenticationError:
+            return False
+
+    wait_for(app_works_on_seed, "the user to reach the other node")
+    app = seed.client(username="app", password="app-pw")
+    assert app.execute_command("ACL", "WHOAMI") == b"app"
+    with pytest.raises(redis.exceptions.NoPermissionError, match="No permissions to access a key"):
+        app.get("other")
+    with pytest.raises(redis.exceptions.NoPermissionError, match=re.escape("'cluster|meet' command")):
+        app.execute_command("CLUSTER", "MEET", "127.0.0.1", "1")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        app.shutdown()
+    assert seed.client().execute_command("ACL", "DELUSER", "app", "nobody") == 1
+    wait_for(lambda: b"app" not in b" ".join(joiner.client().execute_command("ACL", "LIST")), "the deletion")
+    with pytest.raises(redis.AuthenticationError):
+        joiner.client(username="app", password="app-pw").ping()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import cbor2
 import pytest
 
-from tests.process.harness import NodeProcess
+from tests.process.harness import NodeProcess, bus_dial
 from trionode import limits
 
 pytestmark = pytest.mark.timeout(120)
@@ -21,10 +21,8 @@ def _frame(obj: object) -> bytes:
 
 
 def _bus_session(node: NodeProcess, frames: list[object]) -> None:
-    """Say hello (with no cluster key) on the node's bus port, then send ``frames``."""
-    with socket.create_connection(("127.0.0.1", node.port + 10000), timeout=10) as s:
-        s.sendall(_frame({"hello": "e" * 40}))
-        s.recv(65536)  # the node's hello
+    """Say hello (with no cluster key, and the cluster secret) on the node's bus port, then send ``frames``."""
+    with bus_dial(node, "e" * 40) as s:
         for obj in frames:
             s.sendall(_frame(obj))
         time.sleep(0.2)

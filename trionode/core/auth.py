@@ -22,56 +22,16 @@ allow every command on every key; the dispatcher skips the permission check
 for them (the hot path), so it must never hold a user with any restriction.
 """
 
-import hashlib
-import hmac
 import ipaddress
 from dataclasses import dataclass, field
 
-from trionode.core import errors
+from trionode.core import acl, errors
+from trionode.core.acl import ALL_COMMANDS, ALL_KEYS, User, password_hash
 from trionode.core.command_spec import CommandSpec
 from trionode.core.errors import CommandError
 
 DEFAULT_USER = "default"
 NO_AUTH_FLAG = "no_auth"  # the Redis command flag: may run before authenticating
-ALL_COMMANDS = "+@all"
-ALL_KEYS = b"*"
-
-
-def password_hash(password: bytes) -> str:
-    """The stored form of a password: its SHA-256 digest in hex, as Redis's ACL keeps it.
-
-    Unsalted SHA-256 is what Redis uses and what ``ACL SETUSER #<hash>`` exchanges;
-    a slow, salted hash would make every AUTH (redis-py authenticates each new
-    connection) cost milliseconds of the single event loop. Passwords are meant to
-    be long random tokens, for which a fast hash is not the weak point.
-    """
-    return hashlib.sha256(password).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    name: str
-    enabled: bool = False
-    nopass: bool = False
-    passwords: frozenset[str] = frozenset()  # SHA-256 hex digests
-    key_patterns: tuple[bytes, ...] = ()
-    command_rules: tuple[str, ...] = ()  # "+@read", "-flushall", ... in order; the last match wins
-
-    @property
-    def unrestricted(self) -> bool:
-        return (
-            self.enabled and ALL_KEYS in self.key_patterns
-            and self.command_rules[-1:] == (ALL_COMMANDS,)
-        )  # fmt: skip
-
-    def accepts(self, password: bytes) -> bool:
-        if not self.enabled:
-            return False
-        if self.nopass:
-            return True
-        digest = password_hash(password)
-        # Every stored digest is compared, so the time taken does not tell which one matched.
-        return any([hmac.compare_digest(digest, stored) for stored in self.passwords])
 
 
 def default_user(requirepass: str) -> User:
@@ -93,8 +53,10 @@ class Users:
         object.__setattr__(self, "unrestricted", frozenset(n for n, u in self.by_name.items() if u.unrestricted))
 
     @classmethod
-    def build(cls, requirepass: str, acl_users: dict[str, User] | None = None) -> "Users":
-        return cls({DEFAULT_USER: default_user(requirepass), **(acl_users or {})})
+    def build(cls, requirepass: str, acl_users: dict[str, tuple[str, ...]] | None = None) -> "Users":
+        """The table from ``requirepass`` and the cluster state's users (name -> ``acl.describe`` rules)."""
+        users = {name: acl.apply_rules(acl.new_user(name), rules) for name, rules in (acl_users or {}).items()}
+        return cls({DEFAULT_USER: default_user(requirepass), **users})
 
     def initial_user(self) -> str | None:
         """Who a new connection is before AUTH: ``default`` if it needs no password, else nobody."""
@@ -114,9 +76,10 @@ class Users:
             return None
         if NO_AUTH_FLAG in spec.flags:
             return None
-        if username is None or username not in self.by_name:
-            return errors.NOAUTH
-        return None
+        user = self.by_name.get(username) if username is not None else None
+        if user is None:
+            return errors.NOAUTH  # never authenticated, or the user was deleted since
+        return acl.refusal(user, spec, argv)
 
 
 def auth_command(users: Users, argv: list[bytes]) -> str:

@@ -141,6 +141,9 @@ class DataState:
     def replace_with(self, other: "DataState") -> None:
         """Adopt ``other``'s keyspace and offset (a full resync), keeping this object's identity."""
         assert not self.outbox, "effects still waiting for the WAL would be lost"
+        old = self.keyspace
+        old.flush()  # its values are freed in steps, like FLUSHALL's
+        other.keyspace.garbage = old.garbage
         self.keyspace = other.keyspace
         self.applied_offset = other.applied_offset
         self.visibility = Visibility(other.applied_offset)

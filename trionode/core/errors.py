@@ -65,6 +65,18 @@ DENIED = (
     "the internet if you do so. NOTE: You only need to do one of the above things in order for the "
     "node to start accepting connections from the outside."
 )
+BAD_CLUSTER_SECRET = "ERR a cluster secret is at least 32 printable ASCII characters without spaces"
+SECRET_IN_CLUSTER = "ERR this node already belongs to a cluster, which has a different secret"
+SECRET_CONFLICT = "ERR this node's configuration sets a different cluster_secret"
+NO_CLUSTER_SECRET = "ERR this node has no cluster secret: it is not part of a cluster yet"
+NOPERM_KEY = "NOPERM No permissions to access a key"
+DEFAULT_USER_UNDELETABLE = "ERR The 'default' user cannot be removed"
+
+
+def noperm_command(user: str, command: str) -> str:
+    return f"NOPERM User {user} has no permissions to run the '{command}' command"
+
+
 HELLO_NOAUTH = (
     "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
     "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
@@ -132,3 +144,41 @@ GETKEYS_INVALID_COMMAND = "ERR Invalid command specified"
 GETKEYS_NO_KEYS = "ERR The command has no key arguments"
 GETKEYS_INVALID_ARGC = "ERR Invalid number of arguments specified for command"
 GETKEYS_INVALID_ARGS = "ERR Invalid arguments specified for command"
+
+
+# --- slot migration (Valkey 9's CLUSTER MIGRATESLOTS / CANCELSLOTMIGRATIONS strings) ----
+MIGRATE_NOT_PRIMARY = "ERR Slot migration can only be used on primary nodes."
+MIGRATE_NO_END_SLOT = "ERR No end slot for final slot range"
+MIGRATE_NO_RANGES = "ERR No slot ranges specified"
+MIGRATE_SPANS_SHARDS = "ERR Requested slots span multiple shards"
+MIGRATE_NOT_SERVED_HERE = "ERR Slots are not served by this node."
+MIGRATE_JOBS_OVERLAP = "ERR Slot ranges in migrations overlap"
+MIGRATE_TARGET_IS_SELF = "ERR Target node can not be this node."
+MIGRATE_TARGET_NOT_PRIMARY = "ERR Target node is not a primary"  # Valkey's target says it; we check up front
+MIGRATE_NONE_ONGOING = "ERR No migrations ongoing"
+INVALID_SLOT = "ERR Invalid or out of range slot"
+MIGRATE_TOO_MANY = "ERR Too many slot migrations in flight; wait for some to finish"  # trionode's bound
+
+
+def migrate_start_after_end(start: int, end: int) -> str:
+    return f"ERR Start slot number {start} is greater than end slot number {end}."
+
+
+def migrate_slot_unserved(slot: int) -> str:
+    return f"ERR Slot {slot} has no node served."
+
+
+def migrate_ranges_overlap(start: int, end: int, prev_start: int, prev_end: int) -> str:
+    return f"ERR Slot range {start}-{end} overlaps with previous range {prev_start}-{prev_end}."
+
+
+def migrate_already_migrating(slot: int) -> str:
+    return f"ERR I am already migrating slot {slot}."
+
+
+def invalid_node_name(name: str) -> str:
+    return f"ERR Invalid node name: {name[:128]}"
+
+
+def unknown_node_name(name: str) -> str:
+    return f"ERR Unknown node name: {name[:128]}"

@@ -13,7 +13,7 @@ CLUSTER and COMMAND answers are formatted by ``cluster_commands`` and
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from trionode.core import auth, cluster_commands, command_docs, errors
+from trionode.core import acl_commands, auth, cluster_commands, command_docs, errors
 from trionode.core.command_spec import CommandSpec
 from trionode.core.errors import CommandError
 from trionode.core.info import REDIS_COMPAT_VERSION, render_info
@@ -263,5 +263,6 @@ HANDLERS: dict[str, Handler] = {
     "command": _command,
     "config": _config,
     "cluster": cluster_commands.run,
+    "acl": acl_commands.run,
 }
 

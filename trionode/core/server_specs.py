@@ -46,6 +46,7 @@ SERVER_COMMANDS: dict[str, CommandSpec] = _specs(
     CommandSpec("readwrite", 1, ("loading", "stale", "fast")),
     CommandSpec("asking", 1, ("fast",)),
     CommandSpec("config", -2, ()),
+    CommandSpec("acl", -2, ()),
 )
 
 SUBCOMMANDS: dict[str, dict[str, CommandSpec]] = {
@@ -85,6 +86,13 @@ SUBCOMMANDS: dict[str, dict[str, CommandSpec]] = {
     ),
     "config": _specs(
         CommandSpec("config|get", -3, ("admin", "noscript", "loading", "stale")),
+    ),
+    "acl": _specs(
+        CommandSpec("acl|whoami", 2, ("noscript", "loading", "stale")),
+        CommandSpec("acl|list", 2, ("admin", "noscript", "loading", "stale")),
+        CommandSpec("acl|cat", -2, ("noscript", "loading", "stale")),
+        CommandSpec("acl|setuser", -3, ("admin", "noscript", "loading", "stale")),
+        CommandSpec("acl|deluser", -3, ("admin", "noscript", "loading", "stale")),
     ),
 }
 

@@ -36,6 +36,7 @@ from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.server_specs import SERVER_COMMANDS
 from trionode.core.session import Node, NodeFacts
 from trionode.io import data_store
+from trionode.io.cluster_secret import ClusterSecret
 from trionode.io.control import ControlPlane
 from trionode.io.datadir import DataDir
 from trionode.io.failover import FailoverDriver
@@ -79,6 +80,8 @@ class NodeRuntime:
         self.stats = Stats()
         self.shutting_down = False
         self.shutdown_requested = trio.Event()
+        self.cluster_secret = ClusterSecret(datadir.path, config.cluster_secret)
+        control.bus.secret = self.cluster_secret.key
         self._rng = random.Random(int.from_bytes(os.urandom(8), "little"))
         facts = NodeFacts(
             node_id=datadir.node_id,
@@ -98,7 +101,6 @@ class NodeRuntime:
             shell_info=self.info_sections,
             routing=routing.not_a_member(),
             cluster_view=self.cluster_view,
-            users=Users.build(config.requirepass),
         )
         self.replication = Replication(self.node_id, store, control, self.clock_ms)
         self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, self.clock_ms, self._rng,
@@ -119,6 +121,7 @@ class NodeRuntime:
         self._config_changed()
 
     def _config_changed(self) -> None:
+        self.node.users = Users.build(self.config.requirepass, self.control.state.acl_users)
         self.replication.on_config(self.control.state)
         voters = self.control.rawnode.conf.voters if self.control.rawnode is not None else ()
         self.gossip.on_config(self.control.state, voters)
@@ -203,6 +206,7 @@ class NodeRuntime:
     async def bootstrap(self, with_all_slots: bool = False) -> None:
         """Form a new cluster around this node (CLUSTER BOOTSTRAP, or the embedded default)."""
         cfg = self.config
+        self.cluster_secret.make()
         await self.control.bootstrap(cfg.effective_announce_ip, cfg.effective_announce_port,
                                      cfg.effective_bus_announce_port)
         if with_all_slots:
@@ -283,6 +287,16 @@ class NodeRuntime:
             self.stats.expired_keys += self.data.expire_some(self.clock_ms(), self._rng)
             self.log_outbox()
 
+    async def lazyfree_loop(self) -> None:
+        """Free the big values commands dropped, a bounded step per turn of the event loop."""
+        while True:
+            garbage = self.data.keyspace.garbage  # looked up each time: a full resync replaces the keyspace
+            if garbage:
+                garbage.release(limits.lazyfree_members_per_step)
+                await trio.sleep(0)
+            else:
+                await trio.sleep(limits.lazyfree_idle_ms / 1000)
+
     async def compact_loop(self) -> None:
         while True:
             await trio.sleep(limits.compact_check_interval_ms / 1000)
@@ -321,8 +335,8 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
             await nursery.start(runtime.failover.run)  # the first lease before the first client
             serving = trio.CancelScope()
             nursery.start_soon(_serve, runtime, listeners, serving)
-            loops = (runtime.expire_loop, runtime.compact_loop, runtime.signal_loop, runtime.replication.run,
-                     runtime.gossip.run)
+            loops = (runtime.expire_loop, runtime.lazyfree_loop, runtime.compact_loop, runtime.signal_loop,
+                     runtime.replication.run, runtime.gossip.run)
             for loop in loops:
                 nursery.start_soon(loop)
             task_status.started(runtime)
@@ -373,6 +387,10 @@ def _log_started(runtime: NodeRuntime, store: data_store.DataStore) -> None:
     )
     if (warning := runtime.config.announce_warning()) is not None:
         log.warning("%s", warning)
+    if runtime.control.store.cluster_id and runtime.cluster_secret.key() is None:
+        log.error("this node belongs to cluster %s but has no cluster secret, so the bus refuses every peer: set "
+                  "'cluster_secret' or copy cluster.secret from another node's data directory",
+                  runtime.control.store.cluster_id)
 
 
 __all__ = ["NodeRuntime", "StartupError", "run"]

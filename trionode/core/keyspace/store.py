@@ -17,6 +17,10 @@ holds four structures that move together:
   key's index, so active expiry can pick a uniform random sample in O(1)
   per pick and drop a key by swap-remove.
 
+Big values that leave the keyspace (DEL, UNLINK, overwrite, expiry, FLUSHALL)
+go to ``garbage`` instead of being freed in the command: the shell frees them
+in bounded steps between commands (``lazyfree.py``).
+
 Time and replay. The caller sets ``now_ms`` before each command. ``None``
 means replay (WAL recovery or a replica applying its primary's stream): no
 expiry decision is made at all and relative times are a programmer error.
@@ -37,11 +41,12 @@ caller's business, as is checking arity and cluster routing.
 """
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from trionode import limits
 from trionode.core.errors import WRONGTYPE, CommandError
+from trionode.core.keyspace.lazyfree import Garbage
 from trionode.core.slots import key_slot
 
 Value = bytes | deque | dict | set
@@ -65,6 +70,7 @@ class Keyspace:
         "effects",
         "expire_deletes",
         "expires",
+        "garbage",
         "now_ms",
         "slot_keys",
     )
@@ -79,6 +85,7 @@ class Keyspace:
         # Invariant: _ttl_keys[_ttl_pos[k]] == k, and set(_ttl_keys) == set(expires).
         self._ttl_keys: list[bytes] = []
         self._ttl_pos: dict[bytes, int] = {}
+        self.garbage = Garbage()  # big values dropped but not yet freed (lazyfree.py)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -138,6 +145,7 @@ class Keyspace:
         """SET's store step: overwrite or insert, dropping the deadline unless kept."""
         data = self.data
         if key in data:
+            self.garbage.discard(data[key])
             data[key] = value
             if not keep_ttl and key in self.expires:
                 self.persist(key)
@@ -146,11 +154,13 @@ class Keyspace:
 
     def delete(self, key: bytes) -> bool:
         """Remove ``key`` with its deadline and index entry; False if absent."""
-        if self.data.pop(key, None) is None:
+        value = self.data.pop(key, None)
+        if value is None:
             return False
         del self.slot_keys[key_slot(key)][key]
         if key in self.expires:
             self.persist(key)
+        self.garbage.discard(value)
         return True
 
     def shrank(self, key: bytes, container: Value, effect: list[bytes] | None) -> None:
@@ -182,12 +192,16 @@ class Keyspace:
         return True
 
     def flush(self) -> None:
-        self.data.clear()
-        self.expires.clear()
-        for keys in self.slot_keys:
-            keys.clear()
-        self._ttl_keys.clear()
-        self._ttl_pos.clear()
+        """Empty the keyspace at once; its memory is freed later, in steps."""
+        self.garbage.discard_dict(self.data)
+        self.garbage.discard_dict(self.expires)
+        self.garbage.discard_dict(self._ttl_pos)
+        self.data, self.expires, self._ttl_pos, self._ttl_keys = {}, {}, {}, []
+        slot_keys = self.slot_keys
+        for slot, keys in enumerate(slot_keys):
+            if keys:
+                self.garbage.discard_dict(keys)
+                slot_keys[slot] = {}
 
     # --- active expiry ----------------------------------------------------------
 
@@ -230,6 +244,10 @@ class Keyspace:
         if count >= len(keys):
             return list(keys)
         return [key for key, _ in zip(keys, range(count), strict=False)]
+
+    def dump_keys(self, keys: Iterable[bytes]) -> list[list[Any]]:
+        """The listed keys that exist, as :meth:`dump` entries (a migration's copy chunk)."""
+        return [self._dump_entry(key) for key in keys if key in self.data]
 
     # --- snapshots -------------------------------------------------------------------
 
