@@ -101,7 +101,10 @@ class NodeRuntime:
             shell_info=self.info_sections,
             routing=routing.not_a_member(),
             cluster_view=self.cluster_view,
+            # requirepass holds from the first instant, before the cluster state's users are followed.
+            users=Users.build(config.requirepass),
         )
+        self._acl_users: dict[str, tuple[str, ...]] = {}  # the state's users node.users was built from
         self.replication = Replication(self.node_id, store, control, self.clock_ms)
         self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, self.clock_ms, self._rng,
                                    info=lambda: {"offset": self.replication.offsets()[self.node_id]})
@@ -121,7 +124,9 @@ class NodeRuntime:
         self._config_changed()
 
     def _config_changed(self) -> None:
-        self.node.users = Users.build(self.config.requirepass, self.control.state.acl_users)
+        if self.control.state.acl_users != self._acl_users:  # most entries change no user: skip the parsing
+            self._acl_users = dict(self.control.state.acl_users)
+            self.node.users = Users.build(self.config.requirepass, self._acl_users)
         self.replication.on_config(self.control.state)
         voters = self.control.rawnode.conf.voters if self.control.rawnode is not None else ()
         self.gossip.on_config(self.control.state, voters)
