@@ -12,7 +12,7 @@ import pytest
 from scripts.drills.nemesis import NEMESES
 from scripts.drills.runner import DrillOptions, run
 
-DRILL_DURATION_S = 15.0
+DRILL_DURATION_S = 10.0
 DRILL_SEED = 1
 ACKED_MIN = 100  # the workload really ran: a drill that acknowledged nothing proves nothing
 
