@@ -20,8 +20,9 @@ R3, read your writes. Let ``W`` be the last ``set`` on ``k`` acknowledged to
     return ``None``. Either is a ``stale-read``.
 R4, never past its deadline. If the ``set`` ``W`` that produced ``v`` had a
     time-to-live, ``v``'s latest possible deadline is the latest of ``W``'s and
-    of every ``expire`` on ``k`` invoked after ``W`` and before ``r`` completed,
-    each ``complete + ttl + margin`` (the expiry rule of
+    of every ``expire`` on ``k`` that does not precede ``W`` (completed after
+    ``W`` was invoked) and was invoked before ``r`` completed, each
+    ``complete + ttl + margin`` (the expiry rule of
     :mod:`.register_model`). ``r`` invoked at or after it is an
     ``expired-read``.
 
@@ -39,7 +40,8 @@ Why a correct server never fails these (soundness):
 * R4: a replica hides a key whose deadline has passed on its clock (DESIGN
   §5.1), whatever the age of the state it serves. In that state ``v``'s
   deadline was set by ``W`` or by an ``EXPIRE`` applied while ``v`` was the
-  value, so invoked after ``W`` was and before the state was served; the
+  value, so one that took effect after ``W`` (it did not precede ``W``) and
+  before the state was served (it was invoked before ``r`` completed); the
   expiry rule bounds each such deadline by the latest above. A replica that
   honours it never returns ``v`` to a read that began past it.
 * R3: ``W`` was acknowledged before ``r`` began, so it was durable on every
@@ -94,7 +96,8 @@ def check_replica_reads(key: str, ops: Sequence[Op], margin_s: float) -> tuple[l
 def _latest_deadline(w: Op, r: Op, ops: Sequence[Op], margin_s: float) -> float:
     if w.arg is None:
         return INF
-    expires = [e for e in ops if e.f == "expire" and e.status != "fail" and w.invoke < e.invoke < r.complete]
+    expires = [e for e in ops if e.f == "expire" and e.status != "fail" and e.complete > w.invoke
+               and e.invoke < r.complete]  # fmt: skip
     return max(op.complete + op.arg / 1000 + margin_s for op in [w, *expires])
 
 
