@@ -14,8 +14,10 @@ resp_read_bytes = 64 * 1024                    # one socket receive
 resp_pipeline_commands_max = 1024              # commands executed before replies are flushed
 resp_reply_bytes_max = 64 * 1024 * 1024        # replies buffered for one connection before flushing
 
-# --- Clients ------------------------------------------------------------------
-clients_max = 10_000
+# --- Clients and file descriptors ----------------------------------------------
+clients_max = 10_000                           # lowered at start if the open-files limit cannot cover it
+fds_reserved = 64                              # WAL and snapshot files, listeners, trio's wake-up pipes
+accept_backoff_ms = 100                        # a listener whose accept() failed (EMFILE...) retries after this
 
 # --- Data WAL and group commit -------------------------------------------------
 wal_batch_records_max = 4096                   # records written by one write()+fsync()
@@ -35,6 +37,11 @@ expire_cycle_interval_ms = 100                 # active expiry runs ten times a 
 expire_sample_keys = 20                        # keys sampled per round (Redis ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP)
 expire_rounds_max = 16                         # rounds per cycle while >25% of samples were expired
 
+# --- Lazy freeing ------------------------------------------------------------------
+lazyfree_members_min = 64                      # an aggregate larger than this is freed in steps (Redis's threshold)
+lazyfree_members_per_step = 1024               # members freed between two turns of the event loop (~1-3 ms)
+lazyfree_idle_ms = 10                          # how often the freeing task looks for new garbage
+
 # --- Commands ------------------------------------------------------------------
 scan_count_max = 100_000                       # upper bound honoured for SCAN COUNT
 shutdown_grace_ms = 5_000                      # time given to connections to drain at shutdown
@@ -51,10 +58,14 @@ assert expire_sample_keys >= 1 and expire_rounds_max >= 1
 # --- Cluster bus -----------------------------------------------------------------
 bus_frame_bytes_max = 64 * 1024 * 1024         # one bus frame (a Raft snapshot must fit)
 bus_send_queue_msgs_max = 1024                 # queued per peer; beyond it messages are dropped (Raft retries)
+bus_send_queue_bytes_max = 2 * bus_frame_bytes_max  # encoded bytes queued per peer, likewise
 bus_connect_timeout_ms = 2_000
 bus_backoff_min_ms = 50                        # reconnect backoff doubles from here...
 bus_backoff_max_ms = 2_000                     # ...up to here
 bus_handshake_timeout_ms = 2_000
+bus_hello_bytes_max = 64 * 1024                # a frame before the handshake completes
+bus_inbound_connections_max = 128              # inbound bus connections at once, all peers together
+bus_inbound_per_peer_max = 4                   # inbound bus connections at once from one node id
 
 # --- Raft driver -----------------------------------------------------------------
 raft_tick_ms = 100                             # one Raft tick
@@ -66,6 +77,10 @@ raft_proposal_timeout_ms = 10_000              # an operator command waits this 
 raft_voters_max = 5
 
 assert bus_backoff_min_ms <= bus_backoff_max_ms
+assert bus_hello_bytes_max <= bus_frame_bytes_max
+assert bus_inbound_per_peer_max <= bus_inbound_connections_max
+# One outbound connection per peer that may dial in, plus the inbound ones.
+fds_bus_max = 2 * bus_inbound_connections_max
 assert raft_heartbeat_ticks < raft_election_ticks
 raft_forwarded_max = 256                       # operator commands forwarded to the leader, in flight
 
@@ -77,3 +92,19 @@ replica_lag_timeout_ms = 5_000                 # an ISR member behind for this l
 repl_sync_retry_ms = 500                       # a replica re-sends its sync request this often until answered
 repl_tick_ms = 100                             # the primary checks ISR health this often
 repl_silence_ms = 2_000                        # a replica that hears nothing of its session this long resyncs
+
+# --- Slot migration ------------------------------------------------------------------
+migration_pause_ms_max = 1_000                 # a handover's write pause; past it the job aborts (writes resume)
+migration_copy_keys_max = 512                  # keys read and sent in one copy chunk (one stream record)
+migration_delete_keys_max = 512                # keys deleted in one cleanup chunk
+migration_copy_lag_records_max = 64            # the copy waits while this many stream records are unacknowledged
+migration_pause_lag_records_max = 16           # writes pause only once the target is this close
+migration_lag_records_max = 100_000            # a target further behind than this aborts the job (buffer bound)
+migration_ack_timeout_ms = 10_000              # no acknowledgement from the target for this long aborts the job
+migration_propose_retry_ms = 1_000             # an abort not yet applied is proposed again this often
+migration_start_timeout_ms = 10_000            # a start (or the target's readiness) not seen by then: give up
+migration_log_jobs_max = 32                    # finished jobs CLUSTER GETSLOTMIGRATIONS still lists
+
+assert migration_pause_lag_records_max <= migration_copy_lag_records_max < migration_lag_records_max
+assert migration_copy_keys_max >= 1 and migration_delete_keys_max >= 1
+assert migration_propose_retry_ms < migration_start_timeout_ms

@@ -5,17 +5,27 @@ connection, dialled on demand and re-dialled with bounded exponential backoff;
 inbound connections only receive. Every connection starts with a handshake
 that names both nodes and the cluster: a node of another cluster, or a dialled
 address that turns out to be a different node, is refused and the connection
-closed.
+closed. In the same exchange both ends prove they hold the cluster secret
+(``core/bus_auth.py``); until both have, no other frame is read and nothing
+the dialer says (its address) is believed.
 
-Sending never blocks the caller: each peer has a bounded queue, and a message
-that does not fit is dropped and counted, as is everything queued for a peer
-whose dial just failed. That is safe for everything the bus carries, since
-Raft, gossip and replication resend what matters; growing without bound, or
-delivering a stale backlog on reconnect, is not.
+Sending never blocks the caller: each peer has a queue bounded in messages and
+in bytes (frames are encoded when queued), and a message that does not fit is
+dropped and counted, as is everything queued for a peer whose dial just
+failed. That is safe for everything the bus carries, since Raft, gossip and
+replication resend what matters; growing without bound, or delivering a stale
+backlog on reconnect, is not.
+
+What a peer can make this node hold is bounded too: inbound connections in
+total and per node id, the handshake frame (small, before the peer has said
+who it is), and every later frame. Each message is checked against its schema
+(``core/bus_messages.py``) before a handler sees it; a malformed one closes
+its connection.
 """
 
 import contextlib
 import logging
+import os
 import random
 import struct
 from collections.abc import Callable
@@ -26,6 +36,9 @@ import cbor2
 import trio
 
 from trionode import limits
+from trionode.core import bus_auth
+from trionode.core.bus_messages import BusMessageError, check
+from trionode.io.listen import accept_forever
 
 log = logging.getLogger("trionode.bus")
 
@@ -36,14 +49,16 @@ class FrameError(Exception):
     """A peer sent a frame that is too large or does not decode."""
 
 
-async def read_frame(stream: trio.abc.ReceiveStream, buf: bytearray) -> Any:
-    """The next frame's payload; None when the peer closed the connection cleanly."""
+async def read_frame(
+    stream: trio.abc.ReceiveStream, buf: bytearray, bytes_max: int = limits.bus_frame_bytes_max
+) -> Any:
+    """The next frame's payload, of at most ``bytes_max`` bytes; None when the peer closed cleanly."""
     while len(buf) < _LENGTH.size:
         if not await _fill(stream, buf):
             return None
     (length,) = _LENGTH.unpack_from(buf)
-    if length > limits.bus_frame_bytes_max:
-        raise FrameError(f"frame of {length} bytes exceeds bus_frame_bytes_max")
+    if length > bytes_max:
+        raise FrameError(f"frame of {length} bytes exceeds the bound of {bytes_max}")
     while len(buf) < _LENGTH.size + length:
         if not await _fill(stream, buf):
             raise FrameError("connection closed in the middle of a frame")
@@ -81,6 +96,7 @@ class _Peer:
     send: trio.MemorySendChannel
     receive: trio.MemoryReceiveChannel
     connected: bool = False
+    queued_bytes: int = 0  # encoded frames waiting in the queue; Invariant: <= limits.bus_send_queue_bytes_max
 
 
 @dataclass(slots=True)
@@ -89,6 +105,7 @@ class BusStats:
     received: int = 0
     dropped: int = 0
     refused: int = 0
+    malformed: int = 0   # connections closed for a frame that broke its message schema
     connects: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
 
@@ -110,6 +127,10 @@ class Bus:
         self._on_message = on_message
         self._rng = rng
         self._peers: dict[str, _Peer] = {}
+        # The cluster secret's HMAC key, None while there is none (then every handshake fails).
+        self.secret: Callable[[], bytes | None] = lambda: None
+        self._inbound_total = 0                   # Invariant: <= limits.bus_inbound_connections_max
+        self._inbound_by_peer: dict[str, int] = {}  # Invariant: each <= limits.bus_inbound_per_peer_max
         self._nursery: trio.Nursery | None = None
         self.stats = BusStats()
 
@@ -138,11 +159,27 @@ class Bus:
             self.stats.dropped += 1
             return False
         try:
-            peer.send.send_nowait(payload)
+            frame = encode_frame(payload)
+        except FrameError as e:
+            log.warning("bus: dropped a %s message for %s: %s", payload.get("k"), node_id[:12], e)
+            self.stats.dropped += 1
+            return False
+        if peer.queued_bytes + len(frame) > limits.bus_send_queue_bytes_max:
+            self.stats.dropped += 1
+            return False
+        try:
+            peer.send.send_nowait(frame)
         except (trio.WouldBlock, trio.ClosedResourceError):
             self.stats.dropped += 1
             return False
+        peer.queued_bytes += len(frame)
         return True
+
+    @staticmethod
+    def _dequeued(peer: _Peer, frame: bytes) -> bytes:
+        peer.queued_bytes -= len(frame)
+        assert peer.queued_bytes >= 0
+        return frame
 
     def connected(self, node_id: str) -> bool:
         peer = self._peers.get(node_id)
@@ -156,28 +193,54 @@ class Bus:
             for peer in self._peers.values():
                 nursery.start_soon(self._sender, peer)
             for listener in listeners:
-                nursery.start_soon(self._accept_loop, listener, nursery)
+                nursery.start_soon(accept_forever, listener, self._receiver, nursery, "cluster bus")
             task_status.started()
-
-    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
-        async with listener:
-            while True:
-                stream = await listener.accept()
-                nursery.start_soon(self._receiver, stream)
 
     async def _receiver(self, stream: trio.SocketStream) -> None:
         async with stream:
-            buf = bytearray()
+            if self._inbound_total >= limits.bus_inbound_connections_max:
+                self.stats.refused += 1
+                return
+            self._inbound_total += 1
             try:
-                with trio.fail_after(limits.bus_handshake_timeout_ms / 1000):
-                    hello = await read_frame(stream, buf)
-                peer_id = self._check_hello(hello)
-                if peer_id is None:
-                    return
-                await stream.send_all(encode_frame({"hello": self.node_id, "cluster": self._cluster_id()}))
+                await self._serve_inbound(stream)
+            finally:
+                self._inbound_total -= 1
+
+    async def _serve_inbound(self, stream: trio.SocketStream) -> None:
+        buf = bytearray()
+        try:
+            with trio.fail_after(limits.bus_handshake_timeout_ms / 1000):
+                hello = await read_frame(stream, buf, limits.bus_hello_bytes_max)
+            peer_id = self._check_hello(hello)
+            # Proved before it counts against its node id's bound: an impostor must not use up a real peer's.
+            if peer_id is None or not await self._prove_inbound(stream, buf, hello, peer_id):
+                return
+            if self._inbound_by_peer.get(peer_id, 0) >= limits.bus_inbound_per_peer_max:
+                self.stats.refused += 1
+                return
+            self._inbound_by_peer[peer_id] = self._inbound_by_peer.get(peer_id, 0) + 1
+            try:
+                self._learn_peer(peer_id, hello.get("addr"))
                 await self._receive_loop(stream, buf, peer_id)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, FrameError) as e:
-                log.debug("bus: inbound connection ended: %s", e)
+            finally:
+                self._leave_inbound(peer_id)
+        except BusMessageError as e:
+            self._note_malformed(peer_id, e)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, FrameError) as e:
+            log.debug("bus: inbound connection ended: %s", e)
+
+    def _leave_inbound(self, peer_id: str) -> None:
+        left = self._inbound_by_peer.pop(peer_id) - 1
+        if left:
+            self._inbound_by_peer[peer_id] = left
+
+    def _note_malformed(self, peer_id: str, error: BusMessageError) -> None:
+        # Logged the first time and then once per thousand: a peer that keeps sending garbage must not flood the log.
+        self.stats.malformed += 1
+        if self.stats.malformed % 1000 == 1:
+            log.warning("bus: closed the connection from %s after a malformed message (%d so far): %s",
+                        peer_id[:12], self.stats.malformed, error)
 
     def _check_hello(self, hello: Any) -> str | None:
         if not isinstance(hello, dict) or not isinstance(hello.get("hello"), str):
@@ -191,11 +254,30 @@ class Bus:
         if hello.get("to") not in ("", None, self.node_id):
             self.stats.refused += 1
             return None
-        peer_id, addr = hello["hello"], hello.get("addr")
-        # A node that dials us may be new (joining): learn where to answer it.
+        return hello["hello"]
+
+    def _learn_peer(self, peer_id: str, addr: Any) -> None:
+        """A node that dialled us, and proved it is of our cluster, may be new (joining): learn where to answer it."""
         if peer_id not in self._peers and peer_id != self.node_id and _is_addr(addr):
             self.set_peer(peer_id, (addr[0], addr[1]))
-        return peer_id
+
+    async def _prove_inbound(self, stream: trio.SocketStream, buf: bytearray, hello: dict, peer_id: str) -> bool:
+        """Answer the dialer's hello with our proof, then require its own (core/bus_auth.py)."""
+        secret, nonce, theirs = self.secret(), os.urandom(bus_auth.NONCE_BYTES), hello.get("nonce")
+        if secret is None or not bus_auth.valid_nonce(theirs):
+            self.stats.refused += 1
+            return False
+        mine = bus_auth.proof(secret, bus_auth.ACCEPTOR, peer_id, self.node_id, theirs, nonce)
+        await stream.send_all(encode_frame({"hello": self.node_id, "cluster": self._cluster_id(), "nonce": nonce,
+                                            "proof": mine}))
+        with trio.fail_after(limits.bus_handshake_timeout_ms / 1000):
+            answer = await read_frame(stream, buf, limits.bus_hello_bytes_max)
+        if not bus_auth.proof_ok(bus_auth.proof(secret, bus_auth.DIALER, peer_id, self.node_id, theirs, nonce), answer):
+            log.warning("bus: refused a connection claiming to be %s: it did not prove it holds the cluster secret",
+                        peer_id[:12])
+            self.stats.refused += 1
+            return False
+        return True
 
     async def _receive_loop(self, stream: trio.SocketStream, buf: bytearray, peer_id: str) -> None:
         while True:
@@ -203,8 +285,7 @@ class Bus:
             if payload is None:
                 return
             self.stats.received += 1
-            if isinstance(payload, dict):
-                self._on_message(peer_id, payload)
+            self._on_message(peer_id, check(payload))
 
     async def _sender(self, peer: _Peer) -> None:
         backoff_ms = limits.bus_backoff_min_ms
@@ -230,10 +311,13 @@ class Bus:
         """
         with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
             while True:
-                peer.receive.receive_nowait()
+                self._dequeued(peer, peer.receive.receive_nowait())
                 self.stats.dropped += 1
 
     async def _dial(self, peer: _Peer) -> trio.SocketStream | None:
+        secret, nonce = self.secret(), os.urandom(bus_auth.NONCE_BYTES)
+        if secret is None:
+            return None
         try:
             with trio.fail_after(limits.bus_connect_timeout_ms / 1000):
                 stream = await trio.open_tcp_stream(*peer.addr)
@@ -242,30 +326,45 @@ class Bus:
                     "cluster": self._cluster_id(),
                     "to": peer.node_id,
                     "addr": list(self.advertise),
+                    "nonce": nonce,
                 }
                 await stream.send_all(encode_frame(hello))
-                reply = await read_frame(stream, bytearray())
+                reply = await read_frame(stream, bytearray(), limits.bus_hello_bytes_max)
+                answer = self._answer_acceptor(secret, peer.node_id, nonce, reply)
+                if answer is not None:
+                    await stream.send_all(encode_frame(answer))
         except (OSError, trio.TooSlowError, trio.BrokenResourceError, FrameError):
             return None
-        if self._check_hello(reply) != peer.node_id:
+        if answer is None:
             await stream.aclose()
             return None
         self.stats.connects += 1
         return stream
 
+    def _answer_acceptor(self, secret: bytes, peer_id: str, nonce: bytes, reply: Any) -> dict | None:
+        """Our proof for the dialled node, if its reply names it and proves it holds the secret; else None."""
+        if self._check_hello(reply) != peer_id or not bus_auth.valid_nonce(reply.get("nonce")):
+            return None
+        expected = bus_auth.proof(secret, bus_auth.ACCEPTOR, self.node_id, peer_id, nonce, reply["nonce"])
+        if not bus_auth.proof_ok(expected, reply):
+            log.warning("bus: %s did not prove it holds the cluster secret; not using the connection", peer_id[:12])
+            self.stats.refused += 1
+            return None
+        return {"proof": bus_auth.proof(secret, bus_auth.DIALER, self.node_id, peer_id, nonce, reply["nonce"])}
+
     async def _send_loop(self, peer: _Peer, stream: trio.SocketStream) -> None:
         peer.connected = True
         try:
             async with stream:
-                async for payload in peer.receive:
-                    frames = [encode_frame(payload)]
+                async for frame in peer.receive:
+                    frames = [self._dequeued(peer, frame)]
                     # Coalesce what is already queued into one write.
                     with contextlib.suppress(trio.WouldBlock):
                         while len(frames) < 64:
-                            frames.append(encode_frame(peer.receive.receive_nowait()))
+                            frames.append(self._dequeued(peer, peer.receive.receive_nowait()))
                     await stream.send_all(b"".join(frames))
                     self.stats.sent += len(frames)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, FrameError) as e:
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
             log.debug("bus: connection to %s lost: %s", peer.node_id[:12], e)
         finally:
             peer.connected = False

@@ -28,6 +28,7 @@ from typing import Any
 import trio
 
 from trionode import limits
+from trionode.core import errors
 from trionode.core.cluster import commands as cluster_commands
 from trionode.core.cluster import snapshot as cluster_snapshot
 from trionode.core.cluster.state import ClusterState
@@ -83,6 +84,8 @@ class ControlPlane:
         self._applied_since_compaction = 0
         self.leader = ""
         self.role = "none"
+        self._stopping = False
+        self._stopped = trio.Event()
         self._sync_peers()
 
     def _make_rawnode(self) -> RawNode:
@@ -133,10 +136,43 @@ class ControlPlane:
             nursery.start_soon(self._ticker)
             await self._step_and_handle()  # apply what the log already holds before serving
             task_status.started()
-            while True:
+            while not self._stopping:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 await self._step_and_handle()
+            # A clean stop: fold the log into raft.snap, then step the core no more (no vote,
+            # no ACK) until the node's nursery is cancelled.
+            await self._maybe_compact(force=True)
+            self._stopped.set()
+            await trio.sleep_forever()
+
+    async def shut_down(self) -> None:
+        """A clean stop (DESIGN §4, §3): hand leadership over, then compact the Raft log."""
+        await self.hand_over_leadership()
+        self._stopping = True
+        self._wake.set()
+        await self._stopped.wait()
+
+    async def hand_over_leadership(self) -> bool:
+        """Transfer leadership to the most caught-up other voter; True once this node does not lead.
+
+        The cluster then need not wait out an election timeout to replace a leader that
+        stops cleanly or is being removed. Bounded by one election timeout, as the core
+        abandons a transfer after it.
+        """
+        node = self.rawnode
+        if node is None or not node.is_leader:
+            return True
+        target = node.transfer_target(avoid=self.failed_nodes())
+        if not target:
+            return False
+        log.info("raft: handing leadership over to %s", target[:12])
+        node.transfer_leadership(target)
+        self._wake.set()
+        with trio.move_on_after(limits.raft_election_ticks * limits.raft_tick_ms / 1000):
+            while node.is_leader:
+                await trio.sleep(limits.raft_tick_ms / 1000)
+        return not node.is_leader
 
     async def _step_and_handle(self) -> None:
         node = self.rawnode
@@ -273,9 +309,9 @@ class ControlPlane:
             if node.id != self.node_id:
                 self.bus.set_peer(node.id, (node.host, node.bus_port))
 
-    async def _maybe_compact(self) -> None:
+    async def _maybe_compact(self, force: bool = False) -> None:
         node = self.rawnode
-        if node is None or self._applied_since_compaction < limits.raft_compact_entries_min:
+        if node is None or self._applied_since_compaction < (1 if force else limits.raft_compact_entries_min):
             return
         applied = node.status().applied
         snap = node.compact(applied, cluster_snapshot.to_snapshot(self.state))
@@ -308,6 +344,11 @@ class ControlPlane:
         return await self._propose(command, lambda node: node.propose(command))
 
     async def propose_conf_change(self, change: ConfChange) -> int:
+        removes_me = change.kind is ConfChangeKind.REMOVE and change.node_id == self.node_id
+        # A leader that removed itself would leave the cluster leaderless for an election
+        # timeout: it hands over first and the caller retries with the new leader.
+        if removes_me and self.role == "leader" and await self.hand_over_leadership():
+            raise ProposalError(errors.LEADERSHIP_MOVED)
         return await self._propose(change, lambda node: node.propose_conf_change(change))
 
     async def _propose(self, data: Any, append: Callable[[RawNode], int]) -> int:

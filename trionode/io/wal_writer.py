@@ -13,7 +13,7 @@ Invariants:
 - Records reach the file in seq order; a batch never spans two segments.
 - A segment is complete and fsynced before the next one is created, so only
   the last segment can ever end in a torn record (see ``wal_files``).
-- A failed write or fsync is fatal (DESIGN §3): ``run()`` re-raises it and no
+- A failed write or fsync is fatal (DESIGN §3): ``run()`` raises StorageFailed and no
   waiter is ever told its record is durable. Nothing is retried.
 
 Memory is bounded by ``pending_bytes_max`` (appenders wait in ``wait_room()``)
@@ -38,6 +38,7 @@ import trio
 from trionode import limits
 from trionode.core.wal import codec
 from trionode.io import wal_files
+from trionode.io.fatal import StorageFailed
 
 _EWMA_WEIGHT = 0.1  # weight of the newest fsync in the moving average
 
@@ -180,8 +181,10 @@ class WalWriter:
             fd = os.open(segments[-1].path, os.O_WRONLY | os.O_APPEND)
             return segments, fd
         fd = create_segment(self._directory, self._prefix, next_seq)
-        path = os.path.join(self._directory, wal_files.segment_name(self._prefix, next_seq))
-        return [*segments, wal_files.Segment(next_seq, path)], fd
+        return [*segments, wal_files.Segment(next_seq, self._segment_path(next_seq))], fd
+
+    def _segment_path(self, first_seq: int) -> str:
+        return os.path.join(self._directory, wal_files.segment_name(self._prefix, first_seq))
 
     # --- appenders ---------------------------------------------------------------
 
@@ -363,10 +366,14 @@ class WalWriter:
         return records, size_bytes
 
     async def _write_one_batch(self, batch: _Batch) -> None:
-        fd, fsync_seconds = await trio.to_thread.run_sync(self._write_batch, batch, self._fd)
+        try:
+            fd, fsync_seconds = await trio.to_thread.run_sync(self._write_batch, batch, self._fd)
+        except OSError as exc:
+            seq = batch.new_segment_seq
+            path = self._segments[-1].path if seq is None else self._segment_path(seq)
+            raise StorageFailed(f"cannot write or fsync WAL segment {path}: {exc.strerror or exc}") from exc
         if batch.new_segment_seq is not None:
-            path = os.path.join(self._directory, wal_files.segment_name(self._prefix, batch.new_segment_seq))
-            self._segments.append(wal_files.Segment(batch.new_segment_seq, path))
+            self._segments.append(wal_files.Segment(batch.new_segment_seq, self._segment_path(batch.new_segment_seq)))
             self._fd = fd
             self._segment_bytes = 0
         self._segment_bytes += batch.size_bytes

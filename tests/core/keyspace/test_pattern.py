@@ -1,6 +1,9 @@
 """Redis glob semantics: fixed cases checked against redis-server 7.0, plus a
 Hypothesis comparison with a direct port of Redis's ``stringmatchlen``."""
 
+import fnmatch
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -99,3 +102,28 @@ ALPHABET = st.sampled_from(list(b"ab-^]\\[*?z"))
 @given(st.lists(ALPHABET, max_size=8).map(bytes), st.lists(ALPHABET, max_size=6).map(bytes))
 def test_same_as_stringmatchlen(pattern, subject):
     assert glob_match(pattern, subject) == reference_match(pattern, subject)
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from(list(b"ab*?")), max_size=12).map(bytes),
+       st.lists(st.sampled_from(list(b"ab")), min_size=1, max_size=24).map(bytes))
+def test_same_as_fnmatch_where_they_agree(pattern, subject):
+    # Without classes or escapes, Redis globs and fnmatch mean the same thing.
+    expected = fnmatch.fnmatchcase(subject.decode(), pattern.decode())
+    assert glob_match(pattern, subject) == expected == reference_match(pattern, subject)
+
+
+@settings(max_examples=300)
+@given(st.lists(ALPHABET, max_size=14).map(bytes), st.lists(ALPHABET, min_size=7, max_size=16).map(bytes))
+def test_same_as_stringmatchlen_on_longer_keys(pattern, subject):
+    assert glob_match(pattern, subject) == reference_match(pattern, subject)
+
+
+@pytest.mark.timeout(10)
+def test_a_pathological_pattern_is_matched_in_linear_time():
+    # A backtracking matcher needs about C(100, 6) steps here (28 s as a regex).
+    started = time.perf_counter()
+    assert not glob_match(b"*a*a*a*a*a*a*b", b"a" * 100)
+    assert not glob_match(b"*a" * 200 + b"*b", b"a" * 20_000)
+    assert glob_match(b"*a" * 200 + b"*", b"a" * 20_000)
+    assert time.perf_counter() - started < 1.0

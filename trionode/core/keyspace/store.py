@@ -17,13 +17,19 @@ holds four structures that move together:
   key's index, so active expiry can pick a uniform random sample in O(1)
   per pick and drop a key by swap-remove.
 
+Big values that leave the keyspace (DEL, UNLINK, overwrite, expiry, FLUSHALL)
+go to ``garbage`` instead of being freed in the command: the shell frees them
+in bounded steps between commands (``lazyfree.py``).
+
 Time and replay. The caller sets ``now_ms`` before each command. ``None``
 means replay (WAL recovery or a replica applying its primary's stream): no
 expiry decision is made at all and relative times are a programmer error.
 Only a primary expires keys; it writes each expiry into the effects as an
 explicit ``DEL``, so replicas never expire on their own (DESIGN 5.1). A
 replica serving reads sets ``now_ms`` and ``expire_deletes = False``: expired
-keys then read as absent but stay until the primary's DEL arrives.
+keys then read as absent but stay until the primary's DEL arrives. The caller
+sets ``expire_deletes`` from the node's role before every command
+(``DataState.execute``), never leaving it to a default.
 
 Effects. Every mutation appends to ``effects`` a canonical write command that
 reproduces it exactly when re-executed with ``now_ms = None``: relative
@@ -35,11 +41,12 @@ caller's business, as is checking arity and cluster routing.
 """
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from trionode import limits
 from trionode.core.errors import WRONGTYPE, CommandError
+from trionode.core.keyspace.lazyfree import Garbage
 from trionode.core.slots import key_slot
 
 Value = bytes | deque | dict | set
@@ -63,6 +70,7 @@ class Keyspace:
         "effects",
         "expire_deletes",
         "expires",
+        "garbage",
         "now_ms",
         "slot_keys",
     )
@@ -77,6 +85,7 @@ class Keyspace:
         # Invariant: _ttl_keys[_ttl_pos[k]] == k, and set(_ttl_keys) == set(expires).
         self._ttl_keys: list[bytes] = []
         self._ttl_pos: dict[bytes, int] = {}
+        self.garbage = Garbage()  # big values dropped but not yet freed (lazyfree.py)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -136,6 +145,7 @@ class Keyspace:
         """SET's store step: overwrite or insert, dropping the deadline unless kept."""
         data = self.data
         if key in data:
+            self.garbage.discard(data[key])
             data[key] = value
             if not keep_ttl and key in self.expires:
                 self.persist(key)
@@ -144,11 +154,13 @@ class Keyspace:
 
     def delete(self, key: bytes) -> bool:
         """Remove ``key`` with its deadline and index entry; False if absent."""
-        if self.data.pop(key, None) is None:
+        value = self.data.pop(key, None)
+        if value is None:
             return False
         del self.slot_keys[key_slot(key)][key]
         if key in self.expires:
             self.persist(key)
+        self.garbage.discard(value)
         return True
 
     def shrank(self, key: bytes, container: Value, effect: list[bytes] | None) -> None:
@@ -180,12 +192,16 @@ class Keyspace:
         return True
 
     def flush(self) -> None:
-        self.data.clear()
-        self.expires.clear()
-        for keys in self.slot_keys:
-            keys.clear()
-        self._ttl_keys.clear()
-        self._ttl_pos.clear()
+        """Empty the keyspace at once; its memory is freed later, in steps."""
+        self.garbage.discard_dict(self.data)
+        self.garbage.discard_dict(self.expires)
+        self.garbage.discard_dict(self._ttl_pos)
+        self.data, self.expires, self._ttl_pos, self._ttl_keys = {}, {}, {}, []
+        slot_keys = self.slot_keys
+        for slot, keys in enumerate(slot_keys):
+            if keys:
+                self.garbage.discard_dict(keys)
+                slot_keys[slot] = {}
 
     # --- active expiry ----------------------------------------------------------
 
@@ -228,6 +244,10 @@ class Keyspace:
         if count >= len(keys):
             return list(keys)
         return [key for key, _ in zip(keys, range(count), strict=False)]
+
+    def dump_keys(self, keys: Iterable[bytes]) -> list[list[Any]]:
+        """The listed keys that exist, as :meth:`dump` entries (a migration's copy chunk)."""
+        return [self._dump_entry(key) for key in keys if key in self.data]
 
     # --- snapshots -------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ def cmd_set(ks: Keyspace, argv: list[bytes]) -> Any:
     data = ks.data
     if key in data:
         # Overwriting needs no lazy expiry: the value and deadline are replaced.
+        ks.garbage.discard(data[key])
         data[key] = value
         if key in ks.expires:
             ks.persist(key)
