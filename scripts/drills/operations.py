@@ -20,11 +20,12 @@ the checker's format (``scripts/checker/history.py``):
   unique tokens, ``GET``), counters ``c`` (``INCR``, ``GET``), hashes ``h``
   (``HSET``, ``HGET`` over three fields), sets ``s`` (``SADD``, ``SMEMBERS``);
 * keyless, to any node: ``DBSIZE`` and ``SCAN`` (sometimes after
-  ``READONLY``), and ``FLUSHALL`` sent only to a node that has just answered
-  ``ROLE`` as a replica: it must be refused. A primary is never flushed (that
-  would wipe the history's keys); the remaining race, a promotion between the
-  ``ROLE`` reply and the ``FLUSHALL`` on the same connection, is a window of
-  one round trip.
+  ``READONLY``), and ``FLUSHALL`` sent only to a node that has just said it
+  is a replica both in ``ROLE`` (its data plane) and in ``CLUSTER NODES`` (its
+  configuration): it must be refused. A primary is never flushed on purpose
+  (that would wipe the history's keys); the remaining race, a promotion
+  between those replies and the ``FLUSHALL`` on the same connection, is a
+  window of one round trip.
 
 Time-to-live values are seconds long so that the checker's clock margin
 (``scripts/checker/register_model.py``) stays small beside them.
@@ -214,10 +215,10 @@ class Client:
         addr = rng.choice(self.addrs)
         conn = self.plain(addr)
         try:
-            role = decode(conn.execute_command("ROLE"))
+            role, nodes = decode(_replies(conn, ("ROLE",), ("CLUSTER", "NODES")))
         except redis.RedisError:
             return "fail"  # nothing sent that could write, nothing recorded
-        if not role or role[0] != "slave":
+        if not _says_replica(role, nodes):
             return "ok"
         return self.record(process, "flushall", _at(addr), lambda: conn.execute_command("FLUSHALL"), arg="replica")
 
@@ -249,6 +250,14 @@ def _pipeline(conn: redis.Redis, *commands: tuple[Any, ...]) -> list[Any]:
     if isinstance(replies[-1], Exception):
         raise replies[-1]
     return replies
+
+
+def _says_replica(role: Any, nodes: Any) -> bool:
+    """Both the data plane (``ROLE``) and the configuration (``CLUSTER NODES``, ``myself``) say replica."""
+    if isinstance(role, Exception) or isinstance(nodes, Exception) or not role or role[0] != "slave":
+        return False
+    myself = [line.split() for line in str(nodes).splitlines() if "myself" in line]
+    return bool(myself) and len(myself[0]) > 2 and "slave" in myself[0][2].split(",")
 
 
 def _int(reply: Any) -> int | None:
