@@ -15,24 +15,23 @@ from scripts.drills.runner import DrillOptions, run
 
 DRILL_DURATION_S = 10.0
 DRILL_SEED = 1
-ACKED_MIN = 100  # the workload really ran: a drill that acknowledged nothing proves nothing
+# The workload really ran: a drill that acknowledged nothing proves nothing. A quiet machine
+# acknowledges hundreds in 10 s; at a load average of 20-25 on 2 cores, 45-78 were seen.
+ACKED_MIN = 40
 
-# Known node bugs (issue 10, section 2) that the broadened workload exposes. Fixes land
-# separately; the lead removes a mark once its fix is merged. Measured at seed 1 with
-# 10 s: every drill fails on the first (unsafe-flushall, crashes, and lost writes once a
-# flushed replica is promoted), and kill-primary --without flushall on the second.
-REPLICA_WRITES = (
-    "node bugs 2.1/2.2: a replica executes FLUSHALL sent to it, and deletes an expired key on a READONLY GET; "
-    "the write lands at the replica's own offset and it dies with ReplayError at its primary's next record "
-    "(unsafe-flushall, crashes>=1, then lost writes when a flushed replica is promoted)"
-)
+# Known node bugs (issue 10, section 2) that the drills expose on main as merged here
+# (seed 1, 10 s); fixes land separately and the lead removes a mark once its fix is
+# merged. The replica-write bugs (FLUSHALL on a replica, replica expiry on a READONLY GET)
+# made every drill fail before their fixes reached main; all others pass now.
 CLOCK_WENT_BACK = (
     "node bug 2.9: gossip and replication timers use the wall clock; a backward step kills the node with "
-    "'AssertionError: the clock went back' (core/gossip/detector.py), crashes>=1"
+    "'broken invariant at core/gossip/detector.py: the clock went back' (exit 4), crashes>=1"
 )
-KNOWN_BUGS: dict[str, str] = dict.fromkeys(sorted(NEMESES), REPLICA_WRITES) | {
-    "clock-step": f"{CLOCK_WENT_BACK}; and {REPLICA_WRITES}"
-}
+FULL_SYNC_RESTART = (
+    "node bug: a replica killed in the middle of a full sync restarts, installs the next full sync and dies "
+    "with 'broken invariant at core/visibility.py: the acknowledged offset never goes back' (exit 4)"
+)
+KNOWN_BUGS: dict[str, str] = {"clock-step": CLOCK_WENT_BACK, "crash-full-sync": FULL_SYNC_RESTART}
 
 
 def _case(name: str) -> object:
