@@ -38,7 +38,7 @@ the latest invocation time (a drill does one after healing the cluster).
   deletes or deadlines a lost write is a linearizability failure.
 
 Other families are described where they are checked: replica reads
-(:mod:`.replica`: ``phantom``, ``stale-read``), counters (:mod:`.counters`),
+(:mod:`.replica`: ``phantom``, ``stale-read``, ``expired-read``), counters (:mod:`.counters`),
 keyless commands (:mod:`.keyless`: ``phantom``, ``unsafe-flushall``), and hash
 fields, appended strings and sets, checked as registers and lists
 (:mod:`.families`).
@@ -62,8 +62,8 @@ from .keyless import check_keyless
 from .linearizable import DEFAULT_CLOCK_MARGIN_S, DEFAULT_MAX_STEPS, LinearizabilityResult, check_register
 from .replica import check_replica_reads
 
-KINDS = ("lost", "phantom", "stale-list-read", "stale-read", "list-order", "duplicate", "unsafe-flushall",
-         "nonlinearizable", "unknown")  # fmt: skip
+KINDS = ("lost", "phantom", "stale-list-read", "stale-read", "expired-read", "list-order", "duplicate",
+         "unsafe-flushall", "nonlinearizable", "unknown")  # fmt: skip
 
 
 @dataclass
@@ -271,7 +271,7 @@ def check_history(
 
 
 def _check_register_family(result: CheckResult, key: str, ops: list[Op], max_steps: int, margin_s: float) -> None:
-    replica_findings, ops = check_replica_reads(key, ops)
+    replica_findings, ops = check_replica_reads(key, ops, margin_s)
     result.findings += replica_findings
     result.findings += check_register_key(key, [op for op in ops if op.f != "rget"])
     lin = check_register(key, ops, max_steps=max_steps, clock_margin_s=margin_s)

@@ -4,10 +4,12 @@
   history touched, or ``DBSIZE`` counted more keys than all writes together
   could have created. Drills start from an empty cluster, so every key a node
   holds was written by the workload.
-* ``unsafe-flushall``: a ``FLUSHALL`` sent to a node that had just answered
-  ``ROLE`` as a replica completed ``ok``. A replica must refuse it
-  (``-READONLY``): a write executed outside the primary forks the replica's
-  history from its shard's (DESIGN §5.1).
+* ``unsafe-flushall``: a ``FLUSHALL`` sent to a node that had just said it was
+  a replica (``ROLE`` and ``CLUSTER NODES``) completed ``ok``. A replica must
+  refuse it (``-READONLY``): a write executed outside the primary forks the
+  replica's history from its shard's (DESIGN §5.1). If the node was in fact a
+  primary, it described itself wrongly, and its shard's keys were wiped: later
+  lost writes on that shard follow from this finding.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def check_keyless(ops: Sequence[Op]) -> list[Finding]:
         if not op.ok or FAMILY_OF[op.f] != "keyless":
             continue
         if op.f == "flushall":
-            message = f"{op.describe()}: a replica executed FLUSHALL (it must refuse with -READONLY)"
+            message = f"{op.describe()}: a node that said it was a replica executed FLUSHALL"
             findings.append(Finding("unsafe-flushall", op.key, message, (op.index,)))
         elif op.f == "scan":
             findings += [

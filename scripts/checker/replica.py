@@ -18,6 +18,13 @@ R3, read your writes. Let ``W`` be the last ``set`` on ``k`` acknowledged to
     ``X`` that precedes ``W`` (``X`` completed before ``W`` was invoked), and,
     on a key that no ``del``, ``expire`` or time-to-live touches, must not
     return ``None``. Either is a ``stale-read``.
+R4, never past its deadline. If the ``set`` ``W`` that produced ``v`` had a
+    time-to-live, ``v``'s latest possible deadline is the latest of ``W``'s and
+    of every ``expire`` on ``k`` that does not precede ``W`` (completed after
+    ``W`` was invoked) and was invoked before ``r`` completed, each
+    ``complete + ttl + margin`` (the expiry rule of
+    :mod:`.register_model`). ``r`` invoked at or after it is an
+    ``expired-read``.
 
 Why a correct server never fails these (soundness):
 
@@ -30,6 +37,13 @@ Why a correct server never fails these (soundness):
   replica served it, which happened before ``r`` completed. So every
   linearization of the real execution also satisfies the tightened interval
   of ``W``: the strengthened history is linearizable whenever the real one is.
+* R4: a replica hides a key whose deadline has passed on its clock (DESIGN
+  §5.1), whatever the age of the state it serves. In that state ``v``'s
+  deadline was set by ``W`` or by an ``EXPIRE`` applied while ``v`` was the
+  value, so one that took effect after ``W`` (it did not precede ``W``) and
+  before the state was served (it was invoked before ``r`` completed); the
+  expiry rule bounds each such deadline by the latest above. A replica that
+  honours it never returns ``v`` to a read that began past it.
 * R3: ``W`` was acknowledged before ``r`` began, so it was durable on every
   in-sync member, and the replica, which serves only while in that set, serves
   a prefix of the linearization order that contains ``W``. In that prefix the
@@ -45,11 +59,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from .finding import Finding
-from .history import Op
+from .history import INF, Op
 
 
-def check_replica_reads(key: str, ops: Sequence[Op]) -> tuple[list[Finding], list[Op]]:
-    """R1 and R3 findings for the key's ``rget`` s, and its operations strengthened by R2."""
+def check_replica_reads(key: str, ops: Sequence[Op], margin_s: float) -> tuple[list[Finding], list[Op]]:
+    """R1, R3 and R4 findings for the key's ``rget`` s, and its operations strengthened by R2."""
     sets = [op for op in ops if op.f == "set"]
     written = {w.value: w for w in sets if w.status != "fail"}
     plain = all(op.f in ("set", "get", "rget") and op.arg is None for op in ops)
@@ -63,6 +77,10 @@ def check_replica_reads(key: str, ops: Sequence[Op]) -> tuple[list[Finding], lis
             continue
         if w is not None:
             served_by[w.index] = min(served_by.get(w.index, w.complete), r.complete)
+            deadline = _latest_deadline(w, r, ops, margin_s)
+            if r.invoke >= deadline:
+                message = f"replica read {r.describe()} returned a value past its latest deadline {deadline:g}"
+                findings.append(Finding("expired-read", key, message, (w.index, r.index), r.value))
         own = [s for s in sets if s.ok and s.client == r.client and s.complete < r.invoke]
         last = max(own, key=lambda s: s.complete, default=None)
         if last is not None and _older(w, last, plain):
@@ -73,6 +91,14 @@ def check_replica_reads(key: str, ops: Sequence[Op]) -> tuple[list[Finding], lis
         replace(op, status="ok", complete=served_by[op.index]) if op.index in served_by else op for op in ops
     ]
     return findings, strengthened
+
+
+def _latest_deadline(w: Op, r: Op, ops: Sequence[Op], margin_s: float) -> float:
+    if w.arg is None:
+        return INF
+    expires = [e for e in ops if e.f == "expire" and e.status != "fail" and e.complete > w.invoke
+               and e.invoke < r.complete]  # fmt: skip
+    return max(op.complete + op.arg / 1000 + margin_s for op in [w, *expires])
 
 
 def _older(source: Op | None, own: Op, plain: bool) -> bool:

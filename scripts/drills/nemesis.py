@@ -80,15 +80,17 @@ class Nemesis:
     def cycle(self) -> None:
         raise NotImplementedError
 
-    def restart_crashed(self) -> None:
+    def restart_crashed(self, restart: bool = True) -> None:
         """Note every node that exited although the drill did not kill it, and start it again."""
         for node in self.cluster.nodes:
             if node.crashed:
                 assert node.proc is not None
                 self.crashes.append(f"{node.name} exited with {node.proc.returncode}; see {node.log_path}")
                 self.log("crash", node, returncode=node.proc.returncode)
-                node.start()
-                self.log("start", node)
+                node.killed = True  # noted once
+                if restart:
+                    node.start()
+                    self.log("start", node)
 
     def heal_all(self) -> None:
         """Resume paused nodes, restart dead ones, heal every cut."""

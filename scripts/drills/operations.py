@@ -13,15 +13,19 @@ the checker's format (``scripts/checker/history.py``):
   one operation at a time);
 * keys with a time-to-live ``t``: ``SET`` with ``PX`` (2-5 s) or without,
   ``GET``, ``EXPIRE`` (2-5 s), ``DEL``, ``EXISTS``, and replica reads;
+  ``expiry-probe``: ``SET PX 1000``, then replica reads around the deadline
+  (a replica must hide an expired key, and may not delete it itself: the
+  window before the primary's delete arrives is short, so it is aimed at);
 * lists ``l`` (``RPUSH``, ``LRANGE``), appended strings ``a`` (``APPEND`` of
   unique tokens, ``GET``), counters ``c`` (``INCR``, ``GET``), hashes ``h``
   (``HSET``, ``HGET`` over three fields), sets ``s`` (``SADD``, ``SMEMBERS``);
 * keyless, to any node: ``DBSIZE`` and ``SCAN`` (sometimes after
-  ``READONLY``), and ``FLUSHALL`` sent only to a node that has just answered
-  ``ROLE`` as a replica: it must be refused. A primary is never flushed (that
-  would wipe the history's keys); the remaining race, a promotion between the
-  ``ROLE`` reply and the ``FLUSHALL`` on the same connection, is a window of
-  one round trip.
+  ``READONLY``), and ``FLUSHALL`` sent only to a node that has just said it
+  is a replica both in ``ROLE`` (its data plane) and in ``CLUSTER NODES`` (its
+  configuration): it must be refused. A primary is never flushed on purpose
+  (that would wipe the history's keys); the remaining race, a promotion
+  between those replies and the ``FLUSHALL`` on the same connection, is a
+  window of one round trip.
 
 Time-to-live values are seconds long so that the checker's clock margin
 (``scripts/checker/register_model.py``) stays small beside them.
@@ -30,6 +34,7 @@ Time-to-live values are seconds long so that the checker's clock margin
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +45,8 @@ from redis.retry import Retry
 
 TTL_MS_MIN, TTL_MS_MAX = 2000, 5000
 WAIT_TIMEOUT_MS = 200
+PROBE_TTL_MS = 1000
+PROBE_READS_S = (-0.05, 0.0, 0.05, 0.1, 0.2, 0.3)  # replica reads around the probe key's earliest deadline
 HASH_FIELDS = ("f1", "f2", "f3")
 SHADOW = 1_000_000  # added to a process number for the read of a pipeline
 MIX = (
@@ -47,14 +54,14 @@ MIX = (
     ("tset", 6), ("tget", 5), ("expire", 3), ("del", 2), ("exists", 3),
     ("rpush", 7), ("lrange", 4), ("append", 5), ("strget", 3), ("incr", 5), ("intget", 3),
     ("hset", 5), ("hget", 4), ("sadd", 4), ("smembers", 3),
-    ("dbsize", 1), ("scan", 1), ("flushall", 1),
+    ("dbsize", 1), ("scan", 1), ("flushall", 1), ("expiry-probe", 1),
 )  # fmt: skip
 KIND_OF = {
     "set": "r", "get": "r", "rget": "rt", "wait": "r",
     "tset": "t", "tget": "t", "expire": "t", "del": "t", "exists": "t",
     "rpush": "l", "lrange": "l", "append": "a", "strget": "a", "incr": "c", "intget": "c",
     "hset": "h", "hget": "h", "sadd": "s", "smembers": "s",
-    "dbsize": "", "scan": "", "flushall": "",
+    "dbsize": "", "scan": "", "flushall": "", "expiry-probe": "t",
 }  # fmt: skip
 FINAL_READ = {"r": "get", "t": "get", "l": "lrange", "a": "strget", "c": "intget", "h": "hget", "s": "smembers"}
 
@@ -98,7 +105,7 @@ class Client:
 
     def run(self, op: str, process: int, key: str, value: str, rng: random.Random) -> str:
         """Run operation ``op`` (a :data:`MIX` name) on ``key``; ``value`` is a fresh unique value."""
-        return getattr(self, "_" + op)(process, key, value, rng)
+        return getattr(self, "_" + op.replace("-", "_"))(process, key, value, rng)
 
     def record(self, process: int, f: str, key: str, call: Callable[[], Any], value: Any = None, arg: Any = None,
                read: Callable[[Any], Any] = decode) -> str:  # fmt: skip
@@ -114,10 +121,23 @@ class Client:
 
     _tget = _get
 
-    def _rget(self, process: int, key: str, value: str, rng: random.Random) -> str:
+    def _rget(self, process: int, key: str, value: str, rng: random.Random, addr: tuple[str, int] | None = None) -> str:
         replicas = self._slot_nodes(key)[1:]
-        addr = rng.choice(replicas) if replicas else rng.choice(self.addrs)
+        addr = addr or (rng.choice(replicas) if replicas else rng.choice(self.addrs))
         return self.record(process, "rget", key, lambda: _pipeline(self.plain(addr), ("READONLY",), ("GET", key))[-1])
+
+    def _expiry_probe(self, process: int, key: str, value: str, rng: random.Random) -> str:
+        """``SET PX``, then replica reads of that key around its deadline, all on one replica."""
+        ttl_ms, deadline = PROBE_TTL_MS, time.monotonic() + PROBE_TTL_MS / 1000
+        outcome = self.record(process, "set", key, lambda: self.rc.set(key, value, px=ttl_ms), value, ttl_ms)
+        replicas = self._slot_nodes(key)[1:]
+        if outcome != "ok" or not replicas:
+            return outcome
+        addr = rng.choice(replicas)
+        for at in PROBE_READS_S:
+            time.sleep(max(0.0, deadline + at - time.monotonic()))
+            self._rget(process, key, "", rng, addr)
+        return outcome
 
     def _wait(self, process: int, key: str, value: str, rng: random.Random) -> str:
         """``SET; WAIT; GET`` in one pipeline to the slot's primary (the read runs after ``WAIT``)."""
@@ -195,10 +215,10 @@ class Client:
         addr = rng.choice(self.addrs)
         conn = self.plain(addr)
         try:
-            role = decode(conn.execute_command("ROLE"))
+            role, nodes = decode(_replies(conn, ("ROLE",), ("CLUSTER", "NODES")))
         except redis.RedisError:
             return "fail"  # nothing sent that could write, nothing recorded
-        if not role or role[0] != "slave":
+        if not _says_replica(role, nodes):
             return "ok"
         return self.record(process, "flushall", _at(addr), lambda: conn.execute_command("FLUSHALL"), arg="replica")
 
@@ -230,6 +250,14 @@ def _pipeline(conn: redis.Redis, *commands: tuple[Any, ...]) -> list[Any]:
     if isinstance(replies[-1], Exception):
         raise replies[-1]
     return replies
+
+
+def _says_replica(role: Any, nodes: Any) -> bool:
+    """Both the data plane (``ROLE``) and the configuration (``CLUSTER NODES``, ``myself``) say replica."""
+    if isinstance(role, Exception) or isinstance(nodes, Exception) or not role or role[0] != "slave":
+        return False
+    myself = [line.split() for line in str(nodes).splitlines() if "myself" in line]
+    return bool(myself) and len(myself[0]) > 2 and "slave" in myself[0][2].split(",")
 
 
 def _int(reply: Any) -> int | None:

@@ -120,6 +120,7 @@ def run(options: DrillOptions) -> DrillResult:
         if workload.crashes:
             raise RuntimeError("workload client crashed: " + "; ".join(workload.crashes))
         unread = workload.final_reads(time.monotonic() + FINAL_READS_TIMEOUT_S)
+        nemesis.restart_crashed(restart=False)  # a crash after the heal counts too
     except ClusterError as exc:
         error = str(exc)
     except Exception as exc:  # a drill that breaks must still kill its cluster and say why

@@ -28,8 +28,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 WIDTH, LEFT, RIGHT = 1100, 70, 20
-LATENCY_TOP, LATENCY_HEIGHT = 40, 260
-RATE_TOP, RATE_HEIGHT = 350, 150
+LATENCY_TOP, LATENCY_HEIGHT = 46, 260
+RATE_TOP, RATE_HEIGHT = 356, 150
 HEIGHT = RATE_TOP + RATE_HEIGHT + 45
 COLOURS = {"ok": "#3a7bd5", "fail": "#d9534f", "info": "#f0a020"}
 FAULT_FILL = "#e8a0a0"
@@ -124,7 +124,7 @@ def render(records: Sequence[Record], events: Sequence[Record], title: str) -> s
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11">',
         f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
-        f'<text x="{LEFT}" y="20" font-size="14">{escape(title)}</text>',
+        f'<text x="{LEFT}" y="18" font-size="13">{escape(title)}</text>',
     ]
     parts += _faults(axes, windows, instants)
     parts += _latency_panel(axes, ops)
@@ -204,7 +204,7 @@ def _time_axis(axes: _Axes) -> list[str]:
 
 
 def _legend() -> list[str]:
-    x, y = WIDTH - RIGHT - 330, 20
+    x, y = WIDTH - RIGHT - 330, LATENCY_TOP - 8  # below the title, which may span the width
     out = []
     for i, (outcome, colour) in enumerate(COLOURS.items()):
         out.append(f'<circle cx="{x + 80 * i}" cy="{y - 4}" r="4" fill="{colour}"/>'

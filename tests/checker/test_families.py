@@ -27,7 +27,7 @@ def op(process: int, f: str, key: str, value: Any, start: float, end: float, sta
     return [invoke, done]
 
 
-def kinds(*pairs: list[Record], margin_s: float = 0.5) -> list[str]:
+def kinds(*pairs: list[Record], margin_s: float = 0.5) -> list[str]:  # 0.5 s: round numbers below
     result = check_history([rec for pair in pairs for rec in pair], clock_margin_s=margin_s)
     return sorted(f.kind for f in result.findings)
 
@@ -110,6 +110,15 @@ def test_a_replica_never_serves_an_uncommitted_value() -> None:
     assert kinds(op(1, "set", "r", "a", 0, 1, "fail"), op(2, "rget", "r", "a", 0.5, 2)) == ["phantom"]
     assert kinds(op(2, "rget", "r", "z", 0.5, 2)) == ["phantom"]
     assert kinds(op(2, "rget", "r", "a", 0.5, 0.6), op(1, "set", "r", "a", 1, 2)) == ["phantom"]  # from the future
+
+
+def test_a_replica_never_serves_a_value_past_its_deadline() -> None:
+    w = op(1, "set", "t", "a", 0, 1, arg=3000)  # deadline at most 1 + 3 + 0.5 = 4.5
+    assert kinds(w, op(2, "rget", "t", "a", 4.4, 4.6)) == []
+    assert kinds(w, op(2, "rget", "t", "a", 4.5, 4.6)) == ["expired-read"]
+    later = op(3, "expire", "t", None, 2, 2.5, arg=3000, result=1)  # may have pushed it to 6
+    assert kinds(w, later, op(2, "rget", "t", "a", 5.5, 5.6)) == []
+    assert kinds(op(1, "set", "t", "a", 0, 1), op(2, "rget", "t", "a", 50, 51)) == []  # no deadline
 
 
 def test_a_value_a_replica_served_must_survive() -> None:

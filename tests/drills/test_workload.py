@@ -11,7 +11,7 @@ import redis
 from redis.exceptions import ClusterDownError, MovedError, ReadOnlyError, ResponseError, TryAgainError
 
 from scripts.checker import check_history
-from scripts.drills.operations import KIND_OF, MIX, Client
+from scripts.drills.operations import KIND_OF, MIX, Client, _says_replica
 from scripts.drills.workload import LIST_OPS_MAX, REGISTER_OPS_MAX, Keys, Recorder, outcome_of
 
 pytestmark = pytest.mark.timeout(30)
@@ -137,7 +137,8 @@ class FakeServer:
             return [b"slave", b"127.0.0.1", 1, b"connected", 0]
         if name == "FLUSHALL":
             raise ReadOnlyError("You can't write against a read only replica.")
-        replies = {"READONLY": b"OK", "WAIT": 1, "DBSIZE": len(self.data)}
+        nodes = b"e1 127.0.0.1:1@2 myself,slave e2 0"
+        replies = {"READONLY": b"OK", "WAIT": 1, "DBSIZE": len(self.data), "CLUSTER": nodes}
         if name in replies:
             return replies[name]
         if name == "SCAN":
@@ -180,3 +181,13 @@ def test_every_operation_records_a_history_the_checker_accepts() -> None:
     result = check_history(rec.records)
     assert result.valid, [f.message for f in result.findings][:5]
     assert result.acked > 100
+
+
+def test_flushall_goes_only_to_a_node_that_says_replica_in_role_and_in_its_configuration() -> None:
+    replica = ["slave", "127.0.0.1", 7000, "connected", 5]
+    me_replica = "abc 127.0.0.1:7001@17001 myself,slave def 0 0 2 connected\ndef 127.0.0.1:7000@17000 master - 0"
+    me_primary = me_replica.replace("myself,slave", "myself,master")
+    assert _says_replica(replica, me_replica)
+    assert not _says_replica(replica, me_primary)  # ROLE can lag a promotion: the configuration must agree
+    assert not _says_replica(["master", 3, []], me_replica)
+    assert not _says_replica(replica, ResponseError("ERR"))
