@@ -43,7 +43,7 @@ def _moving_contents(ks: Keyspace) -> list:
     return sorted((entry for entry in snapshot(ks) if key_slot(entry[0]) in MOVING), key=lambda entry: entry[0])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.data(), st.integers(1, 3))
 def test_chunks_and_streamed_writes_converge_to_the_source(data: st.DataObject, keys_max: int) -> None:
     source, target, copier = Keyspace(), Keyspace(), SlotCopier()
