@@ -3,11 +3,13 @@
 from collections.abc import Iterator
 from typing import Any
 
-from trionode.core.cluster import ClusterState
+from trionode.core.cluster import ClusterState, copy_state
 from trionode.core.migration.controller import MigrationController
 from trionode.core.migration.export import ExportBounds, ExportJob, ProposeAbort, ProposeCommit, ProposeStart
 
-from ..cluster.helpers import S1, S2, N, two_shards
+from ..cluster.helpers import S1, S2, Harness, N, two_shards
+
+_TWO_SHARDS = two_shards()
 
 T0 = 1_700_000_000_000
 BOUNDS = ExportBounds(
@@ -33,7 +35,8 @@ class World:
     """S1 (primary N0) exports to S2 (primary N1); proposals apply when the test says so."""
 
     def __init__(self, slots: tuple[tuple[int, int], ...] = ((0, 2),)) -> None:
-        self.h = two_shards()
+        self.h = Harness()
+        self.h.state, self.h.index = copy_state(_TWO_SHARDS.state), _TWO_SHARDS.index  # (built once: it is slow)
         self.now = T0
         self.controller = MigrationController(N[0], bounds=BOUNDS)
         self.proposed: list[dict[str, Any]] = []

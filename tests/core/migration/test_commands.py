@@ -2,6 +2,7 @@
 
 import pytest
 
+from trionode.core import cluster_commands
 from trionode.core.cluster import ClusterState
 from trionode.core.errors import CommandError
 from trionode.core.migration.commands import ExportRequest, JobRow, migration_rows, parse_migrateslots
@@ -90,3 +91,11 @@ def test_getslotmigrations_rows_have_valkeys_keys_then_the_extras() -> None:
     times = (reply[b"create_time"], reply[b"last_update_time"], reply[b"last_ack_time"])
     assert times == (1_700_000_000, 1_700_000_001, 1_700_000_000)  # unix seconds
     assert (reply[b"keys_copied"], reply[b"lag"], reply[b"write_pause_ms"]) == (7, 2, 15)
+
+
+def test_the_node_still_refuses_migrateslots_until_the_io_wiring_exists() -> None:
+    # This slice is core only: the RESP command answers "not yet" until the shell carries the jobs out.
+    argv = _argv("SLOTSRANGE", 0, 10, "NODE", N[1])
+    with pytest.raises(CommandError, match=r"^ERR CLUSTER MIGRATESLOTS is not available in this trionode version yet$"):
+        cluster_commands.run(None, argv)  # type: ignore[arg-type]  # (refused before the session is read)
+    assert cluster_commands.run(None, [b"CLUSTER", b"GETSLOTMIGRATIONS"]) == []  # type: ignore[arg-type]

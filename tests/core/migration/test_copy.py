@@ -43,7 +43,7 @@ def _moving_contents(ks: Keyspace) -> list:
     return sorted((entry for entry in snapshot(ks) if key_slot(entry[0]) in MOVING), key=lambda entry: entry[0])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.data(), st.integers(1, 3))
 def test_chunks_and_streamed_writes_converge_to_the_source(data: st.DataObject, keys_max: int) -> None:
     source, target, copier = Keyspace(), Keyspace(), SlotCopier()
@@ -65,3 +65,20 @@ def test_chunks_and_streamed_writes_converge_to_the_source(data: st.DataObject, 
     assert _moving_contents(target) == _moving_contents(source)
     assert all(key_slot(key) in MOVING for key in target.data)
     target.check_invariants()
+
+
+def test_a_slot_is_paged_from_its_cut_skipping_keys_deleted_since_and_never_scanning_other_slots() -> None:
+    ks = Keyspace()
+    ks.now_ms = START_MS
+    for i in range(5):
+        execute(ks, [b"SET", f"{{a}}k{i}".encode(), b"v"])
+    execute(ks, [b"SET", b"{c}other", b"v"])
+    slot, copier = key_slot(b"{a}"), SlotCopier()
+    entries, cursor = copier.chunk(ks, slot, 0, 2)
+    assert [e[0] for e in entries] == [b"{a}k0", b"{a}k1"] and cursor == 2
+    execute(ks, [b"DEL", b"{a}k2"])  # streamed as a DEL: the chunk skips it
+    execute(ks, [b"SET", b"{a}new", b"v"])  # streamed as a SET: not in the cut
+    entries, cursor = copier.chunk(ks, slot, cursor, 2)
+    assert [e[0] for e in entries] == [b"{a}k3"] and cursor == 4
+    entries, cursor = copier.chunk(ks, slot, cursor, 2)
+    assert entries == [[b"{a}k4", "string", b"v", None]] and cursor is None
