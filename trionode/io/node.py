@@ -33,7 +33,7 @@ from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.server_specs import SERVER_COMMANDS
 from trionode.core.session import Node, NodeFacts
 from trionode.io import data_store
-from trionode.io.control import ControlPlane
+from trionode.io.control import ControlPlane, monotonic_ms
 from trionode.io.datadir import DataDir
 from trionode.io.failover import FailoverDriver
 from trionode.io.gossip_driver import GossipDriver
@@ -99,10 +99,11 @@ class NodeRuntime:
             cluster_view=self.cluster_view,
         )
         self.replication = Replication(self.node_id, store, control, self.clock_ms)
-        self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, self.clock_ms, self._rng,
-                                   info=lambda: {"offset": self.replication.offsets()[self.node_id]})
+        # Failure detection times silence on the monotonic clock; the wall clock is for key expiry.
+        self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, monotonic_ms, self._rng,
+                                   incarnation=self.clock_ms())
         control.bus_handlers["gossip"] = self.gossip.on_message
-        control.failed_nodes = lambda: self.gossip.detector.failed(self.clock_ms())
+        control.failed_nodes = lambda: self.gossip.detector.failed(monotonic_ms())
         self.failover = FailoverDriver(self)
         self.replication.on_serving_change = self.refresh_routing
         control.on_change(self._config_changed)
