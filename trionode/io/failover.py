@@ -23,16 +23,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from trionode import limits
-from trionode.core.failover import (
-    Action,
-    FailoverConfig,
-    FailoverController,
-    GrantLease,
-    Propose,
-    Report,
-    RequestLease,
-    SendFence,
-)
+from trionode.core import failover as core
 from trionode.io.control import monotonic_ms
 
 if TYPE_CHECKING:
@@ -49,8 +40,8 @@ class FailoverDriver:
         self.control = runtime.control
         timeout_ms = runtime.config.node_timeout_ms
         election_max_ms = 2 * limits.raft_election_ticks * limits.raft_tick_ms
-        config = FailoverConfig.for_node(runtime.node_id, timeout_ms, handover_ms=election_max_ms)
-        self.controller = FailoverController(config)
+        config = core.FailoverConfig.for_node(runtime.node_id, timeout_ms, handover_ms=election_max_ms)
+        self.controller = core.FailoverController(config)
         self.lease_ms = config.lease_ms
         if self.lease_ms <= election_max_ms:
             # Leases are renewed through the Raft leader: one that dies takes up to an election
@@ -122,24 +113,24 @@ class FailoverDriver:
         return False
 
     # --- actions ------------------------------------------------------------------------------
-    def _execute(self, actions: list[Action]) -> None:
+    def _execute(self, actions: list[core.Action]) -> None:
         for action in actions:
-            if isinstance(action, RequestLease):
+            if isinstance(action, core.RequestLease):
                 self.control.bus.send(action.to, {"k": "lease", "req": action.req})
-            elif isinstance(action, GrantLease):
+            elif isinstance(action, core.GrantLease):
                 self.control.bus.send(action.to, {"k": "lease", "req": action.req, "ok": True})
-            elif isinstance(action, SendFence) and action.to == self.runtime.node_id:
+            elif isinstance(action, core.SendFence) and action.to == self.runtime.node_id:
                 if (reply := self._fence(action.shard_id, action.epoch)) is not None:
                     self._record_fence(action.to, reply)
-            elif isinstance(action, SendFence):
+            elif isinstance(action, core.SendFence):
                 self.control.bus.send(action.to, {"k": "fence", "shard": action.shard_id, "epoch": action.epoch})
-            elif isinstance(action, Propose):
+            elif isinstance(action, core.Propose):
                 self._nursery.start_soon(self._propose, action)
-            elif isinstance(action, Report):
+            elif isinstance(action, core.Report):
                 log.warning("%s", action.line)
         self._publish_lease()
 
-    async def _propose(self, action: Propose) -> None:
+    async def _propose(self, action: core.Propose) -> None:
         from trionode.io.control import ProposalError
 
         epoch = action.command["epoch"]

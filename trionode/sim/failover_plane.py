@@ -54,17 +54,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from trionode.core import failover as core
 from trionode.core.cluster import ClusterState, Shard, command, copy_state
-from trionode.core.failover import (
-    Action,
-    FailoverConfig,
-    FailoverController,
-    GrantLease,
-    Propose,
-    Report,
-    RequestLease,
-    SendFence,
-)
 from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import Ack, ReplMessage, SyncReply, SyncRequest, from_wire, to_wire
 from trionode.core.replication.replica import CONNECTING, LOADING
@@ -88,7 +79,7 @@ from trionode.sim.trace import Recorder, _Counters
 LAG_TIMEOUT_MS = 200
 NODE_TIMEOUT_MS = 600
 HANDOVER_MS = 400  # how long a deposed leader may still grant (scaled down with the timeouts)
-LEASE_MS = FailoverConfig.for_node(LEADER, NODE_TIMEOUT_MS, HANDOVER_MS).lease_ms  # as io/failover.py derives it
+LEASE_MS = core.FailoverConfig.for_node(LEADER, NODE_TIMEOUT_MS, HANDOVER_MS).lease_ms  # as io/failover.py derives it
 DRIFT_RATE = 0.04  # clocks run at 1 +- this: (1 + r) / (1 - r) < (LEASE_MS + drift_ms) / LEASE_MS
 GOSSIP_STEPS = 5
 NODE_IDS = tuple(data_node_id(i) for i in range(4))
@@ -158,7 +149,7 @@ class SimNode:
     incarnation: int = 0
     primary: PrimaryShell | None = None
     replica: ReplicaShell | None = None
-    failover: FailoverController | None = None  # its process's controller (the lease it holds), new at each start
+    failover: core.FailoverController | None = None  # its process's controller (the lease it holds), new at each start
     last_heard: dict[str, int] = field(default_factory=dict)  # peer -> own clock ms
 
     @property
@@ -226,16 +217,16 @@ class FailoverPlane:
     def leader_clock(self) -> int:
         return self.leader_offset + int(self.now_ms * self.leader_rate)
 
-    def new_leader(self) -> FailoverController:
+    def new_leader(self) -> core.FailoverController:
         """``L``'s controller in a new term: it knows nothing its predecessor granted or proposed."""
         self.leader_term += 1
-        controller = FailoverController(FailoverConfig.for_node(LEADER, NODE_TIMEOUT_MS, HANDOVER_MS))
+        controller = core.FailoverController(core.FailoverConfig.for_node(LEADER, NODE_TIMEOUT_MS, HANDOVER_MS))
         controller.on_config(self.config.state)
         controller.on_leadership(self.leader_term, LEADER, self.leader_clock())
         return controller
 
     def start_controller(self, node: SimNode) -> None:
-        node.failover = FailoverController(FailoverConfig.for_node(node.id, NODE_TIMEOUT_MS, HANDOVER_MS))
+        node.failover = core.FailoverController(core.FailoverConfig.for_node(node.id, NODE_TIMEOUT_MS, HANDOVER_MS))
 
     def reaches(self, frm: str, to: str) -> bool:
         return not self.network.is_blocked(frm, to)
@@ -433,19 +424,19 @@ class FailoverPlane:
         self.feed_leader()
         self.execute_leader(self.leader.tick(self.leader_clock()))
 
-    def execute_leader(self, actions: list[Action]) -> None:
+    def execute_leader(self, actions: list[core.Action]) -> None:
         for action in actions:
-            if isinstance(action, GrantLease):
+            if isinstance(action, core.GrantLease):
                 self.coverage.lease_grants += 1
                 self.send_ctl(LEADER, action.to, {"k": "grant", "req": action.req})
-            elif isinstance(action, SendFence):
+            elif isinstance(action, core.SendFence):
                 self.send_ctl(LEADER, action.to, {"k": "fence", "epoch": action.epoch})
-            elif isinstance(action, Propose):
+            elif isinstance(action, core.Propose):
                 self.propose_failover(action)
-            elif isinstance(action, Report):
+            elif isinstance(action, core.Report):
                 self.note(f"L: {action.line}")
 
-    def propose_failover(self, action: Propose) -> None:
+    def propose_failover(self, action: core.Propose) -> None:
         shard, node = self.config.shard, self.nodes[action.successor]
         loading = node.replica is not None and node.replica.rs.state == LOADING
         self.checker.on_successor(action.successor, shard, node.disk, loading)
@@ -504,7 +495,7 @@ class FailoverPlane:
         node.failover.on_config(node.view_state)
         node.failover.on_leadership(self.leader_term, LEADER, clock)
         for action in node.failover.tick(clock):
-            assert isinstance(action, RequestLease), action  # a node that does not lead only renews
+            assert isinstance(action, core.RequestLease), action  # a node that does not lead only renews
             self.send_ctl(node.id, action.to, {"k": "lease", "req": action.req})
 
     def watermark(self, node: SimNode, shell: PrimaryShell) -> int:
