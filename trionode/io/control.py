@@ -32,6 +32,7 @@ from trionode.core import errors
 from trionode.core.cluster import commands as cluster_commands
 from trionode.core.cluster import snapshot as cluster_snapshot
 from trionode.core.cluster.state import ClusterState
+from trionode.core.failover import LeaderAuthority
 from trionode.core.raft import ConfChangeRefused, NotLeader, ProposalRefused, RaftConfig, RawNode
 from trionode.core.raft.messages import ConfChange, ConfChangeKind, Entry, EntryKind, Ready, Snapshot
 from trionode.core.raft.wire import WireError, from_wire, to_wire
@@ -70,8 +71,7 @@ class ControlPlane:
         self._wake = trio.Event()
         self._waiters: dict[int, _Waiter] = {}
         self._forwarded: dict[int, _Waiter] = {}   # Invariant: len <= forwarded_max
-        self._last_ts_from: dict[str, int] = {}    # peer -> latest send time it stamped on a message to us
-        self._echoed: dict[str, int] = {}          # peer -> latest of our send times it has echoed back
+        self.authority = LeaderAuthority(node_id, limits.raft_election_ticks * limits.raft_tick_ms)
         self._next_request = 0
         self._nursery: trio.Nursery | None = None
         self._applied = trio.Event()  # set (and replaced) whenever entries are applied
@@ -116,7 +116,7 @@ class ControlPlane:
             return
         if kind != "raft":
             return
-        self._note_timestamps(peer_id, payload)
+        self.authority.on_message(peer_id, payload.get("ts"), payload.get("echo"))
         if len(self._inbox) >= limits.raft_inbox_msgs_max:
             return  # dropped: Raft will retransmit
         self._inbox.append(payload)
@@ -216,37 +216,12 @@ class ControlPlane:
                 await self._step_and_handle()
                 return
 
-    # --- leader authority, for leases ---------------------------------------------
-    # Every Raft message carries the sender's monotonic send time ("ts") and echoes the
-    # latest "ts" it received from the addressee ("echo"). A follower that received a
-    # message sent at ts refuses to vote for another leader until at least
-    # ts + the minimum election timeout (leader stickiness), so once a majority has echoed
-    # a time, this node leads until that time plus the timeout. Echoes of old sends
-    # (buffered while this process was paused) cannot make a stale leader look fresh.
-    def _stamped(self, peer: str, payload: dict) -> dict:
-        payload["ts"] = monotonic_ms()
-        echo = self._last_ts_from.get(peer)
-        if echo is not None:
-            payload["echo"] = echo
-        return payload
-
-    def _note_timestamps(self, peer: str, payload: dict) -> None:
-        ts, echo = payload.get("ts"), payload.get("echo")
-        if isinstance(ts, int):
-            self._last_ts_from[peer] = max(ts, self._last_ts_from.get(peer, ts))
-        if isinstance(echo, int):
-            self._echoed[peer] = max(echo, self._echoed.get(peer, echo))
-
+    # --- leader authority, for leases (core/failover/authority.py) ---------------------
     def authority_until_ms(self) -> int:
         """Until when (monotonic ms) no other leader can exist; -1 when this node does not lead."""
         node = self.rawnode
-        if node is None or not node.is_leader:
-            return -1
-        now = monotonic_ms()
-        voters = node.conf.voters
-        times = sorted((now if v == self.node_id else self._echoed.get(v, -1) for v in voters), reverse=True)
-        quorum_time = times[len(voters) // 2]
-        return quorum_time + limits.raft_election_ticks * limits.raft_tick_ms if quorum_time >= 0 else -1
+        leading = node is not None and node.is_leader
+        return self.authority.until_ms(node.conf.voters if leading else (), leading, monotonic_ms())
 
     # --- the Ready contract ---------------------------------------------------
     async def _handle_ready(self, ready: Ready) -> None:
@@ -260,7 +235,8 @@ class ControlPlane:
             await self.store.wal.wait_durable(seq)  # 1. persist before anything leaves
         cluster_id = self.store.cluster_id
         for msg in ready.messages:  # 2. send
-            self.bus.send(msg.to, self._stamped(msg.to, {"k": "raft", "cluster": cluster_id, "m": to_wire(msg)}))
+            stamp = self.authority.stamp(msg.to, monotonic_ms())
+            self.bus.send(msg.to, {"k": "raft", "cluster": cluster_id, "m": to_wire(msg), **stamp})
         if ready.snapshot is not None:
             self._install_snapshot(ready.snapshot)
         for entry in ready.committed:  # 3. apply

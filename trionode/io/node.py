@@ -37,7 +37,7 @@ from trionode.core.server_specs import SERVER_COMMANDS
 from trionode.core.session import Node, NodeFacts
 from trionode.io import data_store
 from trionode.io.cluster_secret import ClusterSecret
-from trionode.io.control import ControlPlane
+from trionode.io.control import ControlPlane, monotonic_ms
 from trionode.io.datadir import DataDir
 from trionode.io.failover import FailoverDriver
 from trionode.io.fatal import StartupError
@@ -106,10 +106,11 @@ class NodeRuntime:
         )
         self._acl_users: dict[str, tuple[str, ...]] = {}  # the state's users node.users was built from
         self.replication = Replication(self.node_id, store, control, self.clock_ms)
-        self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, self.clock_ms, self._rng,
-                                   info=lambda: {"offset": self.replication.offsets()[self.node_id]})
+        # Failure detection times silence on the monotonic clock; the wall clock is for key expiry.
+        self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, monotonic_ms, self._rng,
+                                   incarnation=self.clock_ms())
         control.bus_handlers["gossip"] = self.gossip.on_message
-        control.failed_nodes = lambda: self.gossip.detector.failed(self.clock_ms())
+        control.failed_nodes = lambda: self.gossip.detector.failed(monotonic_ms())
         self.failover = FailoverDriver(self)
         self.replication.on_serving_change = self.refresh_routing
 

@@ -347,6 +347,18 @@ class Replication:
         self.primary = self.replica = None
         self.store.high_watermark = lambda local_durable: local_durable
 
+    def fence(self, shard_id: str, epoch: int) -> tuple[int, str] | None:
+        """The failover's first step (DESIGN §6): refuse every stream below ``epoch`` from now on.
+
+        Returns this replica's durable offset and health for the leader's choice, or None when
+        this node is no replica of ``shard_id``.
+        """
+        side = self.replica
+        if side is None or side.shard_id != shard_id:
+            return None
+        side.state.fence(epoch)
+        return side.state.reported_offset(), side.state.health
+
     # --- what others ask -----------------------------------------------------------
     def serving_reads(self) -> bool:
         return self.replica is not None and self.replica.state.read_bound() is not None
