@@ -47,6 +47,8 @@ def test_the_announced_bus_port_defaults_to_the_bus_port(tmp_path: Path) -> None
         ("port = [\n", "is not valid TOML"),
         ("port = 7100\nbus_announce_port = 7100\n", "'port' and 'bus_announce_port' must differ"),
         ("bus_announce_port = 65536\n", "'bus_announce_port' in {path} must be between 0 and 65535"),
+        ('requirepass = "two words"\n', "'requirepass' must be printable ASCII without spaces"),
+        ('cluster_secret = "short"\n', "'cluster_secret' must be at least 32 printable ASCII characters"),
         ("wal_batch_bytes_max = 1048576\nwal_pending_bytes_max = 65536\n", "must not exceed"),
     ],
 )
@@ -67,3 +69,14 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 def test_bad_flag_is_refused() -> None:
     with pytest.raises(config.ConfigError, match=r"'port' in command line must be between 1 and 65535"):
         config.load(None).with_overrides(port=70000)
+
+
+def test_a_wildcard_bind_is_never_advertised(tmp_path: Path) -> None:
+    path = tmp_path / "n.toml"
+    path.write_text('bind = "0.0.0.0"\n')
+    cfg = config.load(path)
+    assert cfg.effective_announce_ip == "127.0.0.1" and "announce_ip" in (cfg.announce_warning() or "")
+    path.write_text('bind = "0.0.0.0"\nannounce_ip = "10.1.2.3"\nannounce_port = 6379\n')
+    cfg = config.load(path)
+    assert (cfg.effective_announce_ip, cfg.effective_announce_port, cfg.announce_warning()) == ("10.1.2.3", 6379, None)
+    assert config.load(None).effective_announce_ip == "127.0.0.1" and config.load(None).effective_announce_port == 7000

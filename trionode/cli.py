@@ -6,6 +6,7 @@ stderr that names the problem and a non-zero exit status, never a traceback.
 """
 
 import json
+import logging
 import sys
 from typing import Any, NoReturn
 
@@ -14,12 +15,8 @@ import trio
 
 from trionode import config as config_mod
 from trionode.client import Client, ReplyError, parse_addr
-from trionode.core.wal.codec import WalCorruption
-from trionode.io import logs
-from trionode.io.datadir import DataDirError
-
-EXIT_STARTUP = 1
-EXIT_CORRUPTION = 2
+from trionode.io import fatal, logs
+from trionode.io.fatal import EXIT_CORRUPTION, EXIT_STARTUP
 
 
 def _fail(message: str, code: int = EXIT_STARTUP) -> NoReturn:
@@ -39,23 +36,37 @@ def main() -> None:
 @click.option("--port", type=int, help="Client port (default 7000).")
 @click.option("--bus-port", type=int, help="Cluster bus port (default port + 10000).")
 @click.option("--data-dir", help="Data directory (default ./trionode-data).")
-def start(conf_file: str | None, **flags: Any) -> None:
+@click.option("--no-bootstrap", is_flag=True,
+              help="Do not form a one-node cluster; wait for 'trionode cluster create' or 'add-node' "
+                   "(bootstrap = false).")  # fmt: skip
+def start(conf_file: str | None, no_bootstrap: bool, **flags: Any) -> None:
     """Start a node. With no options: a single-node cluster on 127.0.0.1:7000."""
     from trionode.io import node
 
     try:
-        cfg = config_mod.load(conf_file).with_overrides(**flags)
+        cfg = config_mod.load(conf_file).with_overrides(bootstrap=False if no_bootstrap else None, **flags)
     except config_mod.ConfigError as e:
         _fail(str(e))
     logs.setup(cfg.log_level)
     try:
         trio.run(node.run, cfg, conf_file or "")
-    except (config_mod.ConfigError, DataDirError, node.StartupError) as e:
-        _fail(str(e))
-    except WalCorruption as e:
-        _fail(f"{e} (refusing to start; run 'trionode wal check' on the data directory)", EXIT_CORRUPTION)
     except KeyboardInterrupt:
         pass
+    except (Exception, BaseExceptionGroup) as exc:  # the process's boundary: every cause ends in one line
+        _stopped(exc)
+
+
+def _stopped(exc: BaseException) -> NoReturn:
+    """End the process with one line naming why it stopped (exit statuses: trionode/io/fatal.py)."""
+    diagnosis = fatal.diagnose(exc)
+    if diagnosis is None:  # nothing but cancellations: a bug, so keep the whole story
+        raise exc
+    if diagnosis.exit_code in (EXIT_STARTUP, EXIT_CORRUPTION):
+        _fail(diagnosis.message, diagnosis.exit_code)
+    log = logging.getLogger("trionode.node")
+    log.debug("the cause in full", exc_info=diagnosis.cause)
+    log.critical("fatal: %s (exit %d)", diagnosis.message, diagnosis.exit_code)
+    sys.exit(diagnosis.exit_code)
 
 
 @main.command()
@@ -108,7 +119,7 @@ def _status_text(report: dict[str, Any]) -> str:
             f"{n['health']}"
         )
     for sh in report["shards"]:
-        slots = " ".join(f"{a}-{b}" for a, b in sh["slots"]) or "none"
+        slots = _ranges_text(sh["slots"]) or "none"
         lines.append(f"shard {sh['id'][:12]} epoch {sh['epoch']} primary {sh['primary_id'][:12]} slots {slots}")
     for key, value in sorted(report.get("local", {}).items()):
         lines.append(f"  {key}: {value}")
@@ -170,16 +181,6 @@ def _wait_for(what: str, check: Any, timeout_s: float = CLUSTER_SETTLE_TIMEOUT_S
         time.sleep(0.2)
 
 
-def plan_slots(primaries: int) -> list[tuple[int, int]]:
-    """Split the 16384 slots into ``primaries`` contiguous, near-equal ranges."""
-    ranges, start = [], 0
-    for i in range(primaries):
-        size = 16384 // primaries + (1 if i < 16384 % primaries else 0)
-        ranges.append((start, start + size - 1))
-        start += size
-    return ranges
-
-
 @main.group()
 def cluster() -> None:
     """Form and change a cluster of running nodes."""
@@ -190,17 +191,15 @@ def cluster() -> None:
 @click.option("--replicas", type=click.IntRange(0, 15), default=0, help="Replicas per primary.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def cluster_create(addrs: tuple[str, ...], replicas: int, yes: bool) -> None:
-    """Form a cluster from running, unclustered nodes (started with bootstrap = false)."""
-    if len(addrs) % (replicas + 1):
-        _fail(f"{len(addrs)} nodes cannot be split into shards of 1 primary + {replicas} replicas")
+    """Form a cluster from running, unclustered nodes (started with --no-bootstrap)."""
     ids = {addr: _call(addr, "CLUSTER", "MYID").decode() for addr in addrs}
-    for addr in addrs:
-        if _cluster_id(addr):
-            _fail(f"{addr} already belongs to cluster {_cluster_id(addr)}; start it with bootstrap = false")
-    primaries = addrs[: len(addrs) // (replicas + 1)]
-    slots = plan_slots(len(primaries))
-    plan = [f"primary {p} ({ids[p][:12]}): slots {a}-{b}" for p, (a, b) in zip(primaries, slots, strict=True)]
-    attach = [(r, primaries[i % len(primaries)]) for i, r in enumerate(addrs[len(primaries):])]
+    infos = {addr: _info_fields(_call(addr, "INFO", "cluster")) for addr in addrs}
+    for addr, info in infos.items():
+        if info.get("cluster_id"):
+            _fail(f"{addr} already belongs to cluster {info['cluster_id']}; start it with --no-bootstrap")
+    slots, attach = _create_plan(addrs, ids, {a: int(info["cluster_bus_port"]) for a, info in infos.items()}, replicas)
+    primaries = [primary for primary, _ in slots]
+    plan = [f"primary {p} ({ids[p][:12]}): slots {_ranges_text(r)}" for p, r in slots]
     plan += [f"replica {r} ({ids[r][:12]}) of {p}" for r, p in attach]
     click.echo("\n".join(plan))
     if not yes and sys.stdin.isatty() and not click.confirm("Create this cluster?"):
@@ -212,12 +211,35 @@ def cluster_create(addrs: tuple[str, ...], replicas: int, yes: bool) -> None:
         _call(seed, "CLUSTER", "MEET", host, port)
     cluster_id = _cluster_id(seed)
     _wait_for("every node to join", lambda: all(_knows(a, ids.values()) for a in addrs))
-    for addr, (a, b) in zip(primaries, slots, strict=True):
-        _call(addr, "CLUSTER", "ADDSLOTSRANGE", a, b)
+    for addr, ranges in slots:
+        _call(addr, "CLUSTER", "ADDSLOTSRANGE", *(bound for pair in ranges for bound in pair))
     for replica, primary in attach:
         _call(replica, "CLUSTER", "REPLICATE", ids[primary])
     _wait_for("every node to see all slots served", lambda: all(_covered(a) for a in addrs))
     click.echo(f"cluster {cluster_id} created: {len(primaries)} shards, {len(addrs)} nodes")
+
+
+def _ranges_text(ranges: list[list[int]]) -> str:  # [[0, 5460], ...] -> '0-5460 ...'
+    return " ".join(f"{a}-{b}" for a, b in ranges)
+
+
+def _create_plan(
+    addrs: tuple[str, ...], ids: dict[str, str], bus_ports: dict[str, int], replicas: int
+) -> tuple[list[tuple[str, list[list[int]]]], list[tuple[str, str]]]:
+    """The planner's plan (core/cluster/planner.py) as steps per address: (primary, its slot ranges)
+    and (replica, its primary). Nodes run those steps themselves (ADDSLOTSRANGE, REPLICATE)."""
+    from trionode.core.cluster.planner import NodeAddress, plan_create
+
+    nodes = [NodeAddress(ids[a], *parse_addr(a), bus_ports[a]) for a in addrs]
+    try:
+        plan = plan_create(nodes, replicas, known_ids=set(ids.values()))
+    except ValueError as e:
+        _fail(str(e))
+    addr_of = {ids[a]: a for a in addrs}
+    primary_of = {c["shard_id"]: addr_of[c["primary_id"]] for c in plan if c["op"] == "shard_create"}
+    slots = [(primary_of[c["shard_id"]], c["slots"]) for c in plan if c["op"] == "slots_assign"]
+    attach = [(addr_of[c["node_id"]], primary_of[c["shard_id"]]) for c in plan if c["op"] == "replica_attach"]
+    return slots, attach
 
 
 def _knows(addr: str, node_ids: Any) -> bool:

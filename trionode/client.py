@@ -2,8 +2,13 @@
 
 The CLI talks to nodes with the same RESP code the server uses, so it needs no
 third-party client. Error replies raise :class:`ReplyError`.
+
+A node with ``requirepass`` needs a password: the CLI takes it from the
+``TRIONODE_PASSWORD`` environment variable (as redis-cli takes REDISCLI_AUTH),
+so it never shows in the process list.
 """
 
+import os
 import socket
 from typing import Any
 
@@ -11,6 +16,7 @@ from trionode.core.reply import ErrorReply
 from trionode.core.resp import NEED_DATA, ReplyParser
 
 _READ_BYTES = 64 * 1024
+PASSWORD_ENV = "TRIONODE_PASSWORD"
 
 
 class ReplyError(Exception):
@@ -27,9 +33,16 @@ def parse_addr(addr: str, default_port: int = 7000) -> tuple[str, int]:
 
 
 class Client:
-    def __init__(self, host: str, port: int, timeout_s: float = 5.0) -> None:
+    def __init__(self, host: str, port: int, timeout_s: float = 5.0, password: str | None = None) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout_s)
         self.parser = ReplyParser()
+        password = os.environ.get(PASSWORD_ENV, "") if password is None else password
+        if password:
+            try:
+                self.call("AUTH", password)
+            except BaseException:
+                self.sock.close()
+                raise
 
     def call(self, *args: str | bytes | int) -> Any:
         parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]

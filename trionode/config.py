@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from trionode import limits
+from trionode.core.bus_auth import valid_secret
+
+WILDCARD_ADDRESSES = frozenset({"0.0.0.0", "::", ""})
+LOOPBACK = "127.0.0.1"
 
 
 class ConfigError(Exception):
@@ -33,9 +37,20 @@ class Key:
 KEYS: dict[str, Key] = {
     "bind": Key(str, "127.0.0.1", "address the client port and the cluster bus listen on"),
     "port": Key(int, 7000, "client (RESP) port", 1, 65535),
+    "announce_ip": Key(
+        str, "", "address other nodes and clients are told (CLUSTER SLOTS/NODES); empty: the bind address"
+    ),
+    "announce_port": Key(int, 0, "client port clients are told; 0 means the port", 0, 65535),
     "bus_port": Key(int, 0, "cluster bus port; 0 means port + 10000", 0, 65535),
     "bus_announce_port": Key(
         int, 0, "bus port other nodes are told to dial (behind NAT or a proxy); 0 means the bus port", 0, 65535
+    ),
+    "requirepass": Key(str, "", "password of the 'default' user (AUTH password); empty: no password"),
+    "protected_mode": Key(
+        bool, True, "bound to a non-loopback address with no password: serve loopback clients only"
+    ),
+    "cluster_secret": Key(
+        str, "", "secret every bus connection proves; empty: made at bootstrap or given by CLUSTER MEET"
     ),
     "data_dir": Key(str, "./trionode-data", "data directory (WAL, snapshots, node id, lock)"),
     "bootstrap": Key(
@@ -83,8 +98,13 @@ KEYS: dict[str, Key] = {
 class Config:
     bind: str = KEYS["bind"].default
     port: int = KEYS["port"].default
+    announce_ip: str = KEYS["announce_ip"].default
+    announce_port: int = KEYS["announce_port"].default
     bus_port: int = KEYS["bus_port"].default
     bus_announce_port: int = KEYS["bus_announce_port"].default
+    requirepass: str = KEYS["requirepass"].default
+    protected_mode: bool = KEYS["protected_mode"].default
+    cluster_secret: str = KEYS["cluster_secret"].default
     data_dir: str = KEYS["data_dir"].default
     bootstrap: bool = KEYS["bootstrap"].default
     log_level: str = KEYS["log_level"].default
@@ -100,6 +120,28 @@ class Config:
     compact_wal_bytes_min: int = KEYS["compact_wal_bytes_min"].default
     compact_wal_records_min: int = KEYS["compact_wal_records_min"].default
     compact_wal_percent: int = KEYS["compact_wal_percent"].default
+
+    @property
+    def effective_announce_ip(self) -> str:
+        """The address this node advertises: never a wildcard, which no peer could dial.
+
+        Bound to every interface with no ``announce_ip``, the node has no address
+        it could honestly claim; it advertises loopback, which is right for a
+        one-host cluster, and the node logs a warning at start (see ``announce_warning``).
+        """
+        if self.announce_ip:
+            return self.announce_ip
+        return LOOPBACK if self.bind in WILDCARD_ADDRESSES else self.bind
+
+    @property
+    def effective_announce_port(self) -> int:
+        return self.announce_port or self.port
+
+    def announce_warning(self) -> str | None:
+        if self.bind in WILDCARD_ADDRESSES and not self.announce_ip:
+            return (f"bound to {self.bind} without 'announce_ip': advertising {LOOPBACK}, which other hosts "
+                    "cannot reach; set 'announce_ip'")
+        return None
 
     @property
     def effective_bus_port(self) -> int:
@@ -138,6 +180,11 @@ def _check(name: str, value: Any, where: str) -> None:
 
 
 def _cross_check(config: Config) -> Config:
+    if config.cluster_secret and not valid_secret(config.cluster_secret):
+        raise ConfigError("configuration key 'cluster_secret' must be at least 32 printable ASCII characters "
+                          "without spaces")
+    if not all(33 <= ord(c) <= 126 for c in config.requirepass):
+        raise ConfigError("configuration key 'requirepass' must be printable ASCII without spaces")
     if config.wal_batch_bytes_max > config.wal_pending_bytes_max:
         raise ConfigError("configuration key 'wal_batch_bytes_max' must not exceed 'wal_pending_bytes_max'")
     if config.effective_bus_port > 65535:

@@ -95,3 +95,19 @@ replica_lag_timeout_ms = 5_000                 # an ISR member behind for this l
 repl_sync_retry_ms = 500                       # a replica re-sends its sync request this often until answered
 repl_tick_ms = 100                             # the primary checks ISR health this often
 repl_silence_ms = 2_000                        # a replica that hears nothing of its session this long resyncs
+
+# --- Slot migration ------------------------------------------------------------------
+migration_pause_ms_max = 1_000                 # a handover's write pause; past it the job aborts (writes resume)
+migration_copy_keys_max = 512                  # keys read and sent in one copy chunk (one stream record)
+migration_delete_keys_max = 512                # keys deleted in one cleanup chunk
+migration_copy_lag_records_max = 64            # the copy waits while this many stream records are unacknowledged
+migration_pause_lag_records_max = 16           # writes pause only once the target is this close
+migration_lag_records_max = 100_000            # a target further behind than this aborts the job (buffer bound)
+migration_ack_timeout_ms = 10_000              # no acknowledgement from the target for this long aborts the job
+migration_propose_retry_ms = 1_000             # an abort not yet applied is proposed again this often
+migration_start_timeout_ms = 10_000            # a start (or the target's readiness) not seen by then: give up
+migration_log_jobs_max = 32                    # finished jobs CLUSTER GETSLOTMIGRATIONS still lists
+
+assert migration_pause_lag_records_max <= migration_copy_lag_records_max < migration_lag_records_max
+assert migration_copy_keys_max >= 1 and migration_delete_keys_max >= 1
+assert migration_propose_retry_ms < migration_start_timeout_ms

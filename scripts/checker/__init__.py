@@ -6,7 +6,8 @@ per-key Wing-Gong/Lowe search. ``python -m scripts.checker HISTORY.jsonl``
 prints the summary line and exits non-zero on any violation.
 """
 
-from .checker import CheckResult, Finding, check_history, check_list_key, check_register_key, main, summary_line
+from .checker import CheckResult, check_history, check_list_key, check_register_key, main, summary_line
+from .finding import Finding
 from .history import HistoryRecorder, Op, dump_jsonl, load_jsonl, pair_history
 from .linearizable import LinearizabilityResult, check_register
 

@@ -32,7 +32,16 @@ the latest invocation time (a drill does one after healing the cluster).
 * ``nonlinearizable``: per-key register linearizability failed (see
   :mod:`scripts.checker.linearizable`); ``unknown`` when the step bound was hit.
   A stale read (an older value returned after a newer write completed) shows up
-  here.
+  here, and so do keys with a time-to-live that vanished before their deadline
+  or were served after it (the expiry rule: :mod:`.register_model`). The
+  ``lost`` check above runs only on keys of plain ``set``/``get``; on keys with
+  deletes or deadlines a lost write is a linearizability failure.
+
+Other families are described where they are checked: replica reads
+(:mod:`.replica`: ``phantom``, ``stale-read``, ``expired-read``), counters (:mod:`.counters`),
+keyless commands (:mod:`.keyless`: ``phantom``, ``unsafe-flushall``), and hash
+fields, appended strings and sets, checked as registers and lists
+(:mod:`.families`).
 """
 
 from __future__ import annotations
@@ -45,21 +54,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .history import Op, Record, load_jsonl, pair_history
-from .linearizable import DEFAULT_MAX_STEPS, LinearizabilityResult, check_register
+from .counters import check_counter_key
+from .families import as_list, hash_fields
+from .finding import Finding
+from .history import FAMILY_OF, Op, Record, load_jsonl, pair_history
+from .keyless import check_keyless
+from .linearizable import DEFAULT_CLOCK_MARGIN_S, DEFAULT_MAX_STEPS, LinearizabilityResult, check_register
+from .replica import check_replica_reads
 
-KINDS = ("lost", "phantom", "stale-list-read", "list-order", "duplicate", "nonlinearizable", "unknown")
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One anomaly. ``ops`` are the indices (invocation order) of the operations involved."""
-
-    kind: str
-    key: str
-    message: str
-    ops: tuple[int, ...] = ()
-    value: Any = None
+KINDS = ("lost", "phantom", "stale-list-read", "stale-read", "expired-read", "list-order", "duplicate",
+         "unsafe-flushall", "nonlinearizable", "unknown")  # fmt: skip
 
 
 @dataclass
@@ -111,10 +115,11 @@ def _precedes(a: Op, b: Op) -> bool:
     return a.complete < b.invoke
 
 
-def _by_key(ops: Iterable[Op]) -> dict[str, list[Op]]:
-    keyed: dict[str, list[Op]] = defaultdict(list)
+def _by_key(ops: Iterable[Op]) -> dict[tuple[str, str], list[Op]]:
+    """Operations by (family, key): a key's operations of one family are checked together."""
+    keyed: dict[tuple[str, str], list[Op]] = defaultdict(list)
     for op in ops:
-        keyed[op.key].append(op)
+        keyed[(FAMILY_OF[op.f], op.key)].append(op)
     return keyed
 
 
@@ -123,7 +128,7 @@ def _final_read(reads: Sequence[Op]) -> Op | None:
 
 
 def check_register_key(key: str, ops: Sequence[Op]) -> list[Finding]:
-    """Phantom and lost-write checks for one register key."""
+    """Phantom checks for one register key, and lost-write checks if it has only ``set``/``get``."""
     findings: list[Finding] = []
     writes = [op for op in ops if op.f == "set"]
     possible = {w.value: w for w in writes if w.status in ("ok", "info")}
@@ -134,7 +139,7 @@ def check_register_key(key: str, ops: Sequence[Op]) -> list[Finding]:
             why = "a failed write's value" if r.value in failed else "a value never written"
             findings.append(Finding("phantom", key, f"{r.describe()} read {why}", (r.index,), r.value))
     final = _final_read(reads)
-    if final is None:
+    if final is None or any(op.f not in ("set", "get") or op.arg is not None for op in ops):
         return findings
     source = possible.get(final.value) if final.value is not None else None
     if final.value is not None and source is None:
@@ -158,8 +163,8 @@ def check_register_key(key: str, ops: Sequence[Op]) -> list[Finding]:
     return findings
 
 
-def check_list_key(key: str, ops: Sequence[Op]) -> list[Finding]:
-    """Phantom, lost, stale, order and duplicate checks for one list key."""
+def check_list_key(key: str, ops: Sequence[Op], ordered: bool = True) -> list[Finding]:
+    """Phantom, lost, stale, order (if ``ordered``) and duplicate checks for one list key."""
     findings: list[Finding] = []
     pushes = [op for op in ops if op.f == "rpush"]
     possible: dict[Any, Op] = {}
@@ -188,7 +193,8 @@ def check_list_key(key: str, ops: Sequence[Op]) -> list[Finding]:
                         "duplicate", key, f"{r.describe()} contains {e!r} {c} times", (r.index, possible[e].index), e
                     )
                 )
-        findings += _order_violations(key, r, elements, possible)
+        if ordered:
+            findings += _order_violations(key, r, elements, possible)
         present = set(elements)
         kind = "lost" if r is final else "stale-list-read"
         # Everything that must be present: acked pushes and elements of reads
@@ -238,43 +244,55 @@ def _order_violations(key: str, r: Op, elements: list[Any], possible: dict[Any, 
 def check_history(
     history: Sequence[Record] | Sequence[Op],
     max_steps: int = DEFAULT_MAX_STEPS,
+    clock_margin_s: float = DEFAULT_CLOCK_MARGIN_S,
 ) -> CheckResult:
-    """Run every check on a history (raw records or already paired :class:`Op` s)."""
+    """Run every check on a history (raw records or already paired :class:`Op` s).
+
+    ``clock_margin_s`` bounds how far a node's clock may be from the history's
+    (see the expiry rule in :mod:`.register_model`).
+    """
     paired = bool(history) and isinstance(history[0], Op)
     ops: list[Op] = list(history) if paired else pair_history(history)  # type: ignore[arg-type]
     result = CheckResult(ops=len(ops), acked=sum(1 for op in ops if op.is_write and op.ok))
-    for key, key_ops in sorted(_by_key(ops).items()):
-        fs = {op.f for op in key_ops}
-        if fs & {"set", "get"}:
-            result.findings += check_register_key(key, [op for op in key_ops if op.f in ("set", "get")])
-            lin = check_register(key, key_ops, max_steps=max_steps)
-            result.linearizability[key] = lin
-            if lin.verdict == "no":
-                stuck = ", ".join(op.describe() for op in lin.stuck[:3])
-                result.findings.append(
-                    Finding(
-                        "nonlinearizable",
-                        key,
-                        f"no linearization of {lin.ops} ops; longest prefix {len(lin.best_prefix)}; stuck at {stuck}",
-                        tuple(op.index for op in lin.stuck),
-                    )
-                )
-            elif lin.verdict == "unknown":
-                result.findings.append(
-                    Finding("unknown", key, f"search gave up after {lin.steps} steps on {lin.ops} ops")
-                )
-        if fs & {"rpush", "lrange"}:
-            result.findings += check_list_key(key, [op for op in key_ops if op.f in ("rpush", "lrange")])
+    result.findings += check_keyless(ops)
+    for (family, key), key_ops in sorted(_by_key(ops).items()):
+        if family == "register":
+            _check_register_family(result, key, key_ops, max_steps, clock_margin_s)
+        elif family == "hash":
+            for name, field_ops in sorted(hash_fields(key_ops).items()):
+                _check_register_family(result, name, field_ops, max_steps, clock_margin_s)
+        elif family == "list":
+            result.findings += check_list_key(key, key_ops)
+        elif family in ("append", "set"):
+            result.findings += check_list_key(key, as_list(key_ops), ordered=family == "append")
+        elif family == "counter":
+            result.findings += check_counter_key(key, key_ops)
     return result
+
+
+def _check_register_family(result: CheckResult, key: str, ops: list[Op], max_steps: int, margin_s: float) -> None:
+    replica_findings, ops = check_replica_reads(key, ops, margin_s)
+    result.findings += replica_findings
+    result.findings += check_register_key(key, [op for op in ops if op.f != "rget"])
+    lin = check_register(key, ops, max_steps=max_steps, clock_margin_s=margin_s)
+    result.linearizability[key] = lin
+    if lin.verdict == "no":
+        stuck = ", ".join(op.describe() for op in lin.stuck[:3])
+        message = f"no linearization of {lin.ops} ops; longest prefix {len(lin.best_prefix)}; stuck at {stuck}"
+        result.findings.append(Finding("nonlinearizable", key, message, tuple(op.index for op in lin.stuck)))
+    elif lin.verdict == "unknown":
+        result.findings.append(Finding("unknown", key, f"search gave up after {lin.steps} steps on {lin.ops} ops"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check a drill history (JSONL).")
     parser.add_argument("history", help="path to a .jsonl history")
     parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, help="search bound per key")
+    parser.add_argument("--clock-margin", type=float, default=DEFAULT_CLOCK_MARGIN_S,
+                        help="seconds a node's clock may be off the history's, for expiry deadlines")  # fmt: skip
     parser.add_argument("-v", "--verbose", action="store_true", help="print every finding")
     args = parser.parse_args(argv)
-    result = check_history(load_jsonl(args.history), max_steps=args.max_steps)
+    result = check_history(load_jsonl(args.history), max_steps=args.max_steps, clock_margin_s=args.clock_margin)
     if args.verbose or not result.valid:
         for f in result.findings:
             print(f"{f.kind} {f.key}: {f.message}", file=sys.stderr)

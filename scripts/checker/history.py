@@ -1,7 +1,7 @@
 """History format and loading for the independent drill checker.
 
 This package imports nothing from ``trionode``: it judges a recorded history
-the way Jepsen's checkers do, knowing only the Redis semantics of the four
+the way Jepsen's checkers do, knowing only the Redis semantics of the
 operations the drill workload issues.
 
 Format
@@ -19,11 +19,25 @@ record followed, later, by exactly one completion record::
     {"process": 6, "type": "invoke", "f": "lrange", "key": "l0", "value": null,  "time": 15.0}
     {"process": 6, "type": "ok",     "f": "lrange", "key": "l0", "value": ["e1", "e9"], "time": 15.1}
 
-* ``f`` is ``set`` / ``get`` (a register) or ``rpush`` / ``lrange`` (a list).
-* ``value``: for ``set``/``rpush`` the written value (on the invoke; the
-  completion may repeat it or omit it); for ``get`` the value read (``null`` =
-  the key is absent) and for ``lrange`` the whole list read, both on the ``ok``
-  completion.
+* ``f`` names the operation and, with it, the model the key is checked against
+  (:data:`FAMILIES`):
+
+  - registers: ``set`` (``arg`` = its ``PX`` time-to-live in ms, or absent),
+    ``get``, ``del`` and ``exists`` (their reply in ``result`` / ``value``),
+    ``expire`` (``arg`` = ttl ms, reply in ``result``), and ``rget``: a
+    ``READONLY`` ``GET`` on a replica (see :mod:`.replica`);
+  - lists: ``rpush`` / ``lrange``; appended strings: ``append`` (one token) /
+    ``strget`` (the whole string); sets: ``sadd`` / ``smembers``;
+  - counters: ``incr`` (the new count in ``result``) / ``intget``;
+  - hashes: ``hset`` / ``hget``, the field in ``arg`` (each field a register);
+  - keyless (``key`` names the node, ``@n3``): ``dbsize``, ``scan`` (the keys
+    it returned) and ``flushall`` (sent to a node that said it was a replica).
+* ``value``: for writes the written value (on the invoke; the completion may
+  repeat it or omit it); for reads the value read (``null`` = the key is
+  absent), on the ``ok`` completion.
+* ``arg`` (optional, on the invoke) and ``result`` (optional, on an ``ok``
+  completion: what a write replied), ``client`` (optional: the client thread;
+  one client may run under several process numbers, see below).
 * ``type`` of the completion: ``ok`` (acknowledged), ``fail`` (definitely did
   not take effect) or ``info`` (unknown outcome: a timeout or a lost
   connection; the write may take effect at any time after its invocation, so
@@ -45,8 +59,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FUNCTIONS = ("set", "get", "rpush", "lrange")
-WRITES = ("set", "rpush")
+FAMILIES = {
+    "register": ("set", "get", "del", "exists", "expire", "rget"),
+    "list": ("rpush", "lrange"),
+    "append": ("append", "strget"),
+    "set": ("sadd", "smembers"),
+    "counter": ("incr", "intget"),
+    "hash": ("hset", "hget"),
+    "keyless": ("dbsize", "scan", "flushall"),
+}
+FUNCTIONS = tuple(f for fs in FAMILIES.values() for f in fs)
+FAMILY_OF = {f: family for family, fs in FAMILIES.items() for f in fs}
+WRITES = ("set", "del", "expire", "rpush", "append", "sadd", "incr", "hset", "flushall")
 COMPLETIONS = ("ok", "fail", "info")
 INF = math.inf
 
@@ -70,6 +94,9 @@ class Op:
     status: str
     invoke: float
     complete: float
+    arg: Any = None
+    result: Any = None
+    client: int = -1
 
     @property
     def is_write(self) -> bool:
@@ -81,7 +108,10 @@ class Op:
 
     def describe(self) -> str:
         end = "inf" if self.complete == INF else f"{self.complete:g}"
-        call = f"{self.f}({self.key!r}, {self.value!r})"
+        args = (self.key, self.arg, self.value) if self.arg is not None else (self.key, self.value)
+        call = f"{self.f}({', '.join(map(repr, args))})"
+        if self.result is not None:
+            call += f" -> {self.result!r}"
         return f"#{self.index} p{self.process} {call} {self.status} [{self.invoke:g}, {end}]"
 
 
@@ -135,6 +165,7 @@ def _make_op(index: int, inv: Record, done: Record | None) -> Op:
     else:
         value = done.get("value") if (done is not None and status == "ok") else None
     complete = INF if status == "info" else float(done["time"])  # type: ignore[index]
+    result = done.get("result") if (done is not None and status == "ok") else None
     return Op(
         index=index,
         process=int(inv["process"]),
@@ -144,6 +175,9 @@ def _make_op(index: int, inv: Record, done: Record | None) -> Op:
         status=status,
         invoke=float(inv["time"]),
         complete=complete,
+        arg=_freeze(inv.get("arg")),
+        result=_freeze(result),
+        client=int(inv.get("client", inv["process"])),
     )
 
 

@@ -9,7 +9,9 @@ behind a :class:`~.proxy.BusProxy` port that the node announces
 drill can cut any pair.
 
 Everything a node writes to stdout/stderr goes to ``<run>/logs/<name>.log``,
-across all of its lives. :meth:`LocalCluster.close` kills every process it
+across all of its lives. With ``clock_shim``, every node starts with
+``clockshim/sitecustomize.py`` loaded, so that :meth:`Node.set_clock_offset`
+can step its wall clock (the clock-step drill). :meth:`LocalCluster.close` kills every process it
 started, paused or not.
 """
 
@@ -37,6 +39,7 @@ CALL_TIMEOUT_S = 2.0
 NODES = 5
 REPLICAS_PER_PRIMARY = 1
 CREATE_NODES = 4  # n1..n4 form two shards; n5 is the spare
+CLOCK_SHIM = Path(__file__).resolve().parent / "clockshim"
 
 
 class ClusterError(RuntimeError):
@@ -73,8 +76,10 @@ class Node:
     node_id: str = ""
     proc: subprocess.Popen | None = None
     paused: bool = False
+    killed: bool = False  # by the drill: an exit the drill did not cause is a crash
     lives: int = 0
     extra_conf: str = field(default="")
+    env: dict[str, str] = field(default_factory=dict)  # added to the process environment
 
     @property
     def data_dir(self) -> Path:
@@ -91,6 +96,11 @@ class Node:
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def crashed(self) -> bool:
+        """The process exited on its own (not killed by the drill)."""
+        return self.proc is not None and not self.alive and not self.killed
 
     def write_conf(self) -> Path:
         conf = self.run_dir / "conf" / f"{self.name}.toml"
@@ -112,9 +122,11 @@ class Node:
             log.flush()
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "trionode", "start", "--conf", str(conf)],
-                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )  # fmt: skip
         self.paused = False
+        self.killed = False
         self.lives += 1
 
     def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
@@ -139,12 +151,30 @@ class Node:
         finally:
             client.close()
 
+    @property
+    def clock_file(self) -> Path:
+        return self.run_dir / "clock" / f"{self.name}.offset-ms"
+
+    def use_clock_shim(self) -> None:
+        """Start (from the next life on) with a wall clock :meth:`set_clock_offset` can step."""
+        self.set_clock_offset(0.0)
+        path = os.pathsep.join(p for p in (str(CLOCK_SHIM), os.environ.get("PYTHONPATH", "")) if p)
+        self.env.update(PYTHONPATH=path, TRIONODE_DRILL_CLOCK_FILE=str(self.clock_file))
+
+    def set_clock_offset(self, offset_s: float) -> None:
+        """Step this node's wall clock to real time + ``offset_s`` (it notices within 20 ms)."""
+        self.clock_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.clock_file.with_suffix(".tmp")
+        tmp.write_text(f"{offset_s * 1000:.0f}\n")
+        os.replace(tmp, self.clock_file)
+
     def kill9(self) -> None:
         if self.alive:
             assert self.proc is not None
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.paused = False
+        self.killed = True
 
     def pause(self) -> None:
         assert self.alive and self.proc is not None
@@ -161,7 +191,7 @@ class Node:
 class LocalCluster:
     """Five real nodes behind a bus proxy; see the module docstring."""
 
-    def __init__(self, run_dir: Path, node_timeout_ms: int, extra_conf: str = "") -> None:
+    def __init__(self, run_dir: Path, node_timeout_ms: int, extra_conf: str = "", clock_shim: bool = False) -> None:
         self.run_dir = run_dir
         self.proxy = BusProxy(HOST)
         ports = PortPool()
@@ -171,6 +201,8 @@ class LocalCluster:
         ]
         for node in self.nodes:
             self.proxy.add_route(node.announce_port, node.bus_port)
+            if clock_shim:
+                node.use_clock_shim()
 
     # --- lifecycle ---------------------------------------------------------------
 

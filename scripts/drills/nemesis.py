@@ -26,6 +26,15 @@ Faults (the drill of the same name runs each):
   record with a bad checksum), restart it.
 * ``replica-churn``: swap a shard's replica for the node that has no shard
   role, under load: the spare joins and catches up, then the old one leaves.
+* ``double-failover``: SIGKILL a primary and, soon after its successor is
+  promoted, the successor too (the spare first joins that shard as a second
+  replica, so that a second promotion has a candidate); restart both.
+* ``crash-full-sync``: SIGKILL a replica until it has left the in-sync set,
+  restart its primary meanwhile (an empty replication backlog), restart the
+  replica, and the moment the primary starts its full sync, SIGKILL the replica
+  or the primary; restart it.
+* ``clock-step``: step one node's wall clock 1-2 s forward or backward, hold,
+  step it back (monotonic time is untouched; see ``clockshim/``).
 
 Every injection and heal is logged as an event (time, action, target) for the
 run's ``nemesis.jsonl``.
@@ -40,6 +49,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from scripts.checker.linearizable import DEFAULT_CLOCK_MARGIN_S
+
 from .cluster import ClusterError, LocalCluster, Node
 
 Log = Callable[..., None]
@@ -49,6 +60,10 @@ class Nemesis:
     """Base: ``cycle`` injects and heals one fault; ``heal_all`` undoes anything left."""
 
     name = ""
+    extra_conf = ""  # added to every node's configuration
+    clock_shim = False  # nodes start with a wall clock the nemesis can step
+    clock_margin_s = DEFAULT_CLOCK_MARGIN_S  # how far a node's clock may be off, for the checker
+    catch_up_timeout_s = 60.0
 
     def __init__(self, cluster: LocalCluster, rng: random.Random, log: Log, node_timeout_ms: int) -> None:
         self.cluster = cluster
@@ -56,6 +71,7 @@ class Nemesis:
         self.log = log
         self.node_timeout_s = node_timeout_ms / 1000
         self.faults = 0
+        self.crashes: list[str] = []  # nodes that exited on their own: a finding, not a fault
 
     def hold_s(self) -> float:
         """Long enough for a failover (suspect + lease + hand-over), with some spread."""
@@ -64,8 +80,21 @@ class Nemesis:
     def cycle(self) -> None:
         raise NotImplementedError
 
+    def restart_crashed(self, restart: bool = True) -> None:
+        """Note every node that exited although the drill did not kill it, and start it again."""
+        for node in self.cluster.nodes:
+            if node.crashed:
+                assert node.proc is not None
+                self.crashes.append(f"{node.name} exited with {node.proc.returncode}; see {node.log_path}")
+                self.log("crash", node, returncode=node.proc.returncode)
+                node.killed = True  # noted once
+                if restart:
+                    node.start()
+                    self.log("start", node)
+
     def heal_all(self) -> None:
         """Resume paused nodes, restart dead ones, heal every cut."""
+        self.restart_crashed()
         self.cluster.proxy.heal()
         for node in self.cluster.nodes:
             if node.paused:
@@ -97,6 +126,26 @@ class Nemesis:
         for node in nodes:
             node.wait_ready()
 
+
+    def _attach_spare(self, shard: dict[str, Any]) -> Node:
+        """The node without a shard role joins ``shard`` as a replica and enters its in-sync set."""
+        in_shard = {n for s in self.cluster.shards() for n in [s.get("primary_id"), *s.get("replica_ids", [])]}
+        spare = self._pick([n for n in self.cluster.nodes if n.node_id not in in_shard])
+        spare.call("CLUSTER", "REPLICATE", shard["primary_id"], timeout_s=30)
+        self.log("replicate", spare, shard=shard["id"][:12])
+        deadline = time.monotonic() + self.catch_up_timeout_s
+        while spare.node_id not in self._isr(shard["id"]):
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{spare.name} did not enter the in-sync set of shard {shard['id']}")
+            time.sleep(0.2)
+        self.log("in-sync", spare)
+        return spare
+
+    def _isr(self, shard_id: str) -> list[str]:
+        for shard in self.cluster.shards():
+            if shard["id"] == shard_id:
+                return list(shard.get("isr_ids", []))
+        return []
 
     def _partition(self, minority: list[Node]) -> None:
         """Cut ``minority`` off from every other node on the bus (one fault), hold, heal."""
@@ -232,40 +281,159 @@ class ReplicaChurn(Nemesis):
     """
 
     name = "replica-churn"
-    catch_up_timeout_s = 60.0
 
     def cycle(self) -> None:
-        shards = self.cluster.shards()
-        in_shard = {n for s in shards for n in [s.get("primary_id"), *s.get("replica_ids", [])]}
-        spare = self._pick([n for n in self.cluster.nodes if n.node_id not in in_shard])
-        shard = self.rng.choice(sorted((s for s in shards if s.get("replica_ids")), key=lambda s: s["id"]))
+        shard = self.rng.choice(sorted((s for s in self.cluster.shards() if s.get("replica_ids")),
+                                       key=lambda s: s["id"]))  # fmt: skip
         old = self.cluster.by_id(self.rng.choice(sorted(shard["replica_ids"])))
-        spare.call("CLUSTER", "REPLICATE", shard["primary_id"], timeout_s=30)
+        spare = self._attach_spare(shard)
         self.faults += 1
-        self.log("replicate", spare, shard=shard["id"][:12])
-        self._wait_in_sync(spare, shard["id"])
-        self.log("in-sync", spare)
         spare.call("CLUSTER", "DETACH", old.node_id, timeout_s=30)
         self.log("detach", old)
 
-    def _wait_in_sync(self, node: Node, shard_id: str) -> None:
-        deadline = time.monotonic() + self.catch_up_timeout_s
-        while node.node_id not in self._isr(shard_id):
-            if time.monotonic() > deadline:
-                raise ClusterError(f"{node.name} did not enter the in-sync set of shard {shard_id}")
-            time.sleep(0.2)
 
-    def _isr(self, shard_id: str) -> list[str]:
-        for shard in self.cluster.shards():
-            if shard["id"] == shard_id:
-                return list(shard.get("isr_ids", []))
-        return []
+class DoubleFailover(Nemesis):
+    """Kill a primary, then its successor soon after the promotion; restart both (see the module docstring)."""
+
+    name = "double-failover"
+    promotion_timeout_s = 30.0
+
+    def cycle(self) -> None:
+        shard = self._shard_with_two_replicas()
+        first = self.cluster.by_id(shard["primary_id"])
+        first.kill9()
+        self.log("kill", first)
+        self.faults += 1
+        down = [first]
+        second = self._wait_promoted(shard["id"], first.node_id)
+        time.sleep(self.rng.uniform(0.1, 1.0))  # "soon after": before it has settled into the role
+        second.kill9()
+        self.log("kill", second, promoted=True)
+        down.append(second)
+        time.sleep(self.hold_s())
+        for node in self.rng.sample(down, len(down)):
+            node.start()
+            self.log("start", node)
+        for node in down:
+            node.wait_ready()
+
+    def _shard_with_two_replicas(self) -> dict[str, Any]:
+        shards = sorted(self.cluster.shards(), key=lambda s: s["id"])
+        for shard in shards:
+            if len(shard.get("replica_ids", [])) >= 2:
+                return shard
+        shard = self.rng.choice(shards)
+        self._attach_spare(shard)
+        return next(s for s in self.cluster.shards() if s["id"] == shard["id"])
+
+    def _wait_promoted(self, shard_id: str, old_id: str) -> Node:
+        deadline = time.monotonic() + self.promotion_timeout_s
+        while time.monotonic() < deadline:
+            for shard in self.cluster.shards():
+                if shard["id"] == shard_id and shard.get("primary_id") not in (None, old_id):
+                    node = self.cluster.by_id(shard["primary_id"])
+                    self.log("promoted", node)
+                    return node
+            time.sleep(0.05)
+        raise ClusterError(f"{self.name}: shard {shard_id[:12]} had no new primary {self.promotion_timeout_s:.0f}s "
+                           f"after its primary was killed: {self.cluster.status()}")  # fmt: skip
+
+
+class FullSyncCrash(Nemesis):
+    """Crash a replica or its primary in the middle of a full sync (see the module docstring).
+
+    A primary resyncs a replica partially from its in-memory backlog of recent
+    records, which a restart empties. So the replica is killed and kept down
+    until it has left the in-sync set (writes go on without it), its primary is
+    restarted, and then the replica comes back behind the primary's backlog and
+    must load a snapshot. On the primary's log line that starts the snapshot
+    the replica is frozen (SIGSTOP), so that the crash lands while it loads
+    even though a drill's snapshot is small; ``mid_sync`` in the event says
+    whether the replica had not yet logged the snapshot installed. Then the
+    replica is killed, or the primary is killed and the replica thawed.
+    """
+
+    name = "crash-full-sync"
+    log_timeout_s = 30.0
+    FULL_SYNC_LINE = "full resync of "
+    INSTALLED_LINE = "full resync installed"
+
+    def cycle(self) -> None:
+        shard = self.rng.choice(sorted((s for s in self.cluster.shards() if s.get("replica_ids")),
+                                       key=lambda s: s["id"]))  # fmt: skip
+        primary = self.cluster.by_id(shard["primary_id"])
+        replica = self.cluster.by_id(self.rng.choice(sorted(shard["replica_ids"])))
+        replica.kill9()
+        self.log("kill", replica)
+        self._wait_out_of_isr(replica, shard["id"])
+        primary.kill9()
+        self.log("kill", primary, why="empty its replication backlog")
+        primary.start()
+        self.log("start", primary)
+        self.cluster.wait_settled(self.log_timeout_s)
+        time.sleep(self.rng.uniform(0.3, 1.0))  # writes the replica has missed
+        mark, replica_mark = primary.log_path.stat().st_size, replica.log_path.stat().st_size
+        replica.start()
+        self.log("start", replica)
+        victim = self.rng.choice([replica, replica, primary])
+        if not self._wait_line(primary, mark, f"{self.FULL_SYNC_LINE}{replica.node_id[:12]}"):
+            self.log("no-full-sync", replica)
+            replica.wait_ready()
+            return
+        replica.pause()
+        mid_sync = not self._wait_line(replica, replica_mark, self.INSTALLED_LINE, timeout_s=0)
+        self.log("full-sync-crash", victim, replica=replica.name, mid_sync=mid_sync)
+        self._kill_and_restart([victim], self.rng.uniform(0.5, 1.5), while_down=replica.resume)
+        replica.wait_ready()
+
+    def _wait_out_of_isr(self, node: Node, shard_id: str) -> None:
+        deadline = time.monotonic() + self.log_timeout_s
+        while node.node_id in self._isr(shard_id):
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{node.name} was down {self.log_timeout_s:.0f}s and still in the in-sync set")
+            time.sleep(0.1)
+
+    def _wait_line(self, node: Node, offset: int, needle: str, timeout_s: float | None = None) -> bool:
+        """Whether ``needle`` appears in the node's log after byte ``offset`` within the timeout."""
+        deadline = time.monotonic() + (self.log_timeout_s if timeout_s is None else timeout_s)
+        while True:
+            with open(node.log_path, "rb") as fh:
+                fh.seek(offset)
+                if needle.encode() in fh.read():
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+
+
+class ClockStep(Nemesis):
+    """Step one node's wall clock forward or backward, hold, step it back."""
+
+    name = "clock-step"
+    clock_shim = True
+    step_s_min, step_s_max = 1.0, 2.0
+    clock_margin_s = DEFAULT_CLOCK_MARGIN_S + step_s_max  # a deadline set on one node, judged on another
+
+    def cycle(self) -> None:
+        node = self._pick(self.cluster.nodes)
+        offset_s = self.rng.choice((-1, 1)) * self.rng.uniform(self.step_s_min, self.step_s_max)
+        node.set_clock_offset(offset_s)
+        self.faults += 1
+        self.log("clock-step", node, offset_s=round(offset_s, 3))
+        time.sleep(self.hold_s())
+        node.set_clock_offset(0.0)
+        self.log("clock-step", node, offset_s=0.0)
+
+    def heal_all(self) -> None:
+        for node in self.cluster.nodes:
+            node.set_clock_offset(0.0)
+        super().heal_all()
 
 
 NEMESES: dict[str, type[Nemesis]] = {
     cls.name: cls
     for cls in (KillPrimary, KillLeader, KillRandom, KillMinority, RestartAll, PausePrimary, PartitionPrimary,
-                PartitionRandom, TornTail, ReplicaChurn)
+                PartitionRandom, TornTail, ReplicaChurn, DoubleFailover, FullSyncCrash, ClockStep)
 }
 
 

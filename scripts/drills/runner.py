@@ -9,13 +9,19 @@ A run:
    recover fails the drill, since "nothing hung" is part of the promise);
 4. heals everything, lets the workload run on the healed cluster briefly,
    stops it, and reads every key once more (the final reads);
-5. kills the cluster, writes ``history.jsonl``, ``nemesis.jsonl`` and
-   ``summary.txt`` next to the node logs in the run directory, and checks the
-   history with ``scripts/checker``.
+5. kills the cluster, writes ``history.jsonl``, ``nemesis.jsonl``,
+   ``summary.txt`` and ``timeline.svg`` (operations and latency over time, fault
+   windows shaded: :mod:`.timeline`) next to the node logs in the run
+   directory, and checks the history with ``scripts/checker``.
+
+A node that exits although the drill did not kill it has crashed: the drill
+notes it (``crash`` in ``nemesis.jsonl``), starts it again and goes on, and the
+crash counts as a violation.
 
 It prints one line, ``drill=… seed=… faults=… ops=… acked=… lost=… phantoms=…
-linearizable=… violations=…``, and exits 0 if the history is valid, 1 on any
-violation (or a non-linearizable or undecided register), 2 if the drill itself
+linearizable=… violations=…`` (and ``crashes=…`` if any), and exits 0 if the
+history is valid and no node crashed, 1 on any violation (or a
+non-linearizable or undecided register), 2 if the drill itself
 could not run to the end (the cluster did not form or recover; the reason is
 printed and the logs are kept).
 """
@@ -36,6 +42,8 @@ from scripts.checker.history import dump_jsonl
 
 from .cluster import HOST, ClusterError, LocalCluster, Node
 from .nemesis import NEMESES, event
+from .operations import MIX
+from .timeline import write_timeline
 from .workload import Workload
 
 SETTLE_TIMEOUT_S = 60.0
@@ -53,6 +61,7 @@ class DrillOptions:
     clients: int = 4
     node_timeout_ms: int = 2000
     op_timeout_s: float = 5.0
+    without: tuple[str, ...] = ()  # workload operations left out (to tell one bug from another)
 
 
 @dataclass
@@ -62,18 +71,20 @@ class DrillResult:
     check: CheckResult | None
     unread: int = 0
     error: str = ""
+    crashes: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
         if self.error or self.check is None:
             return EXIT_BROKEN
-        return 0 if self.check.valid and not self.unread else EXIT_VIOLATION
+        return 0 if self.check.valid and not self.unread and not self.crashes else EXIT_VIOLATION
 
     def line(self) -> str:
         head = f"drill={self.options.name} seed={self.options.seed} faults={self.faults}"
         if self.check is None:
             return f"{head} error={self.error!r}"
         tail = f" unread={self.unread}" if self.unread else ""
+        tail += f" crashes={len(self.crashes)}" if self.crashes else ""
         tail += f" error={self.error!r}" if self.error else ""
         return f"{head} {summary_line(self.check)}{tail}"
 
@@ -85,7 +96,8 @@ def run(options: DrillOptions) -> DrillResult:
     options.out_dir.mkdir(parents=True)
     rng = random.Random(options.seed)
     events: list[dict[str, Any]] = []
-    cluster = LocalCluster(options.out_dir, options.node_timeout_ms)
+    kind = NEMESES[options.name]
+    cluster = LocalCluster(options.out_dir, options.node_timeout_ms, kind.extra_conf, kind.clock_shim)
     workload: Workload | None = None
     nemesis = None
     error = ""
@@ -93,12 +105,12 @@ def run(options: DrillOptions) -> DrillResult:
     try:
         cluster.start()
         workload = Workload([(HOST, n.port) for n in cluster.nodes], options.clients, options.seed,
-                            options.op_timeout_s)  # fmt: skip
+                            options.op_timeout_s, options.without)  # fmt: skip
 
         def log(action: str, node: Node | None, **detail: Any) -> None:
             events.append(event(action, node, workload.recorder.now(), **detail))
 
-        nemesis = NEMESES[options.name](cluster, rng, log, options.node_timeout_ms)
+        nemesis = kind(cluster, rng, log, options.node_timeout_ms)
         workload.start()
         _run_cycles(options, cluster, nemesis, rng)
         nemesis.heal_all()
@@ -108,6 +120,7 @@ def run(options: DrillOptions) -> DrillResult:
         if workload.crashes:
             raise RuntimeError("workload client crashed: " + "; ".join(workload.crashes))
         unread = workload.final_reads(time.monotonic() + FINAL_READS_TIMEOUT_S)
+        nemesis.restart_crashed(restart=False)  # a crash after the heal counts too
     except ClusterError as exc:
         error = str(exc)
     except Exception as exc:  # a drill that breaks must still kill its cluster and say why
@@ -116,7 +129,9 @@ def run(options: DrillOptions) -> DrillResult:
         if workload is not None:
             workload.stop()
         cluster.close()
-    return _finish(options, workload, nemesis.faults if nemesis else 0, events, unread, error)
+    crashes = tuple(nemesis.crashes) if nemesis else ()
+    faults = nemesis.faults if nemesis else 0
+    return _finish(options, workload, faults, events, unread, error, crashes, kind.clock_margin_s)
 
 
 def _run_cycles(options: DrillOptions, cluster: LocalCluster, nemesis: Any, rng: random.Random) -> None:
@@ -124,22 +139,27 @@ def _run_cycles(options: DrillOptions, cluster: LocalCluster, nemesis: Any, rng:
     while time.monotonic() < deadline:
         time.sleep(rng.uniform(0.5, 2.0))  # some undisturbed load between faults
         nemesis.cycle()
+        nemesis.restart_crashed()
         cluster.wait_settled(SETTLE_TIMEOUT_S)
 
 
 def _finish(options: DrillOptions, workload: Workload | None, faults: int, events: list[dict[str, Any]],
-            unread: int, error: str) -> DrillResult:  # fmt: skip
+            unread: int, error: str, crashes: tuple[str, ...], clock_margin_s: float) -> DrillResult:  # fmt: skip
     out = options.out_dir
     dump_jsonl(events, out / "nemesis.jsonl")
     check = None
     if workload is not None and workload.recorder.records:
         dump_jsonl(workload.recorder.records, out / "history.jsonl")
-        check = check_history(workload.recorder.records)
+        check = check_history(workload.recorder.records, clock_margin_s=clock_margin_s)
         with open(out / "findings.txt", "w", encoding="utf-8") as fh:
             for finding in check.findings:
                 fh.write(f"{finding.kind} {finding.key}: {finding.message}\n")
-    result = DrillResult(options, faults, check, unread, error)
+            for crash in crashes:
+                fh.write(f"crash {crash}\n")
+    result = DrillResult(options, faults, check, unread, error, crashes)
     (out / "summary.txt").write_text(result.line() + "\n")
+    if workload is not None:
+        write_timeline(out / "timeline.svg", workload.recorder.records, events, result.line())
     return result
 
 
@@ -151,11 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="run directory (default ./drill-runs/NAME-seed-N)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
     parser.add_argument("--node-timeout-ms", type=int, default=2000, help="the nodes' node_timeout_ms (default 2000)")
+    parser.add_argument("--without", default="", metavar="OP,OP",
+                        help=f"leave these workload operations out ({', '.join(op for op, _ in MIX)})")  # fmt: skip
     args = parser.parse_args(argv)
+    without = tuple(op for op in args.without.split(",") if op)
     if args.duration <= 0 or args.clients < 1:
         parser.error("--duration must be > 0 and --clients >= 1")
+    if set(without) - {op for op, _ in MIX}:
+        parser.error(f"--without: unknown operation in {args.without!r}")
     out = args.out or Path("drill-runs") / f"{args.name}-seed-{args.seed}"
-    options = DrillOptions(args.name, args.duration, args.seed, out.resolve(), args.clients, args.node_timeout_ms)
+    options = DrillOptions(args.name, args.duration, args.seed, out.resolve(), args.clients, args.node_timeout_ms,
+                           without=without)  # fmt: skip
     result = run(options)
     print(result.line())
     if result.exit_code:

@@ -1,12 +1,11 @@
 """The drill workload: concurrent redis-py cluster clients, every operation recorded.
 
-Each client is a thread with its own ``RedisCluster`` and a seeded random
-generator. It runs one operation at a time, picked from:
-
-* ``SET key value`` with a value never written before (registers);
-* ``GET key``;
-* ``RPUSH key element`` with an element never pushed before (lists);
-* ``LRANGE key 0 -1``.
+Each client is a thread with its own ``RedisCluster`` (and plain connections
+for replica reads, pipelines and keyless commands) and a seeded random
+generator. It runs one operation at a time, picked from the mix in
+:mod:`.operations`: registers, keys with a time-to-live, lists, appended
+strings, counters, hashes, sets, replica reads, ``WAIT`` pipelined with a
+read, and keyless commands sent to any node. Values are never written twice.
 
 Every operation is recorded as an ``invoke`` and a completion in the checker's
 format (``scripts/checker/history.py``), timed with one monotonic clock:
@@ -53,18 +52,22 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
-REGISTERS_LIVE = 6  # register keys in use at any moment
-LISTS_LIVE = 3
-REGISTER_OPS_MAX = 150  # operations on one register key before it retires
-LIST_OPS_MAX = 120
+from .operations import KIND_OF, MIX, Client, decode
+
+# Per kind of key (see operations.KIND_OF): keys in use at any moment, and operations
+# on one key before it retires (bounds the per-key linearizability search).
+KEYS_LIVE = {"r": 6, "t": 4, "l": 3, "a": 2, "c": 2, "h": 2, "s": 2}
+KEY_OPS_MAX = {"r": 150, "t": 80, "l": 120, "a": 100, "c": 150, "h": 150, "s": 100}
+REGISTER_OPS_MAX, LIST_OPS_MAX = KEY_OPS_MAX["r"], KEY_OPS_MAX["l"]
 REFUSALS = (AskError, BusyLoadingError, ClusterDownError, MovedError, ReadOnlyError, TryAgainError)
-REFUSAL_PREFIXES = ("NOREPLICAS", "BUSY", "CLUSTERDOWN", "TRYAGAIN", "LOADING", "MASTERDOWN")
-MIX = (("set", 40), ("get", 30), ("rpush", 20), ("lrange", 10))
+REFUSAL_PREFIXES = ("NOREPLICAS", "BUSY", "CLUSTERDOWN", "TRYAGAIN", "LOADING", "MASTERDOWN", "READONLY", "MOVED",
+                    "ASK")  # fmt: skip
+READS = ("get", "rget", "exists", "lrange", "strget", "intget", "hget", "smembers", "dbsize", "scan")
 
 
 def outcome_of(exc: BaseException, f: str) -> str:
     """``fail`` if ``exc`` proves a write was refused unexecuted (or ``f`` is a read), else ``info``."""
-    if f in ("get", "lrange"):
+    if f in READS:
         return "fail"
     if isinstance(exc, REFUSALS):
         return "fail"
@@ -85,10 +88,10 @@ class Keys:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._made = {"r": 0, "l": 0}
-        self._live: dict[str, list[list[Any]]] = {"r": [], "l": []}
-        self.used: dict[str, str] = {}  # key -> "r" (register) or "l" (list), every key ever handed out
-        for kind, count in (("r", REGISTERS_LIVE), ("l", LISTS_LIVE)):
+        self._made = dict.fromkeys(KEYS_LIVE, 0)
+        self._live: dict[str, list[list[Any]]] = {kind: [] for kind in KEYS_LIVE}
+        self.used: dict[str, str] = {}  # key -> its kind, for every key ever handed out
+        for kind, count in KEYS_LIVE.items():
             for _ in range(count):
                 self._live[kind].append([self._fresh(kind), 0])
 
@@ -99,7 +102,7 @@ class Keys:
         return key
 
     def pick(self, kind: str, rng: random.Random) -> str:
-        budget = REGISTER_OPS_MAX if kind == "r" else LIST_OPS_MAX
+        budget = KEY_OPS_MAX[kind]
         with self._lock:
             entry = rng.choice(self._live[kind])
             entry[1] += 1
@@ -119,32 +122,53 @@ class Recorder:
     def now(self) -> float:
         return round(time.monotonic() - self.t0, 6)
 
-    def add(self, process: int, type_: str, f: str, key: str, value: Any, error: str = "") -> None:
+    def add(self, process: int, type_: str, f: str, key: str, value: Any, **extra: Any) -> None:
+        """Append one record; ``extra`` fields (``arg``, ``result``, ``client``, ``error``) only when set."""
         record = {"process": process, "type": type_, "f": f, "key": key, "value": value, "time": self.now()}
-        if error:
-            record["error"] = error[:200]  # for people reading the history; the checker ignores it
+        record.update((name, v) for name, v in extra.items() if v is not None and v != "")
+        if "error" in record:
+            record["error"] = record["error"][:200]  # for people reading the history; the checker ignores it
         with self._lock:
             self.records.append(record)
 
-    def run(self, process: int, f: str, key: str, value: Any, call: Callable[[], Any]) -> str:
+    def run(self, process: int, f: str, key: str, value: Any, call: Callable[[], Any], arg: Any = None,
+            client: int | None = None, read: Callable[[Any], Any] = decode) -> str:  # fmt: skip
         """Invoke ``call`` as operation ``f``, record both ends, and return the outcome."""
-        self.add(process, "invoke", f, key, value)
+        self.add(process, "invoke", f, key, value, arg=arg, client=client)
         try:
             reply = call()
         except Exception as exc:  # redis-py raises RedisClusterException, which is no RedisError
-            outcome = outcome_of(exc, f)
-            self.add(process, outcome, f, key, value if f in ("set", "rpush") else None, f"{type(exc).__name__}: {exc}")
-            return outcome
-        self.add(process, "ok", f, key, _decode(reply) if f in ("get", "lrange") else value)
+            return self._failed(process, f, key, value, exc)
+        self._ok(process, f, key, value, reply, read)
         return "ok"
 
+    def run_pipeline(self, ops: list[tuple[int, str, str, Any, int]], call: Callable[[], list[Any]],
+                     client: int | None = None) -> str:  # fmt: skip
+        """Operations ``(process, f, key, value, reply index)`` sent in one pipeline ``call``; the first's outcome."""
+        for process, f, key, value, _ in ops:
+            self.add(process, "invoke", f, key, value, client=client)
+        try:
+            replies = call()
+        except Exception as exc:  # as in run: the whole pipeline's fate is unknown or refused
+            replies = [exc] * (max(at for *_, at in ops) + 1)
+        outcomes = [
+            self._failed(process, f, key, value, replies[at]) if isinstance(replies[at], Exception)
+            else self._ok(process, f, key, value, replies[at], decode)
+            for process, f, key, value, at in ops
+        ]  # fmt: skip
+        return outcomes[0]
 
-def _decode(reply: Any) -> Any:
-    if isinstance(reply, bytes):
-        return reply.decode()
-    if isinstance(reply, list):
-        return [_decode(r) for r in reply]
-    return reply
+    def _failed(self, process: int, f: str, key: str, value: Any, exc: BaseException) -> str:
+        outcome = outcome_of(exc, f)
+        self.add(process, outcome, f, key, None if f in READS else value, error=f"{type(exc).__name__}: {exc}")
+        return outcome
+
+    def _ok(self, process: int, f: str, key: str, value: Any, reply: Any, read: Callable[[Any], Any]) -> str:
+        if f in READS:
+            self.add(process, "ok", f, key, read(reply))
+        else:
+            self.add(process, "ok", f, key, value, result=reply if type(reply) is int else None)
+        return "ok"
 
 
 def cluster_client(addrs: list[tuple[str, int]], timeout_s: float) -> RedisCluster:
@@ -160,8 +184,10 @@ def cluster_client(addrs: list[tuple[str, int]], timeout_s: float) -> RedisClust
 class Workload:
     """``clients`` threads running the mix until :meth:`stop`."""
 
-    def __init__(self, addrs: list[tuple[str, int]], clients: int, seed: int, op_timeout_s: float) -> None:
+    def __init__(self, addrs: list[tuple[str, int]], clients: int, seed: int, op_timeout_s: float,
+                 without: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.addrs = addrs
+        self.mix = [(op, weight) for op, weight in MIX if op not in without]
         self.clients = clients
         self.seed = seed
         self.op_timeout_s = op_timeout_s
@@ -207,43 +233,36 @@ class Workload:
         rng = random.Random(f"{self.seed}/{index}")
         process = index
         rc = self._connect(self._stop.is_set)
-        kinds, weights = zip(*MIX, strict=True)
-        while rc is not None and not self._stop.is_set():
-            f = rng.choices(kinds, weights)[0]
-            outcome = self._one(rc, process, f, rng)
+        if rc is None:
+            return
+        client = Client(rc, self.recorder, index, self.addrs, self.op_timeout_s)
+        ops, weights = zip(*self.mix, strict=True)
+        while not self._stop.is_set():
+            op = rng.choices(ops, weights)[0]
+            kinds = KIND_OF[op]
+            key = self.keys.pick(rng.choice(kinds), rng) if kinds else ""
+            outcome = client.run(op, process, key, self._unique(process), rng)
             if outcome == "info":
                 process += self.clients  # the old process may still be running its write
             if outcome != "ok":
                 time.sleep(0.02 + rng.random() * 0.08)  # no hot loop against a node that is down
-        if rc is not None:
-            rc.close()
-
-    def _one(self, rc: RedisCluster, process: int, f: str, rng: random.Random) -> str:
-        key = self.keys.pick("r" if f in ("set", "get") else "l", rng)
-        value = self._unique(process) if f in ("set", "rpush") else None
-        return self._run(rc, process, f, key, value)
-
-    def _run(self, rc: RedisCluster, process: int, f: str, key: str, value: str | None) -> str:
-        calls: dict[str, Callable[[], Any]] = {
-            "set": lambda: rc.set(key, value),
-            "rpush": lambda: rc.rpush(key, value),
-            "get": lambda: rc.get(key),
-            "lrange": lambda: rc.lrange(key, 0, -1),
-        }
-        return self.recorder.run(process, f, key, value, calls[f])
+        client.close()
 
     def final_reads(self, deadline_s: float) -> int:
         """Read every key ever used once more, retrying until ``ok``; returns keys left unread."""
         process = 10_000_000  # far from every client's process numbers
         past_deadline = lambda: time.monotonic() > deadline_s  # noqa: E731
         rc = self._connect(past_deadline)
+        client = Client(rc, self.recorder, -1, self.addrs, self.op_timeout_s) if rc else None
         unread = 0
         for key, kind in sorted(self.keys.used.items()):
-            f = "get" if kind == "r" else "lrange"
-            while rc is None or self._run(rc, process, f, key, None) != "ok":
+            while client is None or not client.final_read(process, key, kind):
                 if past_deadline():
                     unread += 1
                     break
                 time.sleep(0.2)
-                rc = rc or self._connect(past_deadline)
+                if client is None and (rc := self._connect(past_deadline)):
+                    client = Client(rc, self.recorder, -1, self.addrs, self.op_timeout_s)
+        if client is not None:
+            client.close()
         return unread

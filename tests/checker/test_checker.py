@@ -257,7 +257,7 @@ def test_malformed_histories_are_rejected() -> None:
     with pytest.raises(ValueError):
         pair_history(hist(op(1, "set", "k", "a", 0, 1))[:1] * 2)
     with pytest.raises(ValueError):
-        pair_history([{"process": 1, "type": "invoke", "f": "del", "key": "k", "time": 1}])
+        pair_history([{"process": 1, "type": "invoke", "f": "mset", "key": "k", "time": 1}])
 
 
 def test_jsonl_roundtrip_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

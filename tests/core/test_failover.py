@@ -1,8 +1,22 @@
-"""Leases and the successor rule (DESIGN §5.5, §6; seed 002)."""
+"""Leases, the successor rule, the leader authority and the failover controller (DESIGN §5.5, §6; seed 002)."""
 
-from trionode.core.failover import Candidate, LeaseGranter, LeaseHolder, choose_successor
+from trionode.core.cluster.state import ClusterState, NodeRecord, Shard
+from trionode.core.failover import (
+    Candidate,
+    FailoverConfig,
+    FailoverController,
+    GrantLease,
+    LeaderAuthority,
+    LeaseGranter,
+    LeaseHolder,
+    Propose,
+    Report,
+    RequestLease,
+    SendFence,
+    choose_successor,
+)
 
-P, A, B, C = "p", "a", "b", "c"
+P, A, B, C = "p" * 40, "a" * 40, "b" * 40, "c" * 40
 
 
 def test_a_lease_counts_from_when_the_request_was_sent() -> None:
@@ -45,3 +59,164 @@ def test_a_loading_or_empty_replica_is_never_promoted_even_alone() -> None:
     # Seed 002: a replica that still needs a full sync reports 0 and must not win.
     assert choose_successor(P, (P, A), {A: Candidate(A, "loading", 0)}) is None
     assert choose_successor(P, (P, A), {A: Candidate(A, "online", 0)}) is None
+
+
+# --- the controller --------------------------------------------------------------------------------------
+
+ME, SHARD = "l" * 40, "s" * 40
+CFG = FailoverConfig(ME, lease_ms=1000, drift_ms=200, handover_ms=2000, fence_timeout_ms=500, retry_ms=4000)
+DRAINED_MS = CFG.handover_ms + CFG.lease_ms + CFG.drift_ms  # a new leader's wait for its predecessor's grants
+
+
+def _state(primary: str = P, isr: tuple[str, ...] = (P, A, B), epoch: int = 1) -> ClusterState:
+    state = ClusterState()
+    replicas = tuple(n for n in (A, B, C) if n != primary)
+    for n in (P, A, B, C):
+        role = "primary" if n == primary else "replica"
+        state.nodes[n] = NodeRecord(n, "h", 1, 2, shard_id=SHARD, role=role)
+    state.nodes[ME] = NodeRecord(ME, "h", 1, 2)
+    state.shards[SHARD] = Shard(SHARD, epoch, primary, replicas, tuple(sorted(isr)), slots=((0, 16383),))
+    return state
+
+
+def _leader(now_ms: int = 0, health: dict[str, str] | None = None) -> FailoverController:
+    c = FailoverController(CFG)
+    c.on_config(_state())
+    c.on_leadership(term=2, leader_id=ME, now_ms=now_ms)
+    c.on_health(health or {})
+    c.on_authority(10**9)
+    return c
+
+
+def _fences(actions: list) -> list[tuple[str, int]]:
+    return [(a.to, a.epoch) for a in actions if isinstance(a, SendFence)]
+
+
+def _proposed(actions: list) -> list[str]:
+    return [a.successor for a in actions if isinstance(a, Propose)]
+
+
+def test_a_leader_that_lost_and_regained_leadership_between_inputs_trusts_none_of_its_old_grants() -> None:
+    # Issue 10, 2.10: leading at term 2 and again at term 4, it never saw term 3's leader, who may have
+    # granted P a lease; the granter must start over as for any new leader.
+    c = _leader(now_ms=0)
+    assert c.on_lease_request(P, req=1, now_ms=0) == [GrantLease(P, 1)]
+    c.on_leadership(term=4, leader_id=ME, now_ms=10_000)
+    c.on_health({P: "failed"})
+    assert c.tick(10_000 + CFG.lease_ms + CFG.drift_ms) == []  # long past term 2's grant, not past term 3's
+    assert _fences(c.tick(10_000 + DRAINED_MS)) == [(A, 2), (B, 2)]
+
+
+def test_the_leader_fences_the_isr_and_promotes_the_highest_durable_offset_among_those_that_answered() -> None:
+    c = _leader(health={P: "failed"})
+    assert _fences(c.tick(DRAINED_MS)) == [(A, 2), (B, 2)]  # epoch + 1, the ISR but not C
+    c.on_fence_reply(C, SHARD, 2, 900, "online")  # not asked: ignored
+    c.on_fence_reply(A, SHARD, 1, 800, "online")  # another round's epoch: ignored
+    c.on_fence_reply(A, SHARD, 2, 40, "online")
+    assert _proposed(c.tick(DRAINED_MS + 1)) == []  # B may still answer
+    c.on_fence_reply(B, SHARD, 2, 70, "online")
+    actions = c.tick(DRAINED_MS + 2)
+    assert _proposed(actions) == [B]
+    (propose,) = [a for a in actions if isinstance(a, Propose)]
+    assert propose.command["op"] == "failover" and propose.command["epoch"] == 1
+
+
+def test_a_member_that_does_not_answer_the_fence_is_not_chosen_and_a_loading_one_never() -> None:
+    c = _leader(health={P: "failed"})
+    c.tick(DRAINED_MS)
+    c.on_fence_reply(A, SHARD, 2, 0, "loading")
+    assert _proposed(c.tick(DRAINED_MS + CFG.fence_timeout_ms - 1)) == []
+    actions = c.tick(DRAINED_MS + CFG.fence_timeout_ms)  # B never answered; A may not be promoted
+    assert _proposed(actions) == [] and any(isinstance(a, Report) and "down" in a.line for a in actions)
+    assert _fences(c.tick(DRAINED_MS + CFG.fence_timeout_ms + 1)) == [(A, 2), (B, 2)]  # the round starts again
+    c.on_fence_reply(A, SHARD, 2, 30, "online")
+    assert _proposed(c.tick(DRAINED_MS + 2 * CFG.fence_timeout_ms + 1)) == [A]
+
+
+def test_no_grant_while_a_failover_drains_fences_or_proposes_and_none_without_authority() -> None:
+    c = _leader()
+    assert c.on_lease_request(P, 1, now_ms=0) == [GrantLease(P, 1)]
+    assert c.on_lease_request(A, 2, now_ms=0) == []  # not a primary
+    c.on_authority(5)
+    assert c.on_lease_request(P, 3, now_ms=5) == []  # a leader that may have been replaced
+    c.on_authority(10**9)
+    c.on_health({P: "failed"})
+    assert c.on_lease_request(P, 4, now_ms=10) == []
+    c.on_health({})
+    assert c.request_failover(SHARD, A)
+    assert c.on_lease_request(P, 5, now_ms=10) == []  # a manual failover drains its lease
+    c.tick(DRAINED_MS)
+    c.on_fence_reply(A, SHARD, 2, 50, "online")
+    assert _proposed(c.tick(DRAINED_MS + 1)) == [A]
+    assert c.on_lease_request(P, 6, now_ms=DRAINED_MS + 1) == []  # the proposal is in flight
+    c.on_proposal_done(SHARD, epoch=1)
+    c.on_config(_state(primary=A, isr=(A, B), epoch=2))
+    c.tick(DRAINED_MS + 2)
+    assert c.on_lease_request(A, 7, now_ms=DRAINED_MS + 2) == [GrantLease(A, 7)] and not c.requested
+
+
+def test_a_manual_failover_to_a_replica_outside_the_isr_is_dropped_and_the_primary_granted_again() -> None:
+    c = _leader()
+    assert c.request_failover(SHARD, C)
+    assert c.tick(DRAINED_MS) == []  # nobody to fence
+    actions = c.tick(DRAINED_MS + 1)
+    assert any(isinstance(a, Report) and "refused" in a.line for a in actions) and not c.requested
+    assert c.on_lease_request(P, 1, now_ms=DRAINED_MS + 1) == [GrantLease(P, 1)]
+
+
+def test_a_proposal_without_an_outcome_is_retried_and_a_follower_never_fails_over() -> None:
+    c = _leader(health={P: "failed"})
+    c.tick(DRAINED_MS)
+    c.on_fence_reply(A, SHARD, 2, 5, "online")
+    c.on_fence_reply(B, SHARD, 2, 5, "online")
+    assert _proposed(c.tick(DRAINED_MS + 1)) == [B]
+    assert c.tick(DRAINED_MS + CFG.retry_ms) == []
+    assert _fences(c.tick(DRAINED_MS + 1 + CFG.retry_ms)) == [(A, 2), (B, 2)]
+    c.on_leadership(term=3, leader_id=A, now_ms=DRAINED_MS + 2 + CFG.retry_ms)
+    assert c.tick(10**8) == [] and not c.request_failover(SHARD, A)
+
+
+def test_a_primary_renews_every_quarter_lease_through_the_leader_or_by_itself_as_leader() -> None:
+    c = FailoverController(CFG)
+    c.on_config(_state(primary=ME))
+    c.state.nodes[ME] = NodeRecord(ME, "h", 1, 2, shard_id=SHARD, role="primary")
+    c.on_leadership(term=2, leader_id=A, now_ms=0)
+    (req,) = c.tick(100)
+    assert isinstance(req, RequestLease) and req.to == A and c.tick(101) == []
+    c.on_lease_granted(req.req)
+    assert c.lease_until_ms == 100 + CFG.lease_ms
+    assert isinstance(c.tick(100 + CFG.lease_ms // 4)[0], RequestLease)
+    c.on_leadership(term=3, leader_id=ME, now_ms=200)
+    c.on_authority(10**9)
+    assert c.tick(100 + CFG.lease_ms // 2) == [] and c.lease_until_ms == 100 + CFG.lease_ms // 2 + CFG.lease_ms
+    c.on_config(_state())  # no longer primary
+    c.tick(10_000)
+    assert c.lease_until_ms == -1
+
+
+def test_the_leader_authority_counts_only_echoes_from_a_majority() -> None:
+    auth = LeaderAuthority(ME, stickiness_ms=1000)
+    assert auth.stamp(A, 10) == {"ts": 10}
+    auth.on_message(A, ts=7, echo=None)
+    assert auth.stamp(A, 11) == {"ts": 11, "echo": 7}
+    voters = (ME, A, B)
+    assert auth.until_ms(voters, leading=True, now_ms=50) == -1  # nobody echoed yet
+    auth.on_message(A, ts=8, echo=10)
+    auth.on_message(A, ts=9, echo=3)  # an old echo never moves it back
+    assert auth.until_ms(voters, leading=True, now_ms=50) == 1010
+    assert auth.until_ms(voters, leading=False, now_ms=50) == -1
+    auth.on_message(B, ts="x", echo=True)  # malformed: ignored
+    assert auth.until_ms((ME, A, B, C, "d" * 40), leading=True, now_ms=60) == -1
+
+
+def test_once_a_member_is_fenced_the_failover_goes_ahead_even_if_the_primary_looks_alive_again() -> None:
+    c = _leader(health={P: "failed"})
+    c.tick(DRAINED_MS)
+    c.on_fence_reply(A, SHARD, 2, 9, "online")
+    c.on_health({})  # P is heard from again, but A refuses its stream now
+    assert _proposed(c.tick(DRAINED_MS + CFG.fence_timeout_ms)) == [A]
+    other = _leader(health={P: "failed"})
+    other.tick(DRAINED_MS)
+    other.on_health({})  # nobody answered yet: nobody is fenced, the round is dropped
+    assert other.tick(DRAINED_MS + CFG.fence_timeout_ms) == []
+    assert other.on_lease_request(P, 1, DRAINED_MS + CFG.fence_timeout_ms) == [GrantLease(P, 1)]

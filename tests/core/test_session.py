@@ -50,7 +50,7 @@ ROUTINGS = {
     "half": half_owned(),
     "all but one slot": Routing(("s1",) * (limits.slots_count - 1) + (None,), "s1", True, {"s1": "h:1"}),
     "everything, writes refused": Routing(
-        ("s1",) * limits.slots_count, "s1", True, {"s1": "h:1"}, writes_refused=routing.NOREPLICAS
+        ("s1",) * limits.slots_count, "s1", True, {"s1": "h:1"}, writes_refused=errors.NOREPLICAS
     ),
     "replica": half_owned(am_primary=False, replica_serving=True),
 }
@@ -99,7 +99,7 @@ def general_path_reply(session: Session, argv: list[bytes]) -> object:
     if error is not None:
         return ErrorReply(error)
     try:
-        return session.node.data.execute(spec, argv, NOW_MS)[0]
+        return session.node.data.execute(spec, argv, NOW_MS, primary=session.node.routing.am_primary)[0]
     except CommandError as e:
         return ErrorReply(str(e))
 
@@ -151,7 +151,7 @@ def test_required_offset_equals_what_visibility_says(commands):
             continue
         spec = TABLE[argv[0].lower()]
         try:
-            _, required = data.execute(spec, argv, NOW_MS)
+            _, required = data.execute(spec, argv, NOW_MS, primary=True)
         except CommandError:  # "not an integer" and friends change nothing
             continue
         keys = [argv[i] for i in spec.key_positions(len(argv))]
@@ -170,7 +170,7 @@ def test_logged_effects_drop_out_of_the_garbage_collectors_view():
     # The shell keeps millions of logged effects; as tuples of bytes the collector
     # stops walking them after one collection (see DataState.outbox).
     data = DataState()
-    data.execute(TABLE[b"set"], [b"SET", b"k", b"v"], NOW_MS)
+    data.execute(TABLE[b"set"], [b"SET", b"k", b"v"], NOW_MS, primary=True)
     gc.collect()
     gc.collect()  # the (offset, effect) pair goes once its effect has gone
     entry = data.take_outbox()[0]
@@ -200,3 +200,113 @@ def test_only_replies_that_describe_the_keyspace_wait_for_what_was_applied():
         assert session.execute(argv)[1] == 0, argv
     for argv in ([b"INFO"], [b"CLUSTER", b"COUNTKEYSINSLOT", b"0"], [b"cluster", b"getkeysinslot", b"0", b"1"]):
         assert session.execute(argv)[1] == applied, argv
+
+
+# --- keyless commands (FLUSHALL, DBSIZE, KEYS, SCAN) obey the keyed rules ---------------
+
+KEYLESS_READS = ([b"DBSIZE"], [b"KEYS", b"*"], [b"SCAN", b"0"])
+NO_SHARD = Routing(half_owned().owners, None, False, {"s1": "h:1", "s2": "h:2"})
+
+
+def _with_a_key(routes: Routing, readonly: bool = False) -> Session:
+    session = make_session(routes)
+    session.readonly = readonly
+    session.node.data.apply_replicated(1, [b"SET", b"k", b"v"])
+    session.node.data.visibility.advance(1)
+    return session
+
+
+@pytest.mark.parametrize(
+    ("routes", "error"),
+    [
+        (half_owned(am_primary=False, replica_serving=True), errors.READONLY_REPLICA),
+        (half_owned(am_primary=False, replica_serving=False), errors.READONLY_REPLICA),
+        (routing.not_a_member(), errors.CLUSTERDOWN_NOT_MEMBER),
+        (NO_SHARD, errors.NO_SHARD),
+        (half_owned(writes_refused=errors.NOREPLICAS), errors.NOREPLICAS),
+    ],
+    ids=["replica", "replica loading or outside the ISR", "not a member", "no shard", "ISR too small"],
+)
+@pytest.mark.parametrize("readonly", [False, True])
+def test_flushall_runs_only_on_a_primary(routes: Routing, error: str, readonly: bool) -> None:
+    session = _with_a_key(routes, readonly)
+    assert session.execute([b"FLUSHALL"]) == (ErrorReply(error), 0)
+    assert session.node.data.keyspace.data == {b"k": b"v"}
+    assert session.node.data.outbox == [(1, (b"SET", b"k", b"v"))]  # nothing logged at this node's offset
+
+
+def test_the_replica_refusal_is_valkeys_line() -> None:
+    assert errors.READONLY_REPLICA == "READONLY You can't write against a read only replica."
+
+
+@pytest.mark.parametrize("argv", [[b"FLUSHALL"], *KEYLESS_READS])
+@pytest.mark.parametrize("routes", [routing.serve_everything("s1"), half_owned()], ids=["all slots", "some slots"])
+def test_a_primary_whose_lease_expired_runs_no_keyless_command(routes: Routing, argv: list[bytes]) -> None:
+    session = _with_a_key(routes)
+    session.mono_ms = session.node.lease_until_ms = 1_000
+    assert session.execute(argv) == (ErrorReply(errors.LEASE_EXPIRED), 0)
+    assert session.node.data.keyspace.data == {b"k": b"v"}
+
+
+@pytest.mark.parametrize(
+    ("routes", "readonly", "error"),
+    [
+        (half_owned(), False, None),
+        (half_owned(am_primary=False, replica_serving=True), True, None),
+        (half_owned(am_primary=False, replica_serving=True), False, errors.REPLICA_NEEDS_READONLY),
+        (half_owned(am_primary=False, replica_serving=False), True, errors.MASTERDOWN),
+        (routing.not_a_member(), True, errors.CLUSTERDOWN_NOT_MEMBER),
+        (NO_SHARD, True, errors.NO_SHARD),
+    ],
+    ids=["primary", "serving replica, READONLY", "serving replica", "replica loading or outside the ISR",
+         "not a member", "no shard"],
+)
+@pytest.mark.parametrize("argv", KEYLESS_READS)
+def test_keyless_reads_follow_the_keyed_read_rules(routes: Routing, readonly: bool, error, argv) -> None:
+    session = _with_a_key(routes, readonly)
+    key_error = general_path_reply(_with_a_key(routes, readonly), [b"GET", b"k"])
+    reply, required = session.execute(argv)
+    if error is None:
+        assert reply in (1, [b"k"], [b"0", [b"k"]]) and required == 1
+        assert key_error == b"v"  # a keyed read of k is served here too
+    else:
+        assert reply == ErrorReply(error) and required == 0
+        assert isinstance(key_error, ErrorReply)  # a keyed read is refused there as well
+
+
+# --- expiry is the primary's decision (DESIGN §5.1) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "hidden"), [([b"GET", b"k"], None), ([b"EXISTS", b"k"], 0), ([b"TTL", b"k"], -2), ([b"LLEN", b"k"], 0)]
+)
+def test_a_replica_read_hides_an_expired_key_and_waits_for_the_primarys_delete(argv: list[bytes], hidden) -> None:
+    session = make_session(half_owned(am_primary=False, replica_serving=True))
+    session.readonly = True
+    data = session.node.data
+    data.apply_replicated(1, [b"SET", b"k", b"v", b"PXAT", str(NOW_MS - 1).encode()])
+    data.visibility.advance(1)
+    data.take_outbox()
+    assert session.execute(argv)[0] == hidden
+    assert b"k" in data.keyspace.data  # still there: only the primary's DEL removes it
+    assert data.applied_offset == 1 and data.outbox == []  # nothing logged at the replica's own offset
+    data.apply_replicated(2, [b"DEL", b"k"])  # the primary's delete then applies cleanly
+    assert b"k" not in data.keyspace.data
+
+
+def test_a_primary_read_deletes_an_expired_key_and_logs_the_delete() -> None:
+    session = make_session(routing.serve_everything("s1"))
+    data = session.node.data
+    data.execute(TABLE[b"set"], [b"SET", b"k", b"v", b"PXAT", str(NOW_MS - 1).encode()], NOW_MS - 2, primary=True)
+    assert session.execute([b"GET", b"k"]) == (None, 2)
+    assert b"k" not in data.keyspace.data and data.take_outbox()[-1] == (2, (b"DEL", b"k"))
+
+
+def test_active_expiry_runs_as_a_primary_after_reads_served_as_a_replica() -> None:
+    session = make_session(half_owned(am_primary=False, replica_serving=True))
+    session.readonly = True
+    data = session.node.data
+    data.apply_replicated(1, [b"SET", b"k", b"v", b"PXAT", str(NOW_MS - 1).encode()])
+    session.execute([b"GET", b"k"])
+    assert data.expire_some(NOW_MS, random.Random(1)) == 1  # promoted: its expiry loop deletes
+    assert b"k" not in data.keyspace.data

@@ -197,11 +197,26 @@ def test_single_flipped_byte_is_detected(objs: list[object], data: st.DataObject
 def test_inserted_garbage_keeps_every_record_before_it(objs: list[object], garbage: bytes, data: st.DataObject) -> None:
     buf, offsets = encode_all(objs)
     ends = [*offsets[1:], len(buf)]
-    position = data.draw(st.integers(0, len(buf)), label="position")
-    result = scan(buf[:position] + garbage + buf[position:])
+    drawn = data.draw(st.integers(0, len(buf)), label="position")
+    damaged = buf[:drawn] + garbage + buf[drawn:]
+    # Garbage that repeats the bytes after it is the same stream as garbage inserted later
+    # (b"\x00" before a b"\x00" leaves that byte's record intact): the damage starts where the
+    # streams first differ, which is what the scanner can see.
+    position = next((i for i, (a, b) in enumerate(zip(buf, damaged, strict=False)) if a != b), len(buf))
+    result = scan(damaged)
     kept = sum(1 for end in ends if end <= position)
     assert result.records == [(offsets[i], objs[i]) for i in range(kept)]
     assert result.damage is not None and result.valid_end == result.damage.offset
     # A whole record survives after the garbage unless the garbage hit the last one (or the end).
     survivors = len(objs) - kept - (0 if position in (0, *ends) else 1)
     assert result.damage.kind == ("corrupt" if survivors > 0 else "torn")
+
+
+def test_garbage_equal_to_the_byte_after_it_leaves_that_record_intact() -> None:
+    # Found by hypothesis: b"\x00" inserted before the last byte of a record whose last byte is
+    # 0x00 is the same stream as b"\x00" appended after the record, a torn tail.
+    buf, _ = encode_all([b"\x00"])
+    assert buf[-1:] == b"\x00"
+    result = scan(buf[:-1] + b"\x00" + buf[-1:])
+    assert result.records == [(0, b"\x00")]
+    assert result.damage is not None and result.damage.kind == "torn" and result.damage.offset == len(buf)

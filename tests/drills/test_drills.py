@@ -1,8 +1,9 @@
-"""Every drill, briefly: real nodes, real faults, a recorded workload, the independent checker.
+"""Every drill, briefly: real nodes, real faults, the broadened workload, the independent checker.
 
-Each run lasts about 20 s of faults (``DRILL_DURATION_S``) plus start-up, recovery and
-final reads. A failure prints the drill's one-line summary, its findings and where its
-history and node logs are (the test's tmp_path is kept by pytest for inspection).
+Each of the 13 drills runs 10 s of faults (``DRILL_DURATION_S``) plus start-up, recovery
+and final reads: with three more drills than before, 10 s instead of 15 s keeps the
+total about the same. A failure prints the drill's one-line summary, its findings and
+where its history, timeline.svg and node logs are (pytest keeps the test's tmp_path).
 """
 
 from pathlib import Path
@@ -12,13 +13,34 @@ import pytest
 from scripts.drills.nemesis import NEMESES
 from scripts.drills.runner import DrillOptions, run
 
-DRILL_DURATION_S = 15.0
+DRILL_DURATION_S = 10.0
 DRILL_SEED = 1
-ACKED_MIN = 100  # the workload really ran: a drill that acknowledged nothing proves nothing
+# The workload really ran: a drill that acknowledged nothing proves nothing. A quiet machine
+# acknowledges hundreds in 10 s; at a load average of 20-25 on 2 cores, 45-78 were seen.
+ACKED_MIN = 40
+
+# Known node bugs (issue 10, section 2) that the drills expose on main as merged here
+# (seed 1, 10 s); fixes land separately and the lead removes a mark once its fix is
+# merged. The replica-write bugs (FLUSHALL on a replica, replica expiry on a READONLY GET)
+# made every drill fail before their fixes reached main; all others pass now.
+CLOCK_WENT_BACK = (
+    "node bug 2.9: gossip and replication timers use the wall clock; a backward step kills the node with "
+    "'broken invariant at core/gossip/detector.py: the clock went back' (exit 4), crashes>=1"
+)
+FULL_SYNC_RESTART = (
+    "node bug: a replica killed in the middle of a full sync restarts, installs the next full sync and dies "
+    "with 'broken invariant at core/visibility.py: the acknowledged offset never goes back' (exit 4)"
+)
+KNOWN_BUGS: dict[str, str] = {"clock-step": CLOCK_WENT_BACK, "crash-full-sync": FULL_SYNC_RESTART}
+
+
+def _case(name: str) -> object:
+    reason = KNOWN_BUGS.get(name)
+    return pytest.param(name, marks=pytest.mark.xfail(strict=False, reason=reason)) if reason else name
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("name", sorted(NEMESES))
+@pytest.mark.parametrize("name", [_case(name) for name in sorted(NEMESES)])
 def test_drill(name: str, tmp_path: Path) -> None:
     out = tmp_path / name
     result = run(DrillOptions(name, DRILL_DURATION_S, DRILL_SEED, out))

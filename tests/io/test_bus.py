@@ -1,5 +1,6 @@
 """The cluster bus: frames cross between nodes; a node of another cluster is refused."""
 
+import os
 import random
 
 import pytest
@@ -7,16 +8,23 @@ import trio
 import trio.testing
 
 from trionode import limits
+from trionode.core import bus_auth
 from trionode.io.bus import Bus, FrameError, encode_frame, read_frame
 
 pytestmark = pytest.mark.timeout(30)
 
 
-async def _start(nursery: trio.Nursery, node_id: str, cluster_id: str, inbox: list) -> tuple[Bus, int]:
+SECRET = b"s" * 64
+
+
+async def _start(
+    nursery: trio.Nursery, node_id: str, cluster_id: str, inbox: list, secret: bytes | None = SECRET
+) -> tuple[Bus, int]:
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
     bus = Bus(node_id, lambda: cluster_id, lambda peer, msg: inbox.append((peer, msg)), random.Random(1),
               ("127.0.0.1", port))
+    bus.secret = lambda: secret
     await nursery.start(bus.run, listeners)
     return bus, port
 
@@ -97,6 +105,7 @@ async def test_what_was_queued_for_an_unreachable_peer_is_not_delivered_late() -
         await _eventually(lambda: a.stats.dropped >= 5)  # the failed dial discarded them
         listeners = await trio.open_tcp_listeners(port_b, host="127.0.0.1")
         b = Bus("b" * 40, lambda: "c" * 40, lambda peer, msg: got.append(msg), random.Random(2), ("127.0.0.1", port_b))
+        b.secret = lambda: SECRET
         await nursery.start(b.run, listeners)
         assert a.send("b" * 40, {"k": "lease", "req": 99})
         await _eventually(lambda: got)
@@ -104,11 +113,16 @@ async def test_what_was_queued_for_an_unreachable_peer_is_not_delivered_late() -
         nursery.cancel_scope.cancel()
 
 
-async def _raw_peer(port: int, hello: dict) -> tuple[trio.SocketStream, bytearray]:
+async def _raw_peer(port: int, hello: dict, secret: bytes = SECRET) -> tuple[trio.SocketStream, bytearray]:
+    """A dialer made by hand: its hello, then its proof under ``secret`` (core/bus_auth.py)."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
-    await stream.send_all(encode_frame(hello))
+    nonce = os.urandom(bus_auth.NONCE_BYTES)
+    await stream.send_all(encode_frame({**hello, "nonce": nonce}))
     buf = bytearray()
-    assert isinstance(await read_frame(stream, buf), dict)  # the handshake reply
+    reply = await read_frame(stream, buf)
+    assert isinstance(reply, dict)  # the handshake reply
+    proof = bus_auth.proof(secret, bus_auth.DIALER, hello["hello"], reply["hello"], nonce, reply["nonce"])
+    await stream.send_all(encode_frame({"proof": proof}))
     return stream, buf
 
 
@@ -161,8 +175,9 @@ async def test_inbound_connections_are_bounded_per_peer_and_in_total(monkeypatch
     async with trio.open_nursery() as nursery:
         b, port_b = await _start(nursery, "b" * 40, "c" * 40, [])
         held = [await _raw_peer(port_b, {"hello": "d" * 40}) for _ in range(limits.bus_inbound_per_peer_max)]
-        with pytest.raises(AssertionError):  # one more from the same node: no handshake reply, closed
-            await _raw_peer(port_b, {"hello": "d" * 40})
+        extra, buf = await _raw_peer(port_b, {"hello": "d" * 40})
+        with trio.fail_after(5):  # one more from the same node: closed once it has proved who it is
+            assert await read_frame(extra, buf) is None
         held.append(await _raw_peer(port_b, {"hello": "e" * 40}))
         held.append(await _raw_peer(port_b, {"hello": "f" * 40}))
         with pytest.raises(AssertionError):  # the total is reached

@@ -22,7 +22,7 @@ async def test_a_write_waits_for_the_isr_and_its_waiter_gives_up_when_the_node_i
     outcome: list[str] = []
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
-        store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"k", b"v"], now_ms=0)
+        store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"k", b"v"], now_ms=0, primary=True)
         store.log_outbox()
 
         async def client() -> None:
@@ -46,3 +46,26 @@ async def test_a_write_waits_for_the_isr_and_its_waiter_gives_up_when_the_node_i
         await store.wait_acked(1)  # a fresh wait for what is now acknowledged returns at once
         await store.close()
         nursery.cancel_scope.cancel()
+
+
+async def test_records_replayed_at_startup_stay_invisible_until_the_isr_confirms_them_again(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    config = Config(data_dir=str(tmp_path))
+    store = DataStore.recover(tmp_path, config)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        store.high_watermark = lambda local_durable: 0  # the replica never confirms
+        for argv in ([b"SET", b"k", b"v"], [b"FLUSHALL"], [b"SET", b"j", b"w"]):
+            store.data.execute(KEYSPACE_COMMANDS[argv[0].lower().decode()], argv, now_ms=0, primary=True)
+        store.log_outbox()
+        await store.wal.wait_durable(3)
+        await store.close()  # a crash: durable here, never acknowledged
+        nursery.cancel_scope.cancel()
+
+    restarted = DataStore.recover(tmp_path, config)
+    assert restarted.data.applied_offset == 3 and restarted.acked_offset == 0
+    get, dbsize = KEYSPACE_COMMANDS["get"], KEYSPACE_COMMANDS["dbsize"]
+    assert restarted.data.execute(get, [b"GET", b"j"], now_ms=0, primary=True) == (b"w", 3)
+    assert restarted.data.execute(get, [b"GET", b"k"], now_ms=0, primary=True) == (None, 2)  # behind the FLUSHALL
+    assert restarted.data.execute(dbsize, [b"DBSIZE"], now_ms=0, primary=True) == (1, 3)

@@ -77,3 +77,18 @@ async def test_a_torn_tail_loses_only_the_unfinished_record(tmp_path: Path) -> N
         f.write(b"\x30\x00\x00\x00\x01\x02")  # a record header that was never finished
     again = RaftStore.recover(tmp_path)
     assert [e.index for e in again.entries] == [2, 3, 4] and again.hard_state == HardState(2, ME, 3)
+
+
+async def test_a_received_snapshot_never_folds_the_log_it_replaced_into_raft_snap(tmp_path: Path) -> None:
+    # The follower holds uncommitted entries 5..8 of term 2; the leader's snapshot at 6 (term 3) replaces its
+    # whole log (core/raft/log.py ``restore``), so none of those entries may come back after a restart.
+    async def body(store: RaftStore) -> None:
+        await store.initialize("c" * 40, Snapshot(index=1, term=1, conf=ConfState(voters=(ME,))))
+        await _persist(store, _ready(_entries(2, 8, 2), HardState(2, ME, 4)))
+        await store.persist_snapshot(Snapshot(index=6, term=3, conf=ConfState(voters=(ME,)), data={"k": 6}))
+        await _persist(store, _ready(hs=HardState(3, "", 6)))
+
+    await _with_writer(RaftStore.recover(tmp_path), body)
+    again = RaftStore.recover(tmp_path)
+    assert again.snapshot.index == 6 and again.snapshot.term == 3
+    assert again.entries == [], [(e.index, e.term) for e in again.entries]

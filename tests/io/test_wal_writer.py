@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from trionode import limits
 from trionode.core.wal import codec
 from trionode.io import wal_check, wal_files, wal_writer
+from trionode.io.fatal import StorageFailed
 from trionode.io.wal_writer import WalFailed, WalFull, WalWriter
 
 PREFIX = "data"
@@ -211,12 +212,13 @@ async def test_failed_fsync_crashes_run_and_never_reports_durable(
         except WalFailed:
             outcomes.append("failed")
 
-    with pytest.raises(OSError, match="simulated EIO"):
+    with pytest.raises(ExceptionGroup) as failure:
         async with trio.open_nursery() as nursery:
             for _ in range(3):
                 nursery.start_soon(waiter, writer.append(b"\x01"))
             await trio.testing.wait_all_tasks_blocked()
             await nursery.start(writer.run)
+    assert failure.group_contains(StorageFailed, match="simulated EIO")
     assert outcomes == ["failed"] * 3
     assert writer.durable_seq == 0
     with pytest.raises(WalFailed):
@@ -232,9 +234,10 @@ async def test_failed_write_is_fatal_too(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(wal_writer, "write_all", failing_write)
     writer = make_writer(tmp_path)
     writer.append(b"\x01")
-    with pytest.raises(OSError, match="EIO"):
+    with pytest.raises(ExceptionGroup) as failure:
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
+    assert failure.group_contains(StorageFailed, match="simulated EIO")
     assert writer.durable_seq == 0 and writer.statistics().fsyncs == 0
 
 

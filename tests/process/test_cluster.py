@@ -10,10 +10,7 @@ from tests.process.harness import NodeProcess, free_port, run_cli, status, wait_
 ELECTION_WAIT_S = 15.0  # several election timeouts (1-2 s each), with room for a slow CI machine
 
 
-def _conf(tmp_path: Path) -> Path:
-    path = tmp_path / "join.toml"
-    path.write_text("bootstrap = false\n")
-    return path
+NO_BOOTSTRAP = ["--no-bootstrap"]
 
 
 def _leader_of(nodes: list[NodeProcess]) -> str | None:
@@ -29,8 +26,7 @@ def _leader_of(nodes: list[NodeProcess]) -> str | None:
 
 
 def _form(node_factory, tmp_path: Path, count: int = 3) -> list[NodeProcess]:
-    conf = _conf(tmp_path)
-    nodes = [node_factory(f"n{i}", extra=["--conf", str(conf)]).start() for i in range(count)]
+    nodes = [node_factory(f"n{i}", extra=NO_BOOTSTRAP).start() for i in range(count)]
     out = run_cli("cluster", "create", *[f"127.0.0.1:{n.port}" for n in nodes], "--replicas", "0", "--yes")
     assert out.returncode == 0, out.stderr + out.stdout
     return nodes
@@ -40,7 +36,8 @@ def test_create_serves_every_slot_through_redis_cluster(node_factory, tmp_path: 
     nodes = _form(node_factory, tmp_path)
     for node in nodes:
         slots = node.client().execute_command("CLUSTER", "SLOTS")
-        assert sum(int(r[1]) - int(r[0]) + 1 for r in slots) == 16384
+        # The planner's split, as redis-cli --cluster create makes it.
+        assert sorted((int(r[0]), int(r[1])) for r in slots) == [(0, 5460), (5461, 10922), (10923, 16383)]
     rc = RedisCluster(host="127.0.0.1", port=nodes[0].port, socket_timeout=10)
     try:
         for i in range(300):
@@ -96,7 +93,8 @@ def test_restarting_every_node_keeps_the_configuration(node_factory, tmp_path: P
 
 def test_add_node_then_del_node(node_factory, tmp_path: Path) -> None:
     nodes = _form(node_factory, tmp_path)
-    extra = node_factory("extra", extra=["--conf", str(_conf(tmp_path))]).start()
+    extra = node_factory("extra", extra=NO_BOOTSTRAP).start()
+    assert not extra.client().info("cluster").get("cluster_id")  # --no-bootstrap: it waits to be added
     out = run_cli("cluster", "add-node", f"127.0.0.1:{extra.port}", f"127.0.0.1:{nodes[0].port}")
     assert out.returncode == 0, out.stderr
     extra_id = extra.client().execute_command("CLUSTER", "MYID").decode()
@@ -109,9 +107,52 @@ def test_add_node_then_del_node(node_factory, tmp_path: Path) -> None:
     )
 
 
+def test_del_node_of_a_shard_member_is_refused_before_raft_lets_it_go(node_factory, tmp_path: Path) -> None:
+    """FORGET asks the cluster state first: a node that still serves a shard stays a Raft voter."""
+    nodes = _form(node_factory, tmp_path)
+    leader_id = wait_for(lambda: _leader_of(nodes), "a leader", ELECTION_WAIT_S)
+    ids = [n.client().execute_command("CLUSTER", "MYID").decode() for n in nodes]
+    victim_id = next(i for i in ids if i != leader_id)
+    out = run_cli("cluster", "del-node", f"127.0.0.1:{nodes[0].port}", victim_id)
+    assert out.returncode != 0 and "node_in_shard" in out.stderr + out.stdout, out.stderr + out.stdout
+    roles = {n["id"]: n["raft_role"] for n in status(nodes[0])["nodes"]}
+    assert roles[victim_id] in ("follower", "leader"), roles
+
+
+def test_del_node_of_the_raft_leader_hands_leadership_over_first(node_factory, tmp_path: Path) -> None:
+    """DESIGN §4: removing the leader moves leadership to a caught-up voter, then removes the old leader."""
+    leader, *others = [node_factory(f"r{i}", extra=NO_BOOTSTRAP).start() for i in range(3)]
+    assert leader.client().execute_command("CLUSTER", "BOOTSTRAP") == b"OK"  # a leader that owns no shard
+    for node in others:
+        out = run_cli("cluster", "add-node", f"127.0.0.1:{node.port}", f"127.0.0.1:{leader.port}")
+        assert out.returncode == 0, out.stderr
+    leader_id = leader.client().execute_command("CLUSTER", "MYID").decode()
+    wait_for(lambda: sorted(n["raft_role"] for n in status(leader)["nodes"]) == ["follower", "follower", "leader"],
+             "three voters")
+    assert status(leader)["leader_id"] == leader_id
+    out = run_cli("cluster", "del-node", f"127.0.0.1:{others[0].port}", leader_id)
+    assert out.returncode == 0, out.stderr + out.stdout
+    report = status(others[0])
+    assert leader_id not in [n["id"] for n in report["nodes"]] and report["leader_id"] not in (None, leader_id)
+    assert "handing leadership over" in leader.log()
+
+
+def test_a_clean_shutdown_of_the_leader_hands_over_and_compacts_the_raft_log(node_factory, tmp_path: Path) -> None:
+    nodes = _form(node_factory, tmp_path)
+    leader_id = wait_for(lambda: _leader_of(nodes), "a leader", ELECTION_WAIT_S)
+    by_id = {n.client().execute_command("CLUSTER", "MYID").decode(): n for n in nodes}
+    leader = by_id.pop(leader_id)
+    assert leader.terminate() == 0
+    assert "handing leadership over" in leader.log() and "raft compaction: snapshot at index" in leader.log()
+    survivor = next(iter(by_id.values()))
+    new_leader = wait_for(lambda: status(survivor)["leader_id"] not in (None, leader_id) and status(survivor),
+                          "another leader", ELECTION_WAIT_S)
+    assert new_leader["leader_id"] in by_id
+
+
 def test_create_refuses_a_node_that_is_already_in_a_cluster(node_factory, tmp_path: Path) -> None:
     loner = node_factory("loner").start()  # the embedded default forms a one-node cluster
-    joiner = node_factory("joiner", extra=["--conf", str(_conf(tmp_path))]).start()
+    joiner = node_factory("joiner", extra=NO_BOOTSTRAP).start()
     out = run_cli("cluster", "create", f"127.0.0.1:{joiner.port}", f"127.0.0.1:{loner.port}", "--yes")
     assert out.returncode != 0 and "already belongs to cluster" in out.stderr
 

@@ -129,3 +129,18 @@ def test_mid_log_corruption_stops_the_node_naming_file_and_offset(node_factory) 
     assert node.proc.wait(timeout=30) == 2
     log = node.log()
     assert segment.name in log and "corrupt record at byte" in log
+
+
+def test_a_damaged_epoch_history_stops_the_node_naming_it(node_factory) -> None:
+    node = node_factory().start()
+    node.client().set("k", "v")
+    node.kill9()
+    history = node.data_dir / "data-history"
+    data = bytearray(history.read_bytes())
+    data[-1] ^= 0xFF
+    history.write_bytes(bytes(data))
+    check = run_cli("wal", "check", str(node.data_dir))
+    assert check.returncode == 2 and "data-history: corrupt record at byte 0" in check.stdout, check.stdout
+    node.start(wait=False)
+    assert node.proc.wait(timeout=30) == 2
+    assert "data-history: corrupt record at byte 0: checksum mismatch" in node.log()

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.process.harness import NodeProcess
+from tests.process.harness import NodeProcess, bus_dial
 from trionode import limits
 
 pytestmark = pytest.mark.timeout(120)
@@ -24,10 +24,8 @@ def _frame(obj: object) -> bytes:
 
 
 def _bus_session(node: NodeProcess, frames: list[object], linger_s: float = 0.2) -> None:
-    """Say hello (with no cluster key) on the node's bus port, then send ``frames``."""
-    with socket.create_connection(("127.0.0.1", node.port + 10000), timeout=10) as s:
-        s.sendall(_frame({"hello": "e" * 40}))
-        s.recv(65536)  # the node's hello
+    """Say hello (with no cluster key, and the cluster secret) on the node's bus port, then send ``frames``."""
+    with bus_dial(node, "e" * 40) as s:
         for obj in frames:
             s.sendall(_frame(obj))
         time.sleep(linger_s)

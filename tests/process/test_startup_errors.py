@@ -3,7 +3,9 @@
 import socket
 from pathlib import Path
 
-from tests.process.harness import free_port, run_cli
+import redis
+
+from tests.process.harness import free_port, limit_file_size, run_cli
 
 
 def _one_line_error(out) -> str:
@@ -55,3 +57,21 @@ def test_a_node_timeout_too_short_to_ride_through_a_raft_election_is_warned_abou
     default = node_factory("default").start()
     assert "pause writes on every shard" in short.log()
     assert "pause writes on every shard" not in default.log()
+
+
+def test_a_failed_wal_write_stops_the_node_with_one_line_and_exit_3(node_factory) -> None:
+    # Files may not grow past 2 MB: starting fits, the WAL segment that fills up does not.
+    node = node_factory(preexec_fn=limit_file_size(2 * 1024 * 1024)).start()
+    client = node.client()
+    for i in range(40):
+        try:
+            client.set(f"k{i}", b"v" * 100_000)
+        except redis.ConnectionError:
+            break  # the write that failed is never acknowledged
+    assert node.proc.wait(timeout=20) == 3
+    log = node.log()
+    assert "Traceback" not in log and "ExceptionGroup" not in log, log[-3000:]
+    fatal = [line for line in log.splitlines() if "CRITICAL" in line]
+    assert len(fatal) == 1, log[-3000:]
+    assert "fatal: cannot write or fsync WAL segment" in fatal[0] and "File too large" in fatal[0]
+    assert fatal[0].endswith("(exit 3)")

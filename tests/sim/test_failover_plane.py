@@ -5,17 +5,17 @@ failover itself must have happened across it. Each planted bug breaks one
 rule of the failover protocol and the checker must name the property:
 promoting a replica outside the ISR (S5), a primary that serves past its
 lease (S2), a failover that does not wait for the old lease to drain (S2).
-The last test pins a bug of the real node's grant rule (io/failover.py).
+Each plants the bug in the shipped controller (core/failover), which the
+simulator drives.
 """
 
 import concurrent.futures
-import dataclasses
 import multiprocessing
 
 import pytest
 
-from trionode.core.cluster import Shard
-from trionode.sim.failover_plane import FailoverCoverage, FailoverFaults, FailoverPlane, SimNode
+from trionode.core.failover import LeaseGranter, controller
+from trionode.sim.failover_plane import NODE_IDS, FailoverCoverage, FailoverPlane, SimNode
 from trionode.sim.runner import SimConfig, SimResult, Simulation, report, run
 
 CI_SEEDS = range(1, 61)
@@ -56,24 +56,20 @@ def test_same_seed_same_report_and_the_raft_half_is_undisturbed() -> None:
     assert plain[-2] == first[-3]  # the Raft coverage: the failover plane draws from its own Randoms
 
 
-def _failures(seeds: range, faults: FailoverFaults | None = None) -> list[str]:
+def _failures(seeds: range) -> list[str]:
     out = []
     for seed in seeds:
-        sim = Simulation(_config(seed))
-        if faults is not None:
-            sim.data = FailoverPlane(sim.rng_for, sim.recorder, faults)
-        result = sim.run()
+        result = Simulation(_config(seed)).run()
         if not result.ok:
             out.append(result.failure)
     return out
 
 
 def test_promoting_a_replica_outside_the_isr_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    def lowest(self: FailoverPlane, shard: Shard, wanted: str | None = None) -> str | None:
-        others = [n for n in self.nodes if n != shard.primary_id]
-        return min(others, key=lambda n: (self.nodes[n].disk.durable, n))
+    def outside(primary_id: str, isr_ids: tuple[str, ...], candidates: object) -> str | None:
+        return next((n for n in NODE_IDS if n not in isr_ids), None)
 
-    monkeypatch.setattr(FailoverPlane, "choose", lowest)
+    monkeypatch.setattr(controller, "choose_successor", outside)
     failures = _failures(range(1, 9))
     assert failures and all(f.startswith("S5 promotion") for f in failures), failures
 
@@ -88,21 +84,6 @@ def test_a_primary_that_ignores_its_lease_is_caught(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_failover_that_does_not_wait_for_the_lease_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(FailoverPlane, "lease_drained", lambda self, primary_id: True)
+    monkeypatch.setattr(LeaseGranter, "expired", lambda self, node_id, now_ms: True)
     failures = _failures(range(25, 30))
     assert failures and all(f.startswith("S2 one writer") for f in failures), failures
-
-
-def test_granting_during_a_failover_lets_two_primaries_hold_leases() -> None:
-    """A planted bug that io/failover.py ``_may_grant`` once had: a grant while a failover is in flight.
-
-    Seed 4: the primary B is isolated (step 784), the leader proposes failover to A (841), the
-    partition heals (844) and B's lease request arrives: granted, B is still primary in the applied
-    configuration. The failover commits (853), A is primary with a lease (854), and B, which has not
-    applied the failover yet, holds a fresh lease too: two nodes serve (S2). The real node and the
-    simulation's default refuse such a grant.
-    """
-    real = dataclasses.replace(FailoverFaults(), grant_during_failover=True)
-    failures = _failures(range(4, 5), real)
-    assert failures and failures[0].startswith("S2 one writer"), failures
-    assert not _failures(range(4, 5))

@@ -27,7 +27,7 @@ NOT_YET = "ERR CLUSTER {sub} is not available in this trionode version yet"
 # Subcommands the shell carries out through the control plane, with their arity.
 _CHANGES = {
     b"meet": -4, b"forget": 3, b"addslots": -3, b"addslotsrange": -4, b"replicate": 3, b"bootstrap": 2, b"status": 2,
-    b"failover": -2, b"detach": 3, b"replace": 4,
+    b"failover": -2, b"detach": 3, b"replace": 4, b"setsecret": 3,
 }
 _LATER = {
     b"migrateslots", b"cancelslotmigrations", b"setslot", b"reset", b"delslots", b"delslotsrange",
@@ -60,9 +60,9 @@ def slot_arg(arg: bytes) -> int:
     try:
         slot = parse_int(arg)
     except CommandError:
-        raise CommandError("ERR Invalid or out of range slot") from None
+        raise CommandError(errors.INVALID_SLOT) from None
     if not 0 <= slot < limits.slots_count:
-        raise CommandError("ERR Invalid or out of range slot")
+        raise CommandError(errors.INVALID_SLOT)
     return slot
 
 

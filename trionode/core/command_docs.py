@@ -182,6 +182,7 @@ COMMAND_FACTS: dict[str, CommandFacts] = {
     "scard": _f("set", "1.0.0", "set", "", "RO"),
     "ping": _f("connection", "1.0.0", "connection", f"{_ALL_SHARDS} response_policy:all_succeeded"),
     "echo": _f("connection", "1.0.0", "connection"),
+    "auth": _f("connection", "1.0.0", "connection"),
     "hello": _f("connection", "6.0.0", "connection"),
     "client": _f("connection", "2.4.0"),
     "client|setname": _f("connection", "2.6.9", "connection", _ALL_NODES_OK),
@@ -201,6 +202,12 @@ COMMAND_FACTS: dict[str, CommandFacts] = {
     "select": _f("connection", "1.0.0", "connection"),
     "quit": _f("connection", "1.0.0", "connection"),
     "config": _f("server", "2.0.0"),
+    "acl": _f("server", "6.0.0"),
+    "acl|whoami": _f("server", "6.0.0"),
+    "acl|list": _f("server", "6.0.0"),
+    "acl|cat": _f("server", "6.0.0"),
+    "acl|setuser": _f("server", "6.0.0"),
+    "acl|deluser": _f("server", "6.0.0"),
     "config|get": _f("server", "2.0.0"),
     "readonly": _f("cluster", "3.0.0", "connection"),
     "readwrite": _f("cluster", "3.0.0", "connection"),
@@ -237,13 +244,18 @@ def _ordered(words: Iterable[str], order: tuple[str, ...], prefix: str = "") -> 
     return ReplySet(Simple(prefix + word) for word in order if word in present)
 
 
-def _categories(spec: CommandSpec) -> ReplySet:
+def acl_categories(spec: CommandSpec) -> frozenset[str]:
+    """The ACL categories ``spec`` belongs to (without "@"), as COMMAND reports them and ACL checks them."""
     names = set(_facts(spec).categories.split())
     for flag in spec.flags:
         names.update(_IMPLIED.get(flag, ()))
     if "fast" not in names:
         names.add("slow")  # Valkey: whatever is not @fast is @slow
-    return _ordered(names, CATEGORY_ORDER, "@")
+    return frozenset(names)
+
+
+def _categories(spec: CommandSpec) -> ReplySet:
+    return _ordered(acl_categories(spec), CATEGORY_ORDER, "@")
 
 
 def _key_specs(spec: CommandSpec) -> ReplySet:

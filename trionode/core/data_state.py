@@ -10,8 +10,10 @@ acknowledged, so the shell can hold replies that depend on them (DESIGN §5.4).
 
 Replay (startup, and later the replication stream) executes effects with
 ``now_ms = None``: no expiry decisions, no new effects, offsets advance by one
-per effect. The primary's clock is passed in per batch; this module never reads
-a clock, so it can run inside the simulator.
+per effect, and every replayed write stays invisible until the acknowledged
+offset covers it: nothing replayed is known to be on the ISR. The primary's
+clock is passed in per batch; this module never reads a clock, so it can run
+inside the simulator.
 """
 
 from typing import Any
@@ -46,13 +48,17 @@ class DataState:
         self.visibility = Visibility(applied_offset)
 
     # --- the primary path -----------------------------------------------------
-    def execute(self, spec: CommandSpec, argv: list[bytes], now_ms: int) -> tuple[Any, int]:
+    def execute(self, spec: CommandSpec, argv: list[bytes], now_ms: int, *, primary: bool) -> tuple[Any, int]:
         """Run a keyspace command; return its reply and the offset the reply must wait for.
 
+        ``primary`` is this node's role: only a primary deletes a key past its deadline (and
+        logs the DEL); a replica's read hides the key and waits for the primary's DEL (DESIGN
+        §5.1), since a record logged at a replica's own offset would collide with its primary's.
         ``CommandError`` propagates to the caller; a failing command changes nothing.
         """
         ks = self.keyspace
         ks.now_ms = now_ms
+        ks.expire_deletes = primary
         reply = spec.handler(ks, argv)
         if spec.last_key == 1:
             # The hot path: exactly one key, at argv[1] (GET, SET, INCR, LPUSH, ...).
@@ -81,8 +87,9 @@ class DataState:
         return reply, max(required(argv[i]) for i in keys)
 
     def expire_some(self, now_ms: int, rng: RandomSource) -> int:
-        """One active expiry cycle; the deletions are logged like any write."""
+        """One active expiry cycle, run by a primary only; the deletions are logged like any write."""
         ks = self.keyspace
+        ks.expire_deletes = True  # the last command may have been a read while this node was a replica
         expired = ks.active_expire(now_ms, rng, limits.expire_sample_keys, limits.expire_rounds_max)
         if ks.effects:
             for effect in ks.effects:
@@ -106,11 +113,13 @@ class DataState:
         return out
 
     # --- the replay path ------------------------------------------------------
-    def replay(self, offset: int, effect: list[bytes], acked: bool = True) -> None:
+    def replay(self, offset: int, effect: list[bytes]) -> None:
         """Re-execute one logged effect at ``offset`` (which must be the next one).
 
-        ``acked`` says the effect is already acknowledged (it comes from this node's own
-        durable log at startup); a replica's streamed effects are not, until the primary says so.
+        A replayed effect is never taken as acknowledged: a replica's streamed effect is not
+        until its primary says so, and a WAL record replayed at startup may never have reached
+        the ISR before the crash. The keys it touches stay invisible until the acknowledged
+        offset reaches ``offset`` (``visibility.advance``, DESIGN §5.4).
         """
         if offset != self.applied_offset + 1:
             raise ReplayError(f"effect at offset {offset} does not follow applied offset {self.applied_offset}")
@@ -122,8 +131,11 @@ class DataState:
         spec.handler(ks, effect)
         ks.effects.clear()
         self.applied_offset = offset
-        if acked:
-            self.visibility.advance(offset)
+        keys = spec.key_positions(len(effect))
+        for i in keys:
+            self.visibility.wrote(effect[i], offset)
+        if not keys:
+            self.visibility.wrote_everything(offset)
 
     # --- the replica path -----------------------------------------------------
     def replace_with(self, other: "DataState") -> None:
@@ -140,13 +152,7 @@ class DataState:
         """Apply an effect streamed by the primary: like replay, but logged to this node's WAL too.
 
         The keys it touches stay invisible to READONLY reads until the primary's
-        acknowledged offset reaches ``offset`` (``visibility.advance``).
+        acknowledged offset reaches ``offset``.
         """
-        self.replay(offset, effect, acked=False)
+        self.replay(offset, effect)
         self.outbox.append((offset, tuple(effect)))
-        spec = _REPLAY_TABLE[bytes(effect[0]).lower()]
-        keys = spec.key_positions(len(effect))
-        for i in keys:
-            self.visibility.wrote(effect[i], offset)
-        if not keys:
-            self.visibility.wrote_everything(offset)

@@ -23,10 +23,6 @@ from trionode.core import errors
 if TYPE_CHECKING:
     from trionode.core.cluster.state import ClusterState
 
-CLUSTERDOWN_UNBOUND = "CLUSTERDOWN Hash slot not served"
-CLUSTERDOWN_NOT_MEMBER = "CLUSTERDOWN The cluster is down"
-NOREPLICAS = "NOREPLICAS Not enough good replicas to write."
-
 
 @dataclass(frozen=True, slots=True)
 class Routing:
@@ -49,10 +45,30 @@ class Routing:
             if readonly_session and not write and self.replica_serving:
                 return None
         if not self.member:
-            return CLUSTERDOWN_NOT_MEMBER
+            return errors.CLUSTERDOWN_NOT_MEMBER
         if owner is None or owner not in self.primary_addr:
-            return CLUSTERDOWN_UNBOUND
+            return errors.CLUSTERDOWN_UNBOUND
         return f"MOVED {slot} {self.primary_addr[owner]}"
+
+    def keyless_error(self, write: bool, readonly_session: bool = False) -> str | None:
+        """None when this node may run a command without keys (FLUSHALL, DBSIZE, KEYS, SCAN).
+
+        The keyed rules with no slot to look up: a write runs only on a shard's primary, a read
+        there or, for a READONLY connection, on an in-sync streaming replica. There is no slot
+        to redirect with, so a replica refuses with Valkey's replica errors instead of MOVED.
+        The primary's lease is the caller's to check, as for keyed commands.
+        """
+        if not self.member:
+            return errors.CLUSTERDOWN_NOT_MEMBER
+        if self.am_primary:
+            return self.writes_refused if write else None
+        if self.my_shard is None:
+            return errors.NO_SHARD
+        if write:
+            return errors.READONLY_REPLICA
+        if not self.replica_serving:
+            return errors.MASTERDOWN
+        return None if readonly_session else errors.REPLICA_NEEDS_READONLY
 
 
 def serve_everything(shard_id: str) -> Routing:
@@ -78,7 +94,7 @@ def from_cluster_state(
         if primary is not None:
             primary_addr[shard_id] = f"{primary.host}:{primary.port}"
     my_shard = state.shards.get(me.shard_id) if me.shard_id is not None else None
-    refused = NOREPLICAS if my_shard is not None and len(my_shard.isr_ids) < min_insync_replicas else None
+    refused = errors.NOREPLICAS if my_shard is not None and len(my_shard.isr_ids) < min_insync_replicas else None
     if disk_full:
         refused = errors.DISK_FULL
     in_isr = my_shard is not None and my_id in my_shard.isr_ids

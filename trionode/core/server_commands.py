@@ -13,7 +13,7 @@ CLUSTER and COMMAND answers are formatted by ``cluster_commands`` and
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from trionode.core import cluster_commands, command_docs, errors
+from trionode.core import acl_commands, auth, cluster_commands, command_docs, errors
 from trionode.core.command_spec import CommandSpec
 from trionode.core.errors import CommandError
 from trionode.core.info import REDIS_COMPAT_VERSION, render_info
@@ -58,8 +58,17 @@ def _echo(session: "Session", argv: list[bytes]) -> Any:
     return argv[1]
 
 
+def _auth(session: "Session", argv: list[bytes]) -> Any:
+    session.user = auth.auth_command(session.node.users, argv)
+    return OK
+
+
 def _hello(session: "Session", argv: list[bytes]) -> Any:
-    proto, name = _hello_options(session, argv)
+    proto, name, credentials = _hello_options(session, argv)
+    if credentials is not None:
+        session.user = session.node.users.authenticate(*credentials)
+    elif session.user is None:
+        raise CommandError(errors.HELLO_NOAUTH)
     session.proto, session.name = proto, name
     facts = session.node.facts
     return {
@@ -74,8 +83,8 @@ def _hello(session: "Session", argv: list[bytes]) -> Any:
     }
 
 
-def _hello_options(session: "Session", argv: list[bytes]) -> tuple[int, bytes]:
-    """HELLO's protocol and name, validated before anything changes."""
+def _hello_options(session: "Session", argv: list[bytes]) -> tuple[int, bytes, tuple[bytes, bytes] | None]:
+    """HELLO's protocol, name and AUTH credentials, validated before anything changes."""
     proto = session.proto
     if len(argv) > 1:
         try:
@@ -84,16 +93,16 @@ def _hello_options(session: "Session", argv: list[bytes]) -> tuple[int, bytes]:
             raise CommandError("ERR Protocol version is not an integer or out of range") from None
         if not 2 <= proto <= PROTOCOL_VERSION_MAX:
             raise CommandError(errors.NOPROTO)
-    name, i = session.name, 2
+    name, credentials, i = session.name, None, 2
     while i < len(argv):
         opt = argv[i].lower()
         if opt == b"setname" and i + 1 < len(argv):
             name, i = checked_client_name(argv[i + 1]), i + 2
         elif opt == b"auth" and i + 2 < len(argv):
-            raise CommandError("WRONGPASS invalid username-password pair or user is disabled.")
+            credentials, i = (argv[i + 1], argv[i + 2]), i + 3
         else:
             raise CommandError(f"ERR Syntax error in HELLO option '{argv[i].decode('utf-8', 'replace')}'")
-    return proto, name
+    return proto, name, credentials
 
 
 def checked_client_name(name: bytes) -> bytes:
@@ -239,6 +248,7 @@ def _config(session: "Session", argv: list[bytes]) -> Any:
 HANDLERS: dict[str, Handler] = {
     "ping": _ping,
     "echo": _echo,
+    "auth": _auth,
     "hello": _hello,
     "client": _client,
     "select": _select,
@@ -253,5 +263,6 @@ HANDLERS: dict[str, Handler] = {
     "command": _command,
     "config": _config,
     "cluster": cluster_commands.run,
+    "acl": acl_commands.run,
 }
 

@@ -31,6 +31,7 @@ def _specs(*specs: CommandSpec) -> dict[str, CommandSpec]:
 SERVER_COMMANDS: dict[str, CommandSpec] = _specs(
     CommandSpec("ping", -1, ("fast",)),
     CommandSpec("echo", 2, ("loading", "stale", "fast")),
+    CommandSpec("auth", -2, ("noscript", "loading", "stale", "fast", "no_auth", "allow_busy")),
     CommandSpec("hello", -1, ("noscript", "loading", "stale", "fast", "no_auth", "allow_busy")),
     CommandSpec("client", -2, ()),
     CommandSpec("command", -1, _STALE_LOADING),
@@ -45,6 +46,7 @@ SERVER_COMMANDS: dict[str, CommandSpec] = _specs(
     CommandSpec("readwrite", 1, ("loading", "stale", "fast")),
     CommandSpec("asking", 1, ("fast",)),
     CommandSpec("config", -2, ()),
+    CommandSpec("acl", -2, ()),
 )
 
 SUBCOMMANDS: dict[str, dict[str, CommandSpec]] = {
@@ -84,6 +86,13 @@ SUBCOMMANDS: dict[str, dict[str, CommandSpec]] = {
     ),
     "config": _specs(
         CommandSpec("config|get", -3, ("admin", "noscript", "loading", "stale")),
+    ),
+    "acl": _specs(
+        CommandSpec("acl|whoami", 2, ("noscript", "loading", "stale")),
+        CommandSpec("acl|list", 2, ("admin", "noscript", "loading", "stale")),
+        CommandSpec("acl|cat", -2, ("noscript", "loading", "stale")),
+        CommandSpec("acl|setuser", -3, ("admin", "noscript", "loading", "stale")),
+        CommandSpec("acl|deluser", -3, ("admin", "noscript", "loading", "stale")),
     ),
 }
 

@@ -9,8 +9,11 @@ the shell to act (SHUTDOWN, WAIT, QUIT): they return an :class:`Action` that
 the shell carries out (see ``reply.Action``).
 
 Cluster rules come before execution: a multi-key command whose keys hash to
-different slots is refused with CROSSSLOT, as Valkey does in cluster mode.
-Routing to other shards (MOVED/ASK) arrives with the sharded data plane.
+different slots is refused with CROSSSLOT, as Valkey does in cluster mode; a
+keyed command for a slot served elsewhere gets MOVED or CLUSTERDOWN. Commands
+without keys obey the same rules with no slot to look up (DESIGN §5.1): a write
+such as FLUSHALL runs only on a primary, DBSIZE/KEYS/SCAN only where a keyed
+read would. A primary whose lease ran out serves nothing, keyed or not.
 """
 
 from collections.abc import Callable
@@ -19,14 +22,13 @@ from typing import Any
 
 from trionode import limits
 from trionode.core import errors, server_commands
+from trionode.core.auth import Users
 from trionode.core.command_spec import CommandSpec
 from trionode.core.data_state import DataState
 from trionode.core.errors import CommandError
 from trionode.core.reply import ErrorReply
 from trionode.core.routing import Routing
 from trionode.core.slots import key_slot
-
-LEASE_EXPIRED = "CLUSTERDOWN this primary's lease has expired; the slot may have a new primary"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,8 @@ class Node:
     cluster_view: Callable[[], Any] = lambda: None
     # Until when (monotonic ms) this node's primary lease lets it serve; kept current by the shell.
     lease_until_ms: int = -1
+    # Who may connect and what they may run (core/auth.py); replaced by the shell when users change.
+    users: Users = field(default_factory=lambda: Users.build(""))
     # Derived for the dispatcher: ``table`` plus each name in upper case, the
     # two spellings clients send, so most lookups need no lower().
     lookup: dict[bytes, CommandSpec] = field(init=False, repr=False)
@@ -97,6 +101,7 @@ class Session:
         self.last_write_offset = 0
         self.now_ms = 0   # wall clock, for expiry
         self.mono_ms = 0  # monotonic clock, for the primary lease
+        self.user = node.users.initial_user()  # None until AUTH succeeds (core/auth.py)
 
     def execute(self, argv: list[bytes]) -> tuple[Any, int]:
         """The reply to ``argv`` and the offset it must wait for."""
@@ -107,23 +112,25 @@ class Session:
             return ErrorReply(errors.unknown_command(name, argv[1:])), 0
         if not spec.arity_ok(len(argv)):
             return ErrorReply(errors.wrong_arity(spec.name)), 0
+        if self.user not in node.users.unrestricted and (refused := node.users.refusal(self.user, spec, argv)):
+            return ErrorReply(refused), 0
         try:
             if spec.handler is None:
                 # Replies that describe the keyspace (INFO, CLUSTER COUNTKEYSINSLOT) wait for
                 # what was applied before them, like any read; the rest reveal no data.
                 reply = server_commands.run(self, spec, argv)
                 return reply, (node.data.applied_offset if server_commands.reads_keyspace(spec, argv) else 0)
-            if spec.first_key == 0 and spec.is_write and node.routing.disk_full:
-                return ErrorReply(errors.DISK_FULL), 0  # FLUSHALL too: nothing may reach the WAL
-            if spec.first_key > 0:
-                if spec.single_key and node.serves_every_slot():
-                    # Every slot is served here, so only the lease can refuse (see _route).
-                    error = LEASE_EXPIRED if self.mono_ms >= node.lease_until_ms else None
-                else:
-                    error = self._route(spec, argv)
-                if error is not None:
-                    return ErrorReply(error), 0
-            reply, required = node.data.execute(spec, argv, self.now_ms)
+            if spec.first_key <= 0:
+                # FLUSHALL, DBSIZE, KEYS, SCAN: the same rules as keyed commands, minus the slot.
+                error = node.routing.keyless_error(spec.is_write, self.readonly) or self._lease_error()
+            elif spec.single_key and node.serves_every_slot():
+                # Every slot is served here, so only the lease can refuse (see _route).
+                error = errors.LEASE_EXPIRED if self.mono_ms >= node.lease_until_ms else None
+            else:
+                error = self._route(spec, argv)
+            if error is not None:
+                return ErrorReply(error), 0
+            reply, required = node.data.execute(spec, argv, self.now_ms, primary=node.routing.am_primary)
         except CommandError as e:
             return ErrorReply(str(e)), 0
         if required > self.last_write_offset and spec.is_write:
@@ -137,8 +144,12 @@ class Session:
             for i in spec.key_positions(len(argv))[1:]:
                 if key_slot(argv[i]) != slot:
                     return errors.CROSSSLOT
-        routing = self.node.routing
-        error = routing.error_for(slot, spec.is_write, self.readonly)
-        if error is None and routing.am_primary and self.mono_ms >= self.node.lease_until_ms:
-            return LEASE_EXPIRED  # partitioned or paused: another primary may exist (S2)
-        return error
+        return self.node.routing.error_for(slot, spec.is_write, self.readonly) or self._lease_error()
+
+    def _lease_error(self) -> str | None:
+        """LEASE_EXPIRED on a primary whose lease ran out (partitioned or paused: another
+        primary may exist, S2); None otherwise. Asked only once routing lets the command run."""
+        node = self.node
+        if node.routing.am_primary and self.mono_ms >= node.lease_until_ms:
+            return errors.LEASE_EXPIRED
+        return None

@@ -5,7 +5,9 @@ connection, dialled on demand and re-dialled with bounded exponential backoff;
 inbound connections only receive. Every connection starts with a handshake
 that names both nodes and the cluster: a node of another cluster, or a dialled
 address that turns out to be a different node, is refused and the connection
-closed.
+closed. In the same exchange both ends prove they hold the cluster secret
+(``core/bus_auth.py``); until both have, no other frame is read and nothing
+the dialer says (its address) is believed.
 
 Sending never blocks the caller: each peer has a queue bounded in messages and
 in bytes (frames are encoded when queued), and a message that does not fit is
@@ -23,6 +25,7 @@ its connection.
 
 import contextlib
 import logging
+import os
 import random
 import struct
 from collections.abc import Callable
@@ -33,6 +36,7 @@ import cbor2
 import trio
 
 from trionode import limits
+from trionode.core import bus_auth
 from trionode.core.bus_messages import BusMessageError, check
 from trionode.io.listen import accept_forever
 
@@ -123,6 +127,8 @@ class Bus:
         self._on_message = on_message
         self._rng = rng
         self._peers: dict[str, _Peer] = {}
+        # The cluster secret's HMAC key, None while there is none (then every handshake fails).
+        self.secret: Callable[[], bytes | None] = lambda: None
         self._inbound_total = 0                   # Invariant: <= limits.bus_inbound_connections_max
         self._inbound_by_peer: dict[str, int] = {}  # Invariant: each <= limits.bus_inbound_per_peer_max
         self._nursery: trio.Nursery | None = None
@@ -207,14 +213,15 @@ class Bus:
             with trio.fail_after(limits.bus_handshake_timeout_ms / 1000):
                 hello = await read_frame(stream, buf, limits.bus_hello_bytes_max)
             peer_id = self._check_hello(hello)
-            if peer_id is None:
+            # Proved before it counts against its node id's bound: an impostor must not use up a real peer's.
+            if peer_id is None or not await self._prove_inbound(stream, buf, hello, peer_id):
                 return
             if self._inbound_by_peer.get(peer_id, 0) >= limits.bus_inbound_per_peer_max:
                 self.stats.refused += 1
                 return
             self._inbound_by_peer[peer_id] = self._inbound_by_peer.get(peer_id, 0) + 1
             try:
-                await stream.send_all(encode_frame({"hello": self.node_id, "cluster": self._cluster_id()}))
+                self._learn_peer(peer_id, hello.get("addr"))
                 await self._receive_loop(stream, buf, peer_id)
             finally:
                 self._leave_inbound(peer_id)
@@ -247,11 +254,30 @@ class Bus:
         if hello.get("to") not in ("", None, self.node_id):
             self.stats.refused += 1
             return None
-        peer_id, addr = hello["hello"], hello.get("addr")
-        # A node that dials us may be new (joining): learn where to answer it.
+        return hello["hello"]
+
+    def _learn_peer(self, peer_id: str, addr: Any) -> None:
+        """A node that dialled us, and proved it is of our cluster, may be new (joining): learn where to answer it."""
         if peer_id not in self._peers and peer_id != self.node_id and _is_addr(addr):
             self.set_peer(peer_id, (addr[0], addr[1]))
-        return peer_id
+
+    async def _prove_inbound(self, stream: trio.SocketStream, buf: bytearray, hello: dict, peer_id: str) -> bool:
+        """Answer the dialer's hello with our proof, then require its own (core/bus_auth.py)."""
+        secret, nonce, theirs = self.secret(), os.urandom(bus_auth.NONCE_BYTES), hello.get("nonce")
+        if secret is None or not bus_auth.valid_nonce(theirs):
+            self.stats.refused += 1
+            return False
+        mine = bus_auth.proof(secret, bus_auth.ACCEPTOR, peer_id, self.node_id, theirs, nonce)
+        await stream.send_all(encode_frame({"hello": self.node_id, "cluster": self._cluster_id(), "nonce": nonce,
+                                            "proof": mine}))
+        with trio.fail_after(limits.bus_handshake_timeout_ms / 1000):
+            answer = await read_frame(stream, buf, limits.bus_hello_bytes_max)
+        if not bus_auth.proof_ok(bus_auth.proof(secret, bus_auth.DIALER, peer_id, self.node_id, theirs, nonce), answer):
+            log.warning("bus: refused a connection claiming to be %s: it did not prove it holds the cluster secret",
+                        peer_id[:12])
+            self.stats.refused += 1
+            return False
+        return True
 
     async def _receive_loop(self, stream: trio.SocketStream, buf: bytearray, peer_id: str) -> None:
         while True:
@@ -289,6 +315,9 @@ class Bus:
                 self.stats.dropped += 1
 
     async def _dial(self, peer: _Peer) -> trio.SocketStream | None:
+        secret, nonce = self.secret(), os.urandom(bus_auth.NONCE_BYTES)
+        if secret is None:
+            return None
         try:
             with trio.fail_after(limits.bus_connect_timeout_ms / 1000):
                 stream = await trio.open_tcp_stream(*peer.addr)
@@ -297,16 +326,31 @@ class Bus:
                     "cluster": self._cluster_id(),
                     "to": peer.node_id,
                     "addr": list(self.advertise),
+                    "nonce": nonce,
                 }
                 await stream.send_all(encode_frame(hello))
-                reply = await read_frame(stream, bytearray())
+                reply = await read_frame(stream, bytearray(), limits.bus_hello_bytes_max)
+                answer = self._answer_acceptor(secret, peer.node_id, nonce, reply)
+                if answer is not None:
+                    await stream.send_all(encode_frame(answer))
         except (OSError, trio.TooSlowError, trio.BrokenResourceError, FrameError):
             return None
-        if self._check_hello(reply) != peer.node_id:
+        if answer is None:
             await stream.aclose()
             return None
         self.stats.connects += 1
         return stream
+
+    def _answer_acceptor(self, secret: bytes, peer_id: str, nonce: bytes, reply: Any) -> dict | None:
+        """Our proof for the dialled node, if its reply names it and proves it holds the secret; else None."""
+        if self._check_hello(reply) != peer_id or not bus_auth.valid_nonce(reply.get("nonce")):
+            return None
+        expected = bus_auth.proof(secret, bus_auth.ACCEPTOR, self.node_id, peer_id, nonce, reply["nonce"])
+        if not bus_auth.proof_ok(expected, reply):
+            log.warning("bus: %s did not prove it holds the cluster secret; not using the connection", peer_id[:12])
+            self.stats.refused += 1
+            return None
+        return {"proof": bus_auth.proof(secret, bus_auth.DIALER, self.node_id, peer_id, nonce, reply["nonce"])}
 
     async def _send_loop(self, peer: _Peer, stream: trio.SocketStream) -> None:
         peer.connected = True

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from trionode import limits
+from trionode.core import errors
+from trionode.core.bus_auth import secret_refusal
 from trionode.core.cluster.commands import command
 from trionode.core.cluster_commands import slot_arg
 from trionode.core.errors import CommandError
@@ -44,8 +46,14 @@ async def _bootstrap(runtime: "NodeRuntime", args: list[bytes]) -> Any:
 async def _meet(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     host = args[0].decode()
     port = _port(args[1])
-    node_id = (await call_once(host, port, "CLUSTER", "MYID")).decode()
-    bus_port = _port(args[2]) if len(args) > 2 else await _remote_bus_port(host, port)
+    password = runtime.config.requirepass  # the nodes of a cluster share it (conf/single.toml)
+    node_id = (await call_once(host, port, "CLUSTER", "MYID", password=password)).decode()
+    bus_port = _port(args[2]) if len(args) > 2 else await _remote_bus_port(host, port, password)
+    secret = runtime.cluster_secret.value
+    if not secret:
+        raise CommandError(errors.NO_CLUSTER_SECRET)
+    # Hand the joining node our cluster's secret before anyone dials it: its bus proves nothing without it.
+    await call_once(host, port, "CLUSTER", "SETSECRET", secret, password=password)
     control = runtime.control
     if node_id not in control.state.nodes:
         await control.submit(command("node_join", node_id=node_id, host=host, port=port, bus_port=bus_port))
@@ -62,14 +70,42 @@ async def _change_membership(control: "ControlPlane", change: ConfChange) -> Non
                 await control.submit(change=change)
                 return
             except ProposalError as e:
-                if "pending" not in str(e):
+                if "pending" not in str(e) and str(e) != errors.LEADERSHIP_MOVED:
                     raise
             await trio.sleep(0.05)
     raise ProposalError("TRYAGAIN another membership change kept the cluster busy; retry")
 
 
-async def _remote_bus_port(host: str, port: int) -> int:
-    info = (await call_once(host, port, "INFO", "cluster")).decode()
+async def _setsecret(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    """CLUSTER SETSECRET secret: a node that belongs to no cluster yet takes the one it is about to join."""
+    offered, secret = args[0].decode("utf-8", "replace"), runtime.cluster_secret
+    in_a_cluster = bool(runtime.control.store.cluster_id)
+    refusal = secret_refusal(in_a_cluster, secret.from_config, secret.value, offered)
+    if refusal is not None:
+        raise CommandError(refusal)
+    if offered != secret.value:
+        secret.store(offered)
+    return OK
+
+
+async def _acl_setuser(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    """ACL SETUSER, validated and its passwords hashed by the session (core/acl_commands.py)."""
+    await runtime.control.submit(command("acl_setuser", user=args[0].decode(), rules=[a.decode() for a in args[1:]]))
+    return OK
+
+
+async def _acl_deluser(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    """ACL DELUSER: how many of the named users existed and are now gone."""
+    deleted = 0
+    for name in dict.fromkeys(a.decode("utf-8", "replace") for a in args):
+        if name in runtime.control.state.acl_users:
+            await runtime.control.submit(command("acl_deluser", user=name))
+            deleted += 1
+    return deleted
+
+
+async def _remote_bus_port(host: str, port: int, password: str) -> int:
+    info = (await call_once(host, port, "INFO", "cluster", password=password)).decode()
     for line in info.splitlines():
         if line.startswith("cluster_bus_port:"):
             return int(line.split(":", 1)[1])
@@ -81,11 +117,15 @@ async def _forget(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     control = runtime.control
     if node_id == runtime.node_id:
         raise CommandError("ERR I tried hard but I can't forget myself...")
-    if node_id not in control.state.nodes:
+    if node_id not in control.state.nodes and node_id not in control.conf_members():
         raise CommandError(f"ERR Unknown node {node_id}")
+    # The cluster state refuses a node that still belongs to a shard: that verdict is committed
+    # before Raft lets the node go, so a refused FORGET leaves it a full member. A FORGET that
+    # stopped in between is finished by running it again (the node is then only a Raft member).
+    if node_id in control.state.nodes:
+        await control.submit(command("node_forget", node_id=node_id))
     if node_id in control.conf_members():
         await _change_membership(control, ConfChange(ConfChangeKind.REMOVE, node_id))
-    await control.submit(command("node_forget", node_id=node_id))
     return OK
 
 
@@ -99,9 +139,9 @@ async def _addslots(runtime: "NodeRuntime", args: list[bytes], ranges: list[tupl
     async with control.admin_lock:
         # Concurrent ADDSLOTS on a node without a shard must create one shard, not several.
         if control.state.nodes[runtime.node_id].shard_id is None:
-            shard_id = os.urandom(20).hex()
-            epoch = control.state.epoch_max + 1
-            await control.submit(command("shard_create", shard_id=shard_id, epoch=epoch, primary_id=runtime.node_id))
+            # Epoch 0: the apply function picks it, since this node's view may lag shards made elsewhere.
+            new_shard = command("shard_create", shard_id=os.urandom(20).hex(), epoch=0, primary_id=runtime.node_id)
+            await control.submit(new_shard)
     shard = control.state.shards[control.state.nodes[runtime.node_id].shard_id]
     await control.submit(command("slots_assign", shard_id=shard.id, epoch=shard.epoch, slots=ranges))
     return OK
@@ -194,6 +234,9 @@ def _port(raw: bytes) -> int:
 _HANDLERS = {
     b"bootstrap": _bootstrap,
     b"meet": _meet,
+    b"setsecret": _setsecret,
+    b"acl-setuser": _acl_setuser,
+    b"acl-deluser": _acl_deluser,
     b"forget": _forget,
     b"addslots": _addslots_list,
     b"addslotsrange": _addslotsrange,

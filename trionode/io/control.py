@@ -28,9 +28,11 @@ from typing import Any
 import trio
 
 from trionode import limits
+from trionode.core import errors
 from trionode.core.cluster import commands as cluster_commands
 from trionode.core.cluster import snapshot as cluster_snapshot
 from trionode.core.cluster.state import ClusterState
+from trionode.core.failover import LeaderAuthority
 from trionode.core.raft import ConfChangeRefused, NotLeader, ProposalRefused, RaftConfig, RawNode
 from trionode.core.raft.messages import ConfChange, ConfChangeKind, Entry, EntryKind, Ready, Snapshot
 from trionode.core.raft.wire import WireError, from_wire, to_wire
@@ -69,8 +71,7 @@ class ControlPlane:
         self._wake = trio.Event()
         self._waiters: dict[int, _Waiter] = {}
         self._forwarded: dict[int, _Waiter] = {}   # Invariant: len <= forwarded_max
-        self._last_ts_from: dict[str, int] = {}    # peer -> latest send time it stamped on a message to us
-        self._echoed: dict[str, int] = {}          # peer -> latest of our send times it has echoed back
+        self.authority = LeaderAuthority(node_id, limits.raft_election_ticks * limits.raft_tick_ms)
         self._next_request = 0
         self._nursery: trio.Nursery | None = None
         self._applied = trio.Event()  # set (and replaced) whenever entries are applied
@@ -83,6 +84,8 @@ class ControlPlane:
         self._applied_since_compaction = 0
         self.leader = ""
         self.role = "none"
+        self._stopping = False
+        self._stopped = trio.Event()
         self._sync_peers()
 
     def _make_rawnode(self) -> RawNode:
@@ -113,7 +116,7 @@ class ControlPlane:
             return
         if kind != "raft":
             return
-        self._note_timestamps(peer_id, payload)
+        self.authority.on_message(peer_id, payload.get("ts"), payload.get("echo"))
         if len(self._inbox) >= limits.raft_inbox_msgs_max:
             return  # dropped: Raft will retransmit
         self._inbox.append(payload)
@@ -133,10 +136,43 @@ class ControlPlane:
             nursery.start_soon(self._ticker)
             await self._step_and_handle()  # apply what the log already holds before serving
             task_status.started()
-            while True:
+            while not self._stopping:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 await self._step_and_handle()
+            # A clean stop: fold the log into raft.snap, then step the core no more (no vote,
+            # no ACK) until the node's nursery is cancelled.
+            await self._maybe_compact(force=True)
+            self._stopped.set()
+            await trio.sleep_forever()
+
+    async def shut_down(self) -> None:
+        """A clean stop (DESIGN §4, §3): hand leadership over, then compact the Raft log."""
+        await self.hand_over_leadership()
+        self._stopping = True
+        self._wake.set()
+        await self._stopped.wait()
+
+    async def hand_over_leadership(self) -> bool:
+        """Transfer leadership to the most caught-up other voter; True once this node does not lead.
+
+        The cluster then need not wait out an election timeout to replace a leader that
+        stops cleanly or is being removed. Bounded by one election timeout, as the core
+        abandons a transfer after it.
+        """
+        node = self.rawnode
+        if node is None or not node.is_leader:
+            return True
+        target = node.transfer_target(avoid=self.failed_nodes())
+        if not target:
+            return False
+        log.info("raft: handing leadership over to %s", target[:12])
+        node.transfer_leadership(target)
+        self._wake.set()
+        with trio.move_on_after(limits.raft_election_ticks * limits.raft_tick_ms / 1000):
+            while node.is_leader:
+                await trio.sleep(limits.raft_tick_ms / 1000)
+        return not node.is_leader
 
     async def _step_and_handle(self) -> None:
         node = self.rawnode
@@ -180,37 +216,12 @@ class ControlPlane:
                 await self._step_and_handle()
                 return
 
-    # --- leader authority, for leases ---------------------------------------------
-    # Every Raft message carries the sender's monotonic send time ("ts") and echoes the
-    # latest "ts" it received from the addressee ("echo"). A follower that received a
-    # message sent at ts refuses to vote for another leader until at least
-    # ts + the minimum election timeout (leader stickiness), so once a majority has echoed
-    # a time, this node leads until that time plus the timeout. Echoes of old sends
-    # (buffered while this process was paused) cannot make a stale leader look fresh.
-    def _stamped(self, peer: str, payload: dict) -> dict:
-        payload["ts"] = monotonic_ms()
-        echo = self._last_ts_from.get(peer)
-        if echo is not None:
-            payload["echo"] = echo
-        return payload
-
-    def _note_timestamps(self, peer: str, payload: dict) -> None:
-        ts, echo = payload.get("ts"), payload.get("echo")
-        if isinstance(ts, int):
-            self._last_ts_from[peer] = max(ts, self._last_ts_from.get(peer, ts))
-        if isinstance(echo, int):
-            self._echoed[peer] = max(echo, self._echoed.get(peer, echo))
-
+    # --- leader authority, for leases (core/failover/authority.py) ---------------------
     def authority_until_ms(self) -> int:
         """Until when (monotonic ms) no other leader can exist; -1 when this node does not lead."""
         node = self.rawnode
-        if node is None or not node.is_leader:
-            return -1
-        now = monotonic_ms()
-        voters = node.conf.voters
-        times = sorted((now if v == self.node_id else self._echoed.get(v, -1) for v in voters), reverse=True)
-        quorum_time = times[len(voters) // 2]
-        return quorum_time + limits.raft_election_ticks * limits.raft_tick_ms if quorum_time >= 0 else -1
+        leading = node is not None and node.is_leader
+        return self.authority.until_ms(node.conf.voters if leading else (), leading, monotonic_ms())
 
     # --- the Ready contract ---------------------------------------------------
     async def _handle_ready(self, ready: Ready) -> None:
@@ -224,7 +235,8 @@ class ControlPlane:
             await self.store.wal.wait_durable(seq)  # 1. persist before anything leaves
         cluster_id = self.store.cluster_id
         for msg in ready.messages:  # 2. send
-            self.bus.send(msg.to, self._stamped(msg.to, {"k": "raft", "cluster": cluster_id, "m": to_wire(msg)}))
+            stamp = self.authority.stamp(msg.to, monotonic_ms())
+            self.bus.send(msg.to, {"k": "raft", "cluster": cluster_id, "m": to_wire(msg), **stamp})
         if ready.snapshot is not None:
             self._install_snapshot(ready.snapshot)
         for entry in ready.committed:  # 3. apply
@@ -273,9 +285,9 @@ class ControlPlane:
             if node.id != self.node_id:
                 self.bus.set_peer(node.id, (node.host, node.bus_port))
 
-    async def _maybe_compact(self) -> None:
+    async def _maybe_compact(self, force: bool = False) -> None:
         node = self.rawnode
-        if node is None or self._applied_since_compaction < limits.raft_compact_entries_min:
+        if node is None or self._applied_since_compaction < (1 if force else limits.raft_compact_entries_min):
             return
         applied = node.status().applied
         snap = node.compact(applied, cluster_snapshot.to_snapshot(self.state))
@@ -308,6 +320,11 @@ class ControlPlane:
         return await self._propose(command, lambda node: node.propose(command))
 
     async def propose_conf_change(self, change: ConfChange) -> int:
+        removes_me = change.kind is ConfChangeKind.REMOVE and change.node_id == self.node_id
+        # A leader that removed itself would leave the cluster leaderless for an election
+        # timeout: it hands over first and the caller retries with the new leader.
+        if removes_me and self.role == "leader" and await self.hand_over_leadership():
+            raise ProposalError(errors.LEADERSHIP_MOVED)
         return await self._propose(change, lambda node: node.propose_conf_change(change))
 
     async def _propose(self, data: Any, append: Callable[[RawNode], int]) -> int:

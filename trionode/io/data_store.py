@@ -102,7 +102,7 @@ class DataStore:
             if seq > snapshot_offset:
                 # Not acknowledged yet: after a crash, what the WAL holds past the snapshot may
                 # never have reached the ISR. Reads of it wait until the ISR confirms it (S7).
-                data.replay(seq, effect, acked=False)
+                data.replay(seq, effect)
                 replayed += 1
         if result.segments and result.next_seq <= snapshot_offset:
             # Every record the WAL holds is inside the snapshot, and the writer cannot

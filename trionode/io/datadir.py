@@ -7,6 +7,7 @@ clean up by hand. The node id is made once, from the OS's randomness, and
 written with the same temp-fsync-rename-fsync dance as every snapshot.
 """
 
+import contextlib
 import fcntl
 import os
 import re
@@ -23,10 +24,15 @@ class DataDirError(Exception):
     """The data directory cannot be used; the message is one line naming why."""
 
 
-def write_file_durably(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file."""
+def write_file_durably(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file.
+
+    ``mode`` applies from the first byte written (a secret is never readable by others, even briefly).
+    """
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # a leftover from a crash may have other permissions
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

@@ -24,23 +24,20 @@ TICKS_PER_INTERVAL = 5
 
 class GossipDriver:
     def __init__(self, node_id: str, node_timeout_ms: int, bus: Any, clock_ms: Callable[[], int],
-                 rng: random.Random, info: Callable[[], dict]) -> None:
+                 rng: random.Random, incarnation: int) -> None:
+        """``clock_ms`` is monotonic (a wall-clock step must not suspect or revive anyone);
+        ``incarnation`` must grow across restarts (the wall clock at start), so peers accept
+        this life's reports at once."""
         self.node_id = node_id
-        self._info = info
         self.bus = bus
         self.clock_ms = clock_ms
         interval_ms = max(1, min(1000, node_timeout_ms // 5))
         self.config = GossipConfig(node_timeout_ms=node_timeout_ms, ping_interval_ms=interval_ms)
-        # The incarnation grows across restarts, so peers accept this life's reports at once.
-        self.detector = Detector(node_id, self.config, rng, incarnation=clock_ms())
+        self.detector = Detector(node_id, self.config, rng, incarnation=incarnation)
 
     def on_config(self, state: ClusterState, voters: tuple[str, ...]) -> None:
         members = set(state.nodes) | {self.node_id}
         self.detector.set_members(members, [v for v in voters if v in members])
-
-    def publish_info(self) -> None:
-        """What rides on this node's pings: its replication offset (0 while loading), for failover."""
-        self.detector.set_info(self._info())
 
     def healths(self) -> dict[str, str]:
         return self.detector.healths(self.clock_ms())

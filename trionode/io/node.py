@@ -2,14 +2,16 @@
 
 Startup is ordered so that every refusal happens before the node serves:
 lock the data directory, bind the client port, recover the snapshot and the
-WAL, and only then accept clients. The root nursery runs the WAL writer, the
+WAL, re-apply the committed Raft log, configure replication from the state it
+yields (never from ``raft.snap`` alone, which can be stale), and only then
+accept clients. The root nursery runs the WAL writer, the
 client listener, active expiry, periodic compaction and the signal watcher.
 Any of them crashing cancels the others and takes the process down loudly;
 nothing is left half alive.
 
 A clean shutdown (SIGTERM, SIGINT, SHUTDOWN) stops taking commands, lets the
-WAL acknowledge everything already applied, writes a final snapshot and only
-then exits.
+WAL acknowledge everything already applied, writes a final snapshot, hands
+Raft leadership over and compacts the Raft log, and only then exits.
 """
 
 import logging
@@ -25,6 +27,7 @@ import trio
 from trionode import __version__, limits
 from trionode.config import Config
 from trionode.core import routing
+from trionode.core.auth import Users
 from trionode.core.cluster.commands import command
 from trionode.core.cluster.view import cluster_view, solo_shard_id, status_dict, unhealthy_reasons
 from trionode.core.cluster_view import ClusterView, NodeView
@@ -33,9 +36,11 @@ from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.server_specs import SERVER_COMMANDS
 from trionode.core.session import Node, NodeFacts
 from trionode.io import data_store
-from trionode.io.control import ControlPlane
+from trionode.io.cluster_secret import ClusterSecret
+from trionode.io.control import ControlPlane, monotonic_ms
 from trionode.io.datadir import DataDir
 from trionode.io.failover import FailoverDriver
+from trionode.io.fatal import StartupError
 from trionode.io.gossip_driver import GossipDriver
 from trionode.io.listen import fit_open_files
 from trionode.io.raft_store import RaftStore
@@ -43,10 +48,6 @@ from trionode.io.replication import Replication
 from trionode.io.resp_server import serve_listeners
 
 log = logging.getLogger("trionode.node")
-
-
-class StartupError(Exception):
-    """The node cannot start; the message is one line naming why."""
 
 
 @dataclass(slots=True)
@@ -79,12 +80,14 @@ class NodeRuntime:
         self.stats = Stats()
         self.shutting_down = False
         self.shutdown_requested = trio.Event()
+        self.cluster_secret = ClusterSecret(datadir.path, config.cluster_secret)
+        control.bus.secret = self.cluster_secret.key
         self._rng = random.Random(int.from_bytes(os.urandom(8), "little"))
         facts = NodeFacts(
             node_id=datadir.node_id,
             shard_id=datadir.node_id,  # a single node is its own shard until the control plane says otherwise
-            host=config.bind,
-            port=config.port,
+            host=config.effective_announce_ip,
+            port=config.effective_announce_port,
             bus_port=config.effective_bus_announce_port,
             process_id=os.getpid(),
             started_ms=self.clock_ms(),
@@ -98,19 +101,34 @@ class NodeRuntime:
             shell_info=self.info_sections,
             routing=routing.not_a_member(),
             cluster_view=self.cluster_view,
+            # requirepass holds from the first instant, before the cluster state's users are followed.
+            users=Users.build(config.requirepass),
         )
+        self._acl_users: dict[str, tuple[str, ...]] = {}  # the state's users node.users was built from
         self.replication = Replication(self.node_id, store, control, self.clock_ms)
-        self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, self.clock_ms, self._rng,
-                                   info=lambda: {"offset": self.replication.offsets()[self.node_id]})
+        # Failure detection times silence on the monotonic clock; the wall clock is for key expiry.
+        self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, monotonic_ms, self._rng,
+                                   incarnation=self.clock_ms())
         control.bus_handlers["gossip"] = self.gossip.on_message
-        control.failed_nodes = lambda: self.gossip.detector.failed(self.clock_ms())
+        control.failed_nodes = lambda: self.gossip.detector.failed(monotonic_ms())
         self.failover = FailoverDriver(self)
         self.replication.on_serving_change = self.refresh_routing
         store.on_disk_full = self.refresh_routing
-        control.on_change(self._config_changed)
+
+    def follow_config(self) -> None:
+        """Configure replication, gossip and routing from the applied state, and follow it from now on.
+
+        Called once the control plane has re-applied the committed log tail: ``raft.snap``
+        alone can be older than the data, and may name this node primary at an epoch its
+        data history has moved past (which no primary tracker may start from).
+        """
+        self.control.on_change(self._config_changed)
         self._config_changed()
 
     def _config_changed(self) -> None:
+        if self.control.state.acl_users != self._acl_users:  # most entries change no user: skip the parsing
+            self._acl_users = dict(self.control.state.acl_users)
+            self.node.users = Users.build(self.config.requirepass, self._acl_users)
         self.replication.on_config(self.control.state)
         voters = self.control.rawnode.conf.voters if self.control.rawnode is not None else ()
         self.gossip.on_config(self.control.state, voters)
@@ -152,7 +170,8 @@ class NodeRuntime:
         """What CLUSTER replies show on a node that is not in a cluster yet: itself, owning nothing."""
         cfg = self.config
         me = NodeView(
-            id=self.node_id, ip=cfg.bind, port=cfg.port, bus_port=cfg.effective_bus_announce_port, role="primary",
+            id=self.node_id, ip=cfg.effective_announce_ip, port=cfg.effective_announce_port,
+            bus_port=cfg.effective_bus_announce_port, role="primary",
             primary_id=None, shard_id=solo_shard_id(self.node_id),
         )
         return ClusterView(myself_id=self.node_id, current_epoch=0, nodes=(me,), state_ok=False)
@@ -197,7 +216,9 @@ class NodeRuntime:
     async def bootstrap(self, with_all_slots: bool = False) -> None:
         """Form a new cluster around this node (CLUSTER BOOTSTRAP, or the embedded default)."""
         cfg = self.config
-        await self.control.bootstrap(cfg.bind, cfg.port, cfg.effective_bus_announce_port)
+        self.cluster_secret.make()
+        await self.control.bootstrap(cfg.effective_announce_ip, cfg.effective_announce_port,
+                                     cfg.effective_bus_announce_port)
         if with_all_slots:
             state = self.control.state
             shard_id = self.node_id
@@ -312,12 +333,14 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
         store = data_store.DataStore.recover(datadir.path, config)
         raft_store = RaftStore.recover(datadir.path)
         rng = random.Random(int.from_bytes(os.urandom(8), "little"))
-        control = ControlPlane(datadir.node_id, raft_store, (config.bind, config.effective_bus_announce_port), rng)
+        bus_addr = (config.effective_announce_ip, config.effective_bus_announce_port)
+        control = ControlPlane(datadir.node_id, raft_store, bus_addr, rng)
         runtime = NodeRuntime(config, config_file, datadir, store, control)
         _log_started(runtime, store)
         async with trio.open_nursery() as nursery:
             await nursery.start(store.run)
-            await nursery.start(control.run, bus_listeners)
+            await nursery.start(control.run, bus_listeners)  # re-applies the committed log first
+            runtime.follow_config()
             if config.bootstrap and not raft_store.cluster_id:
                 await runtime.bootstrap(with_all_slots=True)
             await nursery.start(runtime.failover.run)  # the first lease before the first client
@@ -353,6 +376,7 @@ async def _shut_down(runtime: NodeRuntime, serving: trio.CancelScope) -> None:
     if not runtime.store.wal.disk_full:  # a snapshot would wait for space that may never come
         await runtime.store.compact()
     await runtime.store.close()
+    await runtime.control.shut_down()
     log.info("shutdown complete; final snapshot at offset %d", runtime.data.applied_offset)
 
 
@@ -373,6 +397,12 @@ def _log_started(runtime: NodeRuntime, store: data_store.DataStore) -> None:
         runtime.data.applied_offset,
         store.recovery_summary,
     )
+    if (warning := runtime.config.announce_warning()) is not None:
+        log.warning("%s", warning)
+    if runtime.control.store.cluster_id and runtime.cluster_secret.key() is None:
+        log.error("this node belongs to cluster %s but has no cluster secret, so the bus refuses every peer: set "
+                  "'cluster_secret' or copy cluster.secret from another node's data directory",
+                  runtime.control.store.cluster_id)
 
 
 __all__ = ["NodeRuntime", "StartupError", "run"]

@@ -100,11 +100,14 @@ class RaftStore:
         return seq
 
     async def persist_snapshot(self, snapshot: Snapshot) -> None:
-        """A snapshot received from the leader replaces the log up to its index."""
+        """A snapshot received from the leader replaces the whole log (``RaftLog.restore``).
+
+        Entries past its index belong to the replaced log, perhaps to a term the snapshot
+        overrides: folded into ``raft.snap`` they would come back at a restart, where no
+        WAL record says they were cut. Entries of the same Ready follow in ``append_ready``.
+        """
         self.snapshot = snapshot
-        self.entries = [e for e in self.entries if e.index > snapshot.index]
-        if self.entries and self.entries[0].index != snapshot.index + 1:
-            self.entries = []
+        self.entries = []
         await self.compact_to(snapshot)
 
     async def compact_to(self, snapshot: Snapshot) -> None:

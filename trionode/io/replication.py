@@ -22,10 +22,8 @@ any record of a new epoch (DESIGN §5.2).
 import logging
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import cbor2
 import trio
 
 from trionode import limits
@@ -45,23 +43,11 @@ from trionode.core.replication.messages import (
 )
 from trionode.core.replication.primary import PrimaryTracker
 from trionode.core.replication.replica import CONNECTING, LOADING, ReplicaState, Step
-from trionode.io.datadir import write_file_durably
+from trionode.io.history_file import load_history, save_history
 
 log = logging.getLogger("trionode.repl")
 
-HISTORY_NAME = "data-history"
 BUS_KINDS = ("repl",)
-
-
-def load_history(directory: Path) -> EpochHistory:
-    path = directory / HISTORY_NAME
-    if not path.exists():
-        return EpochHistory()
-    return EpochHistory.from_list(cbor2.loads(path.read_bytes()))
-
-
-def save_history(directory: Path, history: EpochHistory) -> None:
-    write_file_durably(directory / HISTORY_NAME, cbor2.dumps(history.to_list()))
 
 
 class PrimarySide:
@@ -360,6 +346,18 @@ class Replication:
             self.store.abort_waiters("this node is no longer the primary; the write's outcome is unknown")
         self.primary = self.replica = None
         self.store.high_watermark = lambda local_durable: local_durable
+
+    def fence(self, shard_id: str, epoch: int) -> tuple[int, str] | None:
+        """The failover's first step (DESIGN §6): refuse every stream below ``epoch`` from now on.
+
+        Returns this replica's durable offset and health for the leader's choice, or None when
+        this node is no replica of ``shard_id``.
+        """
+        side = self.replica
+        if side is None or side.shard_id != shard_id:
+            return None
+        side.state.fence(epoch)
+        return side.state.reported_offset(), side.state.health
 
     # --- what others ask -----------------------------------------------------------
     def serving_reads(self) -> bool:

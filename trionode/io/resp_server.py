@@ -16,6 +16,7 @@ import trio
 
 from trionode import limits
 from trionode.core import errors
+from trionode.core.auth import protected_refusal
 from trionode.core.reply import OK, Action, ErrorReply
 from trionode.core.resp import NEED_DATA, ProtocolError, RequestParser, encode_into
 from trionode.core.session import Session
@@ -23,6 +24,7 @@ from trionode.io import cluster_admin
 from trionode.io.control import monotonic_ms
 from trionode.io.data_store import AckAborted
 from trionode.io.listen import accept_forever
+from trionode.io.wal_writer import WalFailed
 
 if TYPE_CHECKING:
     from trionode.io.node import NodeRuntime
@@ -71,7 +73,9 @@ class Connection:
         """Execute every complete command buffered, flushing when a bound is reached."""
         runtime, session, out = self.runtime, self.session, self.out
         next_command, execute, has_room = self.parser.next_command, session.execute, runtime.wal.has_room
-        self._stamp()  # one clock read per batch; again after any wait
+        # One clock read per batch, and again after every wait, so no command's lease check
+        # (Session.execute) runs on a time read before an await.
+        self._stamp()
         executed = 0
         try:
             while (argv := next_command()) is not NEED_DATA:
@@ -80,6 +84,7 @@ class Connection:
                 reply, required = execute(argv)
                 if type(reply) is Action:
                     await self._act(reply)
+                    self._stamp()  # WAIT and CLUSTER wait: a lease may have run out meanwhile
                 else:
                     encode_into(out, reply, session.proto)
                     if required > self.required:
@@ -160,11 +165,17 @@ async def _handle(runtime: "NodeRuntime", stream: trio.SocketStream) -> None:
             host, port = stream.socket.getpeername()[:2]
         except OSError:
             return
+        cfg = runtime.config
+        if (denied := protected_refusal(runtime.node.users, cfg.protected_mode, cfg.bind, host)) is not None:
+            await _refuse(stream, denied)
+            return
         runtime.stats.connected += 1
         try:
             await Connection(runtime, stream, client_id, f"{host}:{port}").serve()
         except AssertionError:
             raise  # a broken invariant takes the whole node down (DESIGN §2)
+        except WalFailed:
+            pass  # the WAL writer died and takes the node down, saying why once; no reply goes out
         except Exception:
             # A bug in one connection's handling must not take the node down,
             # but it must be loud: log it and close only this connection.

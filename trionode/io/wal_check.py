@@ -1,4 +1,4 @@
-"""``trionode wal check DIR``: verify every WAL segment and snapshot offline.
+"""``trionode wal check DIR``: verify every WAL segment, snapshot and the epoch history offline.
 
 Read-only: nothing is truncated or deleted. For each file it reports the
 record count, the last valid offset and any damage. The exit code is 0 when
@@ -9,10 +9,11 @@ segment (startup would cut it off), 2 for anything else (DESIGN §3).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from trionode import limits
 from trionode.core.wal import codec
-from trionode.io import snapshot_file, wal_files
+from trionode.io import history_file, snapshot_file, wal_files
 
 EXIT_CLEAN = 0
 EXIT_TORN = 1
@@ -61,8 +62,16 @@ def _check_snapshot(path: str, record_bytes_max: int) -> tuple[int, str]:
     return EXIT_CLEAN, f"{name}: snapshot, {len(chunks)} chunks, valid to byte {os.path.getsize(path)}, clean"
 
 
+def _check_history(directory: str) -> tuple[int, str]:
+    try:
+        history = history_file.load_history(Path(directory))
+    except codec.WalCorruption as exc:
+        return EXIT_CORRUPT, f"{exc} (CORRUPT)"
+    return EXIT_CLEAN, f"{history_file.HISTORY_NAME}: {len(history)} epochs, clean"
+
+
 def check(directory: str, *, record_bytes_max: int = limits.wal_record_bytes_max) -> tuple[int, list[str]]:
-    """Verify every ``.wal`` and ``.snap`` file in ``directory``: (exit code, report lines)."""
+    """Verify every ``.wal`` and ``.snap`` file and ``data-history`` in ``directory``: (exit code, report lines)."""
     names = sorted(os.listdir(directory))
     prefixes = sorted({parsed[0] for name in names if (parsed := wal_files.parse_segment_name(name))})
     code, lines = EXIT_CLEAN, []
@@ -79,5 +88,9 @@ def check(directory: str, *, record_bytes_max: int = limits.wal_record_bytes_max
             lines.append(f"{name}: not a segment name (ignored)")
         elif name.endswith(snapshot_file.SNAPSHOT_SUFFIX + snapshot_file.TMP_SUFFIX):
             lines.append(f"{name}: unfinished snapshot from a crash (ignored; deleted at startup)")
+        elif name == history_file.HISTORY_NAME:
+            history_code, line = _check_history(directory)
+            code = max(code, history_code)
+            lines.append(line)
     lines.append(f"exit {code}: " + ("clean", "torn tail only", "corruption")[code])
     return code, lines

@@ -14,8 +14,8 @@ Invariants:
 - A segment is complete and fsynced before the next one is created, so only
   the last segment can ever end in a torn record (see ``wal_files``).
 - A failed fsync is fatal (DESIGN §3), and so is a failed write for any reason
-  but a full disk: ``run()`` re-raises it and no waiter is ever told its record
-  is durable.
+  but a full disk: ``run()`` raises StorageFailed and no waiter is ever told
+  its record is durable.
 - A full disk (ENOSPC, EDQUOT) is not fatal. Segments are preallocated
   (``wal_prealloc_bytes`` at a time, with ``posix_fallocate``), so space runs out
   when a segment is created or extended, before any byte of a batch is written.
@@ -54,6 +54,7 @@ import trio
 from trionode import limits
 from trionode.core.wal import codec
 from trionode.io import wal_files
+from trionode.io.fatal import StorageFailed
 
 log = logging.getLogger("trionode.wal")
 
@@ -250,8 +251,10 @@ class WalWriter:
             return segments, fd, os.fstat(fd).st_size
         # At startup a full disk is an error like any other: the operator frees space and restarts.
         fd, allocated = create_segment(self._directory, self._prefix, next_seq)
-        path = os.path.join(self._directory, wal_files.segment_name(self._prefix, next_seq))
-        return [*segments, wal_files.Segment(next_seq, path)], fd, allocated
+        return [*segments, wal_files.Segment(next_seq, self._segment_path(next_seq))], fd, allocated
+
+    def _segment_path(self, first_seq: int) -> str:
+        return os.path.join(self._directory, wal_files.segment_name(self._prefix, first_seq))
 
     # --- appenders ---------------------------------------------------------------
 
@@ -439,10 +442,14 @@ class WalWriter:
                 fsync_seconds = await trio.to_thread.run_sync(self._write_batch, batch, self._fd, self._segment_bytes)
                 break
             except DiskFull as full:
-                if self._closing:
-                    raise  # stopping: what is still unwritten is not durable, and its waiters are told so
+                if self._closing:  # stopping: what is still unwritten is not durable, and its waiters are told so
+                    raise StorageFailed(f"cannot write WAL segment {self._segments[-1].path}: {full}") from full
                 self._set_disk_full(True, str(full))
                 await trio.sleep(limits.wal_disk_full_retry_ms / 1000)
+            except OSError as exc:
+                seq = batch.new_segment_seq
+                path = self._segments[-1].path if seq is None else self._segment_path(seq)
+                raise StorageFailed(f"cannot write or fsync WAL segment {path}: {exc.strerror or exc}") from exc
         self._set_disk_full(False)
         self._segment_bytes += batch.size_bytes
         if batch.records:
@@ -456,8 +463,7 @@ class WalWriter:
         if batch.new_segment_seq is not None:
             seq = batch.new_segment_seq
             fd, allocated = await trio.to_thread.run_sync(self._start_segment, seq, batch.size_bytes)
-            path = os.path.join(self._directory, wal_files.segment_name(self._prefix, seq))
-            self._segments.append(wal_files.Segment(seq, path))
+            self._segments.append(wal_files.Segment(seq, self._segment_path(seq)))
             self._fd, self._segment_bytes, self._allocated = fd, 0, allocated
             batch.new_segment_seq = None  # done: a retry after a full disk must not create it twice
         needed = self._segment_bytes + batch.size_bytes

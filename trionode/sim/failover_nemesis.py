@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 LEADER = "L"  # the control plane's leader, an endpoint of the data network
 CLIENT = "K"  # the clients
-HANDOVER_MS = 400  # how long a deposed leader may still grant (scaled down with the timeouts)
 KINDS = ("kill", "crash", "isolate_with_client", "isolate_without_client", "isolate_from_replicas",
          "asymmetric", "flap", "double", "member", "manual")  # fmt: skip
 
@@ -68,7 +67,7 @@ class FailoverNemesis:
         while self.schedule and self.schedule[0][0] <= p.now_ticks:
             self.schedule.pop(0)[2]()
         if rng.random() < f.leader_change_probability:
-            p.granter = p.new_granter(handover_ms=HANDOVER_MS)
+            p.leader = p.new_leader()
             p.coverage.leader_changes += 1
             p.note("the control plane elects a new leader")
         if rng.random() < f.nemesis_probability:
@@ -193,7 +192,8 @@ class FailoverNemesis:
     def manual(self) -> None:
         p, shard = self.plane, self.plane.config.shard
         isr = [n for n in shard.isr_ids if n != shard.primary_id]
-        if isr and p.requested is None:
-            p.requested = (shard.epoch, self.rng.choice(isr))
+        if isr and not p.leader.requested:
+            wanted = self.rng.choice(isr)
+            p.leader.request_failover(shard.id, wanted)
             p.coverage.manual_failovers += 1
-            p.note(f"CLUSTER FAILOVER to {p.name(p.requested[1])} requested")
+            p.note(f"CLUSTER FAILOVER to {p.name(wanted)} requested")

@@ -21,23 +21,24 @@ replica of a newer epoch fences (``ReplicaState.fence``, persisted) and resyncs
 with the view's primary; a deposed primary turns replica and resyncs, which
 cuts its unacknowledged suffix.
 
-*Clocks and leases.* Every node and ``L`` has its own clock,
-``offset + rate * now`` with ``rate`` within ``DRIFT_RATE`` of 1. A primary
-renews a :class:`LeaseHolder` lease by messages to ``L`` every quarter lease;
-``L`` grants (``LeaseGranter.grant``) only to the primary of the committed
-configuration, and not while a failover of it is in flight or a manual one
-drains its lease (:meth:`FailoverPlane.may_grant`). ``L`` is replaced now and then (a new granter that trusts no
-grant before ``leader_since + HANDOVER_MS``). A node *serves* (accepts writes
-and answers reads) only while it believes it is primary and its lease is valid
-on its own clock (:meth:`FailoverPlane.serves`).
+*Clocks, leases and failover.* Every node and ``L`` has its own clock,
+``offset + rate * now`` with ``rate`` within ``DRIFT_RATE`` of 1. Every node
+and ``L`` run the node's own :class:`FailoverController` (core/failover),
+the very decisions io/failover.py executes, here over simulated links and
+clocks: a primary renews its lease by messages to ``L`` every quarter lease,
+and ``L`` grants, fences the ISR, chooses the successor by the durable offsets
+the fenced members answered with, and proposes the failover. ``L`` is
+replaced now and then: a new controller in a new term, which trusts no grant
+before ``leader_since + HANDOVER_MS``. A node *serves* (accepts writes and
+answers reads) only while it believes it is primary and its lease is valid on
+its own clock (:meth:`FailoverPlane.serves`). A fenced replica persists the
+fence epoch before it answers.
 
-*Failure detection and failover* (``_check_shards`` of io/failover.py, here
-:meth:`FailoverPlane.controller`). Nodes gossip pings (with their offset and
-health). A node is failed once a majority of its observers (the other data
+*Failure detection* (the simulator's stand-in for core/gossip). Nodes gossip
+pings. A node is failed once a majority of its observers (the other data
 nodes and ``L``) have not heard from it for ``NODE_TIMEOUT_MS`` on their own
-clocks. For a failed primary, once ``LeaseGranter.expired``, ``L`` proposes
-``failover`` to ``choose_successor`` over what the pings told it; the checker
-asserts the successor's true state (S5).
+clocks; that verdict is ``L``'s health input. The checker asserts each chosen
+successor's true state (S5).
 
 *Nemesis* (failover_nemesis.py): crashes, primary isolation with or without
 the clients on its side, asymmetric cuts, flapping, double failures and
@@ -53,8 +54,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from trionode.core.cluster import Shard, command
-from trionode.core.failover import Candidate, LeaseGranter, LeaseHolder, choose_successor
+from trionode.core import failover as core
+from trionode.core.cluster import ClusterState, Shard, command, copy_state
 from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import Ack, ReplMessage, SyncReply, SyncRequest, from_wire, to_wire
 from trionode.core.replication.replica import CONNECTING, LOADING
@@ -77,11 +78,10 @@ from trionode.sim.trace import Recorder, _Counters
 
 LAG_TIMEOUT_MS = 200
 NODE_TIMEOUT_MS = 600
-LEASE_MS = max(100, NODE_TIMEOUT_MS // 2)  # as trionode/io/failover.py derives them
-DRIFT_MS = max(50, LEASE_MS // 5)
-DRIFT_RATE = 0.04  # clocks run at 1 +- this: (1 + r) / (1 - r) < (LEASE_MS + DRIFT_MS) / LEASE_MS
+HANDOVER_MS = 400  # how long a deposed leader may still grant (scaled down with the timeouts)
+LEASE_MS = core.FailoverConfig.for_node(LEADER, NODE_TIMEOUT_MS, HANDOVER_MS).lease_ms  # as io/failover.py derives it
+DRIFT_RATE = 0.04  # clocks run at 1 +- this: (1 + r) / (1 - r) < (LEASE_MS + drift_ms) / LEASE_MS
 GOSSIP_STEPS = 5
-FAILOVER_RETRY_MS = 1000
 NODE_IDS = tuple(data_node_id(i) for i in range(4))
 NAMES = dict(zip(NODE_IDS, "ABCD", strict=True)) | {LEADER: "L", CLIENT: "K"}
 
@@ -130,7 +130,6 @@ class FailoverFaults:
     nemesis_probability: float = 0.012
     heal_probability: float = 0.015
     leader_change_probability: float = 0.001
-    grant_during_failover: bool = False  # planted bug: grant a primary whose failover is in flight
     learn_probability: float = 0.35  # a node behind the committed configuration applies it this step
     network: LinkConfig = field(default_factory=LinkConfig)
     commit: CommitFaults = field(default_factory=CommitFaults)
@@ -144,15 +143,18 @@ class SimNode:
     disk: DataDisk
     clock_offset: int
     clock_rate: float
-    view: Shard  # the configuration it last learned (Raft state is durable: kept across crashes)
+    view_state: ClusterState  # the configuration it last learned (Raft state is durable: kept across crashes)
     learned: int = 0  # the config index it learned up to
     up: bool = True
     incarnation: int = 0
     primary: PrimaryShell | None = None
     replica: ReplicaShell | None = None
-    lease: LeaseHolder = field(default_factory=lambda: LeaseHolder(LEASE_MS))
-    next_renew_ms: int = 0
+    failover: core.FailoverController | None = None  # its process's controller (the lease it holds), new at each start
     last_heard: dict[str, int] = field(default_factory=dict)  # peer -> own clock ms
+
+    @property
+    def view(self) -> Shard:
+        return self.view_state.shards[SHARD_ID]
 
     def clock(self, now_ms: int) -> int:
         return self.clock_offset + int(now_ms * self.clock_rate)
@@ -178,6 +180,8 @@ class FailoverPlane:
         self.network: LinkNetwork[Envelope] = LinkNetwork(rng_for("failover-network"), self.faults.network)
         self.config = ShardConfig(rng_for("failover-config"), NODE_IDS[0], NODE_IDS[1:3], self.faults.commit)
         self.config._commit_now(command("node_join", node_id=NODE_IDS[3], host="h", port=7003, bus_port=17003))
+        # The shard serves slots: a failover controller leaves a shard without any alone.
+        self.config._commit_now(command("slots_assign", shard_id=SHARD_ID, epoch=1, slots=[(0, 16383)]))
         self.committed: list[tuple[int, dict[str, Any], bool]] = []  # (index, command, accepted)
         self.checker = FailoverChecker(self.name)
         self.coverage = FailoverCoverage()
@@ -187,16 +191,15 @@ class FailoverPlane:
         for node_id in NODE_IDS:
             disk = DataDisk()
             rate = 1 + self.rng.uniform(-DRIFT_RATE, DRIFT_RATE)
-            node = SimNode(node_id, disk, self.rng.randint(0, 100_000), rate, self.config.shard)
+            node = SimNode(node_id, disk, self.rng.randint(0, 100_000), rate, copy_state(self.config.state))
             node.last_heard = dict.fromkeys(NODE_IDS, node.clock(0))
             self.nodes[node_id] = node
+            self.start_controller(node)
         self.nodes[NODE_IDS[0]].disk.history = EpochHistory([(1, 1)])
         self.leader_offset, self.leader_rate = self.rng.randint(0, 100_000), 1 + self.rng.uniform(-0.04, 0.04)
-        self.granter = self.new_granter(handover_ms=0)
+        self.leader_term = 0
+        self.leader = self.new_leader()
         self.leader_heard = dict.fromkeys(NODE_IDS, self.leader_clock())  # node -> leader clock ms
-        self.leader_info: dict[str, tuple[str, int]] = {}  # node -> (health, offset) from its pings
-        self.requested: tuple[int, str] | None = None  # (epoch, replica): a manual failover in progress
-        self.failover_sent: tuple[int, int] | None = None  # (epoch, leader ms) of the failover in flight
         self.member_change_at = -1  # ms a replica-set change was proposed
         self.nemesis = FailoverNemesis(self)
         for node in self.nodes.values():
@@ -214,8 +217,16 @@ class FailoverPlane:
     def leader_clock(self) -> int:
         return self.leader_offset + int(self.now_ms * self.leader_rate)
 
-    def new_granter(self, handover_ms: int) -> LeaseGranter:
-        return LeaseGranter(LEASE_MS, DRIFT_MS, self.leader_clock(), handover_ms)
+    def new_leader(self) -> core.FailoverController:
+        """``L``'s controller in a new term: it knows nothing its predecessor granted or proposed."""
+        self.leader_term += 1
+        controller = core.FailoverController(core.FailoverConfig.for_node(LEADER, NODE_TIMEOUT_MS, HANDOVER_MS))
+        controller.on_config(self.config.state)
+        controller.on_leadership(self.leader_term, LEADER, self.leader_clock())
+        return controller
+
+    def start_controller(self, node: SimNode) -> None:
+        node.failover = core.FailoverController(core.FailoverConfig.for_node(node.id, NODE_TIMEOUT_MS, HANDOVER_MS))
 
     def reaches(self, frm: str, to: str) -> bool:
         return not self.network.is_blocked(frm, to)
@@ -228,7 +239,7 @@ class FailoverPlane:
 
     def serves(self, node: SimNode) -> bool:
         """The node accepts commands: it believes it is primary and its lease is valid on its clock."""
-        return node.up and node.primary is not None and node.lease.valid(node.clock(self.now_ms))
+        return node.up and node.primary is not None and node.failover.holder.valid(node.clock(self.now_ms))
 
     # --- the step -------------------------------------------------------------------------------
 
@@ -273,12 +284,12 @@ class FailoverPlane:
                     self.checker.on_member_change(op, before, after)
 
     def on_failover_commit(self, cmd: dict[str, Any], ok: bool) -> None:
+        self.leader.on_proposal_done(cmd["shard_id"], cmd["epoch"])
         if not ok:
             self.coverage.failovers_refused += 1
             return
         self.coverage.failovers += 1
-        self.failover_sent = None
-        if self.member_change_at >= 0 and self.now_ms - self.member_change_at <= 2 * FAILOVER_RETRY_MS:
+        if self.member_change_at >= 0 and self.now_ms - self.member_change_at <= 2 * self.leader.cfg.retry_ms:
             self.coverage.changes_with_failover += 1
         shard = self.config.shard
         isr = ",".join(self.name(n) for n in shard.isr_ids)
@@ -292,7 +303,7 @@ class FailoverPlane:
             if index > node.learned and not ok and node.primary is not None and cmd == node.primary.proposed:
                 node.primary.tracker.proposal_done(cmd["node_id"])
                 node.primary.proposed = None
-        node.learned, node.view = self.config.index, self.config.shard
+        node.learned, node.view_state = self.config.index, copy_state(self.config.state)
         self.adopt(node)
 
     def adopt(self, node: SimNode) -> None:
@@ -318,15 +329,12 @@ class FailoverPlane:
 
     def drop_primary(self, node: SimNode) -> None:
         node.primary = None
-        node.lease.revoke()
 
     def become_primary(self, node: SimNode) -> None:
         view, disk = node.view, node.disk
         node.replica = None
         disk.fsync()  # its received tail becomes part of its epoch's log: durable before the history says so
         node.primary = PrimaryShell(node.id, disk, cast(ShardConfig, _ViewConfig(view)), LAG_TIMEOUT_MS)
-        node.lease.revoke()
-        node.next_renew_ms = 0
         self.note(f"{self.name(node.id)} primary at epoch {view.epoch} from {disk.durable}")
 
     def become_replica(self, node: SimNode) -> None:
@@ -358,8 +366,15 @@ class FailoverPlane:
         wire = env.wire
         if wire["k"] == "ping":
             node.last_heard[env.frm] = node.clock(self.now_ms)
-        elif wire["k"] == "grant" and node.primary is not None:
-            node.lease.on_grant(wire["req"])
+        elif wire["k"] == "grant":
+            node.failover.on_lease_granted(wire["req"])
+        elif wire["k"] == "fence" and node.replica is not None:
+            # io/replication.py ``fence``, with the fence epoch durable before the answer.
+            rs = node.replica.rs
+            node.disk.fence_epoch = max(node.disk.fence_epoch, wire["epoch"])
+            rs.fence(wire["epoch"])
+            reply = {"k": "fenced", "epoch": wire["epoch"], "offset": rs.reported_offset(), "health": rs.health}
+            self.send_ctl(node.id, LEADER, reply)
 
     def node_receive(self, node: SimNode, frm: str, msg: ReplMessage) -> None:
         if node.primary is not None:
@@ -381,22 +396,13 @@ class FailoverPlane:
     def leader_receive(self, env: Envelope) -> None:
         wire, now = env.wire, self.leader_clock()
         self.leader_heard[env.frm] = now
-        if wire["k"] == "ping":
-            self.leader_info[env.frm] = (wire["health"], wire["offset"])
-        elif wire["k"] == "lease" and self.may_grant(env.frm):
-            self.granter.grant(env.frm, now)
-            self.coverage.lease_grants += 1
-            self.send_ctl(LEADER, env.frm, {"k": "grant", "req": wire["req"]})
+        if wire["k"] == "lease":
+            self.feed_leader()
+            self.execute_leader(self.leader.on_lease_request(env.frm, wire["req"], now))
+        elif wire["k"] == "fenced":
+            self.leader.on_fence_reply(env.frm, SHARD_ID, wire["epoch"], wire["offset"], wire["health"])
 
-    def may_grant(self, node_id: str) -> bool:
-        """io/failover.py ``_may_grant``: the primary of the applied configuration, unless a manual
-        failover is draining its lease. The real rule also grants while an automatic failover of it
-        is in flight; then the old primary can hold a fresh lease when the new one starts (seed 4:
-        S2). Refused, as io/failover.py does, unless ``faults.grant_during_failover`` plants the bug."""
-        in_flight = self.failover_sent is not None and not self.faults.grant_during_failover
-        return self.config.shard.primary_id == node_id and self.requested is None and not in_flight
-
-    # --- the control plane's failover ----------------------------------------------------------------
+    # --- the control plane's failover: L's controller -------------------------------------------------
 
     def failed(self, node_id: str) -> bool:
         """A majority of the observers (the other data nodes and L) has not heard from it lately."""
@@ -409,60 +415,49 @@ class FailoverPlane:
         silent += self.leader_clock() - self.leader_heard.get(node_id, -(10**9)) >= NODE_TIMEOUT_MS
         return 2 * silent > len(observers) + 1
 
-    def lease_drained(self, primary_id: str) -> bool:
-        return self.granter.expired(primary_id, self.leader_clock())
-
-    def choose(self, shard: Shard, wanted: str | None = None) -> str | None:
-        """``choose_successor`` over what the pings said (only ``wanted`` for a manual failover)."""
-        candidates = {}
-        for node_id, (health, offset) in self.leader_info.items():
-            if wanted is None or node_id == wanted:
-                candidates[node_id] = Candidate(node_id, "failed" if self.failed(node_id) else health, offset)
-        return choose_successor(shard.primary_id, shard.isr_ids, candidates)
+    def feed_leader(self) -> None:
+        """L's inputs: the failure verdicts; it always leads with authority (Raft is simulated apart)."""
+        self.leader.on_health({n: "failed" for n in NODE_IDS if self.failed(n)})
+        self.leader.on_authority(self.leader_clock() + LEASE_MS)
 
     def controller(self) -> None:
-        """io/failover.py ``_check_shards``: fail a failed primary over, or hand over on request."""
-        shard, now = self.config.shard, self.leader_clock()
-        if self.failover_sent is not None and (
-            self.failover_sent[0] != shard.epoch or now - self.failover_sent[1] > FAILOVER_RETRY_MS
-        ):
-            self.failover_sent = None
-        if self.requested is not None and self.requested[0] != shard.epoch:
-            self.requested = None
-        wanted = self.requested[1] if self.requested is not None else None
-        if self.failover_sent is not None or not (wanted or self.failed(shard.primary_id)):
-            return
-        if not self.lease_drained(shard.primary_id):
-            return  # its lease may still be running: promoting now could make two writers
-        successor = self.choose(shard, wanted)
-        if successor is None:
-            self.requested = None  # a manual failover that cannot happen: grant the primary again
-            return
-        node = self.nodes[successor]
+        self.feed_leader()
+        self.execute_leader(self.leader.tick(self.leader_clock()))
+
+    def execute_leader(self, actions: list[core.Action]) -> None:
+        for action in actions:
+            if isinstance(action, core.GrantLease):
+                self.coverage.lease_grants += 1
+                self.send_ctl(LEADER, action.to, {"k": "grant", "req": action.req})
+            elif isinstance(action, core.SendFence):
+                self.send_ctl(LEADER, action.to, {"k": "fence", "epoch": action.epoch})
+            elif isinstance(action, core.Propose):
+                self.propose_failover(action)
+            elif isinstance(action, core.Report):
+                self.note(f"L: {action.line}")
+
+    def propose_failover(self, action: core.Propose) -> None:
+        shard, node = self.config.shard, self.nodes[action.successor]
         loading = node.replica is not None and node.replica.rs.state == LOADING
-        self.checker.on_successor(successor, shard, node.disk, loading)
-        self.note(f"L proposes failover of {self.name(shard.primary_id)} to {self.name(successor)}")
-        cmd = command("failover", shard_id=SHARD_ID, epoch=shard.epoch, node_id=successor)
-        self.config.propose(cmd, self.now_ms)
-        self.failover_sent = (shard.epoch, now)
+        self.checker.on_successor(action.successor, shard, node.disk, loading)
+        self.note(f"L proposes failover of {self.name(shard.primary_id)} to {self.name(action.successor)}")
+        self.config.propose(action.command, self.now_ms)
 
     # --- the nodes' own steps -------------------------------------------------------------------------
 
     def node_step(self, node: SimNode) -> None:
         if self.now_ticks % GOSSIP_STEPS == 0:
             self.gossip(node)
+        self.renew_lease(node, node.clock(self.now_ms))
         if node.primary is not None:
             self.primary_step(node, node.primary)
         elif node.replica is not None:
             self.replica_step(node, node.replica)
 
     def gossip(self, node: SimNode) -> None:
-        health, offset = "online", node.disk.durable
-        if node.replica is not None:
-            health, offset = node.replica.rs.health, node.replica.rs.reported_offset()
         for to in (*NODE_IDS, LEADER):
             if to != node.id:
-                self.send_ctl(node.id, to, {"k": "ping", "health": health, "offset": offset})
+                self.send_ctl(node.id, to, {"k": "ping"})
 
     def propose(self, node: SimNode, cmd: dict[str, Any]) -> None:
         if self.reaches(node.id, LEADER):
@@ -471,9 +466,6 @@ class FailoverPlane:
     def primary_step(self, node: SimNode, shell: PrimaryShell) -> None:
         f, rng, disk = self.faults, self.rng, node.disk
         clock = node.clock(self.now_ms)
-        if clock >= node.next_renew_ms:
-            node.next_renew_ms = clock + LEASE_MS // 4
-            self.send_ctl(node.id, LEADER, {"k": "lease", "req": node.lease.request(clock)})
         client = self.serves(node) and self.reaches(CLIENT, node.id)
         if client and rng.random() < f.write_probability:
             shell.write([self.next_effect() for _ in range(rng.randint(1, 3))])
@@ -497,6 +489,14 @@ class FailoverPlane:
             return
         for cmd in shell.isr_changes(clock):
             self.propose(node, cmd)
+
+    def renew_lease(self, node: SimNode, clock: int) -> None:
+        """The node's controller, fed its view: a primary asks L for its lease every quarter lease."""
+        node.failover.on_config(node.view_state)
+        node.failover.on_leadership(self.leader_term, LEADER, clock)
+        for action in node.failover.tick(clock):
+            assert isinstance(action, core.RequestLease), action  # a node that does not lead only renews
+            self.send_ctl(node.id, action.to, {"k": "lease", "req": action.req})
 
     def watermark(self, node: SimNode, shell: PrimaryShell) -> int:
         """PrimarySide.high_watermark: nothing is acknowledged before the ISR fence is applied."""
@@ -549,7 +549,7 @@ class FailoverPlane:
     def restart(self, node_id: str) -> None:
         node = self.nodes[node_id]
         node.up = True
-        node.lease = LeaseHolder(LEASE_MS)
+        self.start_controller(node)
         node.last_heard = dict.fromkeys(NODE_IDS, node.clock(self.now_ms))
         self.note(f"{self.name(node_id)} restarts, log to {len(node.disk.log)}")
         if self.reaches(LEADER, node_id):

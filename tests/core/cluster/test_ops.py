@@ -71,6 +71,20 @@ def test_shard_create_starts_with_the_primary_alone_in_the_isr() -> None:
     h.refused("shard_create", "unknown_node", shard_id=S2, epoch=2, primary_id=N[8])
 
 
+def test_a_shard_proposed_from_a_lagging_view_gets_the_next_epoch_at_apply_time() -> None:
+    # The race behind "stale_epoch: a new shard must start above epoch 2" in cluster create: it
+    # sends ADDSLOTSRANGE to each primary in turn, and the next primary may not have applied the
+    # shard the previous one just made. Picking the epoch from that view collides; epoch 0 lets
+    # the apply function pick it.
+    h = bootstrapped()
+    lagging_view = commands.copy_state(h.state)
+    h.ok("shard_create", shard_id=S1, epoch=0, primary_id=N[0])
+    h.refused("shard_create", "stale_epoch", shard_id=S2, epoch=lagging_view.epoch_max + 1, primary_id=N[1])
+    h.ok("shard_create", shard_id=S2, epoch=0, primary_id=N[1])
+    assert (h.state.shards[S1].epoch, h.state.shards[S2].epoch, h.state.epoch_max) == (1, 2, 2)
+    h.refused("shard_create", "stale_epoch", shard_id=S3, epoch=2, primary_id=N[5])  # a named epoch is checked
+
+
 def test_shard_remove_frees_an_empty_shard_and_its_id_restarts_above_every_epoch() -> None:
     h = two_shards()
     h.ok("shard_create", shard_id=S3, epoch=3, primary_id=N[5])

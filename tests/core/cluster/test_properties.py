@@ -19,6 +19,7 @@ from trionode.core.cluster import (
     shard_id_for,
     to_snapshot,
 )
+from trionode.core.cluster.state import slots_of
 
 NODES = [f"{i:040x}" for i in range(1, 8)]
 SHARDS = ["a" * 40, "b" * 40, "e" * 40, *(shard_id_for(n) for n in NODES[:3])]
@@ -139,6 +140,8 @@ def _check_step(before: ClusterState, after: ClusterState, cmd: Any, ok: bool) -
     pairs = zip(before.slot_owners, after.slot_owners, strict=True)
     moved = [slot for slot, (was, now) in enumerate(pairs) if was is not None and now != was]
     assert not moved or op == "migration_commit", f"{op} moved owned slots {moved[:3]}"  # S3
+    if op == "migration_commit":
+        _check_commit(before, after, cmd["migration_id"], set(moved))
     for shard_id, shard in after.shards.items():
         old = before.shards.get(shard_id)
         if old is None:
@@ -152,6 +155,17 @@ def _check_step(before: ClusterState, after: ClusterState, cmd: Any, ok: bool) -
         joined = set(shard.isr_ids) - set(old.isr_ids)
         assert not joined or op == "isr_expand", f"{op} added {joined} to the ISR"  # S8
     assert after.epoch_max >= before.epoch_max
+
+
+def _check_commit(before: ClusterState, after: ClusterState, migration_id: str, moved: set[int]) -> None:
+    """A commit moves exactly its slots, source to target, and only if neither shard failed over (seed 001)."""
+    m = before.migrations[migration_id]
+    assert moved == slots_of(m.slots)
+    assert all(after.slot_owners[slot] == m.target_shard_id for slot in moved)
+    assert (before.shards[m.source_shard_id].epoch, before.shards[m.target_shard_id].epoch) == (
+        m.source_epoch,
+        m.target_epoch,
+    )
 
 
 def _run(data: st.DataObject, steps: int) -> tuple[ClusterState, list[Any]]:

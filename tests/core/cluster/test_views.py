@@ -211,6 +211,18 @@ def test_a_malformed_snapshot_is_refused_with_value_error(damage) -> None:
         from_snapshot(snap)
 
 
+@pytest.mark.parametrize("side", ["source_epoch", "target_epoch"])
+def test_a_snapshot_whose_migration_recorded_a_future_epoch_is_refused(side: str) -> None:
+    # Such a record would let a commit through after a failover to that epoch (seed 001).
+    h = two_shards()
+    h.migrate_start(M1, S1, S2, [[0, 9]])
+    snap = to_snapshot(h.state)
+    assert from_snapshot(snap).migrations == h.state.migrations  # in-flight migrations travel in snapshots
+    snap["migrations"][0][side] += 1
+    with pytest.raises(ValueError, match="recorded epochs"):
+        from_snapshot(snap)
+
+
 HASH_SEED_SCRIPT = """
 import cbor2, sys
 from tests.core.cluster.helpers import M1, M2, N, S1, S2, two_shards

@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.core.raft.harness import Env
 from trionode.core.raft.inflights import Inflights
 from trionode.core.raft.log import RaftLog
 from trionode.core.raft.membership import apply_change, refusal
@@ -117,3 +118,33 @@ def test_log_compaction_and_snapshot_restore() -> None:
     assert log.last_index() == 10 and log.commit == 10 and log.pending_snapshot is not None
     with pytest.raises(AssertionError):
         log.compact(Snapshot(index=11, term=4))  # nothing beyond applied can be compacted
+
+
+def _stabilize(env: Env) -> None:
+    for _ in range(100):
+        busy = False
+        for n in env.live():
+            busy |= bool(env.deliver(n))
+            while env.node(n).has_ready():
+                env.process_ready(n)
+                busy = True
+        if not busy:
+            return
+    raise AssertionError("did not settle")
+
+
+def test_the_leader_hands_over_to_the_most_caught_up_voter() -> None:
+    env = Env()
+    for n in ("1", "2", "3"):
+        env.add_node(n, ConfState(voters=("1", "2", "3")), election_ticks=5)
+    env.node("1").campaign()
+    _stabilize(env)
+    leader = env.node("1")
+    env.groups = [{"1", "2"}, {"3"}]  # 3 misses what follows
+    leader.propose({"op": "x"})
+    _stabilize(env)
+    assert leader.transfer_target() == "2" and leader.transfer_target(avoid={"2"}) == "3"
+    assert env.node("2").transfer_target() == ""  # only a leader hands over
+    leader.transfer_leadership("2")
+    _stabilize(env)
+    assert env.node("2").is_leader and not leader.is_leader

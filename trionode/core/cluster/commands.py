@@ -12,7 +12,8 @@ no-op recorded in ``state.rejections``. The Raft leader only pre-validates
 (:func:`prevalidate`); between its check and the apply, other entries may have
 committed, and the apply decides.
 
-Every command that changes a shard names the shard epoch it expects; ISR
+Every command that changes a shard names the shard epoch it expects (a
+``shard_create`` names the new shard's epoch, or 0 for "the next one"); ISR
 changes also name the ``isr_version`` they read (a compare-and-set, as Kafka's
 partition epoch: a delayed ``isr_expand`` must not re-admit a replica that has
 since fallen behind). A stale epoch or version makes the entry a no-op.
@@ -48,6 +49,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from trionode import limits
+from trionode.core import acl
 from trionode.core.cluster.state import (
     ClusterState,
     Migration,
@@ -56,6 +58,7 @@ from trionode.core.cluster.state import (
     Role,
     Shard,
     SlotRange,
+    acl_users_max,
     host_bytes_max,
     is_id,
     migrations_max,
@@ -65,6 +68,7 @@ from trionode.core.cluster.state import (
     shard_replicas_max,
     slots_of,
 )
+from trionode.core.errors import CommandError
 
 reason_chars_max = 240  # a recorded reason is cut here, so the rejection log stays bounded
 epoch_max_value = 2**63 - 1
@@ -118,6 +122,18 @@ def _parse_ranges(value: Any, name: str) -> tuple[SlotRange, ...]:
     return normalize_ranges(value)
 
 
+def _parse_user(value: Any, name: str) -> str:
+    _require(acl.valid_user_name(value), "bad_command", f"{name} is not a user name: {value!r:.60}")
+    return value
+
+
+def _parse_rules(value: Any, name: str) -> tuple[str, ...]:
+    ok = isinstance(value, (list, tuple)) and len(value) <= acl.rules_max
+    ok = ok and all(isinstance(rule, str) and 0 < len(rule) <= 512 for rule in value)
+    _require(ok, "bad_command", f"{name} must be a list of at most {acl.rules_max} rules")
+    return tuple(value)
+
+
 _Parser = Callable[[Any, str], Any]
 _ID_FIELDS = ("cluster_id", "node_id", "shard_id", "primary_id", "old_id", "new_id", "migration_id",
               "source_shard_id", "target_shard_id")  # fmt: skip
@@ -129,6 +145,8 @@ FIELD_PARSERS: dict[str, _Parser] = {
     "port": lambda v, name: _int_in(v, 1, 65535, name),
     "bus_port": lambda v, name: _int_in(v, 1, 65535, name),
     "slots": _parse_ranges,
+    "user": _parse_user,
+    "rules": _parse_rules,
 }
 
 
@@ -258,7 +276,11 @@ def _node_forget(state: ClusterState, a: Args) -> None:
 
 
 def _shard_create(state: ClusterState, a: Args) -> None:
-    shard_id, epoch = a["shard_id"], a["epoch"]
+    # Epoch 0 asks for the next epoch at apply time. A node that proposes a shard for itself
+    # (ADDSLOTS) may not have applied shards created elsewhere yet; an epoch it picked from
+    # that stale view would be refused although nothing conflicts. A plan that names its
+    # epochs (the planner's) still gets them checked.
+    shard_id, epoch = a["shard_id"], a["epoch"] or state.epoch_max + 1
     _require(shard_id not in state.shards, "shard_exists", f"shard {shard_id} already exists")
     _require(epoch > state.epoch_max, "stale_epoch", f"a new shard must start above epoch {state.epoch_max}")
     _free_node(state, a["primary_id"])
@@ -379,6 +401,23 @@ def _migration_abort(state: ClusterState, a: Args) -> None:
     _finish(state, _running(state, a["migration_id"]), "aborted")
 
 
+def _acl_setuser(state: ClusterState, a: Args) -> None:
+    name = a["user"]
+    known = name in state.acl_users
+    _require(known or len(state.acl_users) < acl_users_max, "too_many", f"there are {acl_users_max} users already")
+    current = acl.apply_rules(acl.new_user(name), state.acl_users[name]) if known else acl.new_user(name)
+    try:
+        user = acl.apply_rules(current, a["rules"])
+    except CommandError as e:
+        raise _Refused("bad_rule", str(e)) from None
+    state.acl_users[name] = acl.describe(user)
+
+
+def _acl_deluser(state: ClusterState, a: Args) -> None:
+    _require(a["user"] in state.acl_users, "unknown_user", f"user {a['user']} does not exist")
+    del state.acl_users[a["user"]]
+
+
 @dataclass(frozen=True, slots=True)
 class _Op:
     fields: tuple[str, ...]
@@ -407,6 +446,8 @@ OPS: dict[str, _Op] = {
     ),
     "migration_commit": _Op(("migration_id", "source_epoch", "target_epoch"), _migration_commit),
     "migration_abort": _Op(("migration_id",), _migration_abort),
+    "acl_setuser": _Op(("user", "rules"), _acl_setuser),
+    "acl_deluser": _Op(("user",), _acl_deluser),
 }
 COMMAND_FIELDS: dict[str, tuple[str, ...]] = {name: op.fields for name, op in OPS.items()}
 
@@ -452,7 +493,7 @@ def copy_state(state: ClusterState) -> ClusterState:
     """An independent copy (records are frozen, so copying the containers suffices)."""
     twin = copy(state)
     twin.nodes, twin.shards, twin.migrations = dict(state.nodes), dict(state.shards), dict(state.migrations)
-    twin.slot_owners = list(state.slot_owners)
+    twin.slot_owners, twin.acl_users = list(state.slot_owners), dict(state.acl_users)
     twin.migration_history, twin.rejections = copy(state.migration_history), copy(state.rejections)
     assert twin == state and twin.slot_owners is not state.slot_owners
     return twin

@@ -16,7 +16,9 @@ The rules:
 - replicas are member nodes marked replica of that shard; a node's shard and
   role agree with the shard that lists it;
 - epochs are >= 1 and <= epoch_max; migrations in flight name existing, distinct shards, own
-  slots of their source, and do not overlap each other;
+  slots of their source, and do not overlap each other; the epochs a migration recorded at its
+  start are not above its shards' epochs now (epochs never decrease, so a higher recorded one
+  is a corrupt record that could let a commit through after a failover, seed 001);
 - bounds hold (nodes, replicas, migrations).
 """
 
@@ -121,6 +123,8 @@ def _migration_problems(state: ClusterState) -> Iterator[str]:
             continue
         if source is None or target is None or source is target:
             yield f"migration {key}: source and target must be two existing shards"
+        elif m.source_epoch > source.epoch or m.target_epoch > target.epoch or min(m.source_epoch, m.target_epoch) < 1:
+            yield f"migration {key}: recorded epochs {m.source_epoch}/{m.target_epoch} are not epochs its shards had"
         slots = slots_of(m.slots)
         if source is not None and any(state.slot_owners[slot] != source.id for slot in slots):
             yield f"migration {key}: moves slots its source does not own"

@@ -68,6 +68,7 @@ def to_snapshot(state: ClusterState) -> dict[str, Any]:
         "migrations": [_migration_out(m) for _, m in sorted(state.migrations.items())],
         "migration_history": [_migration_out(m) for m in state.migration_history],
         "rejections": [[r.index, r.op, r.reason] for r in state.rejections],
+        "acl_users": [[name, list(rules)] for name, rules in sorted(state.acl_users.items())],
     }
     assert len(snap["nodes"]) == len(state.nodes) and len(snap["shards"]) == len(state.shards)
     return snap
@@ -106,4 +107,6 @@ def _build(snap: dict[str, Any]) -> ClusterState:
     state.migrations = {d["id"]: _migration_in(d) for d in snap["migrations"]}
     state.migration_history.extend(_migration_in(d) for d in snap["migration_history"])
     state.rejections.extend(Rejection(index, op, reason) for index, op, reason in snap["rejections"])
+    # A snapshot written before ACL users existed has none.
+    state.acl_users = {name: tuple(rules) for name, rules in snap.get("acl_users", [])}
     return state

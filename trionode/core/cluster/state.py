@@ -20,7 +20,9 @@ What it holds:
   the shards' ranges (S3), so routing is one index;
 - ``migrations``: slot migrations in flight, and a bounded history of finished
   ones (for CLUSTER GETSLOTMIGRATIONS);
-- ``rejections``: the last few entries the applier refused, with the reason.
+- ``rejections``: the last few entries the applier refused, with the reason;
+- ``acl_users``: ACL users by name, each as the canonical rules that rebuild
+  it (``core/acl.py``: ``describe``), passwords only as SHA-256 digests.
 
 Records (:class:`NodeRecord`, :class:`Shard`, :class:`Migration`) are frozen;
 the applier replaces them, so a record handed out is never changed under the
@@ -48,6 +50,7 @@ migrations_max = 64               # migrations in flight at once
 migration_history_max = 16        # finished migrations remembered
 rejections_max = 64               # refused entries remembered
 host_bytes_max = 255              # a host name or address, as DNS bounds it
+acl_users_max = 1000              # ACL users in the cluster
 # fmt: on
 
 Role = Literal["primary", "replica", "none"]
@@ -116,6 +119,7 @@ class ClusterState:
     epoch_max: int = 0  # Invariant: >= every epoch ever issued (Valkey's currentEpoch); never decreases.
     applied_index: int = 0  # Invariant: the index of the last entry applied, refused or not.
     config_version: int = 0  # Invariant: bumped by every entry that changed the state.
+    acl_users: dict[str, tuple[str, ...]] = field(default_factory=dict)  # Invariant: len <= acl_users_max.
 
     @property
     def bootstrapped(self) -> bool:

@@ -27,7 +27,9 @@ expiry decision is made at all and relative times are a programmer error.
 Only a primary expires keys; it writes each expiry into the effects as an
 explicit ``DEL``, so replicas never expire on their own (DESIGN 5.1). A
 replica serving reads sets ``now_ms`` and ``expire_deletes = False``: expired
-keys then read as absent but stay until the primary's DEL arrives.
+keys then read as absent but stay until the primary's DEL arrives. The caller
+sets ``expire_deletes`` from the node's role before every command
+(``DataState.execute``), never leaving it to a default.
 
 Effects. Every mutation appends to ``effects`` a canonical write command that
 reproduces it exactly when re-executed with ``now_ms = None``: relative
@@ -39,7 +41,7 @@ caller's business, as is checking arity and cluster routing.
 """
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from trionode import limits
@@ -242,6 +244,10 @@ class Keyspace:
         if count >= len(keys):
             return list(keys)
         return [key for key, _ in zip(keys, range(count), strict=False)]
+
+    def dump_keys(self, keys: Iterable[bytes]) -> list[list[Any]]:
+        """The listed keys that exist, as :meth:`dump` entries (a migration's copy chunk)."""
+        return [self._dump_entry(key) for key in keys if key in self.data]
 
     # --- snapshots -------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ and the node resumes with ``applied = snapshot.index``; committed entries
 after it are handed out again to be re-applied.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,6 +175,21 @@ class RawNode:
         if not self.is_leader:
             raise NotLeader(self.raft.lead)
         replication.transfer_leadership(self.raft, to)
+
+    def transfer_target(self, avoid: Collection[str] = ()) -> str:
+        """The voter to hand leadership to: recently heard from, then most caught up ("" if none).
+
+        The leader's choice at a clean shutdown or before removing itself (DESIGN §4): the
+        transferee must catch up before it gets TIMEOUT_NOW, so the most caught-up wins.
+        """
+        r = self.raft
+        if not self.is_leader:
+            return ""
+        ranked = [
+            (pr.recent_active, pr.match, node_id) for node_id, pr in r.tracker.progress.items()
+            if node_id != r.id and node_id not in avoid and r.tracker.is_voter(node_id)
+        ]
+        return max(ranked)[2] if ranked else ""
 
     def compact(self, index: int, data: Any) -> Snapshot:
         """The shell snapshotted its state machine at applied ``index``: drop the log up to it.

@@ -1,8 +1,6 @@
-"""Primary leases and the choice of a successor (DESIGN §5.5, §6).
+"""Primary leases (DESIGN §5.5).
 
-Theory of operation.
-
-*Leases.* A primary serves only while it holds a lease granted by the Raft
+Theory of operation. A primary serves only while it holds a lease granted by the Raft
 leader. The holder times its lease from the moment it *sent* the request, on
 its own monotonic clock, so message delay only shortens it. The granter
 remembers, on its own monotonic clock, when it last granted each node; it
@@ -11,18 +9,8 @@ since that grant, or since it became leader (a new leader does not know what
 its predecessor granted). With clocks that run at nearly the same rate, the
 old primary has stopped serving before the new one starts: one writer (S2).
 
-*Successor.* Only a member of the shard's in-sync set may be promoted, never
-the failed primary itself, never one that is not online, still loading, or at
-offset 0 (seed 002: an empty or stale node must never win). Among the
-eligible, the highest reported offset wins, ties broken by id for
-determinism. No eligible member means the shard stays down rather than lose
-acknowledged data.
-
 Pure: the shell passes ``now_ms`` (monotonic) and the facts it gathered.
 """
-
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 
 class LeaseHolder:
@@ -76,23 +64,3 @@ class LeaseGranter:
         """True once any lease ``node_id`` may hold has run out, drift included."""
         since = max(self._granted.get(node_id, self.leader_since_ms), self.leader_since_ms)
         return now_ms >= since + self.lease_ms + self.drift_ms
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    node_id: str
-    health: str        # "online" | "suspect" | "failed" | "loading"
-    offset: int        # reported replication offset (0 while loading)
-
-
-def choose_successor(primary_id: str, isr_ids: tuple[str, ...], candidates: Mapping[str, Candidate]) -> str | None:
-    """The ISR member to promote, or None when no one may be (the shard then stays down)."""
-    eligible = [
-        c for node_id in isr_ids if node_id != primary_id and (c := candidates.get(node_id)) is not None
-        and c.health == "online" and c.offset > 0
-    ]
-    if not eligible:
-        return None
-    best = max(eligible, key=lambda c: (c.offset, c.node_id))
-    assert best.node_id in isr_ids and best.node_id != primary_id
-    return best.node_id

@@ -1,0 +1,96 @@
+"""The staged-keys slot rule and the target's import job."""
+
+from trionode.core.migration.staging import (
+    AckSource,
+    CountInSlot,
+    DeleteChunk,
+    ImportJob,
+    ImportRequest,
+    Ready,
+    SlotRoles,
+    cleanup_chunk,
+    refuse_import,
+)
+
+from ..cluster.helpers import M1, M2, S1, S2, N, two_shards
+
+
+def _counts(keys: dict[int, int]) -> CountInSlot:
+    return lambda slot: keys.get(slot, 0)
+
+
+def test_staged_slots_are_hidden_until_the_commit_makes_them_owned() -> None:
+    h = two_shards()
+    h.migrate_start(M1, S1, S2, [[0, 9]])
+    target, source = SlotRoles.from_config(h.state, S2), SlotRoles.from_config(h.state, S1)
+    assert target.staged(5) and not target.serves(5) and not target.staged(10)
+    assert source.serves(5) and not source.staged(5)  # the source serves until the commit
+    h.ok("migration_commit", migration_id=M1, source_epoch=1, target_epoch=2)
+    target, source = SlotRoles.from_config(h.state, S2), SlotRoles.from_config(h.state, S1)
+    assert target.serves(5) and not source.serves(5) and not source.staged(5)
+
+
+def test_an_abort_turns_staged_keys_into_leftovers() -> None:
+    h = two_shards()
+    h.migrate_start(M1, S1, S2, [[0, 9]])
+    h.ok("migration_abort", migration_id=M1)
+    roles = SlotRoles.from_config(h.state, S2)
+    assert not roles.serves(5) and not roles.staged(5)
+    chunk = cleanup_chunk(roles, _counts({5: 3, 9000: 4}), config_caught_up=True, keys_max=7)
+    assert chunk == DeleteChunk(((5, 5),), 7)  # slot 9000 is S2's own: never deleted
+
+
+def test_counts_see_only_served_slots() -> None:
+    h = two_shards()
+    h.migrate_start(M1, S1, S2, [[0, 9]])
+    roles = SlotRoles.from_config(h.state, S2)
+    assert roles.visible_count(12, _counts({3: 5, 9000: 7})) == 7
+
+
+def test_cleanup_waits_for_a_caught_up_config_and_spares_staged_slots_unless_clearing() -> None:
+    h = two_shards()
+    h.migrate_start(M1, S1, S2, [[0, 9]])
+    roles = SlotRoles.from_config(h.state, S2)
+    counts = _counts({3: 5, 20: 1, 9000: 7})
+    # A restarted node's config lags: slot 20 may have been committed to it before the crash.
+    assert cleanup_chunk(roles, counts, config_caught_up=False) is None
+    assert cleanup_chunk(roles, counts, config_caught_up=True).slots == ((20, 20),)
+    cleared = cleanup_chunk(roles, counts, config_caught_up=True, clearing=frozenset(range(10)))
+    assert cleared.slots == ((3, 3), (20, 20))
+    assert cleanup_chunk(roles, _counts({9000: 7}), config_caught_up=True) is None
+
+
+def test_an_import_is_accepted_only_when_the_configuration_agrees() -> None:
+    h = two_shards()
+    h.migrate_start(M1, S1, S2, [[0, 9]])
+    ok = ImportRequest(M1, N[0], ((0, 9),))
+    assert refuse_import(ok, h.state, N[1]) is None
+    assert refuse_import(ok, h.state, N[4]) == "Target node is not a primary"
+    assert refuse_import(ImportRequest(M1, "9" * 40, ((0, 9),)), h.state, N[1]) == (
+        "Target node does not know the source node"
+    )
+    assert refuse_import(ImportRequest(M1, N[1], ((0, 9),)), h.state, N[1]) == "Source node is target node itself"
+    disagree = "Target node does not agree about current slot ownership"
+    assert refuse_import(ImportRequest(M1, N[0], ((0, 8),)), h.state, N[1]) == disagree
+    assert refuse_import(ImportRequest(M2, N[0], ((0, 9),)), h.state, N[1]) == disagree
+    assert refuse_import(ImportRequest(M1, N[2], ((0, 9),)), h.state, N[1]) == disagree  # a replica of the source
+
+
+def test_an_import_clears_its_slots_before_it_accepts_the_stream() -> None:
+    job = ImportJob(M1, N[0], ((0, 9),))
+    assert not job.accepts_stream()
+    assert job.on_cleared(_counts({4: 1})) == []  # an aborted attempt's key is still there
+    assert job.on_cleared(_counts({10: 1})) == [Ready(M1, N[0])]
+    assert job.accepts_stream() and job.on_cleared(_counts({})) == []
+
+
+def test_the_source_is_acked_only_what_the_whole_isr_holds() -> None:
+    job = ImportJob(M1, N[0], ((0, 9),), lag_records_max=3)
+    job.on_cleared(_counts({}))
+    assert job.on_applied(1, 100) and job.on_applied(2, 101) and job.on_applied(3, 105)
+    assert job.on_durable(99) == []
+    assert job.on_durable(102) == [AckSource(M1, N[0], 2)]
+    assert job.on_durable(104) == []
+    assert job.on_durable(200) == [AckSource(M1, N[0], 3)] and job.acked == 3
+    assert job.on_applied(4, 201) and job.on_applied(5, 202) and job.on_applied(6, 203)
+    assert not job.on_applied(7, 204)  # too far behind: the import aborts rather than buffer more

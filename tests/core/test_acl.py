@@ -1,0 +1,104 @@
+"""ACL users: rules in, permissions out; users travel through the Raft state with hashed passwords."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.core.test_auth import run
+from tests.core.test_session import make_session
+from trionode.core import acl, errors, routing
+from trionode.core.auth import Users
+from trionode.core.cluster.commands import apply, command
+from trionode.core.cluster.snapshot import from_snapshot, to_snapshot
+from trionode.core.cluster.state import ClusterState
+from trionode.core.reply import OK, Action, ErrorReply
+from trionode.core.session import Session
+
+CLUSTER_ID, NODE = "c" * 40, "a" * 40
+
+
+def session_as(name: str, *rules: str, password: str = "pw") -> Session:
+    base = make_session(routing.serve_everything("s1"))
+    user = acl.apply_rules(acl.new_user(name), ["on", f"#{acl.password_hash(password.encode())}", *rules])
+    base.node.users = Users.build("admin-pw", {name: acl.describe(user)})
+    session = Session(base.node, 2, "127.0.0.1:2")
+    assert run(session, "AUTH", name, password) == OK
+    return session
+
+
+def test_a_read_only_user_reads_its_keys_only() -> None:
+    session = session_as("reader", "~cache:*", "+@read")
+    assert run(session, "GET", "cache:1") is None
+    assert run(session, "GET", "secret") == ErrorReply(errors.NOPERM_KEY)
+    assert run(session, "SET", "cache:1", "v") == ErrorReply(errors.noperm_command("reader", "set"))
+    assert run(session, "ACL", "WHOAMI") == ErrorReply(errors.noperm_command("reader", "acl|whoami"))
+
+
+@pytest.mark.parametrize("argv", [
+    ("CLUSTER", "MEET", "127.0.0.1", "7001"), ("CLUSTER", "BOOTSTRAP"), ("CLUSTER", "SETSECRET", "x" * 40),
+    ("SHUTDOWN",), ("FLUSHALL",), ("ACL", "SETUSER", "x"), ("ACL", "LIST"), ("CONFIG", "GET", "save"),
+    ("CONFIG", "SET", "a", "b"),
+])
+def test_admin_commands_are_outside_all_but_dangerous(argv: tuple[str, ...]) -> None:
+    session = session_as("app", "allkeys", "+@all", "-@dangerous")
+    reply = run(session, *argv)
+    assert isinstance(reply, ErrorReply) and reply.startswith("NOPERM User app has no permissions"), reply
+
+
+def test_a_non_admin_user_can_still_use_a_cluster_client() -> None:
+    session = session_as("app", "allkeys", "+@all", "-@dangerous")
+    for argv in (("CLUSTER", "MYID"), ("CLUSTER", "KEYSLOT", "k"), ("SET", "k", "v"), ("ACL", "WHOAMI"), ("PING",)):
+        assert not isinstance(run(session, *argv), ErrorReply), argv
+    users, spec = session.node.users, session.node.table[b"cluster"]
+    for sub in (b"SLOTS", b"NODES", b"SHARDS", b"INFO"):
+        assert users.refusal("app", spec, [b"CLUSTER", sub]) is None
+    assert run(session, "ACL", "WHOAMI") == b"app"
+
+
+def test_a_disabled_user_cannot_authenticate_and_a_rule_names_single_commands() -> None:
+    session = session_as("ops", "allkeys", "+@all", "-flushall", "+cluster|slots")
+    assert run(session, "FLUSHALL") == ErrorReply(errors.noperm_command("ops", "flushall"))
+    users = Users.build("", {"off": ("off", f"#{acl.password_hash(b'pw')}", "allkeys", "+@all")})
+    with pytest.raises(Exception, match="WRONGPASS"):
+        users.authenticate(b"off", b"pw")
+
+
+def test_setuser_hands_the_shell_hashed_passwords_only() -> None:
+    session = session_as("root", "allkeys", "+@all")
+    action = run(session, "ACL", "SETUSER", "bob", "on", ">hunter2", "~k*", "+get")
+    assert isinstance(action, Action)
+    assert b"hunter2" not in b"".join(action.args[0])
+    assert action.args[0][:2] == [b"acl-setuser", b"bob"]
+    assert f"#{acl.password_hash(b'hunter2')}".encode() in action.args[0]
+    assert run(session, "ACL", "SETUSER", "bob", "+nosuchcommand").startswith("ERR Error in ACL SETUSER modifier")
+    assert run(session, "ACL", "DELUSER", "default") == ErrorReply(errors.DEFAULT_USER_UNDELETABLE)
+
+
+def _state() -> ClusterState:
+    state = ClusterState()
+    apply(state, 1, command("bootstrap", cluster_id=CLUSTER_ID, node_id=NODE, host="h", port=1, bus_port=2))
+    return state
+
+
+def test_users_are_applied_in_log_order_and_survive_a_snapshot() -> None:
+    state = _state()
+    digest = acl.password_hash(b"pw")
+    assert apply(state, 2, command("acl_setuser", user="bob", rules=["on", f"#{digest}", "~a*"])).ok
+    assert apply(state, 3, command("acl_setuser", user="bob", rules=["+@read"])).ok  # composes with the first
+    assert state.acl_users["bob"] == ("on", f"#{digest}", "~a*", "+@read")
+    assert not apply(state, 4, command("acl_setuser", user="eve", rules=[">cleartext"])).ok
+    assert "eve" not in state.acl_users
+    assert from_snapshot(to_snapshot(state)).acl_users == state.acl_users
+    assert apply(state, 5, command("acl_deluser", user="bob")).ok and state.acl_users == {}
+
+
+_RULES = st.sampled_from(["on", "off", "nopass", "resetpass", "allkeys", "resetkeys", "~a*", "~b?", "+@read",
+                          "-@write", "+get", "-set", "+@all", "-@all", "+cluster|slots", "reset",
+                          f"#{acl.password_hash(b'x')}", f"!{acl.password_hash(b'x')}"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_RULES, max_size=12))
+def test_describe_rebuilds_the_same_user(rules: list[str]) -> None:
+    user = acl.apply_rules(acl.new_user("u"), rules)
+    assert acl.apply_rules(acl.new_user("u"), acl.describe(user)) == user

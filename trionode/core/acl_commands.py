@@ -1,0 +1,53 @@
+"""The ACL command: WHOAMI, LIST, CAT answered here; SETUSER and DELUSER become Raft proposals.
+
+Theory of operation. Users live in the cluster state (``acl_users``), so a
+change goes through Raft like CLUSTER MEET: the session validates it against
+the user as this node knows it, hashes any cleartext password
+(``acl.hash_passwords``), and hands the shell an ``Action`` that submits
+``acl_setuser``/``acl_deluser`` (forwarded to the leader) and replies once the
+entry is applied here. The state machine applies the same rules again, so two
+concurrent SETUSERs compose in log order rather than overwrite each other.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from trionode.core import acl, errors
+from trionode.core.auth import DEFAULT_USER
+from trionode.core.errors import CommandError
+from trionode.core.reply import Action
+
+if TYPE_CHECKING:
+    from trionode.core.session import Session
+
+_ARITY = {b"whoami": 2, b"list": 2, b"cat": -2, b"setuser": -3, b"deluser": -3}
+
+
+def run(session: "Session", argv: list[bytes]) -> Any:
+    sub = argv[1].lower()
+    arity = _ARITY.get(sub)
+    if arity is None:
+        raise CommandError(errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "acl"))
+    if not (len(argv) == arity if arity > 0 else len(argv) >= -arity) or (sub == b"cat" and len(argv) > 3):
+        raise CommandError(errors.wrong_arity(f"acl|{sub.decode()}"))
+    users = session.node.users.by_name
+    if sub == b"whoami":
+        return (session.user or DEFAULT_USER).encode()
+    if sub == b"list":
+        return [" ".join(("user", name, *acl.describe(users[name]))).encode() for name in sorted(users)]
+    if sub == b"cat":
+        names = acl.commands_in(argv[2].decode("utf-8", "replace").lower()) if len(argv) == 3 else acl.CATEGORIES
+        return [name.encode() for name in names]
+    if sub == b"setuser":
+        return _setuser(users, argv[2], argv[3:])
+    if any(name == DEFAULT_USER.encode() for name in argv[2:]):
+        raise CommandError(errors.DEFAULT_USER_UNDELETABLE)
+    return Action("cluster", [b"acl-deluser", *argv[2:]])
+
+
+def _setuser(users: dict[str, acl.User], name_arg: bytes, rule_args: list[bytes]) -> Action:
+    name = name_arg.decode("utf-8", "replace")
+    if not acl.valid_user_name(name):
+        raise CommandError("ERR Usernames can't contain spaces or null characters")
+    rules = acl.hash_passwords(rule_args)
+    acl.apply_rules(users.get(name) or acl.new_user(name), rules)  # refuses a bad rule before anything is proposed
+    return Action("cluster", [b"acl-setuser", name.encode(), *(rule.encode() for rule in rules)])

@@ -1,0 +1,204 @@
+"""The slot rule that hides, stages and deletes migrating keys, and the target's import job.
+
+Theory of operation
+-------------------
+A node serves, counts and expires only the keys of slots its shard owns in
+the applied configuration (:class:`SlotRoles`). It may hold keys of other
+slots, which are of two kinds:
+
+- **staged**: a running migration moves the slot to this shard. They arrive
+  on the target's primary through the migration stream and are written like
+  any write: into its data WAL and replicated to its ISR, so they are durable
+  there and survive a restart or failover of the target. They are not served
+  (routing still sends the slot's clients to the source), not counted by
+  DBSIZE, KEYS, SCAN or COUNTKEYSINSLOT, and not expired here: the source's
+  DEL arrives in the stream;
+- **leftovers**: nothing moves the slot here: the keys of a committed export
+  on the source, or the staged keys of an aborted import on the target. They
+  stay hidden and the primary deletes them in bounded chunks
+  (:func:`cleanup_chunk`); replicas follow its DELs.
+
+The rule reads only the Raft configuration, so every member of a shard, a
+restarted node and a freshly promoted replica all reach the same answer
+without any marker in the data WAL. A commit makes staged keys owned in the
+same step that moves ownership (one entry, S3), so they become visible
+exactly when the slot's clients are sent here.
+
+One precondition: leftovers may be deleted only from a configuration that is
+caught up (S7). A node that restarts replays its Raft log from an older
+point, and during that window a slot whose import committed before the crash
+still looks foreign; deleting it then would lose acknowledged writes.
+
+:class:`ImportJob` is the target primary's side of one migration. It accepts
+a source's :class:`ImportRequest` only when the applied configuration agrees (a
+running migration of those slots from the source's shard to this one). The
+staged slots must be empty before the stream is applied, because the keys of
+an earlier aborted attempt would otherwise come back (a key the source
+deleted in between would reappear); it deletes them first. It then maps each
+applied stream record to the data offset it was written at, and
+acknowledges a stream offset only once the shard's acknowledged offset (durable
+on every ISR member) has reached it (Valkey #2723).
+"""
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from trionode import limits
+from trionode.core.cluster.state import ClusterState, SlotRange, normalize_ranges, slots_of
+from trionode.core.cluster_view import ranges_from_slots
+
+OWNED, STAGED, FOREIGN = 0, 1, 2
+CountInSlot = Callable[[int], int]
+
+
+@dataclass(frozen=True, slots=True)
+class SlotRoles:
+    """Per slot: OWNED by this node's shard, STAGED for it by a running migration, or FOREIGN."""
+
+    roles: bytes  # Invariant: len == slots_count, values in (OWNED, STAGED, FOREIGN).
+
+    @classmethod
+    def from_config(cls, state: ClusterState, shard_id: str) -> "SlotRoles":
+        roles = bytearray(FOREIGN if owner != shard_id else OWNED for owner in state.slot_owners)
+        for m in state.migrations.values():
+            if m.target_shard_id == shard_id:
+                for slot in slots_of(m.slots):
+                    assert roles[slot] == FOREIGN, f"slot {slot} is owned by the migration's target"
+                    roles[slot] = STAGED
+        assert len(roles) == limits.slots_count
+        return cls(bytes(roles))
+
+    def serves(self, slot: int) -> bool:
+        """Reads, writes, counts and expiry see this slot's keys."""
+        return self.roles[slot] == OWNED
+
+    def staged(self, slot: int) -> bool:
+        return self.roles[slot] == STAGED
+
+    def hidden_slots(self) -> list[int]:
+        return [slot for slot, role in enumerate(self.roles) if role != OWNED]
+
+    def visible_count(self, total_keys: int, count_in_slot: CountInSlot) -> int:
+        """DBSIZE: the keys of served slots only."""
+        hidden = sum(count_in_slot(slot) for slot in self.hidden_slots())
+        assert 0 <= hidden <= total_keys
+        return total_keys - hidden
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteChunk:
+    """Delete up to ``keys_max`` keys of ``slots`` (all hidden), as ordinary logged DELs."""
+
+    slots: tuple[SlotRange, ...]
+    keys_max: int
+
+
+def cleanup_chunk(roles: SlotRoles, count_in_slot: CountInSlot, *, config_caught_up: bool,
+                  clearing: frozenset[int] = frozenset(),
+                  keys_max: int = limits.migration_delete_keys_max) -> DeleteChunk | None:  # fmt: skip
+    """The next bounded deletion a primary should make, or None when nothing is left.
+
+    It deletes the keys of FOREIGN slots (leftovers) and of ``clearing``
+    slots (staged for an import that must start empty), never of an OWNED or
+    any other STAGED slot. Nothing is deleted before ``config_caught_up``.
+    """
+    if not config_caught_up:
+        return None
+    doomed = [slot for slot, role in enumerate(roles.roles)
+              if (role == FOREIGN or (role == STAGED and slot in clearing)) and count_in_slot(slot)]  # fmt: skip
+    assert all(not roles.serves(slot) for slot in doomed)
+    return DeleteChunk(ranges_from_slots(doomed), keys_max) if doomed else None
+
+
+# --- the target's import job -------------------------------------------------------------
+
+CLEARING, RECEIVING = "clearing", "receiving"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRequest:
+    """A source's request to start streaming ``slots`` of ``migration_id`` here."""
+
+    migration_id: str
+    source_node_id: str
+    slots: tuple[SlotRange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """Tell the source the staged slots are empty: it may stream."""
+
+    migration_id: str
+    source_node_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AckSource:
+    """Tell the source everything through ``offset`` is durable on this shard's whole ISR."""
+
+    migration_id: str
+    source_node_id: str
+    offset: int
+
+
+def refuse_import(request: ImportRequest, state: ClusterState, myself_id: str) -> str | None:
+    """Why this node may not import ``request`` (Valkey's wording), or None if it may."""
+    me = state.nodes.get(myself_id)
+    if me is None or me.role != "primary":
+        return "Target node is not a primary"
+    source = state.nodes.get(request.source_node_id)
+    if source is None:
+        return "Target node does not know the source node"
+    if source.id == myself_id:
+        return "Source node is target node itself"
+    m = state.migrations.get(request.migration_id)
+    agreed = (m is not None and m.target_shard_id == me.shard_id and m.source_shard_id == source.shard_id
+              and source.role == "primary" and m.slots == normalize_ranges(request.slots))  # fmt: skip
+    return None if agreed else "Target node does not agree about current slot ownership"
+
+
+@dataclass(slots=True)
+class ImportJob:
+    """One accepted import on the target primary (see the module docstring)."""
+
+    migration_id: str
+    source_node_id: str
+    slots: tuple[SlotRange, ...]
+    lag_records_max: int = limits.migration_lag_records_max
+    state: str = field(default=CLEARING, init=False)
+    acked: int = field(default=0, init=False)  # Invariant: the last stream offset acknowledged to the source.
+    # (stream offset, data offset) of applied records not yet durable on the ISR, both increasing.
+    _pending: deque[tuple[int, int]] = field(default_factory=deque, init=False)
+
+    def slot_set(self) -> frozenset[int]:
+        return frozenset(slots_of(self.slots))
+
+    def on_cleared(self, count_in_slot: CountInSlot) -> list[Ready]:
+        """A deletion finished; once the staged slots are empty the source may stream."""
+        if self.state != CLEARING or any(count_in_slot(slot) for slot in self.slot_set()):
+            return []
+        self.state = RECEIVING
+        return [Ready(self.migration_id, self.source_node_id)]
+
+    def accepts_stream(self) -> bool:
+        """Stream records are applied only once the slots were cleared (else dropped; the source times out)."""
+        return self.state == RECEIVING
+
+    def on_applied(self, stream_offset: int, data_offset: int) -> bool:
+        """Record ``stream_offset`` written at ``data_offset``. False: too far behind, abort the import."""
+        assert self.state == RECEIVING
+        last = self._pending[-1] if self._pending else (self.acked, 0)
+        assert stream_offset > last[0] and data_offset >= last[1], (stream_offset, data_offset, last)
+        self._pending.append((stream_offset, data_offset))
+        return len(self._pending) <= self.lag_records_max
+
+    def on_durable(self, acked_data_offset: int) -> list[AckSource]:
+        """The shard's acknowledged offset (durable on every ISR member) reached ``acked_data_offset``."""
+        newest = None
+        while self._pending and self._pending[0][1] <= acked_data_offset:
+            newest, _ = self._pending.popleft()
+        if newest is None:
+            return []
+        self.acked = newest
+        return [AckSource(self.migration_id, self.source_node_id, newest)]
