@@ -89,7 +89,8 @@ def test_a_primary_that_ignores_its_lease_is_caught(monkeypatch: pytest.MonkeyPa
 
 def test_a_failover_that_does_not_wait_for_the_lease_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(FailoverPlane, "lease_drained", lambda self, primary_id: True)
-    failures = _failures(range(25, 30))
+    # Frequent faults: since an idle replica stays in the ISR (issue 12) the runs take other paths.
+    failures = _failures(range(5, 10), FailoverFaults(nemesis_probability=0.03))
     assert failures and all(f.startswith("S2 one writer") for f in failures), failures
 
 

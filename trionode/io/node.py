@@ -98,7 +98,7 @@ class NodeRuntime:
             routing=routing.not_a_member(),
             cluster_view=self.cluster_view,
         )
-        self.replication = Replication(self.node_id, store, control, self.clock_ms)
+        self.replication = Replication(self.node_id, store, control)  # monotonic timers (issue 10 §2.9)
         self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, self.clock_ms, self._rng,
                                    info=lambda: {"offset": self.replication.offsets()[self.node_id]})
         control.bus_handlers["gossip"] = self.gossip.on_message
