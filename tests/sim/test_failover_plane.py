@@ -103,7 +103,9 @@ def test_granting_during_a_failover_lets_two_primaries_hold_leases() -> None:
     applied the failover yet, holds a fresh lease too: two nodes serve (S2). The real node and the
     simulation's default refuse such a grant.
     """
-    real = dataclasses.replace(FailoverFaults(), grant_during_failover=True)
-    failures = _failures(range(4, 5), real)
+    # The scenario was found at seed 4; since an idle replica stays in the ISR (issue 12) runs take
+    # other paths, and with frequent faults it arises at seed 47.
+    hot = FailoverFaults(nemesis_probability=0.03)
+    failures = _failures(range(47, 48), dataclasses.replace(hot, grant_during_failover=True))
     assert failures and failures[0].startswith("S2 one writer"), failures
-    assert not _failures(range(4, 5))
+    assert not _failures(range(47, 48), hot)
