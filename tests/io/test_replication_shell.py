@@ -1,13 +1,19 @@
 """The replication shell's reporting: a replica in a full sync claims offset 0 and health "loading" (S5)."""
 
+import time
 from pathlib import Path
 from types import SimpleNamespace
+
+import pytest
+import trio
+import trio.testing
 
 from trionode.core.cluster.commands import apply, command
 from trionode.core.cluster.state import ClusterState
 from trionode.core.cluster.view import cluster_view
 from trionode.core.cluster_view import cluster_shards
 from trionode.core.replication.messages import SyncReply
+from trionode.core.replication.replica_driver import Send, SetLoadingMarker, Truncate
 from trionode.io.replication import Replication
 
 P, R = "a" * 40, "b" * 40
@@ -28,12 +34,18 @@ def _state() -> ClusterState:
     return state
 
 
-def _replica_shell(tmp_path: Path, applied_offset: int) -> Replication:
+def _store(tmp_path: Path, applied_offset: int) -> SimpleNamespace:
     data = SimpleNamespace(applied_offset=applied_offset)
-    store = SimpleNamespace(directory=tmp_path, data=data, acked_offset=0, high_watermark=None,
-                            update_acked=lambda: None)
-    control = SimpleNamespace(bus_handlers={}, bus=SimpleNamespace(send=lambda peer, msg: True))
-    repl = Replication(R, store, control, clock_ms=lambda: 1_000)
+    return SimpleNamespace(directory=tmp_path, data=data, acked_offset=0, high_watermark=None,
+                           update_acked=lambda: None, loading_marker=False, snapshot_offset=0)
+
+
+def _control() -> SimpleNamespace:
+    return SimpleNamespace(bus_handlers={}, bus=SimpleNamespace(send=lambda peer, msg: True))
+
+
+def _replica_shell(tmp_path: Path, applied_offset: int) -> Replication:
+    repl = Replication(R, _store(tmp_path, applied_offset), _control(), clock_ms=lambda: 1_000)
     repl.on_config(_state())
     return repl
 
@@ -42,10 +54,13 @@ def test_a_replica_in_a_full_sync_reports_offset_0_and_loading(tmp_path: Path) -
     repl = _replica_shell(tmp_path, applied_offset=40)
     side = repl.replica
     assert side is not None and repl.offsets()[R] == 40
-    request = side.state.sync_request()
+    (send,) = side.driver.tick(10**6)
+    request = send.msg
     reply = SyncReply(SHARD, 1, "full", 0, side.state.history.copy(), 500, request.sync_id)
-    step = side.state.on_sync_reply(reply)
-    assert step.start_full_sync
+    ack, mark, discard = side.driver.on_message(reply, 10**6)
+    # Offset 0 is reported, then the marker is durable, and only then is anything discarded (S5).
+    assert isinstance(ack, Send) and ack.msg.durable_offset == 0
+    assert mark == SetLoadingMarker(True) and discard == Truncate(0)
     assert repl.offsets()[R] == 0 and repl.health() == {R: "loading"}
     assert not repl.serving_reads()
     state = _state()
@@ -54,3 +69,17 @@ def test_a_replica_in_a_full_sync_reports_offset_0_and_loading(tmp_path: Path) -
     nodes = cluster_shards(view)[0][b"nodes"]
     mine = next(n for n in nodes if n[b"id"] == R.encode())
     assert mine[b"health"] == b"loading" and mine[b"replication-offset"] == 0
+
+
+@pytest.mark.timeout(10)
+async def test_replication_timers_ignore_wall_clock_steps(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10 §2.9: lag and silence timers are monotonic; a wall-clock step moves none of them."""
+    repl = Replication(R, _store(tmp_path, 0), _control())
+    before = repl.clock_ms()
+    wall_ns = time.time_ns()
+    monkeypatch.setattr(time, "time_ns", lambda: wall_ns - 3600 * 10**9)  # an hour back
+    monkeypatch.setattr(time, "time", lambda: wall_ns / 1e9 + 3600)  # or forward
+    await trio.sleep(1)
+    assert repl.clock_ms() - before == 1_000

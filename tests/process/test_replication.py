@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from tests.process.harness import NodeProcess, form_shard, readonly_get, run_cli, status, wait_for
+from trionode import limits
 
 
 def _isr(node: NodeProcess) -> list[str]:
@@ -74,11 +75,23 @@ def test_replica_killed_under_load_leaves_the_isr_then_rejoins_with_everything(n
     assert not missing, f"{len(missing)} acknowledged writes missing on the replica, e.g. {missing[:3]}"
 
 
+def test_an_idle_shard_keeps_its_caught_up_replica_in_the_isr(node_factory, tmp_path: Path) -> None:
+    """Issue 12 §2: with nothing written, a replica at lag 0 stays in the ISR past the lag timeout."""
+    primary, _, replica_id = _pair(node_factory, tmp_path)
+    r = primary.client()
+    r.set("a", "1")
+    assert r.execute_command("WAIT", 1, 5000) == 1
+    time.sleep(limits.replica_lag_timeout_ms / 1000 + 2)
+    assert replica_id in _isr(primary)
+    assert "isr_shrink" not in primary.log()
+
+
 def test_a_replica_behind_the_backlog_gets_a_full_resync(node_factory, tmp_path: Path) -> None:
     primary, replica, replica_id = _pair(node_factory, tmp_path)
     replica.kill9()
-    wait_for(lambda: replica_id not in _isr(primary), "the ISR to shrink")
-    r = primary.client()
+    r = primary.client(timeout_s=30)
+    r.set("owed", "1")  # the dead replica owes this record: acknowledged once the shrink commits
+    assert replica_id not in _isr(primary)
     value = "x" * 1000
     for i in range(300):  # well past a 64 KiB backlog
         r.set(f"big{i}", value)
@@ -117,9 +130,11 @@ def test_replica_set_changes_never_leave_the_isr_without_a_caught_up_member(node
     primary.client().set("before", "1")
     out = run_cli("cluster", "replace", f"127.0.0.1:{primary.port}", replica_id, witness_id)
     assert out.returncode != 0 and "last caught-up replica" in out.stderr  # the old one is the only one in sync
-    # Shrink it first (stop it: the ISR drops it by a committed entry), then the replacement is allowed.
+    # Shrink it first (stop it and write: the ISR drops it by a committed entry once it lags), then the
+    # replacement is allowed.
     replica.kill9()
-    wait_for(lambda: replica_id not in _isr(primary), "the ISR to shrink")
+    primary.client(timeout_s=30).set("owed", "1")
+    assert replica_id not in _isr(primary)
     out = run_cli("cluster", "replace", f"127.0.0.1:{primary.port}", replica_id, witness_id)
     assert out.returncode == 0, out.stderr
     assert status(primary)["shards"][0]["replica_ids"] == [witness_id]

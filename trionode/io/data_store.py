@@ -15,6 +15,14 @@ Compaction, in an order that is safe at every crash point:
 4. only then delete the segments that the snapshot covers.
 A crash between any two steps leaves either the old snapshot plus a complete
 WAL, or the new snapshot plus a contiguous WAL that reaches back past N.
+
+A replica's full sync and its in-place truncation replace the snapshot and
+remove every WAL segment. Both run under the durable loading marker
+(``data-loading``, set and cleared as the replication driver says): a crash
+between the snapshot's rename and the segments' removal would otherwise replay
+the old WAL over the new snapshot. Recovery that finds the marker discards the
+data directory's keyspace files and starts empty, keeping the marker, so the
+replica reports offset 0 and ``loading`` until a sync completes (S5).
 """
 
 import errno
@@ -34,7 +42,7 @@ from trionode.core.data_state import DataState
 from trionode.core.visibility import Visibility
 from trionode.core.wal.codec import WalCorruption, encode_effect
 from trionode.io import snapshot_file, wal_files
-from trionode.io.datadir import DataDir, DataDirError
+from trionode.io.datadir import DataDir, DataDirError, write_file_durably
 from trionode.io.wal_writer import WalWriter
 
 log = logging.getLogger("trionode.data")
@@ -43,6 +51,7 @@ WAL_PREFIX = "data"
 _BACKLOG_ENTRY_BYTES = 16
 SNAPSHOT_NAME = "data" + snapshot_file.SNAPSHOT_SUFFIX
 SNAPSHOT_KIND = "trionode-data"
+LOADING_NAME = "data-loading"
 
 
 class AckAborted(Exception):
@@ -84,10 +93,18 @@ class DataStore:
         # Called when the WAL finds the disk full and when space is back (the node refuses writes meanwhile).
         self.on_disk_full: Callable[[], None] = lambda: None
         wal.on_disk_full = self._disk_full_changed
+        self.loading_marker = (directory / LOADING_NAME).exists()
 
     # --- startup ----------------------------------------------------------
     @classmethod
     def recover(cls, directory: Path, config: Config) -> "DataStore":
+        if (directory / LOADING_NAME).exists():
+            # A full sync or a truncation was cut short: what is on disk may mix two histories.
+            log.warning("recovery: %s is present; the local data is discarded and a full sync follows",
+                        LOADING_NAME)
+            (directory / SNAPSHOT_NAME).unlink(missing_ok=True)
+            segments = wal_files.list_segments(str(directory), WAL_PREFIX)
+            _remove_segments(directory, segments, f"{LOADING_NAME} is present")
         data, snapshot_offset, snapshot_acked = _load_snapshot(directory)
         result = wal_files.load(str(directory), WAL_PREFIX, repair=True, empty_next_seq=snapshot_offset + 1)
         for line in result.report:
@@ -107,7 +124,7 @@ class DataStore:
         if result.segments and result.next_seq <= snapshot_offset:
             # Every record the WAL holds is inside the snapshot, and the writer cannot
             # continue a segment whose implied seqs would not match: drop them.
-            _remove_segments(directory, result.segments)
+            _remove_segments(directory, result.segments, f"wholly covered by {SNAPSHOT_NAME}")
         next_seq = max(result.next_seq, snapshot_offset + 1)
         assert data.applied_offset == next_seq - 1, (data.applied_offset, next_seq)
         wal = WalWriter(str(directory), WAL_PREFIX, next_seq, **_writer_bounds(config))
@@ -129,22 +146,64 @@ class DataStore:
                 return  # closed for good
             await self._new_writer.wait()
 
+    def set_loading_marker(self, on: bool) -> None:
+        """Persist (or clear) the marker that says the local data is junk until a sync completes."""
+        path = self.directory / LOADING_NAME
+        if on:
+            write_file_durably(path, b"")
+        else:
+            path.unlink(missing_ok=True)
+            wal_files.fsync_dir(str(self.directory))
+        self.loading_marker = on
+
     async def install_snapshot(self, offset: int, chunks: list[list]) -> None:
         """A full resync: replace the keyspace, the snapshot and the WAL with the primary's state at ``offset``.
 
-        Ordered so a crash at any point leaves either the old data or the new snapshot
-        with an empty WAL: the new snapshot is durable before the old WAL goes.
+        The new snapshot is durable before the old WAL goes; the caller holds the loading
+        marker across this, since a crash between the two would mix them at recovery.
         """
+        data = DataState(offset)
+        for chunk in chunks:
+            data.keyspace.load_chunk(chunk)
+        await self._replace(data, chunks)
+        log.info("full resync installed: %d keys at offset %d", len(self.data.keyspace), offset)
+
+    async def truncate_after(self, keep: int) -> None:
+        """Cut the log and the keyspace back to ``keep`` in place: offsets ``1..keep`` stay.
+
+        Rebuilt from this node's own snapshot and WAL (``keep`` must not be below the
+        snapshot's offset), then written as the new snapshot with the WAL removed, under
+        the caller's loading marker.
+        """
+        if keep >= self.data.applied_offset:
+            return
+        if keep == 0:
+            await self._replace(DataState(), [])
+            log.info("truncation: every local record discarded")
+            return
+        assert keep >= self.snapshot_offset, f"cannot cut to {keep} below the snapshot at {self.snapshot_offset}"
+        self.log_outbox()
+        await self.wal.wait_durable(self.wal.appended_seq)
+        data, snapshot_offset, _ = _load_snapshot(self.directory)
+        assert snapshot_offset == self.snapshot_offset, (snapshot_offset, self.snapshot_offset)
+        result = wal_files.load(str(self.directory), WAL_PREFIX, repair=False, empty_next_seq=snapshot_offset + 1)
+        for seq, effect in result.records:
+            if snapshot_offset < seq <= keep:
+                data.replay(seq, effect)
+        assert data.applied_offset == keep, (data.applied_offset, keep)
+        log.info("truncation: local records %d..%d discarded, %d kept", keep + 1, self.data.applied_offset, keep)
+        await self._replace(data, list(data.keyspace.dump(limits.snapshot_chunk_keys_max)))
+
+    async def _replace(self, data: DataState, chunks: list[list]) -> None:
+        """Make ``data`` (with ``chunks``, its dump) the snapshot and the keyspace, with an empty WAL."""
+        offset = data.applied_offset
         async with self._compacting:
             self._new_writer = trio.Event()
             await self.wal.aclose()
-            data = DataState(offset)
-            for chunk in chunks:
-                data.keyspace.load_chunk(chunk)
             header = {"kind": SNAPSHOT_KIND, "offset": offset}
             path = str(self.directory / SNAPSHOT_NAME)
             self.snapshot_bytes = await trio.to_thread.run_sync(snapshot_file.write_snapshot, path, header, chunks)
-            _remove_segments(self.directory, wal_files.list_segments(str(self.directory), WAL_PREFIX))
+            _remove_segments(self.directory, wal_files.list_segments(str(self.directory), WAL_PREFIX), "replaced")
             self.data.replace_with(data)
             self.snapshot_offset = offset
             self.acked_offset = min(self.acked_offset, offset)
@@ -155,7 +214,6 @@ class DataStore:
             self.wal.on_disk_full = self._disk_full_changed
             self._new_writer.set()
             self._new_writer = None
-        log.info("full resync installed: %d keys at offset %d", len(self.data.keyspace), offset)
 
     def _disk_full_changed(self, full: bool) -> None:
         self.on_disk_full()
@@ -334,9 +392,9 @@ def _load_snapshot(directory: Path) -> tuple[DataState, int, int]:
     return data, offset, acked
 
 
-def _remove_segments(directory: Path, segments: list[wal_files.Segment]) -> None:
+def _remove_segments(directory: Path, segments: list[wal_files.Segment], why: str) -> None:
     for segment in segments:
-        log.info("recovery: removing %s, wholly covered by %s", segment.name, SNAPSHOT_NAME)
+        log.info("removing %s (%s)", segment.name, why)
         os.unlink(segment.path)
     wal_files.fsync_dir(str(directory))
 

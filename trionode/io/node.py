@@ -105,7 +105,7 @@ class NodeRuntime:
             users=Users.build(config.requirepass),
         )
         self._acl_users: dict[str, tuple[str, ...]] = {}  # the state's users node.users was built from
-        self.replication = Replication(self.node_id, store, control, self.clock_ms)
+        self.replication = Replication(self.node_id, store, control)  # monotonic timers (issue 10 §2.9)
         # Failure detection times silence on the monotonic clock; the wall clock is for key expiry.
         self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, monotonic_ms, self._rng,
                                    incarnation=self.clock_ms())

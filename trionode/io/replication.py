@@ -11,17 +11,20 @@ The cores decide (``core/replication``); this module moves bytes and time:
   is what acknowledges client writes (``DataStore.high_watermark``). Every
   ``repl_tick_ms`` it sends heartbeats and submits the tracker's ISR proposals
   to Raft.
-* On a **replica**, a :class:`ReplicaState` drives (re)connection, truncation
-  or full resync, applying streamed effects to the keyspace and the local WAL,
-  and ACKs that never run ahead of the local fsync.
+* On a **replica**, a :class:`ReplicaDriver` decides everything (sessions,
+  in-place truncation, full resync under the loading marker, acks, timers);
+  :meth:`ReplicaSide.execute` only carries its actions out, as the simulator's
+  ``ReplicaShell`` does. Timers run on the monotonic clock (:func:`monotonic_ms`).
 
 The node's epoch history is durable in ``data-history`` and is written before
 any record of a new epoch (DESIGN §5.2).
 """
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -29,25 +32,38 @@ import trio
 from trionode import limits
 from trionode.core.cluster.commands import command
 from trionode.core.cluster.state import ClusterState
-from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import (
     Ack,
     Records,
     ReplWireError,
     SnapshotChunk,
-    SyncRefused,
-    SyncReply,
     SyncRequest,
     from_wire,
     to_wire,
 )
 from trionode.core.replication.primary import PrimaryTracker
-from trionode.core.replication.replica import CONNECTING, LOADING, ReplicaState, Step
+from trionode.core.replication.replica import ReplicaState
+from trionode.core.replication.replica_driver import (
+    Append,
+    InstallSnapshot,
+    LoadChunk,
+    ReplicaAction,
+    ReplicaDriver,
+    SaveHistory,
+    Send,
+    SetLoadingMarker,
+    Truncate,
+)
 from trionode.io.history_file import load_history, save_history
 
 log = logging.getLogger("trionode.repl")
 
 BUS_KINDS = ("repl",)
+
+
+def monotonic_ms() -> int:
+    """Replication timers run on trio's clock: monotonic, so a wall-clock step cannot fire or stall them."""
+    return int(trio.current_time() * 1000)
 
 
 class PrimarySide:
@@ -58,7 +74,7 @@ class PrimarySide:
         self.repl = repl
         self.shard_id = shard_id
         self.epoch = epoch
-        log_end = store.data.applied_offset
+        log_end = store.wal.durable_seq  # only what is durable here may be streamed (log matching)
         log_start = store.backlog[0][0] if store.backlog else log_end + 1
         self.tracker = PrimaryTracker(
             shard_id, repl.node_id, epoch, repl.history.copy(), log_start, log_end, (), (repl.node_id,), -1
@@ -70,6 +86,8 @@ class PrimarySide:
         self.next_offset: dict[str, int] = {}      # replica -> next offset to stream
         self.sync_ids: dict[str, int] = {}         # replica -> the session its stream belongs to
         self.proposals: set[str] = set()           # replicas with an ISR proposal in flight
+        # replica -> (offset, chunks, sync_id): a full sync's snapshot, streamed once durable here
+        self.snapshots: dict[str, tuple[int, list[Any], int]] = {}
 
     @property
     def fenced(self) -> bool:
@@ -79,7 +97,7 @@ class PrimarySide:
     def high_watermark(self, local_durable: int) -> int:
         # What is durable here may be streamed, so the tracker's log end follows the local fsync.
         if local_durable > self.tracker.log_end:
-            self.tracker.set_log_end(local_durable)
+            self.tracker.set_log_end(local_durable, self.repl.clock_ms())
         if not self.fenced:
             return 0  # acknowledge nothing new until the ISR fence is applied
         return self.tracker.high_watermark(local_durable)
@@ -93,16 +111,22 @@ class PrimarySide:
         if getattr(reply, "mode", None) is None:
             return  # refused
         self.sync_ids[peer] = req.sync_id
+        self.next_offset.pop(peer, None)
+        self.snapshots.pop(peer, None)
         if reply.mode == "partial":
             self.next_offset[peer] = reply.keep_offset + 1
         else:
-            self._send_snapshot(peer, req.sync_id)
+            # Cut now, at the applied offset, but streamed only once that offset is durable here: a
+            # crash before then could reuse those offsets with other content (log matching).
+            chunks = list(store.data.keyspace.dump(limits.repl_snapshot_chunk_keys_max)) or [[]]
+            self.snapshots[peer] = (store.data.applied_offset, chunks, req.sync_id)
         self.repl.wake()
 
-    def _send_snapshot(self, peer: str, sync_id: int) -> None:
-        store = self.repl.store
-        offset = store.data.applied_offset
-        chunks = list(store.data.keyspace.dump(limits.repl_snapshot_chunk_keys_max)) or [[]]
+    def _send_snapshot(self, peer: str, durable: int) -> None:
+        offset, chunks, sync_id = self.snapshots[peer]
+        if offset > durable:
+            return
+        del self.snapshots[peer]
         for seq, items in enumerate(chunks):
             chunk = SnapshotChunk(self.shard_id, self.epoch, offset, seq, items, seq == len(chunks) - 1, sync_id)
             self.repl.send(peer, chunk)
@@ -118,8 +142,10 @@ class PrimarySide:
         """Send every streaming replica the durable records it lacks, and the watermark."""
         store = self.repl.store
         durable = store.wal.durable_seq
-        self.tracker.set_log_end(max(self.tracker.log_end, durable))
+        self.tracker.set_log_end(max(self.tracker.log_end, durable), self.repl.clock_ms())
         hw = self.high_watermark(durable)
+        for peer in list(self.snapshots):
+            self._send_snapshot(peer, durable)
         for peer, start in list(self.next_offset.items()):
             records = store.backlog_since(start - 1)
             if records is None:
@@ -167,108 +193,84 @@ class PrimarySide:
                 self.tracker.proposal_done(cmd["node_id"])
 
 
+@dataclass(frozen=True, slots=True)
+class _Fence:
+    """A newer shard epoch from the applied configuration, queued in order with the primary's messages."""
+
+    epoch: int
+
+
 class ReplicaSide:
-    """This node replicates ``shard_id`` from ``primary_id``."""
+    """This node replicates ``shard_id`` from ``primary_id``: carries out its :class:`ReplicaDriver`'s actions."""
 
     def __init__(self, repl: "Replication", shard_id: str, epoch: int, primary_id: str) -> None:
         self.repl = repl
         self.shard_id = shard_id
         self.primary_id = primary_id
         store = repl.store
-        # A new sync id space per process start, so replies to a previous life are recognised.
-        self.state = ReplicaState(shard_id, repl.node_id, epoch, repl.history, store.data.applied_offset,
-                                  sync_id_base=repl.clock_ms() * 1000)
+        # A new sync id space per process start, so replies to a previous life are recognised: an id
+        # seed, not a timer, so the wall clock (which survives a restart) is the right one here.
+        self.driver = ReplicaDriver(shard_id, repl.node_id, epoch, repl.history, store.data.applied_offset,
+                                    repl.clock_ms(), sync_id_base=time.time_ns() // 1000,
+                                    loading_marker=store.loading_marker, truncate_floor=store.snapshot_offset)
         self.inbox: deque[Any] = deque()
         self.snapshot_items: list[list[Any]] = []  # the chunks of a full sync in progress
-        self.next_request_ms = 0
-        self.acked_sent = -1
-        self.heard_ms = repl.clock_ms()  # when this session last got a message it accepted
+
+    @property
+    def state(self) -> ReplicaState:
+        return self.driver.rs
 
     def high_watermark(self, local_durable: int) -> int:
         return min(local_durable, self.state.acked_offset)
 
-    def tick(self) -> None:
-        now = self.repl.clock_ms()
-        if self.state.state == CONNECTING and now >= self.next_request_ms:
-            self.next_request_ms = now + limits.repl_sync_retry_ms
-            self.repl.send(self.primary_id, self.state.sync_request())
-        for line in self.state.take_reports():
-            log.info("replication: %s", line)
-
     async def process(self) -> None:
-        """Handle queued messages in order; each may need the disk."""
+        """Handle queued messages in order, then time and durability; each may need the disk."""
+        driver, now = self.driver, self.repl.clock_ms
         while self.inbox:
+            driver.truncate_floor = max(driver.truncate_floor, self.repl.store.snapshot_offset)  # compaction
             msg = self.inbox.popleft()
-            if isinstance(msg, (SyncReply, SyncRefused)):
-                step = self.state.on_sync_reply(msg)
-            elif isinstance(msg, Records):
-                step = self.state.on_records(msg)
-            elif isinstance(msg, SnapshotChunk):
-                step = self.state.on_snapshot_chunk(msg)
+            await self.execute(driver.on_local_end(self.repl.store.data.applied_offset))
+            if isinstance(msg, _Fence):
+                await self.execute(driver.fence(msg.epoch, now()))
             else:
-                continue
-            if not step.refused:
-                self.heard_ms = self.repl.clock_ms()
-            await self._apply(step)
-        if self.repl.clock_ms() - self.heard_ms > limits.repl_silence_ms:
-            self.heard_ms = self.repl.clock_ms()
-            await self._apply(self.state.primary_silent())
-        await self._ack()
-
-    async def _apply(self, step: Step) -> None:
-        store, repl = self.repl.store, self.repl
-        if step.refused:
-            log.debug("replication input refused: %s", step.refused)
-        if step.start_full_sync:
-            self.snapshot_items = []
-        if step.truncate_to is not None and step.truncate_to < store.data.applied_offset:
-            await self._truncate(step.truncate_to)
-            return
-        if step.history_changed:
-            repl.history = self.state.history.copy()
-            save_history(store.directory, repl.history)
-        if step.snapshot_items:
-            self.snapshot_items.append(step.snapshot_items)  # one keyspace dump chunk per message
-        if step.snapshot_done is not None:
-            await store.install_snapshot(step.snapshot_done, self.snapshot_items)
-            self.snapshot_items = []
-        for offset, effect in step.records:
-            store.data.apply_replicated(offset, effect)
-        if step.records:
-            store.log_outbox()  # into the local WAL; the ACK waits for its fsync
-        if step.resync:
-            log.info("replication: resync (%s)", step.resync)
-            self.next_request_ms = 0
-        store.update_acked()
-
-    async def _truncate(self, keep: int) -> None:
-        """Cutting a suffix in place is not implemented: discard the data and resync from empty.
-
-        Correct but slower than a true truncation; the primary then streams from offset 1
-        or sends a snapshot. The epoch history is cut with the data.
-        """
-        store, repl = self.repl.store, self.repl
-        log.info("replication: discarding local data past %d by resyncing from empty", keep)
-        await store.install_snapshot(0, [])
-        repl.history = EpochHistory()
-        save_history(store.directory, repl.history)
-        self.state = ReplicaState(self.shard_id, repl.node_id, self.state.epoch, repl.history, 0,
-                                  sync_id_base=self.state.sync_id + 1)
-        self.next_request_ms = 0
-
-    async def _ack(self) -> None:
+                await self.execute(driver.on_message(msg, now()))
+        await self.execute(driver.tick(now()))
         wal = self.repl.store.wal
         if self.state.log_end > wal.durable_seq:
             await wal.wait_durable(min(self.state.log_end, wal.appended_seq))
-        durable = min(wal.durable_seq, self.state.log_end)
-        ack = self.state.ack(durable)
-        if ack is not None and (durable != self.acked_sent or self.state.state == LOADING):
-            self.acked_sent = durable
-            self.repl.send(self.primary_id, ack)
+        await self.execute(driver.on_durable(wal.durable_seq, now()))
+        for line in driver.take_reports():
+            log.info("replication: %s", line)
+
+    async def execute(self, actions: list[ReplicaAction]) -> None:
+        """Carry the driver's actions out, in order."""
+        store, repl = self.repl.store, self.repl
+        for action in actions:
+            match action:
+                case SetLoadingMarker(on=on):
+                    store.set_loading_marker(on)
+                case Truncate(offset=offset):
+                    self.snapshot_items = []
+                    await store.truncate_after(offset)
+                case LoadChunk(items=items):
+                    self.snapshot_items.append(items)  # one keyspace dump chunk per message
+                case InstallSnapshot(offset=offset):
+                    await store.install_snapshot(offset, self.snapshot_items)
+                    self.snapshot_items = []
+                case SaveHistory(history=history):
+                    repl.history = history.copy()
+                    save_history(store.directory, history)
+                case Append(records=records):
+                    for offset, effect in records:
+                        store.data.apply_replicated(offset, effect)
+                    store.log_outbox()  # into the local WAL; the ACK waits for its fsync
+                case Send(msg=msg):
+                    repl.send(self.primary_id, msg)
+        store.update_acked()
 
 
 class Replication:
-    def __init__(self, node_id: str, store: Any, control: Any, clock_ms: Callable[[], int]) -> None:
+    def __init__(self, node_id: str, store: Any, control: Any, clock_ms: Callable[[], int] = monotonic_ms) -> None:
         self.node_id = node_id
         self.store = store
         self.control = control
@@ -313,8 +315,8 @@ class Replication:
     def _be_replica(self, shard: Any) -> None:
         side = self.replica
         if side is not None and side.shard_id == shard.id and side.primary_id == shard.primary_id:
-            if side.state.fence(shard.epoch):
-                side.next_request_ms = 0
+            side.inbox.append(_Fence(shard.epoch))  # in order with the messages, by the replication task
+            self.wake()
             return
         self._stop_sides()
         self.replica = ReplicaSide(self, shard.id, shard.epoch, shard.primary_id)
@@ -357,22 +359,22 @@ class Replication:
         if side is None or side.shard_id != shard_id:
             return None
         side.state.fence(epoch)
-        return side.state.reported_offset(), side.state.health
+        return side.driver.reported_offset(), side.driver.health
 
     # --- what others ask -----------------------------------------------------------
     def serving_reads(self) -> bool:
-        return self.replica is not None and self.replica.state.read_bound() is not None
+        return self.replica is not None and self.replica.driver.read_bound() is not None
 
     def offsets(self) -> dict[str, int]:
         """Replication offsets this node knows: its own, and its replicas' if it is a primary."""
-        mine = self.replica.state.reported_offset() if self.replica else self.store.data.applied_offset
+        mine = self.replica.driver.reported_offset() if self.replica else self.store.data.applied_offset
         out = {self.node_id: mine}
         if self.primary is not None:
             out.update({r: st["offset"] for r, st in self.primary.tracker.replica_status().items()})
         return out
 
     def health(self) -> dict[str, str]:
-        if self.replica is not None and self.replica.state.health == "loading":
+        if self.replica is not None and self.replica.driver.health == "loading":
             return {self.node_id: "loading"}
         if self.primary is not None:
             return {r: "loading" for r, st in self.primary.tracker.replica_status().items()
@@ -390,8 +392,8 @@ class Replication:
                 "master_host": primary.host if primary else "",
                 "master_port": primary.port if primary else 0,
                 "master_link_status": "up" if rs.state in ("syncing", "streaming") else "down",
-                "master_sync_in_progress": int(rs.state == "loading"),
-                "slave_repl_offset": rs.reported_offset(),
+                "master_sync_in_progress": int(self.replica.driver.health == "loading"),
+                "slave_repl_offset": self.replica.driver.reported_offset(),
                 "slave_read_only": 1,
                 "replica_state": rs.state,
                 "master_repl_offset": applied,
@@ -453,7 +455,6 @@ class Replication:
                     self.primary.stream()
                     self.primary.tick(nursery)
                 elif self.replica is not None:
-                    self.replica.tick()
                     await self.replica.process()
                 if self.serving_reads() != self._serving:
                     self._serving = not self._serving

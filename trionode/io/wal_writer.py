@@ -374,8 +374,10 @@ class WalWriter:
         A failed write or fsync propagates out of here and should take the node down.
         """
         assert not self._running, "only one writer task per WAL"
-        self._running = True
         task_status.started()
+        if self._closed.is_set():
+            return  # aclose() ran before this task started, and closed the file itself
+        self._running = True
         try:
             while True:
                 while not self._has_work():

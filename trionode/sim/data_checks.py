@@ -34,7 +34,6 @@ prints ``FAIL seed=N step=S: <property>: <detail>`` with the trace.
 
 from collections.abc import Callable, Mapping
 
-from trionode.core.replication.replica import LOADING
 from trionode.sim.data_config import ShardConfig
 from trionode.sim.data_disk import DataDisk, Effect
 from trionode.sim.data_shells import PrimaryShell, ReplicaShell
@@ -90,13 +89,13 @@ class DataChecker:
             disk.cut_to = None
 
     def _check_replica(self, shell: ReplicaShell, in_isr: bool) -> None:
-        rs, name = shell.rs, self._name(shell.id)
-        bound = rs.read_bound()
-        if rs.state == LOADING:
+        driver, name = shell.driver, self._name(shell.id)
+        bound = driver.read_bound()
+        if driver.health == "loading":
             if bound is not None:
                 self.fail(f"S7 serving while loading: {name} would serve up to {bound}")
-            if rs.reported_offset() != 0:
-                self.fail(f"S5 loading offset: {name} is loading but reports {rs.reported_offset()}")
+            if driver.reported_offset() != 0:
+                self.fail(f"S5 loading offset: {name} is loading but reports {driver.reported_offset()}")
             if in_isr:
                 self.fail(f"S5 loading in ISR: {name} is loading and in the committed ISR")
         if bound is not None and bound > len(self.acked):

@@ -16,8 +16,9 @@ first offset the WAL still holds (``log_start``: compaction moves it; the
 records before it are only in snapshots, which the simulation makes from the
 in-memory log). A truncation is durable at once too (ftruncate, fsync).
 
-A node that crashes with the loading marker set comes back empty: its data was
-a half-loaded snapshot (DESIGN §5.2, S5).
+A node that crashes with the loading marker set comes back empty, marker kept:
+its data was a half-loaded snapshot or a half-done cut, and the replication
+driver reports it ``loading`` until a sync completes (DESIGN §5.2, S5).
 
 ``cut_to`` is the shortest the log was cut to since the checker last looked
 (None: not cut), so the checker can compare logs incrementally (data_checks.py).
@@ -67,7 +68,6 @@ class DataDisk:
         """Lose the page cache (perhaps not all of it); returns the records lost."""
         before = len(self.log)
         if self.loading_marker:
-            self.loading_marker = False
             self.discard()
             return before
         kept = self.durable

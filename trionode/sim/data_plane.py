@@ -52,8 +52,6 @@ from trionode.sim.trace import DataCoverage, Recorder
 STEP_MS = 10
 LAG_TIMEOUT_MS = 200
 SENDS_PER_STEP = 2  # messages per replica session per step
-CONNECT_RETRY_STEPS = 10  # a sync request unanswered this long is sent again
-QUIET_STEPS_MAX = 40  # a session that heard nothing this long is started again
 KEYS = 16
 
 
@@ -201,9 +199,13 @@ class DataPlane:
         self.note(f"{self.name(node_id)} restarts, log to {len(disk.log)}")
 
     def start_replica(self, replica_id: str) -> None:
-        shell = ReplicaShell(replica_id, self.disks[replica_id], self.incarnations[replica_id])
+        shell = ReplicaShell(replica_id, self.disks[replica_id], self.incarnations[replica_id], self.now_ms)
         self.replicas[replica_id] = shell
-        self.send(replica_id, PRIMARY_ID, shell.sync_request())
+        self.send_all(replica_id, PRIMARY_ID, shell.tick(self.now_ms))
+
+    def send_all(self, frm: str, to: str, msgs: list[ReplMessage]) -> None:
+        for msg in msgs:
+            self.send(frm, to, msg)
 
     def partition(self, replica_id: str, *, symmetric: bool) -> None:
         self.network.partition([replica_id], [PRIMARY_ID], symmetric=symmetric)
@@ -235,15 +237,14 @@ class DataPlane:
             self.coverage.acks += shell.tracker.on_ack(msg, self.now_ms)
 
     def replica_receive(self, shell: ReplicaShell, msg: ReplMessage) -> None:
-        step = shell.receive(msg)
-        if isinstance(msg, SyncReply) and not (step.refused or step.resync):
+        connecting = shell.rs.state == CONNECTING
+        self.send_all(shell.id, PRIMARY_ID, shell.receive(msg, self.now_ms))
+        if isinstance(msg, SyncReply) and connecting and shell.rs.state != CONNECTING:
             if msg.mode == "full":
                 self.coverage.resyncs_full += 1
                 self.note(f"{self.name(shell.id)} full sync from a snapshot at {msg.log_end}")
             else:
                 self.coverage.resyncs_partial += 1
-        if step.resync:
-            self.send(shell.id, PRIMARY_ID, shell.sync_request())
 
     # --- the nodes' own steps ----------------------------------------------------------------------
 
@@ -252,7 +253,7 @@ class DataPlane:
         if rng.random() < f.write_probability:
             shell.write([self.next_effect() for _ in range(rng.randint(1, f.writes_per_step_max))])
         if rng.random() < f.primary_fsync_probability:
-            shell.fsync()
+            shell.fsync(self.now_ms)
         hw = shell.tracker.high_watermark(disk.durable) if shell.fenced else 0
         self.coverage.hw_advances += self.checker.on_watermark(shell, hw, self.disks)
         for replica_id in REPLICA_IDS:
@@ -279,14 +280,11 @@ class DataPlane:
 
     def replica_step(self, shell: ReplicaShell) -> None:
         f, rng = self.faults, self.rng
-        shell.quiet_steps += 1
         if rng.random() < f.replica_fsync_probability:
             shell.disk.fsync()
-        if rng.random() < f.replica_ack_probability and (ack := shell.ack()) is not None:
-            self.send(shell.id, PRIMARY_ID, ack)
-        connecting = shell.rs.state == CONNECTING
-        if (connecting and shell.quiet_steps > CONNECT_RETRY_STEPS) or shell.quiet_steps > QUIET_STEPS_MAX:
-            self.send(shell.id, PRIMARY_ID, shell.sync_request())
+        if rng.random() < f.replica_ack_probability:
+            self.send_all(shell.id, PRIMARY_ID, shell.ack(self.now_ms))
+        self.send_all(shell.id, PRIMARY_ID, shell.tick(self.now_ms))
 
     def finish(self) -> DataCoverage:
         self.coverage.msgs_dropped = self.network.stats.dropped

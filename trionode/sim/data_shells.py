@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 :class:`PrimaryShell` wraps a :class:`PrimaryTracker` for the shard's one epoch;
-:class:`ReplicaShell` wraps a :class:`ReplicaState`. Neither sends anything
+:class:`ReplicaShell` carries out a :class:`ReplicaDriver`'s actions, the very
+driver the node runs (``io/replication.py``). Neither sends anything
 itself: methods return the messages to send, and the data plane (data_plane.py)
 puts them on the simulated network. What they keep, as the cores' docstrings
 ask of a shell:
@@ -16,11 +17,10 @@ ask of a shell:
   its epoch's entry went with it, appends ``(epoch, log_end + 1)`` before it
   writes; its fresh tracker acknowledges nothing until the ISR confirms it,
   nor before an ``isr_fence`` it proposed has committed (``fenced``);
-- a replica handles a :class:`Step` in the documented order (discard, truncate,
-  persist the history, load, append) and acks only ``min(durable, log_end)``
-  (:meth:`ReplicaShell.ack_point`, which a planted bug overrides), keeps the
-  loading marker from ``start_full_sync`` until it leaves ``loading``, and
-  seeds ``sync_id_base`` anew at every process start.
+- a replica executes the driver's actions in order, tells it what its disk
+  holds durably (:meth:`ReplicaShell.ack_point`, which a planted bug
+  overrides), and seeds ``sync_id_base`` anew at every process start; every
+  replica decision (order, marker, acks, timers) is the driver's.
 """
 
 from dataclasses import dataclass
@@ -28,7 +28,6 @@ from typing import Any
 
 from trionode.core.cluster import command
 from trionode.core.replication.messages import (
-    Ack,
     Records,
     ReplMessage,
     SnapshotChunk,
@@ -37,7 +36,18 @@ from trionode.core.replication.messages import (
     SyncRequest,
 )
 from trionode.core.replication.primary import PrimaryTracker
-from trionode.core.replication.replica import STREAMING, SYNCING, ReplicaState, Step
+from trionode.core.replication.replica import ReplicaState
+from trionode.core.replication.replica_driver import (
+    Append,
+    InstallSnapshot,
+    LoadChunk,
+    ReplicaAction,
+    ReplicaDriver,
+    SaveHistory,
+    Send,
+    SetLoadingMarker,
+    Truncate,
+)
 from trionode.sim.data_config import SHARD_ID, ShardConfig
 from trionode.sim.data_disk import DataDisk, Effect
 
@@ -45,6 +55,8 @@ RECORDS_PER_MSG_MAX = 4
 SNAPSHOT_CHUNK_ITEMS_MAX = 16
 FENCE_RETRY_STEPS = 30  # a restarted primary re-proposes its isr_fence this often until it commits
 SYNC_ID_STRIDE = 1_000_000  # sync ids of one process start: incarnation * stride + 1, + 2, ...
+SYNC_RETRY_MS = 100  # an unanswered sync request is sent again (ten 10 ms steps)
+SILENCE_MS = 400  # a session that heard nothing this long is started again
 
 
 @dataclass(slots=True)
@@ -95,9 +107,9 @@ class PrimaryShell:
     def write(self, effects: list[Effect]) -> None:
         self.disk.append(effects)
 
-    def fsync(self) -> None:
+    def fsync(self, now_ms: int) -> None:
         self.disk.fsync()
-        self.tracker.set_log_end(self.disk.durable)
+        self.tracker.set_log_end(self.disk.durable, now_ms)
 
     def on_sync_request(self, req: SyncRequest) -> SyncReply | SyncRefused:
         reply = self.tracker.on_sync_request(req, self.disk.log_start, self.disk.durable)
@@ -168,53 +180,57 @@ class PrimaryShell:
 
 
 class ReplicaShell:
-    def __init__(self, node_id: str, disk: DataDisk, incarnation: int) -> None:
+    """Carries out a :class:`ReplicaDriver`'s actions on a :class:`DataDisk` (as ``io/replication.py`` does)."""
+
+    def __init__(self, node_id: str, disk: DataDisk, incarnation: int, now_ms: int) -> None:
         self.id, self.disk = node_id, disk
-        self.rs = ReplicaState(SHARD_ID, node_id, disk.fence_epoch, disk.history, len(disk.log),
-                               sync_id_base=incarnation * SYNC_ID_STRIDE)  # fmt: skip
-        self.quiet_steps = 0  # steps since the primary last said something this session accepted
+        self.driver = ReplicaDriver(SHARD_ID, node_id, disk.fence_epoch, disk.history, len(disk.log), now_ms,
+                                    sync_id_base=incarnation * SYNC_ID_STRIDE, loading_marker=disk.loading_marker,
+                                    sync_retry_ms=SYNC_RETRY_MS, silence_ms=SILENCE_MS)  # fmt: skip
 
-    def sync_request(self) -> SyncRequest:
-        self.quiet_steps = 0
-        return self.rs.sync_request()
+    @property
+    def rs(self) -> ReplicaState:
+        return self.driver.rs
 
-    def receive(self, msg: ReplMessage) -> Step:
-        """Hand a primary's message to the core and carry out its step."""
-        if isinstance(msg, (SyncReply, SyncRefused)):
-            step = self.rs.on_sync_reply(msg)
-        elif isinstance(msg, Records):
-            step = self.rs.on_records(msg)
-        else:
-            assert isinstance(msg, SnapshotChunk), msg
-            step = self.rs.on_snapshot_chunk(msg)
-        if not step.refused:
-            self.quiet_steps = 0
-        self.apply_step(step)
-        return step
+    def receive(self, msg: ReplMessage, now_ms: int) -> list[ReplMessage]:
+        """Hand a primary's message to the driver; the messages to send back."""
+        return self.execute(self.driver.on_local_end(len(self.disk.log)) + self.driver.on_message(msg, now_ms))
 
-    def apply_step(self, step: Step) -> None:
-        disk = self.disk
-        if step.start_full_sync:
-            disk.discard()
-            disk.loading_marker = True
-        if step.truncate_to is not None:
-            disk.truncate(step.truncate_to)
-            disk.loading_marker = disk.loading_marker and step.truncate_to > 0
-        if step.history_changed:
-            disk.history = self.rs.history.copy()
-        disk.append(step.snapshot_items)
-        for offset, effect in step.records:
-            assert offset == len(disk.log) + 1, (offset, len(disk.log))
-            disk.append([effect])
-        assert len(disk.log) == self.rs.log_end or disk.loading_marker, (len(disk.log), self.rs.log_end)
+    def tick(self, now_ms: int) -> list[ReplMessage]:
+        return self.execute(self.driver.tick(now_ms))
+
+    def fence(self, epoch: int, now_ms: int) -> list[ReplMessage]:
+        return self.execute(self.driver.fence(epoch, now_ms))
 
     def ack_point(self) -> int:
-        """The offset this replica may acknowledge: what is on its disk, and no more than it received."""
-        return min(self.disk.durable, self.rs.log_end)
+        """The offset the disk holds durably (a planted bug overrides it)."""
+        return self.disk.durable
 
-    def ack(self) -> Ack | None:
-        """The ack to send now (None without a session); leaving ``loading`` clears the marker."""
-        ack = self.rs.ack(self.ack_point())
-        if self.rs.state in (SYNCING, STREAMING):
-            self.disk.loading_marker = False  # the snapshot is complete and durable
-        return ack
+    def ack(self, now_ms: int) -> list[ReplMessage]:
+        """Tell the driver what is durable: the ack to send, if one is due."""
+        return self.execute(self.driver.on_durable(self.ack_point(), now_ms))
+
+    def execute(self, actions: list[ReplicaAction]) -> list[ReplMessage]:
+        disk, out = self.disk, []
+        for action in actions:
+            match action:
+                case SetLoadingMarker(on=on):
+                    disk.loading_marker = on
+                case Truncate(offset=0):
+                    disk.discard()
+                case Truncate(offset=offset):
+                    disk.truncate(min(offset, len(disk.log)))
+                case LoadChunk(items=items):
+                    disk.append(items)  # the simulation's snapshot items are the effects 1..offset
+                case InstallSnapshot(offset=offset):
+                    assert len(disk.log) == offset, (len(disk.log), offset)
+                case SaveHistory(history=history):
+                    disk.history = history.copy()
+                case Append(records=records):
+                    for offset, effect in records:
+                        assert offset == len(disk.log) + 1, (offset, len(disk.log))
+                        disk.append([effect])
+                case Send(msg=msg):
+                    out.append(msg)
+        assert len(disk.log) == self.rs.log_end or disk.loading_marker, (len(disk.log), self.rs.log_end)
+        return out

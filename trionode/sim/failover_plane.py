@@ -63,9 +63,7 @@ from trionode.sim.data_config import SHARD_ID, CommitFaults, ShardConfig
 from trionode.sim.data_disk import DataDisk, Effect
 from trionode.sim.data_network import LinkConfig, LinkNetwork
 from trionode.sim.data_plane import (
-    CONNECT_RETRY_STEPS,
     KEYS,
-    QUIET_STEPS_MAX,
     SENDS_PER_STEP,
     STEP_MS,
     Envelope,
@@ -237,6 +235,10 @@ class FailoverPlane:
     def send(self, frm: str, to: str, msg: ReplMessage) -> None:
         self.network.send(Envelope(frm, to, to_wire(msg)), self.now_ticks)
 
+    def send_all(self, frm: str, to: str, msgs: list[ReplMessage]) -> None:
+        for msg in msgs:
+            self.send(frm, to, msg)
+
     def serves(self, node: SimNode) -> bool:
         """The node accepts commands: it believes it is primary and its lease is valid on its clock."""
         return node.up and node.primary is not None and node.failover.holder.valid(node.clock(self.now_ms))
@@ -266,8 +268,8 @@ class FailoverPlane:
 
     def check(self) -> None:
         serving = [n.id for n in self.nodes.values() if self.serves(n)]
-        loading = {n.id: n.replica.rs.reported_offset() for n in self.nodes.values()
-                   if n.up and n.replica is not None and n.replica.rs.state == LOADING}  # fmt: skip
+        loading = {n.id: n.replica.driver.reported_offset() for n in self.nodes.values()
+                   if n.up and n.replica is not None and n.replica.driver.health == "loading"}  # fmt: skip
         self.checker.check({n.id: n.disk for n in self.nodes.values()}, self.config.shard, serving, loading)
 
     def commit_config(self) -> None:
@@ -341,11 +343,13 @@ class FailoverPlane:
         view, shell = node.view, node.replica
         if shell is None or node.disk.fence_epoch < view.epoch or shell.rs.epoch < view.epoch:
             node.disk.fence_epoch = max(node.disk.fence_epoch, view.epoch)  # persisted before it answers
+            now = node.clock(self.now_ms)
             if shell is not None:
-                shell.rs.fence(view.epoch)
+                msgs = shell.fence(view.epoch, now)
             else:
-                node.replica = shell = ReplicaShell(node.id, node.disk, node.incarnation)
-            self.send(node.id, view.primary_id, shell.sync_request())
+                node.replica = shell = ReplicaShell(node.id, node.disk, node.incarnation, now)
+                msgs = shell.tick(now)
+            self.send_all(node.id, view.primary_id, msgs)
 
     # --- delivery --------------------------------------------------------------------------------------
 
@@ -370,10 +374,10 @@ class FailoverPlane:
             node.failover.on_lease_granted(wire["req"])
         elif wire["k"] == "fence" and node.replica is not None:
             # io/replication.py ``fence``, with the fence epoch durable before the answer.
-            rs = node.replica.rs
+            driver = node.replica.driver
             node.disk.fence_epoch = max(node.disk.fence_epoch, wire["epoch"])
-            rs.fence(wire["epoch"])
-            reply = {"k": "fenced", "epoch": wire["epoch"], "offset": rs.reported_offset(), "health": rs.health}
+            driver.rs.fence(wire["epoch"])
+            reply = {"k": "fenced", "epoch": wire["epoch"], "offset": driver.reported_offset(), "health": driver.health}
             self.send_ctl(node.id, LEADER, reply)
 
     def node_receive(self, node: SimNode, frm: str, msg: ReplMessage) -> None:
@@ -386,12 +390,11 @@ class FailoverPlane:
         shell = node.replica
         if shell is None or isinstance(msg, (SyncRequest, Ack)):
             return  # not a replica (any more), or a replica asked as if primary: the sender will retry
-        step = shell.receive(msg)
-        if isinstance(msg, SyncReply) and not (step.refused or step.resync) and msg.mode == "full":
+        connecting = shell.rs.state == CONNECTING
+        self.send_all(node.id, node.view.primary_id, shell.receive(msg, node.clock(self.now_ms)))
+        if isinstance(msg, SyncReply) and connecting and shell.rs.state == LOADING:
             self.coverage.resyncs_full += 1
             self.note(f"{self.name(node.id)} full sync from {self.name(frm)} at {msg.log_end}")
-        if step.resync:
-            self.send(node.id, node.view.primary_id, shell.sync_request())
 
     def leader_receive(self, env: Envelope) -> None:
         wire, now = env.wire, self.leader_clock()
@@ -438,7 +441,7 @@ class FailoverPlane:
 
     def propose_failover(self, action: core.Propose) -> None:
         shard, node = self.config.shard, self.nodes[action.successor]
-        loading = node.replica is not None and node.replica.rs.state == LOADING
+        loading = node.replica is not None and node.replica.driver.health == "loading"
         self.checker.on_successor(action.successor, shard, node.disk, loading)
         self.note(f"L proposes failover of {self.name(shard.primary_id)} to {self.name(action.successor)}")
         self.config.propose(action.command, self.now_ms)
@@ -471,7 +474,7 @@ class FailoverPlane:
             shell.write([self.next_effect() for _ in range(rng.randint(1, 3))])
             self.coverage.writes_while_isolated += not self.reaches(LEADER, node.id)
         if rng.random() < f.primary_fsync_probability:
-            shell.fsync()
+            shell.fsync(node.clock(self.now_ms))
         hw = self.watermark(node, shell)
         if client and rng.random() < f.read_probability:
             self.read(node, hw)
@@ -502,7 +505,7 @@ class FailoverPlane:
         """PrimarySide.high_watermark: nothing is acknowledged before the ISR fence is applied."""
         tracker, durable = shell.tracker, node.disk.durable
         if durable > tracker.log_end:
-            tracker.set_log_end(durable)
+            tracker.set_log_end(durable, node.clock(self.now_ms))
         if not node.fenced:
             return 0
         hw = tracker.high_watermark(durable)
@@ -527,15 +530,12 @@ class FailoverPlane:
         return [b"SET", b"k%d" % (self.serial % KEYS), b"v%d" % self.serial]
 
     def replica_step(self, node: SimNode, shell: ReplicaShell) -> None:
-        f, rng = self.faults, self.rng
-        shell.quiet_steps += 1
+        f, rng, now = self.faults, self.rng, node.clock(self.now_ms)
         if rng.random() < f.replica_fsync_probability:
             shell.disk.fsync()
-        if rng.random() < f.replica_ack_probability and (ack := shell.ack()) is not None:
-            self.send(node.id, node.view.primary_id, ack)
-        connecting = shell.rs.state == CONNECTING
-        if (connecting and shell.quiet_steps > CONNECT_RETRY_STEPS) or shell.quiet_steps > QUIET_STEPS_MAX:
-            self.send(node.id, node.view.primary_id, shell.sync_request())
+        if rng.random() < f.replica_ack_probability:
+            self.send_all(node.id, node.view.primary_id, shell.ack(now))
+        self.send_all(node.id, node.view.primary_id, shell.tick(now))
 
     # --- crashes and restarts (the nemesis calls these) --------------------------------------------------
 

@@ -143,16 +143,32 @@ def test_no_shrink_while_a_replica_keeps_pace_one_round_behind() -> None:
         assert t.replica_status()[R1]["lag"] == 10
 
 
-def test_a_silent_replica_is_shrunk_even_when_no_writes_happen() -> None:
+def test_a_caught_up_replica_stays_in_the_isr_however_long_nothing_is_written() -> None:
+    """Issue 12: an idle shard kept losing its replica 5 s after the last write, lag 0."""
     cfg = Config()
-    t = tracker(cfg)
-    sync(t, R1, 1)
-    sync(t, R2, 1)
+    t = tracker(cfg, log_end=5)
+    sync(t, R1, 1, log_end=5)
+    sync(t, R2, 1, log_end=5)
     assert t.isr_changes(0) == []
-    ack(t, R1, 0, 500)
-    assert t.isr_changes(900) == []
-    ack(t, R1, 0, 1_000)
-    (shrink,) = t.isr_changes(1_001)  # R2 never acked, R1 did
+    ack(t, R1, 5, 10)
+    ack(t, R2, 5, 10)
+    assert t.isr_changes(100 * LAG_MS) == []  # silent ever since, but nothing was written
+    # The lag runs from the first record a replica has not acknowledged.
+    t.set_log_end(6, now_ms=100 * LAG_MS + 50)
+    ack(t, R1, 6, 100 * LAG_MS + 60)
+    assert t.isr_changes(101 * LAG_MS + 50) == []  # R2 owes record 6 for exactly LAG_MS
+    (shrink,) = t.isr_changes(101 * LAG_MS + 51)
+    assert (shrink["op"], shrink["node_id"]) == ("isr_shrink", R2)
+
+
+def test_a_replica_that_never_acks_a_record_older_than_the_tracker_is_shrunk() -> None:
+    cfg = Config()
+    t = tracker(cfg, log_end=3)  # records 1..3 were written by an earlier process
+    sync(t, R1, 1)
+    assert t.isr_changes(0) == []
+    ack(t, R1, 3, 500)
+    assert t.isr_changes(LAG_MS) == []
+    (shrink,) = t.isr_changes(LAG_MS + 1)  # R2 never synced: due since this tracker watched it
     assert (shrink["op"], shrink["node_id"]) == ("isr_shrink", R2)
 
 

@@ -22,10 +22,12 @@ is pure bookkeeping driven by the shell:
 Rules:
 
 - shrink an ISR member (never the primary) that is loading (it reports 0, S5)
-  at once, or that has not been caught up, or not acknowledged at all, for
-  ``lag_timeout_ms``. "Caught up" follows Kafka: its durable offset reached
-  the log end the primary had at its previous ack (so a replica that keeps
-  pace under a steady load counts as caught up), or the current log end;
+  at once, or whose *lag* exceeds ``lag_timeout_ms``. The lag is measured from
+  the first record it has not acknowledged: the time since that record was
+  appended here (``set_log_end``), or since this tracker started watching the
+  replica if the record is older. A replica that holds everything has no lag,
+  however long nothing is written (an idle shard keeps its ISR, issue 12), and
+  one that keeps pace under a steady load lags by about one round trip;
 - expand a replica outside the ISR only once it has caught up since its last
   sync, is not loading and is acknowledging (S8);
 - at most one proposal in flight per shard (ISR commands are a compare-and-set
@@ -62,6 +64,7 @@ from trionode.core.replication.history import EpochHistory, divergence
 from trionode.core.replication.messages import Ack, SyncRefused, SyncReply, SyncRequest
 
 reports_max = 256  # protocol violations kept for the shell's log; older ones are dropped
+append_marks_max = 1024  # (log end, ms) marks kept for lag measurement; the oldest two merge beyond this
 proposal_retry_ms = 10_000  # a proposal not reported done is forgotten (and may be made again) after this
 
 CONNECTING, SYNCING, LOADING, STREAMING = "connecting", "syncing", "loading", "streaming"
@@ -105,6 +108,10 @@ class PrimaryTracker:
         self.deposed = False  # Invariant: once True, the watermark never moves again.
         self._hw = 0  # Invariant: never decreases.
         self._now_ms = 0  # the latest time an input carried; never decreases
+        # When the log end moved: (end, ms) means records up to ``end`` were appended by ``ms``.
+        # Records up to ``_marks_floor`` have no mark (appended before, or pruned): due since ``since_ms``.
+        self._marks: deque[tuple[int, int]] = deque()
+        self._marks_floor = log_end
         self._followers: dict[str, _Follower] = {}
         self._pending: tuple[str, dict[str, Any], int] | None = None  # (node_id, command, proposed at ms)
         self._reports: deque[str] = deque(maxlen=reports_max)
@@ -136,10 +143,39 @@ class PrimaryTracker:
         self._followers = {r: self._followers.get(r) or _Follower(r) for r in self.replica_ids}
         return True
 
-    def set_log_end(self, log_end: int) -> None:
-        """The primary may stream up to ``log_end`` (call before streaming a record)."""
+    def set_log_end(self, log_end: int, now_ms: int | None = None) -> None:
+        """The primary may stream up to ``log_end`` (call before streaming a record), appended by ``now_ms``.
+
+        Without ``now_ms`` the latest time an input carried stands in: earlier than the truth,
+        so a lag measured from it errs towards shrinking, never towards keeping a laggard.
+        """
         assert log_end >= self.log_end, f"the log end went back from {self.log_end} to {log_end}"
+        if log_end > self.log_end:
+            self._now_ms = max(self._now_ms, now_ms if now_ms is not None else 0)
+            self._marks.append((log_end, self._now_ms))
+            if len(self._marks) > append_marks_max:
+                # Merge the two oldest under the earlier time: lags only grow (the safe side).
+                (_, first_ms), (end, _) = self._marks.popleft(), self._marks.popleft()
+                self._marks.appendleft((end, first_ms))
         self.log_end = log_end
+
+    def _due_ms(self, f: "_Follower") -> int | None:
+        """Since when ``f`` owes an ack for a record it lacks; None: it holds everything."""
+        assert f.since_ms is not None
+        first_missing = f.offset + 1
+        if first_missing > self.log_end:
+            return None
+        if first_missing <= self._marks_floor:
+            return f.since_ms
+        appended_ms = next(ms for end, ms in self._marks if end >= first_missing)
+        return max(f.since_ms, appended_ms)
+
+    def _prune_marks(self) -> None:
+        """Forget marks no ISR member can still need (it acknowledged past them)."""
+        held = [self._followers[n].offset for n in self.isr_ids if n != self.my_id]
+        low = min(held, default=self.log_end)
+        while self._marks and self._marks[0][0] <= low:
+            self._marks_floor = self._marks.popleft()[0]
 
     def _depose(self, why: str) -> None:
         if not self.deposed:
@@ -280,6 +316,7 @@ class PrimaryTracker:
                 f.since_ms = now_ms
             if f.state != LOADING and f.sync_id != -1 and f.offset >= self.log_end:
                 f.caught_up_ms = now_ms  # nothing to send it: idle and level
+        self._prune_marks()
         proposal = self._shrink_candidate(now_ms)
         op = "isr_shrink"
         if proposal is None:
@@ -296,10 +333,8 @@ class PrimaryTracker:
             if node_id == self.my_id:
                 continue
             f = self._followers[node_id]
-            assert f.since_ms is not None
-            silent_ms = now_ms - (f.last_ack_ms if f.last_ack_ms is not None else f.since_ms)
-            behind_ms = now_ms - (f.caught_up_ms if f.caught_up_ms is not None else f.since_ms)
-            if f.state == LOADING or max(silent_ms, behind_ms) > self.lag_timeout_ms:
+            due_ms = self._due_ms(f)
+            if f.state == LOADING or (due_ms is not None and now_ms - due_ms > self.lag_timeout_ms):
                 return node_id
         return None
 

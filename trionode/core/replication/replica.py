@@ -23,29 +23,15 @@ One :class:`ReplicaState` per shard on each replica. States::
   it. ``fence(epoch)`` raises that epoch (the failover's first step) and drops
   the current session.
 
-Every input returns a :class:`Step`. The shell handles it in this order:
-discard local data (``start_full_sync``); cut the log and keyspace back to
-``truncate_to``; persist ``self.history`` if ``history_changed`` (before the
-records it describes); load ``snapshot_items``; append and apply ``records``;
-then, if ``resync``, send ``sync_request()`` again (after a backoff).
-
-A full sync makes the local data junk until the snapshot is complete: the
-shell keeps a durable "loading" marker from ``start_full_sync`` until the
-state leaves ``loading`` (or a later step truncates to 0), and a replica that
-restarts with the marker comes back empty. If ``sync_request()`` or ``fence()``
-abandon an incomplete load, the replica's log end drops to 0 with an empty
-history, so the next reply is a full sync or a partial one that keeps nothing,
-and its step discards the junk. During a load the shell acks
-``min(durable, log_end)``: 0 until the snapshot is complete.
-
-What it leaves to the shell: persistence and fsync; persisting the fence epoch
-before answering a fence; on restart, constructing with the recovered log end
-(the history is cut back to it here) and, if a full sync was interrupted, with
-an empty log; serving READONLY reads only when ``read_bound()`` is not None,
-the node is in the shard's ISR in the applied configuration, and then only
-up to that bound (DESIGN §5.4); retrying sync requests every
-``repl_sync_retry_ms``; calling ``primary_silent()`` when a session hears
-nothing for ``repl_silence_ms``; seeding ``sync_id_base`` anew at each process start.
+Every input returns a :class:`Step`. :class:`ReplicaDriver`
+(``replica_driver.py``) turns each step into ordered actions (the marker,
+in-place truncation, the snapshot before the history it describes, acks,
+timers); the node and the simulator run the driver, never this class alone.
+On restart the driver is built with the recovered log end (the history is cut
+back to it here) and with the loading marker, if a sync was interrupted.
+READONLY reads are served only when ``read_bound()`` is not None, the node is
+in the shard's ISR in the applied configuration, and then only up to that
+bound (DESIGN §5.4).
 """
 
 from collections import deque
@@ -271,6 +257,10 @@ class ReplicaState:
     @property
     def health(self) -> str:
         return "loading" if self.state == LOADING else "online"
+
+    def note(self, line: str) -> None:
+        """A decision of the driver worth a log line."""
+        self._reports.append(line)
 
     def take_reports(self) -> list[str]:
         out = list(self._reports)

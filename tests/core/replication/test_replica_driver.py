@@ -1,0 +1,99 @@
+"""ReplicaDriver: the replica side's decisions as ordered actions (issue 10 §1 and §2.3, §2.5; issue 12 §2)."""
+
+from trionode.core.replication import replica_driver
+from trionode.core.replication.history import EpochHistory
+from trionode.core.replication.messages import Ack, Records, SnapshotChunk, SyncReply, SyncRequest
+from trionode.core.replication.replica_driver import (
+    Append,
+    InstallSnapshot,
+    LoadChunk,
+    ReplicaDriver,
+    SaveHistory,
+    Send,
+    SetLoadingMarker,
+    Truncate,
+)
+
+from .helpers import R1, SHARD
+
+H1 = EpochHistory([(1, 1)])
+H12 = EpochHistory([(1, 1), (2, 4)])
+
+
+def driver(log_end: int = 0, history: EpochHistory = H1, **kwargs: object) -> ReplicaDriver:
+    return ReplicaDriver(SHARD, R1, 1, history, log_end, 0, **kwargs)  # type: ignore[arg-type]
+
+
+def request(d: ReplicaDriver, now_ms: int = 0) -> SyncRequest:
+    (send,) = d.tick(now_ms)
+    assert isinstance(send, Send) and isinstance(send.msg, SyncRequest)
+    return send.msg
+
+
+def test_a_full_sync_reports_0_first_and_saves_the_history_only_after_the_snapshot() -> None:
+    d = driver(log_end=5)
+    req = request(d)
+    out = d.on_message(SyncReply(SHARD, 2, "full", 0, H12, 7, req.sync_id), 10)
+    ack, mark, discard = out
+    assert isinstance(ack, Send) and ack.msg == Ack(SHARD, R1, 2, 0, req.sync_id)
+    assert (mark, discard) == (SetLoadingMarker(True), Truncate(0))
+    assert d.reported_offset() == 0 and d.health == "loading" and d.read_bound() is None
+    first = d.on_message(SnapshotChunk(SHARD, 2, 7, 0, [["a"]], False, req.sync_id), 20)
+    assert first == [LoadChunk([["a"]])]
+    last = d.on_message(SnapshotChunk(SHARD, 2, 7, 1, [["b"]], True, req.sync_id), 30)
+    assert last == [LoadChunk([["b"]]), InstallSnapshot(7), SaveHistory(H12)]
+    assert d.on_durable(6, 40) == [Send(Ack(SHARD, R1, 2, 0, req.sync_id))]  # not durable yet: still 0
+    assert d.health == "loading"
+    cleared, ack = d.on_durable(7, 50)
+    assert cleared == SetLoadingMarker(False) and ack == Send(Ack(SHARD, R1, 2, 7, req.sync_id))
+    assert d.health == "online" and d.reported_offset() == 7
+
+
+def test_a_partial_sync_cuts_only_the_divergent_suffix_under_the_marker() -> None:
+    d = driver(log_end=5)
+    req = request(d)
+    out = d.on_message(SyncReply(SHARD, 2, "partial", 3, H12, 9, req.sync_id), 10)
+    assert out == [SetLoadingMarker(True), Truncate(3), SetLoadingMarker(False), SaveHistory(H12)]
+    assert d.health == "online" and d.rs.log_end == 3
+
+
+def test_a_cut_below_the_local_snapshot_discards_and_stays_loading_until_caught_up() -> None:
+    d = driver(log_end=5, truncate_floor=4)
+    req = request(d)
+    out = d.on_message(SyncReply(SHARD, 2, "partial", 3, H12, 9, req.sync_id), 10)
+    assert out[:3] == [SetLoadingMarker(True), Truncate(0), SaveHistory(EpochHistory())]
+    (again,) = out[3:]
+    assert isinstance(again, Send) and isinstance(again.msg, SyncRequest) and again.msg.log_end == 0
+    assert d.health == "loading" and d.reported_offset() == 0
+    d.on_message(SyncReply(SHARD, 2, "partial", 0, H12, 2, again.msg.sync_id), 20)
+    assert d.health == "loading"  # synced from empty, not caught up yet
+    d.on_message(Records(SHARD, 2, 1, [[b"SET", b"k", b"1"], [b"SET", b"k", b"2"]], 0, again.msg.sync_id), 30)
+    cleared, ack = d.on_durable(2, 40)
+    assert cleared == SetLoadingMarker(False) and isinstance(ack, Send) and ack.msg.durable_offset == 2
+
+
+def test_a_restart_with_the_marker_is_empty_loading_and_asks_from_zero() -> None:
+    d = driver(log_end=5, loading_marker=True)
+    assert d.reported_offset() == 0 and d.health == "loading" and d.read_bound() is None
+    assert request(d).log_end == 0 and request(d, 10**6).history == EpochHistory()
+
+
+def test_an_idle_replica_re_acks_its_position_as_a_heartbeat() -> None:
+    d = driver(log_end=3)
+    req = request(d)
+    d.on_message(SyncReply(SHARD, 1, "partial", 3, H1, 3, req.sync_id), 0)
+    assert d.on_durable(3, 10) == [Send(Ack(SHARD, R1, 1, 3, req.sync_id))]
+    assert d.on_durable(3, 20) == []  # unchanged: no ack ...
+    beat = 10 + replica_driver.ack_heartbeat_ms
+    assert d.on_durable(3, beat) == [Send(Ack(SHARD, R1, 1, 3, req.sync_id))]  # ... until the heartbeat
+
+
+def test_records_are_appended_and_a_silent_session_starts_again() -> None:
+    d = driver(log_end=0, silence_ms=500)
+    req = request(d)
+    d.on_message(SyncReply(SHARD, 1, "partial", 0, H1, 1, req.sync_id), 0)
+    out = d.on_message(Records(SHARD, 1, 1, [[b"SET", b"k", b"v"]], 0, req.sync_id), 100)
+    assert out == [Append([(1, [b"SET", b"k", b"v"])])]
+    assert d.tick(600) == []
+    (again,) = d.tick(601)
+    assert isinstance(again, Send) and isinstance(again.msg, SyncRequest) and again.msg.sync_id == req.sync_id + 1

@@ -1,0 +1,145 @@
+"""The replication shell over a real data directory: truncation in place, the loading marker, full-sync cuts.
+
+Issue 10 §2: a divergent suffix was "truncated" by wiping the whole replica (§2.3); a crash in a
+full sync could replay the old WAL over the new snapshot (§2.5); the primary cut a full-sync
+snapshot at its applied offset, which a crash could still take back (§2.6).
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import trio
+import trio.testing
+
+from trionode.config import Config
+from trionode.core.keyspace import KEYSPACE_COMMANDS
+from trionode.core.replication.history import EpochHistory
+from trionode.core.replication.messages import Records, SyncReply, SyncRequest, from_wire
+from trionode.io import snapshot_file
+from trionode.io.data_store import LOADING_NAME, SNAPSHOT_KIND, SNAPSHOT_NAME, DataStore
+from trionode.io.replication import Replication, save_history
+
+from .test_replication_shell import SHARD, P, R, _state
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@asynccontextmanager
+async def _running_store(tmp_path: Path) -> AsyncIterator[DataStore]:
+    """A recovered store with its WAL writer running; closed at the end."""
+    store = DataStore.recover(tmp_path, Config(data_dir=str(tmp_path)))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        yield store
+        await store.close()
+        nursery.cancel_scope.cancel()
+
+
+def _write(store: DataStore, count: int, tag: str = "v") -> None:
+    for i in range(1, count + 1):
+        store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"k%d" % i, f"{tag}{i}".encode()], now_ms=0)
+    store.log_outbox()
+
+
+def _get(store: DataStore, key: bytes) -> bytes | None:
+    return store.data.execute(KEYSPACE_COMMANDS["get"], [b"GET", key], now_ms=0)[0]
+
+
+def _replication(node_id: str, store: object, sent: list) -> Replication:
+    control = SimpleNamespace(bus_handlers={}, bus=SimpleNamespace(send=lambda peer, m: sent.append(m["m"])))
+    repl = Replication(node_id, store, control, clock_ms=lambda: int(trio.current_time() * 1000))
+    repl.on_config(_state())
+    return repl
+
+
+async def test_a_partial_resync_cuts_only_the_divergent_suffix(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    save_history(tmp_path, EpochHistory([(1, 1)]))
+    async with _running_store(tmp_path) as store:
+        _write(store, 5)
+        await store.wal.wait_durable(5)
+        repl = _replication(R, store, [])
+        side = repl.replica
+        assert side is not None
+        request = side.state.sync_request()
+        # A failover started epoch 2 at offset 4: our 4..5 were never acknowledged.
+        reply = SyncReply(SHARD, 2, "partial", 3, EpochHistory([(1, 1), (2, 4)]), 9, request.sync_id)
+        side.inbox.append(reply)
+        await side.process()
+        assert store.data.applied_offset == 3
+        assert [_get(store, b"k%d" % i) for i in (1, 3, 4)] == [b"v1", b"v3", None]
+        assert not (tmp_path / LOADING_NAME).exists()
+    again = DataStore.recover(tmp_path, Config(data_dir=str(tmp_path)))  # and so it stays after a restart
+    assert again.data.applied_offset == 3 and _get(again, b"k3") == b"v3"
+    await again.close()
+
+
+async def test_a_crash_between_the_snapshot_and_the_segments_comes_back_empty_and_loading(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with _running_store(tmp_path) as store:
+        _write(store, 5, tag="old")
+        await store.wal.wait_durable(5)
+        (tmp_path / LOADING_NAME).write_bytes(b"")  # a full sync began: the marker is durable
+    # The primary's snapshot at 3 was renamed into place; the crash came before the old WAL went.
+    header = {"kind": SNAPSHOT_KIND, "offset": 3}
+    snapshot_file.write_snapshot(str(tmp_path / SNAPSHOT_NAME), header, [[]])
+    again = DataStore.recover(tmp_path, Config(data_dir=str(tmp_path)))
+    assert again.data.applied_offset == 0 and _get(again, b"k5") is None
+    repl = _replication(R, again, [])
+    assert repl.offsets()[R] == 0 and repl.health() == {R: "loading"}
+    await again.close()
+
+
+async def test_a_full_sync_snapshot_is_streamed_only_once_durable_on_the_primary(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with _running_store(tmp_path) as store:
+        _write(store, 3)
+        await store.wal.wait_durable(3)
+        sent: list = []
+        repl = _replication(P, store, sent)
+        store.backlog.clear()  # the backlog no longer reaches back: a replica at 0 needs a full sync
+        await store.close()
+        real_wal, store.wal = store.wal, SimpleNamespace(durable_seq=3, appended_seq=5)  # 4..5 applied, not yet durable
+        _write_applied_only(store, 2)
+        primary = repl.primary
+        assert primary is not None
+        primary.on_sync_request(R, SyncRequest(SHARD, R, 1, EpochHistory(), 0, 7))
+        primary.stream()
+        assert [m["type"] for m in sent] == ["repl_sync_reply"] and sent[0]["mode"] == "full"
+        store.wal.durable_seq = 5
+        primary.stream()
+        chunks = [from_wire(m) for m in sent if m["type"] == "repl_snapshot"]
+        assert chunks and all(c.offset == 5 for c in chunks)
+        store.wal = real_wal
+
+
+def _write_applied_only(store: DataStore, count: int) -> None:
+    for i in range(count):
+        store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"late%d" % i, b"x"], now_ms=0)
+    store.data.take_outbox()
+
+
+async def test_a_record_written_locally_on_a_replica_is_cut_before_the_stream_continues(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The repro of issue 10: a replica ran FLUSHALL at its own next offset and then met the primary's record."""
+    async with _running_store(tmp_path) as store:
+        repl = _replication(R, store, [])
+        side = repl.replica
+        assert side is not None
+        request = side.state.sync_request()
+        side.inbox.append(SyncReply(SHARD, 1, "partial", 0, EpochHistory([(1, 1)]), 2, request.sync_id))
+        side.inbox.append(Records(SHARD, 1, 1, [[b"SET", b"k1", b"p1"]], 0, request.sync_id))
+        await side.process()
+        store.data.execute(KEYSPACE_COMMANDS["flushall"], [b"FLUSHALL"], now_ms=0)  # local, at offset 2
+        store.log_outbox()
+        side.inbox.append(Records(SHARD, 1, 2, [[b"SET", b"k2", b"p2"]], 0, request.sync_id))
+        await side.process()
+        assert store.data.applied_offset == 2
+        assert (_get(store, b"k1"), _get(store, b"k2")) == (b"p1", b"p2")

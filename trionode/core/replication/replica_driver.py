@@ -1,0 +1,259 @@
+"""The replica's replication driver: every decision of the replica side, as actions (DESIGN §2, §5.2).
+
+Theory of operation
+-------------------
+A :class:`ReplicaDriver` wraps a :class:`ReplicaState` (the protocol rules:
+sessions, fencing, contiguity) and adds what a shell used to decide on its
+own: the order of disk work, the durable loading marker, when to ack, when to
+ask for a sync again, and when a silent primary means a new session. The node
+(``io/replication.py``) and the simulator (``sim/data_shells.py``) both run it
+and only carry its actions out, in list order:
+
+- :class:`SetLoadingMarker` persist (or clear) the marker that says "the local
+  data is junk until a sync completes";
+- :class:`Truncate` cut the log and keyspace back to ``offset`` *in place*,
+  keeping offsets ``1..offset`` (0: discard everything);
+- :class:`LoadChunk` hold a full sync's snapshot items;
+- :class:`InstallSnapshot` replace the data by the held items, covering
+  ``1..offset``, durably (old WAL segments removed);
+- :class:`SaveHistory` persist the epoch history;
+- :class:`Append` append and apply streamed records;
+- :class:`Send` send a message to the primary.
+
+Rules it keeps (each was once a shell's, and one of them was missing there):
+
+- a full sync: the ack that says offset 0 goes out, then the marker is set,
+  and only then is anything discarded (S5: the replica reports 0 before it
+  discards; a crash from here on brings it back empty and loading). The
+  snapshot is installed, *then* the primary's history is saved, and the marker
+  is cleared only once the replica is durable and caught up (``streaming``):
+  until then it reports 0 and ``loading``, so it is never counted or promoted.
+  A crash at any point before that is a full sync again;
+- a partial sync that keeps less than we hold truncates in place under the
+  marker (a shell may rewrite files to cut), then saves the history;
+- ``truncate_floor``: the lowest offset the local store can cut back to in
+  place (its snapshot's offset). A cut below it discards everything under the
+  marker and asks for a sync from empty; the marker stays until that sync
+  completes, so the replica is ``loading`` (never promoted) meanwhile;
+- a restart with the marker: the data is junk; the driver starts from an empty
+  log, keeps the marker and reports ``loading`` until a sync completes;
+- acks: whenever the durable offset moved, while loading (the primary's sign
+  of life), and otherwise every ``ack_heartbeat_ms`` (a heartbeat that carries
+  the position, so a caught-up idle replica is seen as caught up);
+- a sync request every ``sync_retry_ms`` until answered; a new session when
+  the current one heard nothing accepted for ``silence_ms``.
+
+The driver never reads a clock: every timed input carries ``now_ms``, from a
+monotonic clock (DESIGN: wall time only for key expiry).
+"""
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from trionode import limits
+from trionode.core.replication.history import EpochHistory
+from trionode.core.replication.messages import ReplMessage, SnapshotChunk, SyncRefused, SyncReply
+from trionode.core.replication.replica import CONNECTING, LOADING, STREAMING, ReplicaState, Step
+
+ack_heartbeat_ms = limits.repl_tick_ms * 10  # an unchanged position is re-acked this often
+
+
+@dataclass(frozen=True, slots=True)
+class SetLoadingMarker:
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Truncate:
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoadChunk:
+    items: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshot:
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class SaveHistory:
+    history: EpochHistory
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    records: list[tuple[int, list[bytes]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    msg: ReplMessage
+
+
+ReplicaAction = SetLoadingMarker | Truncate | LoadChunk | InstallSnapshot | SaveHistory | Append | Send
+
+
+class ReplicaDriver:
+    def __init__(
+        self,
+        shard_id: str,
+        my_id: str,
+        epoch: int,
+        history: EpochHistory,
+        log_end: int,
+        now_ms: int,
+        *,
+        sync_id_base: int = 0,
+        loading_marker: bool = False,
+        truncate_floor: int = 0,
+        sync_retry_ms: int = limits.repl_sync_retry_ms,
+        silence_ms: int = limits.repl_silence_ms,
+    ) -> None:
+        assert 0 <= truncate_floor <= log_end or loading_marker, (truncate_floor, log_end)
+        self.marker = loading_marker  # Invariant: mirrors the persisted marker once the actions ran
+        if loading_marker:  # a restart in the middle of a sync: the local data is junk
+            history, log_end, truncate_floor = EpochHistory(), 0, 0
+        self.rs = ReplicaState(shard_id, my_id, epoch, history, log_end, sync_id_base)
+        self.truncate_floor = truncate_floor
+        self.sync_retry_ms, self.silence_ms = sync_retry_ms, silence_ms
+        self._next_request_ms = now_ms  # CONNECTING: when to (re)send the sync request
+        self._heard_ms = now_ms  # when the session last got a message it accepted
+        self._acked: tuple[int, int] | None = None  # (sync_id, offset) of the last ack sent
+        self._acked_ms = now_ms
+
+    # --- inputs ---------------------------------------------------------------------------
+    def on_message(self, msg: ReplMessage, now_ms: int) -> list[ReplicaAction]:
+        """A message from the primary (sync reply or refusal, records, snapshot chunk)."""
+        if isinstance(msg, (SyncReply, SyncRefused)):
+            step = self.rs.on_sync_reply(msg)
+        elif isinstance(msg, SnapshotChunk):
+            step = self.rs.on_snapshot_chunk(msg)
+        else:
+            step = self.rs.on_records(msg)
+        if not step.refused:
+            self._heard_ms = now_ms
+        return self._carry_out(step, now_ms)
+
+    def on_local_end(self, local_end: int) -> list[ReplicaAction]:
+        """The local log ends at ``local_end`` (call before each message): cut what the stream never gave us.
+
+        A replica's log holds only the primary's records. One past our stream's end was
+        written here (a command a replica should have refused, issue 10): keeping it would
+        put a record the primary never wrote at an offset the primary fills with another.
+        """
+        if self.marker or local_end <= self.rs.log_end:
+            return []
+        self.rs.note(f"local records {self.rs.log_end + 1}..{local_end} were not streamed: cut")
+        return self._truncate(self.rs.log_end)
+
+    def on_durable(self, durable_offset: int, now_ms: int) -> list[ReplicaAction]:
+        """Everything up to ``durable_offset`` is fsynced here: the ack to send, if one is due."""
+        rs = self.rs
+        if rs.state == CONNECTING:
+            return []
+        ack = rs.ack(min(durable_offset, rs.log_end))
+        assert ack is not None
+        out: list[ReplicaAction] = []
+        if self.marker and rs.state == STREAMING:
+            out.append(SetLoadingMarker(False))  # synced, durable and caught up: the data is whole again
+            self.marker = False
+        ack = replace(ack, durable_offset=self.reported_offset())
+        position = (ack.sync_id, ack.durable_offset)
+        if position != self._acked or self.health == "loading" or now_ms - self._acked_ms >= ack_heartbeat_ms:
+            self._acked, self._acked_ms = position, now_ms
+            out.append(Send(ack))
+        return out
+
+    def tick(self, now_ms: int) -> list[ReplicaAction]:
+        """Time passed: re-send an unanswered sync request; start again after a silence."""
+        if self.rs.state != CONNECTING and now_ms - self._heard_ms > self.silence_ms:
+            self._heard_ms = now_ms
+            return self._carry_out(self.rs.primary_silent(), now_ms)
+        if self.rs.state == CONNECTING and now_ms >= self._next_request_ms:
+            return [self._sync_request(now_ms)]
+        return []
+
+    def fence(self, epoch: int, now_ms: int) -> list[ReplicaAction]:
+        """A failover raised the shard epoch (persisted by the caller first): a new session at once."""
+        if not self.rs.fence(epoch):
+            return []
+        return self._restart_session(now_ms)
+
+    def restart_session(self, now_ms: int) -> list[ReplicaAction]:
+        """Start a new session now (a new process, or the caller's own reason)."""
+        return self._restart_session(now_ms)
+
+    # --- state for others ---------------------------------------------------------------------
+    @property
+    def health(self) -> str:
+        return "loading" if self.marker or self.rs.state == LOADING else "online"
+
+    def reported_offset(self) -> int:
+        """The offset this replica may claim (ACKs, INFO, failover): 0 while its data is junk (S5)."""
+        return 0 if self.marker else self.rs.reported_offset()
+
+    def read_bound(self) -> int | None:
+        return None if self.marker else self.rs.read_bound()
+
+    def take_reports(self) -> list[str]:
+        return self.rs.take_reports()
+
+    # --- carrying out a step ---------------------------------------------------------------------
+    def _sync_request(self, now_ms: int) -> Send:
+        self._next_request_ms = now_ms + self.sync_retry_ms
+        self._heard_ms = now_ms
+        return Send(self.rs.sync_request())
+
+    def _restart_session(self, now_ms: int) -> list[ReplicaAction]:
+        self._next_request_ms = now_ms
+        return self.tick(now_ms)
+
+    def _carry_out(self, step: Step, now_ms: int) -> list[ReplicaAction]:
+        out: list[ReplicaAction] = []
+        if step.start_full_sync:
+            ack = self.rs.ack(0)  # reports 0 (loading) before anything is discarded
+            assert ack is not None and ack.durable_offset == 0
+            out += [Send(ack), *self._mark(), Truncate(0)]
+        if step.truncate_to is not None and not step.start_full_sync:
+            if step.truncate_to < self.truncate_floor:
+                return out + self._discard_below_floor(now_ms)
+            out += self._truncate(step.truncate_to)
+        if step.snapshot_items:
+            out.append(LoadChunk(step.snapshot_items))
+        if step.snapshot_done is not None:
+            out.append(InstallSnapshot(step.snapshot_done))
+            self.truncate_floor = step.snapshot_done
+        if step.history_changed:
+            out.append(SaveHistory(self.rs.history.copy()))  # after the snapshot it describes
+        if step.records:
+            out.append(Append(step.records))
+        if step.resync:
+            out += self._restart_session(now_ms)
+        return out
+
+    def _mark(self) -> list[ReplicaAction]:
+        if self.marker:
+            return []
+        self.marker = True
+        return [SetLoadingMarker(True)]
+
+    def _truncate(self, keep: int) -> list[ReplicaAction]:
+        # In place (a no-op when nothing lies past ``keep``), under the marker: a crash in the
+        # middle of the cut means a full sync. A marker already set stays until caught up.
+        if self.marker:
+            return [Truncate(keep)]
+        return [SetLoadingMarker(True), Truncate(keep), SetLoadingMarker(False)]
+
+    def _discard_below_floor(self, now_ms: int) -> list[ReplicaAction]:
+        """The local snapshot holds records past the cut: discard everything and sync from empty."""
+        out = [*self._mark(), Truncate(0), SaveHistory(EpochHistory())]
+        rs = self.rs
+        self.rs = ReplicaState(rs.shard_id, rs.my_id, rs.epoch, EpochHistory(), 0, rs.sync_id)
+        self.truncate_floor = 0
+        return out + self._restart_session(now_ms)
+
+    def statistics(self) -> dict[str, Any]:
+        return {**self.rs.statistics(), "loading_marker": self.marker, "truncate_floor": self.truncate_floor}
