@@ -83,3 +83,19 @@ async def test_replication_timers_ignore_wall_clock_steps(
     monkeypatch.setattr(time, "time", lambda: wall_ns / 1e9 + 3600)  # or forward
     await trio.sleep(1)
     assert repl.clock_ms() - before == 1_000
+
+
+def test_a_promoted_replica_stops_being_a_replica(tmp_path: Path) -> None:
+    # ROLE and INFO used to say "slave" after a promotion, and the old replica side stayed in
+    # charge of read bounds and sync requests to the old primary (found by the double-failover drill).
+    repl = _replica_shell(tmp_path, applied_offset=40)
+    repl.store.wal = SimpleNamespace(durable_seq=40)
+    repl.store.backlog = []
+    repl.store.abort_waiters = lambda why: None
+    state = _state()
+    version = state.shards[SHARD].isr_version
+    assert apply(state, 6, command("isr_expand", shard_id=SHARD, epoch=1, isr_version=version, node_id=R)).ok
+    assert apply(state, 7, command("failover", shard_id=SHARD, epoch=1, node_id=R)).ok
+    repl.on_config(state)
+    assert repl.replica is None and repl.primary is not None
+    assert repl.info(state)["role"] == "master"

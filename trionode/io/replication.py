@@ -330,6 +330,9 @@ class Replication:
                 # Durable before any record of the new epoch (history.py: log matching).
                 self.history.append_epoch(shard.epoch, self.store.data.applied_offset + 1)
                 save_history(self.store.directory, self.history)
+            # A promoted replica stops replicating: its side would keep asking the old primary for
+            # a sync, bound reads, and make ROLE and INFO say "slave".
+            self.replica = None
             self.primary = PrimarySide(self, shard.id, shard.epoch)
             self.store.high_watermark = self.primary.high_watermark
             log.info("primary of shard %s at epoch %d from offset %d", shard.id[:12], shard.epoch,
