@@ -116,6 +116,7 @@ class ClusterState:
     epoch_max: int = 0  # Invariant: >= every epoch ever issued (Valkey's currentEpoch); never decreases.
     applied_index: int = 0  # Invariant: the index of the last entry applied, refused or not.
     config_version: int = 0  # Invariant: bumped by every entry that changed the state.
+    members_ever: int = 0  # Invariant: nodes ever admitted (bootstrap, node_join); >= len(nodes); never decreases.
 
     @property
     def bootstrapped(self) -> bool:
