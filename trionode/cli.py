@@ -191,12 +191,11 @@ def cluster() -> None:
 @click.option("--replicas", type=click.IntRange(0, 15), default=0, help="Replicas per primary.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def cluster_create(addrs: tuple[str, ...], replicas: int, yes: bool) -> None:
-    """Form a cluster from running, unclustered nodes (started with --no-bootstrap)."""
+    """Form a cluster from running nodes started with --no-bootstrap (or alone and never written to)."""
     ids = {addr: _call(addr, "CLUSTER", "MYID").decode() for addr in addrs}
     infos = {addr: _info_fields(_call(addr, "INFO", "cluster")) for addr in addrs}
     for addr, info in infos.items():
-        if info.get("cluster_id"):
-            _fail(f"{addr} already belongs to cluster {info['cluster_id']}; start it with --no-bootstrap")
+        _leave_lone_cluster(addr, info.get("cluster_id", ""))
     slots, attach = _create_plan(addrs, ids, {a: int(info["cluster_bus_port"]) for a, info in infos.items()}, replicas)
     primaries = [primary for primary, _ in slots]
     plan = [f"primary {p} ({ids[p][:12]}): slots {_ranges_text(r)}" for p, r in slots]
@@ -242,6 +241,19 @@ def _create_plan(
     return slots, attach
 
 
+def _leave_lone_cluster(addr: str, cluster_id: str) -> None:
+    """A node that formed a cluster alone (a plain ``trionode start``) leaves it, if it never had
+    another member or data (CLUSTER RESET); anything else stops here with the node's reason."""
+    if not cluster_id:
+        return
+    with _connect(addr) as client:
+        try:
+            client.call("CLUSTER", "RESET")
+        except ReplyError as e:
+            _fail(f"{addr} already belongs to cluster {cluster_id} and cannot leave it: {e}")
+    click.echo(f"{addr} left the one-node cluster {cluster_id} it formed alone")
+
+
 def _knows(addr: str, node_ids: Any) -> bool:
     """``addr`` has applied the membership of every node in ``node_ids``."""
     listed = {line.split(" ", 1)[0] for line in _call(addr, "CLUSTER", "NODES").decode().splitlines()}
@@ -256,8 +268,11 @@ def _covered(addr: str) -> bool:
 @click.argument("new_addr")
 @click.argument("existing_addr")
 def cluster_add_node(new_addr: str, existing_addr: str) -> None:
-    """Add a running, unclustered node to the cluster EXISTING_ADDR belongs to."""
+    """Add a running node to the cluster EXISTING_ADDR belongs to.
+
+    The node was started with --no-bootstrap, or formed a cluster alone and never held data."""
     host, port = parse_addr(new_addr)
+    _leave_lone_cluster(new_addr, _cluster_id(new_addr))
     _call(existing_addr, "CLUSTER", "MEET", host, port)
     cluster_id = _cluster_id(existing_addr)
     new_id = _call(new_addr, "CLUSTER", "MYID").decode()

@@ -150,11 +150,32 @@ def test_a_clean_shutdown_of_the_leader_hands_over_and_compacts_the_raft_log(nod
     assert new_leader["leader_id"] in by_id
 
 
-def test_create_refuses_a_node_that_is_already_in_a_cluster(node_factory, tmp_path: Path) -> None:
-    loner = node_factory("loner").start()  # the embedded default forms a one-node cluster
+def test_create_and_add_node_take_a_node_that_formed_a_cluster_alone_but_never_one_with_data(node_factory) -> None:
+    loner = node_factory("loner").start()  # a plain start forms a one-node cluster
+    late = node_factory("late").start()
+    written = node_factory("written").start()
+    written.client().set("k", "v")
     joiner = node_factory("joiner", extra=NO_BOOTSTRAP).start()
-    out = run_cli("cluster", "create", f"127.0.0.1:{joiner.port}", f"127.0.0.1:{loner.port}", "--yes")
-    assert out.returncode != 0 and "already belongs to cluster" in out.stderr
+    addr = {node: f"127.0.0.1:{node.port}" for node in (loner, late, written, joiner)}
+    written_cluster = written.client().info("cluster")["cluster_id"]
+
+    out = run_cli("cluster", "create", addr[joiner], addr[written], "--yes")
+    assert out.returncode != 0 and "cannot leave it" in out.stderr and "holds data" in out.stderr, out.stderr
+    assert written.client().info("cluster")["cluster_id"] == written_cluster and written.client().get("k") == b"v"
+
+    loner_id = loner.client().execute_command("CLUSTER", "MYID").decode()
+    out = run_cli("cluster", "create", addr[loner], addr[joiner], "--yes")
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert f"{addr[loner]} left the one-node cluster" in out.stdout
+    out = run_cli("cluster", "add-node", addr[late], addr[joiner])
+    assert out.returncode == 0, out.stderr + out.stdout
+    cluster_id = joiner.client().info("cluster")["cluster_id"]
+    assert cluster_id and loner.client().execute_command("CLUSTER", "MYID").decode() == loner_id
+    # The reset is durable: after kill -9 the node comes back in the new cluster, not its old one.
+    loner.kill9()
+    loner.start()
+    wait_for(lambda: loner.client().info("cluster")["cluster_id"] == cluster_id, "the loner to rejoin", 10)
+    assert len(status(joiner)["nodes"]) == 3
 
 
 def test_a_killed_node_is_reported_failed_then_online_again(node_factory, tmp_path: Path) -> None:

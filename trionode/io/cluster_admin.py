@@ -17,6 +17,7 @@ from trionode import limits
 from trionode.core import errors
 from trionode.core.bus_auth import secret_refusal
 from trionode.core.cluster.commands import command
+from trionode.core.cluster.reset import reset_refusal
 from trionode.core.cluster_commands import slot_arg
 from trionode.core.errors import CommandError
 from trionode.core.raft.messages import ConfChange, ConfChangeKind
@@ -217,6 +218,24 @@ async def _replace(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     return OK
 
 
+async def _reset(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    """CLUSTER RESET [HARD|SOFT]: leave a cluster this node formed alone and never wrote to.
+
+    Anything else is refused with the reason (core/cluster/reset.py): trionode never drops
+    a member or data by reset. The node keeps its id, which no other node ever knew.
+    """
+    if args and args[0].lower() not in (b"hard", b"soft"):
+        raise CommandError("ERR syntax error")
+    control = runtime.control
+
+    def refusal() -> str | None:
+        conf = control.rawnode.conf
+        return reset_refusal(control.state, runtime.node_id, conf.voters, conf.learners, runtime.data.applied_offset)
+
+    await control.leave(refusal, runtime.replication.forget_history)
+    return OK
+
+
 async def _status(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     return json.dumps(runtime.status_report(), sort_keys=True).encode()
 
@@ -245,4 +264,5 @@ _HANDLERS = {
     b"failover": _failover,
     b"detach": _detach,
     b"replace": _replace,
+    b"reset": _reset,
 }

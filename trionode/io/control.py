@@ -76,6 +76,7 @@ class ControlPlane:
         self._nursery: trio.Nursery | None = None
         self._applied = trio.Event()  # set (and replaced) whenever entries are applied
         self.admin_lock = trio.Lock()  # serialises read-then-propose operator steps on this node
+        self._stepping = trio.Lock()  # held while the core steps and its Ready is handled (see leave())
         # Nodes the failure detector reports failed (installed by the node shell).
         self.failed_nodes: Callable[[], set[str]] = set
         # Other subsystems sharing the bus (replication) register their message kinds here.
@@ -139,7 +140,8 @@ class ControlPlane:
             while not self._stopping:
                 await self._wake.wait()
                 self._wake = trio.Event()
-                await self._step_and_handle()
+                async with self._stepping:
+                    await self._step_and_handle()
             # A clean stop: fold the log into raft.snap, then step the core no more (no vote,
             # no ACK) until the node's nursery is cancelled.
             await self._maybe_compact(force=True)
@@ -436,6 +438,29 @@ class ControlPlane:
             )
         )
         log.info("bootstrapped cluster %s", self.store.cluster_id)
+
+    async def leave(self, refusal: Callable[[], str | None], forget: Callable[[], None]) -> None:
+        """Leave this node's cluster (CLUSTER RESET) unless ``refusal()`` names a reason not to.
+
+        Between the Ready being handled and the next, so no entry of the old cluster applies
+        after the check. The node stops being a member in memory before anything awaits (so
+        it takes no write in between), ``forget()`` drops what the shell kept of the old
+        cluster, and raft.snap is replaced in one rename: a crash before it leaves the old
+        cluster intact, one after it a node that belongs to no cluster.
+        """
+        async with self._stepping:
+            if self.rawnode is None:
+                return  # in no cluster: nothing to leave
+            why = refusal()
+            if why:
+                raise ProposalError(f"ERR CLUSTER RESET refused: {why}")
+            cluster_id = self.store.cluster_id
+            self.rawnode, self.state, self.leader, self.role = None, ClusterState(), "", "none"
+            self._fail_waiters("TRYAGAIN this node left its cluster")
+            self._changed()
+            forget()
+            await self.store.reset()
+        log.info("left cluster %s; this node waits to be formed into a cluster", cluster_id)
 
     def _manage_membership(self) -> None:
         """Keep the voters healthy, one single-server change at a time.

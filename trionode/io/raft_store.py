@@ -137,6 +137,18 @@ class RaftStore:
         self.cluster_id = cluster_id
         await self.compact_to(self.snapshot)
 
+    async def reset(self) -> None:
+        """Belong to no cluster: no id, no membership, term 0, no log, in one rename of raft.snap.
+
+        Recovery ignores the WAL records before the new ``wal_from_seq``, and compaction
+        deletes their segments once the new file is durable.
+        """
+        self.cluster_id = ""
+        self.hard_state = HardState()
+        self.snapshot = Snapshot()
+        self.entries = []
+        await self.compact_to(self.snapshot)
+
     async def initialize(self, cluster_id: str, first: Snapshot) -> None:
         """Bootstrap a new cluster: its id and first membership reach disk in one rename."""
         assert not self.cluster_id and not self.entries and self.hard_state.term == 0

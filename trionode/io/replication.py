@@ -300,6 +300,12 @@ class Replication:
         self._appended.set()
 
     # --- configuration ---------------------------------------------------------
+    def forget_history(self) -> None:
+        """Leaving a cluster with nothing written: no epoch of it may describe this node's (empty) log."""
+        assert self.store.data.applied_offset == 0 and self.primary is None and self.replica is None
+        self.history.truncate_after(0)
+        save_history(self.store.directory, self.history)
+
     def on_config(self, state: ClusterState) -> None:
         """Follow the applied configuration: become or stop being this shard's primary or replica."""
         me = state.nodes.get(self.node_id)

@@ -3,6 +3,7 @@
 import pytest
 
 from trionode.core.cluster import ClusterState, apply, commands
+from trionode.core.cluster.reset import reset_refusal
 from trionode.core.cluster.state import Migration
 
 from .helpers import CLUSTER, M1, M2, S1, S2, S3, Harness, N, addr, bootstrapped, two_shards
@@ -404,3 +405,28 @@ def test_isr_fence_only_moves_the_isr_version_and_makes_older_proposals_stale() 
     assert after.isr_version == before.isr_version + 1 and after.isr_ids == before.isr_ids
     result = apply(state, 6, stale_expand)
     assert not result.ok and result.reason.startswith("stale_isr_version")
+
+
+# --- leaving a lone cluster -------------------------------------------------------------------
+
+
+def _lone() -> Harness:
+    """What `trionode start` does alone: bootstrap, its shard, every slot."""
+    h = Harness()
+    h.ok("bootstrap", cluster_id=CLUSTER, node_id=N[0], **addr(N[0]))
+    h.ok("shard_create", shard_id=S1, epoch=0, primary_id=N[0])
+    h.ok("slots_assign", shard_id=S1, epoch=1, slots=[[0, 16383]])
+    return h
+
+
+def test_only_a_node_that_bootstrapped_alone_and_never_held_data_may_leave_its_cluster() -> None:
+    h = _lone()
+    h.ok("isr_fence", shard_id=S1, epoch=1, isr_version=h.state.shards[S1].isr_version)  # a primary's own step
+    assert reset_refusal(h.state, N[0], (N[0],), (), data_offset=0) is None
+    assert "holds data" in reset_refusal(h.state, N[0], (N[0],), (), data_offset=2)
+    assert "other members" in reset_refusal(h.state, N[0], (N[0],), (N[1],), data_offset=0)
+    h.join(N[1])
+    assert "other members" in reset_refusal(h.state, N[0], (N[0],), (), data_offset=0)
+    h.ok("node_forget", node_id=N[1])  # gone again, but it was a member once
+    assert "has had other members" in reset_refusal(h.state, N[0], (N[0],), (), data_offset=0)
+

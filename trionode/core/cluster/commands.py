@@ -253,6 +253,7 @@ def _bootstrap(state: ClusterState, a: Args) -> None:
     assert not state.nodes and not state.shards
     state.cluster_id = a["cluster_id"]
     state.nodes[a["node_id"]] = NodeRecord(a["node_id"], a["host"], a["port"], a["bus_port"])
+    state.members_ever = 1
 
 
 def _node_join(state: ClusterState, a: Args) -> None:
@@ -260,6 +261,7 @@ def _node_join(state: ClusterState, a: Args) -> None:
     _require(len(state.nodes) < nodes_max, "too_many", f"the cluster already has {nodes_max} nodes")
     _address_free(state, a["host"], a["port"], a["node_id"])
     state.nodes[a["node_id"]] = NodeRecord(a["node_id"], a["host"], a["port"], a["bus_port"])
+    state.members_ever += 1
 
 
 def _node_info(state: ClusterState, a: Args) -> None:

@@ -41,6 +41,8 @@ from trionode.core.cluster.state import (
 def check_invariants(state: ClusterState) -> list[str]:
     """Every broken invariant of ``state``, one line each; [] when it is sound."""
     problems = [*_slot_problems(state), *_node_problems(state)]
+    if state.members_ever < len(state.nodes):
+        problems.append(f"members_ever {state.members_ever} < {len(state.nodes)} members")
     for shard_id, shard in state.shards.items():
         problems += [f"shard {shard_id}: {p}" for p in _shard_problems(state, shard_id, shard)]
     problems += _migration_problems(state)

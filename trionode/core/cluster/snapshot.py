@@ -59,6 +59,7 @@ def to_snapshot(state: ClusterState) -> dict[str, Any]:
         "cluster_id": state.cluster_id,
         "applied_index": state.applied_index,
         "config_version": state.config_version,
+        "members_ever": state.members_ever,
         "epoch_max": state.epoch_max,
         "nodes": [[n.id, n.host, n.port, n.bus_port, n.shard_id, n.role] for _, n in sorted(state.nodes.items())],
         "shards": [
@@ -98,6 +99,8 @@ def from_snapshot(snap: Any) -> ClusterState:
 def _build(snap: dict[str, Any]) -> ClusterState:
     state = ClusterState(cluster_id=snap["cluster_id"], applied_index=snap["applied_index"])
     state.config_version, state.epoch_max = snap["config_version"], snap["epoch_max"]
+    # Snapshots from before members_ever do not say who was ever a member: assume others were.
+    state.members_ever = snap.get("members_ever", max(2, len(snap["nodes"])))
     for node_id, host, port, bus_port, shard_id, role in snap["nodes"]:
         state.nodes[node_id] = NodeRecord(node_id, host, port, bus_port, shard_id, role)
     for shard_id, epoch, primary_id, replicas, isr, isr_version, slots in snap["shards"]:

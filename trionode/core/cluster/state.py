@@ -120,6 +120,7 @@ class ClusterState:
     applied_index: int = 0  # Invariant: the index of the last entry applied, refused or not.
     config_version: int = 0  # Invariant: bumped by every entry that changed the state.
     acl_users: dict[str, tuple[str, ...]] = field(default_factory=dict)  # Invariant: len <= acl_users_max.
+    members_ever: int = 0  # Invariant: nodes ever admitted (bootstrap, node_join); >= len(nodes); never decreases.
 
     @property
     def bootstrapped(self) -> bool:
