@@ -69,3 +69,27 @@ async def test_records_replayed_at_startup_stay_invisible_until_the_isr_confirms
     assert restarted.data.execute(get, [b"GET", b"j"], now_ms=0, primary=True) == (b"w", 3)
     assert restarted.data.execute(get, [b"GET", b"k"], now_ms=0, primary=True) == (None, 2)  # behind the FLUSHALL
     assert restarted.data.execute(dbsize, [b"DBSIZE"], now_ms=0, primary=True) == (1, 3)
+
+
+async def test_a_full_sync_installed_above_the_acknowledged_offset_stays_invisible_and_survives_a_restart(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    # A full-sync snapshot is cut at the primary's applied offset, which may be above its high
+    # watermark. The replica used to treat the whole snapshot as acknowledged: its next smaller
+    # watermark from the primary tripped "the acknowledged offset never goes back" (a crash at
+    # every restart), and after a restart it served the unacknowledged tail at once.
+    config = Config(data_dir=str(tmp_path))
+    store = DataStore.recover(tmp_path, config)
+    watermark = 0
+    store.high_watermark = lambda local_durable: min(local_durable, watermark)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        await store.install_snapshot(100, [[[b"k", "string", b"v", None]]])
+        assert store.acked_offset == 0 and store.data.visibility.required(b"k") == 100
+        watermark = 50
+        store.update_acked()  # the primary's watermark lags the snapshot's offset: no crash
+        assert store.acked_offset == 50 and store.data.visibility.required(b"k") == 100
+        await store.close()
+        nursery.cancel_scope.cancel()
+    restarted = DataStore.recover(tmp_path, config)  # knows what was acknowledged when the snapshot was made
+    assert restarted.acked_offset == 0 and restarted.data.visibility.required(b"k") == 100

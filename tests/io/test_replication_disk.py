@@ -40,12 +40,12 @@ async def _running_store(tmp_path: Path) -> AsyncIterator[DataStore]:
 
 def _write(store: DataStore, count: int, tag: str = "v") -> None:
     for i in range(1, count + 1):
-        store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"k%d" % i, f"{tag}{i}".encode()], now_ms=0)
+        store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"k%d" % i, f"{tag}{i}".encode()], now_ms=0, primary=True)
     store.log_outbox()
 
 
 def _get(store: DataStore, key: bytes) -> bytes | None:
-    return store.data.execute(KEYSPACE_COMMANDS["get"], [b"GET", key], now_ms=0)[0]
+    return store.data.execute(KEYSPACE_COMMANDS["get"], [b"GET", key], now_ms=0, primary=True)[0]
 
 
 def _replication(node_id: str, store: object, sent: list) -> Replication:
@@ -121,7 +121,7 @@ async def test_a_full_sync_snapshot_is_streamed_only_once_durable_on_the_primary
 
 def _write_applied_only(store: DataStore, count: int) -> None:
     for i in range(count):
-        store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"late%d" % i, b"x"], now_ms=0)
+        store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"late%d" % i, b"x"], now_ms=0, primary=True)
     store.data.take_outbox()
 
 
@@ -137,7 +137,7 @@ async def test_a_record_written_locally_on_a_replica_is_cut_before_the_stream_co
         side.inbox.append(SyncReply(SHARD, 1, "partial", 0, EpochHistory([(1, 1)]), 2, request.sync_id))
         side.inbox.append(Records(SHARD, 1, 1, [[b"SET", b"k1", b"p1"]], 0, request.sync_id))
         await side.process()
-        store.data.execute(KEYSPACE_COMMANDS["flushall"], [b"FLUSHALL"], now_ms=0)  # local, at offset 2
+        store.data.execute(KEYSPACE_COMMANDS["flushall"], [b"FLUSHALL"], now_ms=0, primary=True)  # local, at offset 2
         store.log_outbox()
         side.inbox.append(Records(SHARD, 1, 2, [[b"SET", b"k2", b"p2"]], 0, request.sync_id))
         await side.process()

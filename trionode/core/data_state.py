@@ -138,15 +138,22 @@ class DataState:
             self.visibility.wrote_everything(offset)
 
     # --- the replica path -----------------------------------------------------
-    def replace_with(self, other: "DataState") -> None:
-        """Adopt ``other``'s keyspace and offset (a full resync), keeping this object's identity."""
+    def replace_with(self, other: "DataState", acked_offset: int) -> None:
+        """Adopt ``other``'s keyspace and offset (a full resync), keeping this object's identity.
+
+        Only ``acked_offset`` of it is acknowledged: a full sync's snapshot is cut at the
+        primary's applied offset, which may be past its high watermark, and which keys
+        changed after the watermark is not known, so every reply waits for the whole of it.
+        """
+        assert acked_offset <= other.applied_offset, (acked_offset, other.applied_offset)
         assert not self.outbox, "effects still waiting for the WAL would be lost"
         old = self.keyspace
         old.flush()  # its values are freed in steps, like FLUSHALL's
         other.keyspace.garbage = old.garbage
         self.keyspace = other.keyspace
         self.applied_offset = other.applied_offset
-        self.visibility = Visibility(other.applied_offset)
+        self.visibility = Visibility(acked_offset)
+        self.visibility.wrote_everything(other.applied_offset)
 
     def apply_replicated(self, offset: int, effect: list[bytes]) -> None:
         """Apply an effect streamed by the primary: like replay, but logged to this node's WAL too.

@@ -200,13 +200,16 @@ class DataStore:
         async with self._compacting:
             self._new_writer = trio.Event()
             await self.wal.aclose()
-            header = {"kind": SNAPSHOT_KIND, "offset": offset}
+            # What the ISR has confirmed stays as it was (never more than the new data holds),
+            # in memory and in the header, so a restart serves nothing it had not confirmed.
+            acked = min(self.acked_offset, offset)
+            header = {"kind": SNAPSHOT_KIND, "offset": offset, "acked": acked}
             path = str(self.directory / SNAPSHOT_NAME)
             self.snapshot_bytes = await trio.to_thread.run_sync(snapshot_file.write_snapshot, path, header, chunks)
             _remove_segments(self.directory, wal_files.list_segments(str(self.directory), WAL_PREFIX), "replaced")
-            self.data.replace_with(data)
+            self.data.replace_with(data, acked)
             self.snapshot_offset = offset
-            self.acked_offset = min(self.acked_offset, offset)
+            self.acked_offset = acked
             self.backlog.clear()
             self._backlog_sizes.clear()
             self._backlog_bytes = 0
