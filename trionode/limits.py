@@ -68,6 +68,7 @@ bus_backoff_max_ms = 2_000                     # ...up to here
 bus_handshake_timeout_ms = 2_000
 bus_hello_bytes_max = 64 * 1024                # a frame before the handshake completes
 bus_inbound_connections_max = 128              # inbound bus connections at once, all peers together
+bus_handshakes_max = 16                        # inbound bus connections still proving the secret, at once
 bus_inbound_per_peer_max = 4                   # inbound bus connections at once from one node id
 
 # --- Raft driver -----------------------------------------------------------------
@@ -83,7 +84,7 @@ assert bus_backoff_min_ms <= bus_backoff_max_ms
 assert bus_hello_bytes_max <= bus_frame_bytes_max
 assert bus_inbound_per_peer_max <= bus_inbound_connections_max
 # One outbound connection per peer that may dial in, plus the inbound ones.
-fds_bus_max = 2 * bus_inbound_connections_max
+fds_bus_max = 2 * bus_inbound_connections_max + bus_handshakes_max
 assert raft_heartbeat_ticks < raft_election_ticks
 raft_forwarded_max = 256                       # operator commands forwarded to the leader, in flight
 

@@ -180,9 +180,27 @@ async def test_inbound_connections_are_bounded_per_peer_and_in_total(monkeypatch
             assert await read_frame(extra, buf) is None
         held.append(await _raw_peer(port_b, {"hello": "e" * 40}))
         held.append(await _raw_peer(port_b, {"hello": "f" * 40}))
-        with pytest.raises(AssertionError):  # the total is reached
-            await _raw_peer(port_b, {"hello": "0" * 40})
+        over, buf = await _raw_peer(port_b, {"hello": "0" * 40})
+        with trio.fail_after(5):  # the total is reached: closed once it has proved who it is
+            assert await read_frame(over, buf) is None
         await held[0][0].aclose()  # a slot frees up
         await _eventually(lambda: b._inbound_total == 5)
         held.append(await _raw_peer(port_b, {"hello": "0" * 40}))
+        nursery.cancel_scope.cancel()
+
+
+async def test_silent_unauthenticated_connections_do_not_use_up_the_peers_bound(monkeypatch) -> None:
+    # Anyone who can reach the port could hold every inbound slot with connections that never
+    # prove the secret, cutting the node off from Raft, replication and gossip.
+    monkeypatch.setattr(limits, "bus_inbound_connections_max", 2)
+    monkeypatch.setattr(limits, "bus_handshakes_max", 3)
+    async with trio.open_nursery() as nursery:
+        b, port_b = await _start(nursery, "b" * 40, "c" * 40, [])
+        silent = [await trio.open_tcp_stream("127.0.0.1", port_b) for _ in range(2)]
+        await _eventually(lambda: b._handshaking == 2)
+        held = [await _raw_peer(port_b, {"hello": "d" * 40}), await _raw_peer(port_b, {"hello": "e" * 40})]
+        await _eventually(lambda: b._inbound_total == 2)
+        assert b._handshaking == 2 and held
+        for stream in silent:
+            await stream.aclose()
         nursery.cancel_scope.cancel()

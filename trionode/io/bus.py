@@ -129,7 +129,8 @@ class Bus:
         self._peers: dict[str, _Peer] = {}
         # The cluster secret's HMAC key, None while there is none (then every handshake fails).
         self.secret: Callable[[], bytes | None] = lambda: None
-        self._inbound_total = 0                   # Invariant: <= limits.bus_inbound_connections_max
+        self._inbound_total = 0  # Invariant: <= limits.bus_inbound_connections_max (proved peers only)
+        self._handshaking = 0  # Invariant: <= limits.bus_handshakes_max
         self._inbound_by_peer: dict[str, int] = {}  # Invariant: each <= limits.bus_inbound_per_peer_max
         self._nursery: trio.Nursery | None = None
         self.stats = BusStats()
@@ -198,24 +199,44 @@ class Bus:
 
     async def _receiver(self, stream: trio.SocketStream) -> None:
         async with stream:
+            # Connections still proving the secret have their own small bound: anyone who can reach
+            # the port can hold one open for a handshake timeout, and must not crowd out real peers.
+            if self._handshaking >= limits.bus_handshakes_max:
+                self.stats.refused += 1
+                return
+            self._handshaking += 1
+            buf = bytearray()
+            try:
+                proved = await self._handshake(stream, buf)
+            finally:
+                self._handshaking -= 1
+            if proved is None:
+                return
             if self._inbound_total >= limits.bus_inbound_connections_max:
                 self.stats.refused += 1
                 return
             self._inbound_total += 1
             try:
-                await self._serve_inbound(stream)
+                await self._serve_inbound(stream, buf, *proved)
             finally:
                 self._inbound_total -= 1
 
-    async def _serve_inbound(self, stream: trio.SocketStream) -> None:
-        buf = bytearray()
+    async def _handshake(self, stream: trio.SocketStream, buf: bytearray) -> tuple[str, dict] | None:
+        """The dialer's node id and hello once it has proved the cluster secret; None if it did not."""
         try:
             with trio.fail_after(limits.bus_handshake_timeout_ms / 1000):
                 hello = await read_frame(stream, buf, limits.bus_hello_bytes_max)
             peer_id = self._check_hello(hello)
-            # Proved before it counts against its node id's bound: an impostor must not use up a real peer's.
             if peer_id is None or not await self._prove_inbound(stream, buf, hello, peer_id):
-                return
+                return None
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, FrameError) as e:
+            log.debug("bus: inbound handshake ended: %s", e)
+            return None
+        return peer_id, hello
+
+    async def _serve_inbound(self, stream: trio.SocketStream, buf: bytearray, peer_id: str, hello: dict) -> None:
+        try:
+            # Proved before it counts against its node id's bound: an impostor must not use up a real peer's.
             if self._inbound_by_peer.get(peer_id, 0) >= limits.bus_inbound_per_peer_max:
                 self.stats.refused += 1
                 return
