@@ -35,7 +35,6 @@ TMP_SUFFIX = ".tmp"
 FORMAT_VERSION = 1
 CHUNK = 1
 END = 2
-_WRITE_BUFFER_BYTES = 1024 * 1024  # records are gathered up to this before one write()
 
 
 def _write_all(fd: int, data: bytes | bytearray) -> None:
@@ -61,7 +60,7 @@ def _write_records(fd: int, header: dict[str, Any], chunks: Iterable[object], re
     for chunk in chunks:
         buffer += _framed([CHUNK, chunk], record_bytes_max)
         chunk_count += 1
-        if len(buffer) >= _WRITE_BUFFER_BYTES:
+        if len(buffer) >= limits.snapshot_write_buffer_bytes:
             _write_all(fd, buffer)
             total_bytes += len(buffer)
             buffer.clear()

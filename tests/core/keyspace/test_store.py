@@ -54,6 +54,23 @@ def test_dump_is_a_copy():
     assert entries[b"l2"][2] == [b"only"]
 
 
+def test_dump_is_the_keyspace_as_of_the_call_while_commands_run_between_chunks():
+    # Compaction consumes the dump in a worker thread while commands go on: the
+    # chunks must still be the cut taken at the call, built lazily chunk by chunk.
+    c = populated()
+    before = snapshot(c.ks)
+    chunks = c.ks.dump(1)
+    c("RPUSH", "l2", "more")
+    c("HSET", "h", "f", "changed")
+    c("SADD", "z", "w")
+    c("SET", "s1", "new")
+    c("DEL", "ttl")
+    c("SET", "added", "x")
+    first = next(chunks)
+    c("FLUSHALL")
+    assert [first, *chunks] == [[entry] for entry in before]
+
+
 def test_slot_index_tracks_every_insert_and_delete():
     c = Client()
     c("MSET", "{x}1", "a", "{x}2", "b", "y", "c")

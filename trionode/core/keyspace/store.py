@@ -252,32 +252,23 @@ class Keyspace:
     # --- snapshots -------------------------------------------------------------------
 
     def dump(self, chunk_keys_max: int) -> Iterator[list[list[Any]]]:
-        """The whole keyspace as chunks of ``[key, type, value, deadline_ms|None]``.
+        """The whole keyspace as of this call, as chunks of ``[key, type, value, deadline_ms|None]``.
 
-        Values are copies in CBOR-friendly shapes (bytes, list, dict, list for
-        sets). The dump is consistent only if no command runs between chunks.
+        The cut is taken here, before the first chunk is asked for: a list of
+        the keys in slot order, their values, and the deadlines. Strings are
+        immutable ``bytes`` and are shared; aggregates are mutated in place by
+        commands, so each is copied now. The entries themselves are built one
+        chunk at a time as the iterator is consumed, so commands may run between
+        chunks and the consumer (a snapshot writer in a worker thread) holds
+        only a chunk's entries at once, not a second copy of the keyspace.
         """
         assert chunk_keys_max >= 1
-        chunk: list[list[Any]] = []
-        for keys in self.slot_keys:
-            for key in list(keys):
-                chunk.append(self._dump_entry(key))
-                if len(chunk) >= chunk_keys_max:
-                    yield chunk
-                    chunk = []
-        if chunk:
-            yield chunk
+        keys = [key for slot_keys in self.slot_keys for key in slot_keys]
+        values = [value if value.__class__ is bytes else value.copy() for value in map(self.data.__getitem__, keys)]
+        return _dump_chunks(keys, values, dict(self.expires), chunk_keys_max)
 
     def _dump_entry(self, key: bytes) -> list[Any]:
-        value = self.data[key]
-        kind = TYPE_NAMES[value.__class__]
-        if kind == "hash":
-            plain: Any = dict(value)
-        elif kind == "string":
-            plain = value
-        else:
-            plain = list(value)
-        return [key, kind, plain, self.expires.get(key)]
+        return _entry(key, self.data[key], self.expires.get(key))
 
     def load_chunk(self, chunk: list[list[Any]]) -> None:
         """Add the keys of one :meth:`dump` chunk; they must not be present."""
@@ -314,3 +305,24 @@ class Keyspace:
         for key, value in self.data.items():
             assert value.__class__ in TYPE_NAMES, key
             assert value.__class__ is bytes or len(value) > 0, key
+
+
+def _entry(key: bytes, value: Value, deadline: int | None) -> list[Any]:
+    """One dump entry; values become copies in CBOR-friendly shapes (bytes, list, dict, list for sets)."""
+    kind = TYPE_NAMES[value.__class__]
+    if kind == "hash":
+        plain: Any = dict(value)
+    elif kind == "string":
+        plain = value
+    else:
+        plain = list(value)
+    return [key, kind, plain, deadline]
+
+
+def _dump_chunks(
+    keys: list[bytes], values: list[Value], expires: dict[bytes, int], chunk_keys_max: int
+) -> Iterator[list[list[Any]]]:
+    """The entries of a cut taken by :meth:`Keyspace.dump`, ``chunk_keys_max`` at a time."""
+    for start in range(0, len(keys), chunk_keys_max):
+        cut = zip(keys[start:start + chunk_keys_max], values[start:start + chunk_keys_max], strict=True)
+        yield [_entry(key, value, expires.get(key)) for key, value in cut]
