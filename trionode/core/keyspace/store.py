@@ -255,7 +255,9 @@ class Keyspace:
         """The whole keyspace as of this call, as chunks of ``[key, type, value, deadline_ms|None]``.
 
         The cut is taken here, before the first chunk is asked for: a list of
-        the keys in slot order, their values, and the deadlines. Strings are
+        the keys in insertion order (within a slot that is ``slot_keys``'s
+        order, so loading the dump rebuilds the same index), their values, and
+        the deadlines. Strings are
         immutable ``bytes`` and are shared; aggregates are mutated in place by
         commands, so each is copied now, once, into the shape its entry carries.
         The entries themselves are built one chunk at a time as the iterator is
@@ -264,8 +266,10 @@ class Keyspace:
         once, not a second copy of every string.
         """
         assert chunk_keys_max >= 1
-        keys = [key for slot_keys in self.slot_keys for key in slot_keys]
-        values = [_frozen(self.data[key]) for key in keys]
+        # The cut runs in the event loop, so it walks ``data`` in its own order (a dict
+        # lookup per key in slot order took 20 times as long) with no call per string.
+        keys = list(self.data)
+        values = [value if value.__class__ is bytes else _frozen(value) for value in self.data.values()]
         return _dump_chunks(keys, values, dict(self.expires), chunk_keys_max)
 
     def _dump_entry(self, key: bytes) -> list[Any]:
