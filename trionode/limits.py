@@ -34,6 +34,8 @@ compact_wal_records_min = 1_000_000            # ...or this many records
 compact_wal_percent = 100                      # ...and has grown by this % of the snapshot (Redis's 100% default)
 compact_check_interval_ms = 1_000
 snapshot_chunk_keys_max = 1024                 # keys per snapshot record
+snapshot_chunk_bytes_max = 1024 * 1024         # ...or key and value bytes per record (a bigger value: one key)
+snapshot_write_buffer_bytes = 1024 * 1024      # snapshot records gathered before one write(), bytes
 
 # --- Expiry --------------------------------------------------------------------
 expire_cycle_interval_ms = 100                 # active expiry runs ten times a second, as in Redis

@@ -8,10 +8,13 @@ equality that is asserted on every append and every replayed record.
 
 Compaction, in an order that is safe at every crash point:
 1. at one synchronous moment, note offset N, rotate the WAL to a new segment
-   and copy the keyspace into chunks (so later writes cannot leak in);
+   and take a cut of the keyspace (``Keyspace.dump``: keys and values, with
+   aggregates copied, so later writes cannot leak in);
 2. wait until the WAL is durable to N, so the old segments are complete;
 3. write the snapshot to a temp file, fsync, rename, fsync the directory
-   (``snapshot_file``), in a worker thread;
+   (``snapshot_file``), in a worker thread that builds, encodes and writes
+   the cut a chunk at a time, so only one chunk and one write buffer are
+   held beside the keyspace;
 4. only then delete the segments that the snapshot covers.
 A crash between any two steps leaves either the old snapshot plus a complete
 WAL, or the new snapshot plus a contiguous WAL that reaches back past N.
@@ -312,7 +315,9 @@ class DataStore:
             if offset == self.snapshot_offset and self.snapshot_bytes:
                 return
             self.wal.rotate()
-            chunks = list(self.data.keyspace.dump(limits.snapshot_chunk_keys_max))
+            # The cut is taken now; the worker thread builds and writes the entries a chunk
+            # at a time while commands go on, so the keyspace is never held twice.
+            chunks = self.data.keyspace.dump(limits.snapshot_chunk_keys_max)
             # What the ISR has confirmed, so a restart knows which of these keys it may serve.
             header = {"kind": SNAPSHOT_KIND, "offset": offset, "acked": min(self.acked_offset, offset)}
             path = str(self.directory / SNAPSHOT_NAME)

@@ -35,7 +35,6 @@ TMP_SUFFIX = ".tmp"
 FORMAT_VERSION = 1
 CHUNK = 1
 END = 2
-_WRITE_BUFFER_BYTES = 1024 * 1024  # records are gathered up to this before one write()
 
 
 def _write_all(fd: int, data: bytes | bytearray) -> None:
@@ -59,12 +58,16 @@ def _write_records(fd: int, header: dict[str, Any], chunks: Iterable[object], re
     total_bytes = 0
     chunk_count = 0
     for chunk in chunks:
-        buffer += _framed([CHUNK, chunk], record_bytes_max)
+        record = _framed([CHUNK, chunk], record_bytes_max)
         chunk_count += 1
-        if len(buffer) >= _WRITE_BUFFER_BYTES:
-            _write_all(fd, buffer)
-            total_bytes += len(buffer)
-            buffer.clear()
+        if len(buffer) + len(record) < limits.snapshot_write_buffer_bytes:
+            buffer += record
+            continue
+        # Flush, and write a record as big as the buffer straight away rather than copy it in.
+        for data in (buffer, record):
+            _write_all(fd, data)
+            total_bytes += len(data)
+        buffer.clear()
     buffer += _framed([END, chunk_count], record_bytes_max)
     _write_all(fd, buffer)
     return total_bytes + len(buffer)

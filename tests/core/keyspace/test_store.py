@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trionode import limits
 from trionode.core.keyspace import Keyspace, execute
 from trionode.core.slots import key_slot
 
@@ -52,6 +53,41 @@ def test_dump_is_a_copy():
     c("SADD", "z", "w")
     entries = {entry[0]: entry for entry in chunks[0]}
     assert entries[b"l2"][2] == [b"only"]
+
+
+def test_dump_is_the_keyspace_as_of_the_call_while_commands_run_between_chunks():
+    # Compaction consumes the dump in a worker thread while commands go on: the
+    # chunks must still be the cut taken at the call, built lazily chunk by chunk.
+    c = populated()
+    before = snapshot(c.ks)
+    chunks = c.ks.dump(1)
+    c("RPUSH", "l2", "more")
+    c("HSET", "h", "f", "changed")
+    c("SADD", "z", "w")
+    c("SET", "s1", "new")
+    c("DEL", "ttl")
+    c("SET", "added", "x")
+    first = next(chunks)
+    c("FLUSHALL")
+    assert [first, *chunks] == [[entry] for entry in before]
+
+
+def test_dump_chunks_are_bounded_in_bytes_as_well_as_keys():
+    # A chunk's record is encoded whole in memory: big values must not pile into one.
+    c = Client()
+    big = 400 * 1024
+    for i in range(10):
+        c("SET", f"s{i}", "v" * big)
+    c("HSET", "h", *[x for i in range(4) for x in (f"f{i}", "v" * big)])
+    chunks = list(c.ks.dump(1024))
+    assert sum(map(len, chunks)) == 11 and len(chunks) >= 4
+
+    def value_bytes(entry: list) -> int:
+        plain = entry[2]
+        return sum(map(len, [*plain, *plain.values()])) if isinstance(plain, dict) else len(plain)
+
+    # A chunk closes at the entry that takes it to the bound: all before that one stay under it.
+    assert all(sum(map(value_bytes, chunk[:-1])) < limits.snapshot_chunk_bytes_max for chunk in chunks)
 
 
 def test_slot_index_tracks_every_insert_and_delete():

@@ -252,32 +252,28 @@ class Keyspace:
     # --- snapshots -------------------------------------------------------------------
 
     def dump(self, chunk_keys_max: int) -> Iterator[list[list[Any]]]:
-        """The whole keyspace as chunks of ``[key, type, value, deadline_ms|None]``.
+        """The whole keyspace as of this call, as chunks of ``[key, type, value, deadline_ms|None]``.
 
-        Values are copies in CBOR-friendly shapes (bytes, list, dict, list for
-        sets). The dump is consistent only if no command runs between chunks.
+        The cut is taken here, before the first chunk is asked for: a list of
+        the keys in insertion order (within a slot that is ``slot_keys``'s
+        order, so loading the dump rebuilds the same index), their values, and
+        the deadlines. Strings are
+        immutable ``bytes`` and are shared; aggregates are mutated in place by
+        commands, so each is copied now, once, into the shape its entry carries.
+        The entries themselves are built one chunk at a time as the iterator is
+        consumed, so commands may run between chunks and the consumer (a
+        snapshot writer in a worker thread) holds only a chunk's entries at
+        once, not a second copy of every string.
         """
         assert chunk_keys_max >= 1
-        chunk: list[list[Any]] = []
-        for keys in self.slot_keys:
-            for key in list(keys):
-                chunk.append(self._dump_entry(key))
-                if len(chunk) >= chunk_keys_max:
-                    yield chunk
-                    chunk = []
-        if chunk:
-            yield chunk
+        # The cut runs in the event loop, so it walks ``data`` in its own order (a dict
+        # lookup per key in slot order took 20 times as long) with no call per string.
+        keys = list(self.data)
+        values = [value if value.__class__ is bytes else _frozen(value) for value in self.data.values()]
+        return _dump_chunks(keys, values, dict(self.expires), chunk_keys_max)
 
     def _dump_entry(self, key: bytes) -> list[Any]:
-        value = self.data[key]
-        kind = TYPE_NAMES[value.__class__]
-        if kind == "hash":
-            plain: Any = dict(value)
-        elif kind == "string":
-            plain = value
-        else:
-            plain = list(value)
-        return [key, kind, plain, self.expires.get(key)]
+        return _entry(key, _frozen(self.data[key]), self.expires.get(key))
 
     def load_chunk(self, chunk: list[list[Any]]) -> None:
         """Add the keys of one :meth:`dump` chunk; they must not be present."""
@@ -314,3 +310,43 @@ class Keyspace:
         for key, value in self.data.items():
             assert value.__class__ in TYPE_NAMES, key
             assert value.__class__ is bytes or len(value) > 0, key
+
+
+def _frozen(value: Value) -> bytes | tuple[str, Any]:
+    """A value as a dump holds it: bytes shared (immutable), an aggregate as (type, copy in a CBOR-friendly shape)."""
+    if value.__class__ is bytes:
+        return value
+    return TYPE_NAMES[value.__class__], dict(value) if value.__class__ is dict else list(value)
+
+
+def _entry(key: bytes, frozen: bytes | tuple[str, Any], deadline: int | None) -> list[Any]:
+    kind, plain = ("string", frozen) if frozen.__class__ is bytes else frozen
+    return [key, kind, plain, deadline]
+
+
+def _dump_chunks(
+    keys: list[bytes], values: list[bytes | tuple[str, Any]], expires: dict[bytes, int], chunk_keys_max: int
+) -> Iterator[list[list[Any]]]:
+    """The entries of a cut taken by :meth:`Keyspace.dump`.
+
+    A chunk ends at ``chunk_keys_max`` keys or once it holds
+    ``limits.snapshot_chunk_bytes_max`` bytes of keys and values, so big values
+    do not make one huge record (its encoding is held in memory whole).
+    """
+    chunk: list[list[Any]] = []
+    chunk_bytes = 0
+    for key, value in zip(keys, values, strict=True):
+        chunk.append(_entry(key, value, expires.get(key)))
+        chunk_bytes += len(key) + _frozen_bytes(value)
+        if len(chunk) >= chunk_keys_max or chunk_bytes >= limits.snapshot_chunk_bytes_max:
+            yield chunk
+            chunk, chunk_bytes = [], 0
+    if chunk:
+        yield chunk
+
+
+def _frozen_bytes(frozen: bytes | tuple[str, Any]) -> int:
+    if frozen.__class__ is bytes:
+        return len(frozen)
+    kind, plain = frozen
+    return sum(map(len, plain)) + (sum(map(len, plain.values())) if kind == "hash" else 0)
