@@ -60,10 +60,11 @@ def test_a_node_timeout_too_short_to_ride_through_a_raft_election_is_warned_abou
 
 
 def test_a_failed_wal_write_stops_the_node_with_one_line_and_exit_3(node_factory) -> None:
-    # Files may not grow past 2 MB: starting fits, the WAL segment that fills up does not.
-    node = node_factory(preexec_fn=limit_file_size(2 * 1024 * 1024)).start()
+    # Files may not grow past 6 MB: starting (one preallocated 4 MiB step) fits, the WAL segment
+    # that fills up does not. EFBIG is no full disk: it stays fatal.
+    node = node_factory(preexec_fn=limit_file_size(6 * 1024 * 1024)).start()
     client = node.client()
-    for i in range(40):
+    for i in range(100):
         try:
             client.set(f"k{i}", b"v" * 100_000)
         except redis.ConnectionError:
