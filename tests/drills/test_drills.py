@@ -19,17 +19,15 @@ DRILL_SEED = 1
 # acknowledges hundreds in 10 s; at a load average of 20-25 on 2 cores, 45-78 were seen.
 ACKED_MIN = 40
 
-# Known node bugs (issue 10, section 2) that the drills expose on main as merged here
-# (seed 1, 10 s); fixes land separately and the lead removes a mark once its fix is
-# merged. The replica-write bugs (FLUSHALL on a replica, replica expiry on a READONLY GET)
-# made every drill fail before their fixes reached main; all others pass now.
+# Drills that do not yet pass reliably at seed 1, 10 s. Both bugs these marks were made for
+# (2.9: wall-clock timers; a full sync taken as acknowledged, 'the acknowledged offset never
+# goes back') are fixed, and both drills pass in most runs; drop a mark once it holds.
 CLOCK_WENT_BACK = (
-    "node bug 2.9: gossip and replication timers use the wall clock; a backward step kills the node with "
-    "'broken invariant at core/gossip/detector.py: the clock went back' (exit 4), crashes>=1"
+    "fixed (issue 10, 2.9: a backward wall-clock step killed the node); mark kept until more runs pass"
 )
 FULL_SYNC_RESTART = (
-    "node bug: a replica killed in the middle of a full sync restarts, installs the next full sync and dies "
-    "with 'broken invariant at core/visibility.py: the acknowledged offset never goes back' (exit 4)"
+    "one run in four was not linearizable on a TTL key after a replica was killed (DEL of a key set just "
+    "before answered 0 after a 5 s ISR-shrink wait); not yet diagnosed, see the issue 10 notes"
 )
 KNOWN_BUGS: dict[str, str] = {"clock-step": CLOCK_WENT_BACK, "crash-full-sync": FULL_SYNC_RESTART}
 
