@@ -158,7 +158,10 @@ class Client:
         return self.record(process, "expire", key, lambda: int(self.rc.expire(key, ttl_s)), arg=ttl_s * 1000)
 
     def _del(self, process: int, key: str, value: str, rng: random.Random) -> str:
-        return self.record(process, "del", key, lambda: self.rc.delete(key))
+        # Not rc.delete(): redis-py runs it as a cluster pipeline, which re-sends a command that
+        # timed out. A DEL applied but still waiting for the ISR was sent again and answered 0
+        # (a false non-linearizable history in crash-full-sync).
+        return self.record(process, "del", key, lambda: self.rc.execute_command("DEL", key))
 
     def _exists(self, process: int, key: str, value: str, rng: random.Random) -> str:
         return self.record(process, "exists", key, lambda: self.rc.exists(key))
