@@ -504,8 +504,6 @@ def _full_disk(monkeypatch: pytest.MonkeyPatch, failures: list[str]) -> None:
     monkeypatch.setattr(wal_writer.os, "posix_fallocate", fallocate)
 
 
-@pytest.mark.xfail(strict=False, reason="flaky (about 2 runs in 5): the segment-count check can run while the "
-                   "writer thread's retry has made the new segment file and not yet removed it; to be fixed")
 async def test_a_full_disk_pauses_the_writer_until_space_is_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -524,12 +522,22 @@ async def test_a_full_disk_pauses_the_writer_until_space_is_back(
             await trio.sleep(0.01)
         await trio.sleep(5 * limits.wal_disk_full_retry_ms / 1000)  # it keeps trying, in vain
         assert (writer.disk_full, writer.durable_seq, changes) == (True, 1, [True])
-        assert len(segment_paths(tmp_path)) == 1  # no half-made segment left behind
         failures.clear()  # space is free again: the writer resumes by itself
         await writer.wait_durable(seq)
         assert not writer.disk_full and changes == [True, False]
         await writer.aclose()
+    # The many failed attempts left exactly the one segment that finally worked, and nothing else.
+    assert len(segment_paths(tmp_path)) == 2 and len(os.listdir(tmp_path)) == 2
     assert [obj for _, obj in load(tmp_path).records] == ["before", "during"]
+
+
+def test_a_segment_that_cannot_be_preallocated_is_removed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _full_disk(monkeypatch, ["full"])
+    with pytest.raises(wal_writer.DiskFull):
+        wal_writer.create_segment(str(tmp_path), "wal", 1)
+    assert os.listdir(tmp_path) == []  # no half-made segment left behind
 
 
 async def test_a_write_that_ran_out_of_space_halfway_is_redone_in_place(
