@@ -23,6 +23,7 @@ ask of a shell:
   replica decision (order, marker, acks, timers) is the driver's.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,6 +188,10 @@ class ReplicaShell:
         self.driver = ReplicaDriver(SHARD_ID, node_id, disk.fence_epoch, disk.history, len(disk.log), now_ms,
                                     sync_id_base=incarnation * SYNC_ID_STRIDE, loading_marker=disk.loading_marker,
                                     sync_retry_ms=SYNC_RETRY_MS, silence_ms=SILENCE_MS)  # fmt: skip
+        # The nemesis's crash point: once it answers True for an action just carried out, the
+        # process is dead (``crashed``): nothing after it runs, and the plane crashes the node.
+        self.crash_after: Callable[[ReplicaAction], bool] | None = None
+        self.crashed = False
 
     @property
     def rs(self) -> ReplicaState:
@@ -213,6 +218,8 @@ class ReplicaShell:
     def execute(self, actions: list[ReplicaAction]) -> list[ReplMessage]:
         disk, out = self.disk, []
         for action in actions:
+            if self.crashed:
+                return []
             match action:
                 case SetLoadingMarker(on=on):
                     disk.loading_marker = on
@@ -232,5 +239,8 @@ class ReplicaShell:
                         disk.append([effect])
                 case Send(msg=msg):
                     out.append(msg)
+            self.crashed = self.crash_after is not None and self.crash_after(action)
+        if self.crashed:
+            return []
         assert len(disk.log) == self.rs.log_end or disk.loading_marker, (len(disk.log), self.rs.log_end)
         return out

@@ -57,6 +57,16 @@ def test_a_partial_sync_cuts_only_the_divergent_suffix_under_the_marker() -> Non
     assert d.health == "online" and d.rs.log_end == 3
 
 
+def test_a_partial_sync_that_keeps_everything_sets_no_marker() -> None:
+    """A crash under the marker wipes the log at restart: an ISR member resyncing after a restart
+    (nothing to cut) must not risk its acknowledged records on a cut of nothing (sim seed 4)."""
+    d = driver(log_end=5)
+    req = request(d)
+    out = d.on_message(SyncReply(SHARD, 2, "partial", 5, H12, 9, req.sync_id), 10)
+    assert out == [SaveHistory(H12)]
+    assert d.health == "online" and d.rs.log_end == 5
+
+
 def test_a_cut_below_the_local_snapshot_discards_and_stays_loading_until_caught_up() -> None:
     d = driver(log_end=5, truncate_floor=4)
     req = request(d)

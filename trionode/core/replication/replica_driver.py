@@ -128,7 +128,13 @@ class ReplicaDriver:
     def on_message(self, msg: ReplMessage, now_ms: int) -> list[ReplicaAction]:
         """A message from the primary (sync reply or refusal, records, snapshot chunk)."""
         if isinstance(msg, (SyncReply, SyncRefused)):
+            held = self.rs.log_end
             step = self.rs.on_sync_reply(msg)
+            if step.truncate_to is not None and step.truncate_to >= held:
+                # Nothing lies past the cut: no cut, so no marker. Under the marker a crash
+                # wipes the whole log, and an ISR member would lose acknowledged writes
+                # (sim seed 4 of the full-sync crash nemesis, a crash at 'marker set').
+                step = replace(step, truncate_to=None)
         elif isinstance(msg, SnapshotChunk):
             step = self.rs.on_snapshot_chunk(msg)
         else:
