@@ -136,19 +136,30 @@ class KVChecker:
         return self.reference.length
 
     def check_read(self, who: str, argv: list[bytes], reply: Any, now_ms: int, lo: int) -> None:
-        """A keyed read's reply, released now, shows a state of ``[lo, acknowledged]`` as of ``now_ms``."""
-        hi = self.acked_length()
-        empty = READ_EMPTY[argv[0]]
-        seen = {visible(s, now_ms, empty) for s in self.reference.states_between(argv[1], lo, hi)}
-        if canonical(reply) not in seen:
-            shown = sorted(map(repr, seen))[:4]
-            self.fail(f"read: {self._name(who)} answers {b' '.join(argv)!r} with {reply!r} at wall {now_ms}: "
-                      f"no acknowledged state in offsets {lo}..{hi} shows that ({shown})")  # fmt: skip
+        """A keyed read's reply, released now, shows a state of ``[lo, acknowledged]`` as of ``now_ms``.
+
+        The failure names what the reply shows instead: a state past its deadline (expired read),
+        one older than ``lo`` (stale read), or none acknowledged (unacknowledged read).
+        """
+        hi, key, empty = self.acked_length(), argv[1], READ_EMPTY[argv[0]]
+        window = self.reference.states_between(key, lo, hi)
+        reply = canonical(reply)
+        if reply not in {visible(s, now_ms, empty) for s in window}:
+            if reply in {empty if value is None else value for value, _ in window}:
+                what = "expired read"  # the value is there, but past its deadline on this node's clock
+            elif reply in {visible(s, now_ms, empty) for s in self.reference.states_between(key, 0, lo)}:
+                what = "stale read"  # older than the window allows
+            else:
+                what = "unacknowledged read"
+            self.fail(f"{what}: {self._name(who)} answers {b' '.join(argv)!r} with {reply!r} at wall {now_ms}, "
+                      f"no acknowledged state of offsets {lo}..{hi} shows that")  # fmt: skip
 
     def check_dbsize(self, who: str, reply: int, lo: int) -> None:
         hi = self.acked_length()
-        if reply not in self.reference.counts[lo : hi + 1]:
-            self.fail(f"read: {self._name(who)} answers DBSIZE {reply}, no acknowledged offset in {lo}..{hi} "
+        counts = self.reference.counts
+        if reply not in counts[lo : hi + 1]:
+            what = "stale read" if reply in counts[:lo] else "unacknowledged read"
+            self.fail(f"{what}: {self._name(who)} answers DBSIZE {reply}, no acknowledged offset of {lo}..{hi} "
                       f"held that many keys")  # fmt: skip
 
     def check_write(self, who: str, argv: list[bytes], reply: Any, offset: int) -> None:
