@@ -6,7 +6,8 @@ would have seen: a replica that expires keys itself or a keyless write run
 anywhere (own write), a reply that does not wait for the watermark
 (unacknowledged read), a key served past its deadline (expired read), and a
 replica that serves from a keyspace behind what it acknowledged (stale read:
-older than the client's own write). The seeds and step counts are the
+older than the client's own write), a lease checked on a clock read before a
+wait (S2 serving), and a WAIT that counts replicas lacking the write. The seeds and step counts are the
 shortest that show each bug, so the file stays cheap in CI.
 """
 
@@ -17,10 +18,11 @@ import pytest
 
 from trionode.core.data_state import DataState
 from trionode.core.keyspace.store import Keyspace
+from trionode.core.replication.primary import PrimaryTracker
 from trionode.core.routing import Routing
 from trionode.core.visibility import Visibility
 from trionode.sim.kv_checks import Reference, visible
-from trionode.sim.kv_workload import NodeKeyspace
+from trionode.sim.kv_workload import KVWorkload, NodeKeyspace
 from trionode.sim.runner import SimConfig, Simulation, report
 
 
@@ -48,26 +50,26 @@ def test_a_replica_that_expires_keys_itself_is_caught(monkeypatch: pytest.Monkey
         return execute(self, spec, argv, now_ms, primary=True)
 
     monkeypatch.setattr(DataState, "execute", as_primary)
-    failures = _failures((1,), 400)
+    failures = _failures((3,), 450)
     assert failures and all(f.startswith("own write") and "b'DEL'" in f for f in failures), failures
 
 
 def test_a_keyless_write_run_anywhere_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Routing, "keyless_error", lambda self, write, readonly_session=False: None)
-    failures = _failures((3, 4), 30)
+    failures = _failures((3, 5), 20)
     assert len(failures) == 2 and failures[0].startswith("own write") and "FLUSHALL" in failures[0], failures
     assert failures[1].startswith("S7 serving"), failures
 
 
 def test_a_reply_that_does_not_wait_for_the_watermark_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Visibility, "required", lambda self, key: 0)
-    failures = _failures((1, 2, 3, 4), 100)
+    failures = _failures((1, 3, 6, 7), 60)
     assert len(failures) == 4 and all(f.startswith("unacknowledged read") for f in failures), failures
 
 
 def test_a_key_served_past_its_deadline_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Keyspace, "expire_if_due", lambda self, key: False)
-    failures = _failures((1,), 400)
+    failures = _failures((3,), 450)
     assert failures and all(f.startswith("expired read") for f in failures), failures
 
 
@@ -79,14 +81,35 @@ def test_a_replica_serving_older_than_the_clients_write_is_caught(monkeypatch: p
         catch_up(self, log if self.node.routing.am_primary else log[: max(0, len(log) - 3)])
 
     monkeypatch.setattr(NodeKeyspace, "catch_up", lagging)
-    failures = _failures((1, 2, 4), 50)
+    failures = _failures((1, 4, 6), 70)
     assert len(failures) == 3 and all(f.startswith("stale read") for f in failures), failures
 
 
+def test_a_lease_checked_on_a_stale_clock_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shell reads the clock once per batch and again after a wait (issue 10 §2.8: not after
+    WAIT). Here a session's clocks are read once, at its first command, and never again."""
+    stamp = KVWorkload.stamp
+
+    def once(self: KVWorkload, node: Any, session: Any) -> None:
+        if not session.mono_ms:
+            stamp(self, node, session)
+
+    monkeypatch.setattr(KVWorkload, "stamp", once)
+    failures = _failures((1, 6), 300)
+    assert len(failures) == 2 and all(f.startswith(("own write", "S2 serving")) for f in failures), failures
+    assert any(f.startswith("S2 serving") for f in failures), failures
+
+
+def test_a_wait_that_counts_replicas_without_the_write_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(PrimaryTracker, "wait_count", lambda self, offset: len(self._followers))
+    failures = _failures((3, 4), 150)
+    assert len(failures) == 2 and all(f.startswith("WAIT") for f in failures), failures
+
+
 def test_a_crash_in_a_partial_sync_that_cuts_nothing_keeps_the_acknowledged_log() -> None:
-    """Seed 4: C restarts (13 records, 10 acknowledged), resyncs partially keeping all 13, and the
-    nemesis crashes it at 'marker set'. The driver used to set the loading marker for that cut of
-    nothing, so C came back empty while in the ISR (S1); now it sets none."""
-    result = Simulation(SimConfig(seed=4, steps=100, data_plane=True, failover=True)).run()
+    """Seed 20: B restarts (17 records, all acknowledged), resyncs partially keeping all 17, and the
+    nemesis crashes it at the cut. The driver used to set the loading marker for that cut of
+    nothing, so B came back empty while in the ISR (S1); now it sets none."""
+    result = Simulation(SimConfig(seed=20, steps=100, data_plane=True, failover=True)).run()
     assert result.ok, report(result)
-    assert any("armed to crash at 'marker set'" in line for line in result.trace), result.trace
+    assert any("armed to crash at 'discarded'" in line for line in result.trace), result.trace

@@ -115,6 +115,7 @@ class FailoverCoverage(_Counters):
     replies_checked: int = 0  # kv_workload.py and its nemeses from here on
     commands_refused: int = 0
     replica_reads: int = 0
+    waits: int = 0
     wall_steps: int = 0
     double_failovers: int = 0
     full_sync_crashes: int = 0

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from trionode.core import routing
 from trionode.core.data_state import DataState
 from trionode.core.keyspace import KEYSPACE_COMMANDS
-from trionode.core.reply import ErrorReply
+from trionode.core.reply import Action, ErrorReply
 from trionode.core.server_specs import SERVER_COMMANDS
 from trionode.core.session import Node, NodeFacts, Session
 from trionode.sim.failover_nemesis import CLIENT, LEADER
@@ -54,6 +54,9 @@ FLUSHALL_PROBABILITY = 0.005  # of writes: it wipes what the other checks look a
 WALL_BASE_MS = 1_700_000_000_000
 WALL_SKEW_MS_MAX = 50  # the nodes' wall clocks agree to within this, until the nemesis steps one
 TTL_MS_MAX = 1500
+WAIT_PIPELINE_PROBABILITY = 0.1  # of commands to the primary: write, WAIT, read, read in one pipeline
+WAIT_TIMEOUT_MS_MAX = 1500
+CLIENT_TIMEOUT_MS = 5000  # a client gives up on a connection busy this long (outcome unknown)
 EXPIRY_PROBABILITY = 0.2  # a serving primary runs an active expiry cycle in this share of steps
 TABLE = {name.encode(): spec for name, spec in {**KEYSPACE_COMMANDS, **SERVER_COMMANDS}.items()}
 KEYS = {kind: [b"%s%d" % (kind, i) for i in range(3)] for kind in (b"s", b"n", b"l", b"h", b"z")}
@@ -103,9 +106,33 @@ class NodeKeyspace:
 
 
 @dataclass(slots=True)
+class Wait:
+    """A WAIT the client's connection is blocked on (io/node.py ``wait_replicas``)."""
+
+    offset: int  # the session's last write
+    replicas: int
+    timeout_ms: int
+    since_ms: int | None = None  # the node's monotonic clock once ``offset`` was acknowledged
+
+
+@dataclass(slots=True)
 class Client:
-    busy: bool = False
+    node_id: str = ""
+    readonly: bool = False
+    pipeline: list[list[bytes]] = field(default_factory=list)  # sent, not yet executed (behind a WAIT)
+    lo: int = 0  # the window's lower end for the reads of this pipeline (kv_checks.py)
+    held: int = 0  # replies the node still holds
+    wait: Wait | None = None
+    sent_ms: int = 0
     floors: dict[str, int] = field(default_factory=dict)  # node -> its last ack'd write with that node in the ISR
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.pipeline) or self.held > 0 or self.wait is not None
+
+    def reset(self) -> None:
+        """The connection dropped, or the client gave up: whatever is outstanding has an unknown outcome."""
+        self.pipeline, self.held, self.wait = [], 0, None
 
 
 class KVWorkload:
@@ -133,9 +160,22 @@ class KVWorkload:
                 self.release(node)
                 if self.plane.serves(node) and self.rng.random() < EXPIRY_PROBABILITY:
                     self.active_expiry(node)
+            elif node.id in self.keyspaces:
+                self.drop(self.keyspaces.pop(node.id))
         for i, client in enumerate(self.clients):
-            if not client.busy and self.rng.random() < SEND_PROBABILITY:
+            if client.busy and self.plane.now_ms - client.sent_ms > CLIENT_TIMEOUT_MS:
+                self.drop(self.keyspaces[client.node_id], only=i)
+            elif client.wait is not None:
+                self.poll_wait(i, client)
+            elif not client.busy and self.rng.random() < SEND_PROBABILITY:
                 self.send(i, client)
+
+    def drop(self, kv: NodeKeyspace, only: int | None = None) -> None:
+        """Connections to ``kv``'s node drop (all, or client ``only``'s): outcomes unknown."""
+        for i, client in enumerate(self.clients):
+            if client.node_id == kv.node.facts.node_id and only in (None, i):
+                client.reset()
+        kv.held = [h for h in kv.held if only is not None and h.client != only]
 
     @staticmethod
     def alive(node: "SimNode") -> bool:
@@ -149,8 +189,7 @@ class KVWorkload:
         kv = self.keyspaces.get(node.id)
         if kv is None or kv.tag != tag or kv.data.applied_offset > len(node.disk.log):
             if kv is not None:
-                for held in kv.held:
-                    self.clients[held.client].busy = False  # the connection dropped: outcome unknown
+                self.drop(kv)
             kv = self.keyspaces[node.id] = NodeKeyspace(node, tag)
         kv.catch_up(node.disk.log)
         kv.acknowledge(self.acked_offset(node))
@@ -173,7 +212,7 @@ class KVWorkload:
 
     def deliver(self, node: "SimNode", held: Held) -> None:
         client, checker, argv = self.clients[held.client], self.checker, held.argv
-        client.busy = False
+        client.held -= 1
         if held.write:
             checker.check_write(node.id, argv, held.reply, held.required)
             isr = self.plane.checker.isr_at(held.required)
@@ -195,16 +234,61 @@ class KVWorkload:
         if not self.alive(node) or not p.reaches(CLIENT, node.id):
             return  # the connection fails: nothing was sent
         readonly = node.id != p.config.shard.primary_id
-        argv = self.write_argv() if rng.random() < (0.2 if readonly else 0.55) else self.read_argv()
-        self.execute(node, i, client, argv, readonly)
+        if not readonly and rng.random() < WAIT_PIPELINE_PROBABILITY:
+            wait = [b"WAIT", b"%d" % rng.randint(1, 2), b"%d" % rng.randint(10, WAIT_TIMEOUT_MS_MAX)]
+            client.pipeline = [self.write_argv(), wait, self.read_argv(), self.read_argv()]
+        elif rng.random() < (0.2 if readonly else 0.55):
+            client.pipeline = [self.write_argv()]
+        else:
+            client.pipeline = [self.read_argv()]
+        client.node_id, client.readonly, client.sent_ms = node.id, readonly, p.now_ms
+        client.lo = client.floors.get(node.id, 0) if readonly else self.checker.acked_length()
+        kv = self.keyspace(node)
+        self.stamp(node, kv.session(i, readonly))
+        self.run(node, i, client)
 
-    def execute(self, node: "SimNode", i: int, client: Client, argv: list[bytes], readonly: bool) -> None:
-        p, kv = self.plane, self.keyspace(node)
+    def stamp(self, node: "SimNode", session: Session) -> None:
+        """The session's clocks, read once per batch of commands and again after every wait (resp_server.py)."""
+        session.now_ms, session.mono_ms = self.wall(node.id), node.clock(self.plane.now_ms)
+
+    def run(self, node: "SimNode", i: int, client: Client) -> None:
+        """Execute the client's pipeline in order, up to its end or a WAIT."""
+        kv = self.keyspace(node)
         self.route(node, kv)
-        session = kv.session(i, readonly)
-        session.now_ms, session.mono_ms = self.wall(node.id), node.clock(p.now_ms)
-        lo = client.floors.get(node.id, 0) if readonly else self.checker.acked_length()
-        reply, required = session.execute(argv)
+        session = kv.session(i, client.readonly)
+        while client.pipeline:
+            argv = client.pipeline.pop(0)
+            reply, required = session.execute(argv)
+            if isinstance(reply, Action):
+                assert reply.kind == "wait", reply
+                client.wait = Wait(session.last_write_offset, *reply.args)
+                return
+            self.executed(node, kv, i, client, argv, reply, required)
+
+    def poll_wait(self, i: int, client: Client) -> None:
+        """WAIT: once the last write is acknowledged, until enough replicas hold it or the timeout passes."""
+        p, node = self.plane, self.plane.nodes[client.node_id]
+        kv, wait = self.keyspace(node), client.wait
+        if wait is None or kv.data.visibility.acked < wait.offset:
+            return  # dropped with its connection, or the write is not acknowledged yet
+        now = node.clock(p.now_ms)
+        wait.since_ms = now if wait.since_ms is None else wait.since_ms
+        count = node.primary.tracker.wait_count(wait.offset) if node.primary is not None else 0
+        if count < wait.replicas and now - wait.since_ms < wait.timeout_ms:
+            return
+        holders = [n for n in p.nodes.values() if n is not node and n.disk.durable >= wait.offset]
+        if count > len(holders):
+            self.checker.fail(f"WAIT: {p.name(node.id)} answers {count} for offset {wait.offset}, "
+                              f"{len(holders)} replicas hold it durably")  # fmt: skip
+        p.coverage.waits += 1
+        client.wait = None
+        self.stamp(node, kv.session(i, client.readonly))
+        self.run(node, i, client)
+
+    def executed(self, node: "SimNode", kv: NodeKeyspace, i: int, client: Client, argv: list[bytes], reply: Any,
+                 required: int) -> None:  # fmt: skip
+        """Log what the command wrote, check who may have run it, and hold its reply."""
+        p = self.plane
         if effects := kv.data.take_outbox():
             if not p.serves(node):
                 offset, effect = effects[0]
@@ -216,12 +300,15 @@ class KVWorkload:
         if isinstance(reply, ErrorReply):
             p.coverage.commands_refused += 1
             return
+        if kv.node.routing.am_primary and not p.serves(node):
+            self.checker.fail(f"S2 serving: {p.name(node.id)} runs {b' '.join(argv)!r} as primary without a valid "
+                              f"lease")  # fmt: skip
         write = TABLE[argv[0].lower()].is_write
         if not write and not p.serves(node) and (node.replica is None or node.replica.driver.read_bound() is None):
             self.checker.fail(f"S7 serving: {p.name(node.id)} answers {b' '.join(argv)!r} without a read bound")
-        p.coverage.replica_reads += readonly and not write
-        client.busy = True
-        kv.held.append(Held(i, argv, reply, required, lo, session.now_ms, write))
+        p.coverage.replica_reads += client.readonly and not write
+        client.held += 1
+        kv.held.append(Held(i, argv, reply, required, client.lo, kv.session(i, client.readonly).now_ms, write))
 
     def route(self, node: "SimNode", kv: NodeKeyspace) -> None:
         """The node's routing (rebuilt only when its view or read rights change) and its lease."""
