@@ -25,6 +25,16 @@ now and then, runs the actions scheduled for this tick, and with
   time a primary kill or isolation right after it, so a failover lands in the
   middle of the change.
 
+- ``double_failover``: the primary dies, and its successor dies a few ticks
+  after the failover that promoted it commits;
+- ``wall_step``: a node's wall clock steps back or forward by up to 5 s; only
+  expiry deadlines read it (kv_workload.py), leases and timers do not;
+- ``full_sync_crash``: a replica crashes, falls behind while down, and is
+  armed to crash again right after one step of its next full sync (marker
+  set, discarded, chunk held, snapshot installed, history saved, marker
+  cleared: replica_driver.py's order); the crash point also fires in a
+  partial sync's cut, which runs under the same marker.
+
 Scheduled actions are kept as (tick, sequence, action), so their order is a
 pure function of the seed.
 """

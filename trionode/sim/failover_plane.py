@@ -40,11 +40,17 @@ nodes and ``L``) have not heard from it for ``NODE_TIMEOUT_MS`` on their own
 clocks; that verdict is ``L``'s health input. The checker asserts each chosen
 successor's true state (S5).
 
+*Clients* (kv_workload.py): every node runs the node's own Session and
+DataState; clients send every command family, TTLs, keyless commands and
+``READONLY`` reads to any node, and WAIT pipelined with reads; kv_checks.py
+checks each reply against the acknowledged log.
+
 *Nemesis* (failover_nemesis.py): crashes, primary isolation with or without
 the clients on its side, asymmetric cuts, flapping, double failures and
-replica-set changes, perhaps with a failover on top.
+replica-set changes, perhaps with a failover on top, double failovers,
+wall-clock steps and crashes inside a full sync.
 
-Each step: commit, learn, nemesis, deliver, controller, nodes, check
+Each step: commit, learn, nemesis, deliver, controller, nodes, clients, check
 (failover_checks.py). Every random choice comes from Randoms named
 ``failover-*``, so the Raft half of a run is the same with or without it.
 """
