@@ -30,10 +30,10 @@ now and then, runs the actions scheduled for this tick, and with
 - ``wall_step``: a node's wall clock steps back or forward by up to 5 s; only
   expiry deadlines read it (kv_workload.py), leases and timers do not;
 - ``full_sync_crash``: a replica crashes, falls behind while down, and is
-  armed to crash again right after one step of its next full sync (marker
-  set, discarded, chunk held, snapshot installed, history saved, marker
-  cleared: replica_driver.py's order); the crash point also fires in a
-  partial sync's cut, which runs under the same marker.
+  armed to crash again right after one step of its next sync (marker set,
+  cut, chunk held, snapshot installed, history saved, marker cleared:
+  replica_driver.py's order); a cut and a saved history also end steps of a
+  partial sync, which the crash point catches as well.
 
 Scheduled actions are kept as (tick, sequence, action), so their order is a
 pure function of the seed.
@@ -52,7 +52,6 @@ from trionode.core.replication.replica_driver import (
     Truncate,
 )
 from trionode.sim.data_config import SHARD_ID
-from trionode.sim.data_disk import DataDisk
 
 if TYPE_CHECKING:
     from trionode.sim.failover_plane import FailoverPlane
@@ -65,10 +64,11 @@ KINDS = ("kill", "crash", "isolate_with_client", "isolate_without_client", "isol
 SECOND_KILL_TICKS_MAX = 40  # double_failover: the promoted primary dies within this many ticks
 WALL_STEP_MS_MAX = 5000
 SYNC_CRASH_WINDOW_TICKS = 1500  # full_sync_crash: how long the crash point stays armed
-# The steps of a full sync (replica_driver.py), by the action that ends each: a crash point.
+# The steps of a sync (replica_driver.py), by the action that ends each: a crash point. A cut and
+# a saved history end steps of a partial sync too.
 SYNC_STEPS: tuple[tuple[str, Callable[[ReplicaAction], bool]], ...] = (
     ("marker set", lambda a: isinstance(a, SetLoadingMarker) and a.on),
-    ("discarded", lambda a: isinstance(a, Truncate)),
+    ("cut", lambda a: isinstance(a, Truncate)),
     ("chunk held", lambda a: isinstance(a, LoadChunk)),
     ("snapshot installed", lambda a: isinstance(a, InstallSnapshot)),
     ("history saved", lambda a: isinstance(a, SaveHistory)),
@@ -259,7 +259,7 @@ class FailoverNemesis:
         p.note(f"{p.name(node_id)}'s wall clock steps {delta_ms:+d} ms")
 
     def full_sync_crash(self) -> None:
-        """A replica crashes now, and again at one step of its next full sync (it falls behind meanwhile)."""
+        """A replica crashes now, and again at one step of its next sync (likely full: it falls behind meanwhile)."""
         p = self.plane
         up = [n for n in p.config.shard.replica_ids if p.nodes[n].up]
         if up:
@@ -267,7 +267,7 @@ class FailoverNemesis:
             step = self.rng.randrange(len(SYNC_STEPS))
             self.sync_crash[node_id] = (step, p.now_ticks + SYNC_CRASH_WINDOW_TICKS)
             p.crash(node_id)
-            p.note(f"{p.name(node_id)} crashes; armed to crash at '{SYNC_STEPS[step][0]}' of its next full sync")
+            p.note(f"{p.name(node_id)} crashes; armed to crash at '{SYNC_STEPS[step][0]}' of its next sync")
 
     def sync_crash_points(self) -> None:
         """Crash the replicas that reached their crash point; arm the shells of the others."""
@@ -278,14 +278,9 @@ class FailoverNemesis:
             if shell is not None and shell.crashed:
                 del self.sync_crash[node_id]
                 p.coverage.full_sync_crashes += 1
-                p.note(f"{p.name(node_id)} crashes at '{SYNC_STEPS[step][0]}' of a full sync")
+                p.note(f"{p.name(node_id)} crashes at '{SYNC_STEPS[step][0]}' of a sync")
                 p.crash(node_id)
             elif p.now_ticks > until:
                 del self.sync_crash[node_id]
             elif shell is not None and shell.crash_after is None:
-                shell.crash_after = self._crash_point(shell.disk, SYNC_STEPS[step][1])
-
-    @staticmethod
-    def _crash_point(disk: DataDisk, matches: Callable[[ReplicaAction], bool]) -> Callable[[ReplicaAction], bool]:
-        """Only inside a full sync: the loading marker is on (or was just cleared)."""
-        return lambda action: matches(action) and (disk.loading_marker or isinstance(action, SetLoadingMarker))
+                shell.crash_after = SYNC_STEPS[step][1]
