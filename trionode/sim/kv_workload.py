@@ -79,8 +79,9 @@ class Held:
 class NodeKeyspace:
     """One node's keyspace and sessions, rebuilt from its log whenever that log was cut."""
 
-    def __init__(self, node: "SimNode", tag: tuple[Any, ...]) -> None:
-        self.tag = tag
+    def __init__(self, node: "SimNode", role: object, tag: tuple[int, int]) -> None:
+        self.role = role  # the node's shell it was built under (held, so compared by identity, never by id())
+        self.tag = tag  # (incarnation, cuts of the log)
         self.data = DataState()
         facts = NodeFacts(node.id, "", "h", 7000, 17000, 1, 0, "", "sim")
         self.node = Node(self.data, TABLE, facts, dict, routing.not_a_member())
@@ -185,12 +186,12 @@ class KVWorkload:
     def keyspace(self, node: "SimNode") -> NodeKeyspace:
         """The node's keyspace, equal to its log; rebuilt after a cut, a crash or a change of role."""
         role = node.primary if node.primary is not None else node.replica
-        tag = (node.incarnation, id(role), node.disk.cuts)
+        tag = (node.incarnation, node.disk.cuts)
         kv = self.keyspaces.get(node.id)
-        if kv is None or kv.tag != tag or kv.data.applied_offset > len(node.disk.log):
+        if kv is None or kv.role is not role or kv.tag != tag or kv.data.applied_offset > len(node.disk.log):
             if kv is not None:
                 self.drop(kv)
-            kv = self.keyspaces[node.id] = NodeKeyspace(node, tag)
+            kv = self.keyspaces[node.id] = NodeKeyspace(node, role, tag)
         kv.catch_up(node.disk.log)
         kv.acknowledge(self.acked_offset(node))
         return kv
