@@ -106,13 +106,12 @@ def test_a_wait_that_counts_replicas_without_the_write_is_caught(monkeypatch: py
     assert len(failures) == 2 and all(f.startswith("WAIT") for f in failures), failures
 
 
-@pytest.mark.parametrize(("seed", "steps", "at"), [(20, 100, "cut"), (38, 700, "cut")])
-def test_a_crash_in_a_partial_syncs_cut_keeps_the_acknowledged_log(seed: int, steps: int, at: str) -> None:
-    """Seed 20: B restarts (17 records, all acknowledged) and resyncs keeping all 17; seed 38: B,
-    in the ISR of a new primary, cuts its one unacknowledged record. The nemesis crashes B at the
-    cut. The driver used to cut under the loading marker, so B came back empty while in the ISR
-    (S1; seed 20 fails so on main, seed 38 failed so with only the no-op cut unmarked); now a cut
-    in place sets no marker."""
+@pytest.mark.parametrize(("seed", "steps"), [(20, 100), (32, 770)])
+def test_a_crash_at_a_partial_syncs_cut_keeps_the_acknowledged_log(seed: int, steps: int) -> None:
+    """Seed 20: B restarts (17 records, all acknowledged) and resyncs keeping all 17; the nemesis
+    crashes it at the cut (of nothing). The driver used to cut under the loading marker, so B came
+    back empty while in the ISR (S1; both seeds fail so on main). A real cut of an unacknowledged
+    suffix is the same (sim seed 38 at 0d6cfd7; test_replica_driver pins it): no marker now."""
     result = Simulation(SimConfig(seed=seed, steps=steps, data_plane=True, failover=True)).run()
     assert result.ok, report(result)
-    assert any(f"crashes at '{at}' of a sync" in line for line in result.trace), result.trace
+    assert any("crashes at 'cut' of a sync" in line for line in result.trace), result.trace
