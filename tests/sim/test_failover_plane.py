@@ -31,6 +31,7 @@ def _run_seed(seed: int) -> SimResult:
     return run(_config(seed))
 
 
+@pytest.mark.timeout(480)  # CPU-bound: the bound catches a hang; a loaded machine is several times slower
 def test_ci_seed_range_passes_with_failover_coverage() -> None:
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
