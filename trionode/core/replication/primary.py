@@ -185,6 +185,10 @@ class PrimaryTracker:
     def _report(self, line: str) -> None:
         self._reports.append(f"shard {self.shard_id} epoch {self.epoch}: {line}")
 
+    def note(self, line: str) -> None:
+        """A decision of the driver worth a log line."""
+        self._report(line)
+
     def take_reports(self) -> list[str]:
         """Protocol violations and decisions worth a log line, oldest first."""
         out = list(self._reports)
