@@ -36,8 +36,8 @@ def _state() -> ClusterState:
 
 def _store(tmp_path: Path, applied_offset: int) -> SimpleNamespace:
     data = SimpleNamespace(applied_offset=applied_offset)
-    return SimpleNamespace(directory=tmp_path, data=data, acked_offset=0, high_watermark=None,
-                           update_acked=lambda: None, loading_marker=False, snapshot_offset=0)
+    return SimpleNamespace(directory=tmp_path, data=data, acked_offset=0, publish_acked=lambda offset: None,
+                           loading_marker=False, snapshot_offset=0)
 
 
 def _control() -> SimpleNamespace:
@@ -89,7 +89,7 @@ def test_a_promoted_replica_stops_being_a_replica(tmp_path: Path) -> None:
     # ROLE and INFO used to say "slave" after a promotion, and the old replica side stayed in
     # charge of read bounds and sync requests to the old primary (found by the double-failover drill).
     repl = _replica_shell(tmp_path, applied_offset=40)
-    repl.store.wal = SimpleNamespace(durable_seq=40)
+    repl.store.wal = SimpleNamespace(durable_seq=40, appended_seq=40)
     repl.store.backlog = []
     repl.store.abort_waiters = lambda why: None
     state = _state()

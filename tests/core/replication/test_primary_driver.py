@@ -46,6 +46,10 @@ def sync(d: PrimaryDriver, replica: str, sync_id: int, log_end: int = 0, now_ms:
     return d.on_sync_request(SyncRequest(SHARD, replica, 1, history, log_end, sync_id), now_ms)
 
 
+def stream(d: PrimaryDriver, heartbeat: bool, msgs_max: int = 2) -> list[PrimaryAction]:
+    return d.stream_to(R1, heartbeat, batches_max=msgs_max, chunks_max=msgs_max)
+
+
 def ack(d: PrimaryDriver, replica: str, offset: int, sync_id: int, now_ms: int = 0) -> list[PrimaryAction]:
     return d.on_ack(Ack(SHARD, replica, 1, offset, sync_id), now_ms)
 
@@ -74,11 +78,11 @@ def test_a_full_sync_cuts_at_the_applied_end_and_sends_the_snapshot_only_once_du
     assert isinstance(reply, Send) and isinstance(reply.msg, SyncReply) and reply.msg.mode == "full"
     assert cut == CutSnapshot(R1, 7, 12)  # the applied end, not yet durable here
     d.on_snapshot_cut(R1, 7, chunks=3)
-    assert d.stream_to(R1, 8, heartbeat=True) == []  # 11..12 are not durable: no snapshot, no heartbeat
+    assert stream(d, True, 8) == []  # 11..12 are not durable: no snapshot, no heartbeat
     d.on_log(4, 14, 14, 0)
-    out = d.stream_to(R1, 2, heartbeat=True)
+    out = stream(d, True)
     assert out == [SendSnapshotChunk(R1, 7, 12, 0, False), SendSnapshotChunk(R1, 7, 12, 1, False)]
-    out = d.stream_to(R1, 2, heartbeat=True)
+    out = stream(d, True)
     assert out == [SendSnapshotChunk(R1, 7, 12, 2, True), StreamRecords(R1, 7, 13, 14, 14)]
 
 
@@ -91,10 +95,10 @@ def test_a_partial_sync_streams_only_durable_records_in_bounded_batches_then_hea
     assert isinstance(reply.msg, SyncReply) and reply.msg.mode == "partial" and reply.msg.keep_offset == 1
     hw = d.acked_offset  # the ISR is [P]: what is durable here
     assert hw == 10
-    assert d.stream_to(R1, 2, heartbeat=False) == [StreamRecords(R1, 3, 2, 5, hw), StreamRecords(R1, 3, 6, 9, hw)]
-    assert d.stream_to(R1, 2, heartbeat=False) == [StreamRecords(R1, 3, 10, 10, hw)]  # 11..20: not durable
-    assert d.stream_to(R1, 2, heartbeat=False) == []
-    assert d.stream_to(R1, 2, heartbeat=True) == [StreamRecords(R1, 3, 11, 10, hw)]  # empty: a heartbeat
+    assert stream(d, False) == [StreamRecords(R1, 3, 2, 5, hw), StreamRecords(R1, 3, 6, 9, hw)]
+    assert stream(d, False) == [StreamRecords(R1, 3, 10, 10, hw)]  # 11..20: not durable
+    assert stream(d, False) == []
+    assert stream(d, True) == [StreamRecords(R1, 3, 11, 10, hw)]  # empty: a heartbeat
 
 
 def test_a_session_whose_next_record_is_gone_is_dropped() -> None:
@@ -104,9 +108,9 @@ def test_a_session_whose_next_record_is_gone_is_dropped() -> None:
     d.on_log(1, 10, 10, 0)
     sync(d, R1, 3, log_end=2)
     d.on_log(6, 10, 10, 0)  # compacted past 3
-    assert d.stream_to(R1, 2, heartbeat=True) == []
+    assert stream(d, True) == []
     assert any("fell out of the log at 3" in line for line in d.take_reports())
-    assert d.stream_to(R1, 2, heartbeat=True) == []  # no session until it syncs again
+    assert stream(d, True) == []  # no session until it syncs again
 
 
 def test_acks_move_the_acknowledged_offset_and_wake_wait() -> None:
@@ -197,7 +201,7 @@ class _World:
         for r, rep in self.replicas.items():
             if rep["synced"] and rng.random() < 0.5:
                 self.check(d.on_ack(Ack(SHARD, r, 1, rep["durable"], rep["sync"]), self.now))
-        self.check(d.stream(2, heartbeat=True))
+        self.check(d.stream(True, batches_max=2, chunks_max=2))
         self.check(d.tick(self.now))
 
     def resync(self, r: str) -> None:

@@ -37,9 +37,10 @@ Rules it keeps (each was once written twice, in both shells):
   from the offset after it;
 - a session whose next record is no longer held (``log_start``) is dropped:
   the replica times out and resyncs;
-- each stream call sends at most ``msgs_max`` messages to a replica, and an
-  empty batch (a heartbeat carrying the acknowledged offset) when asked and
-  nothing else went;
+- each stream call sends a replica at most ``chunks_max`` snapshot chunks and
+  ``batches_max`` record batches (the shell's flow control), and an empty
+  batch (a heartbeat carrying the acknowledged offset) when asked and nothing
+  else went;
 - the fence: a new tracker acknowledges nothing until the ISR version moved
   past the one it started with (an ISR proposal of a previous life of this
   primary could still commit); it proposes ``isr_fence`` at once, again every
@@ -239,42 +240,47 @@ class PrimaryDriver:
         return out + self._publish()
 
     # --- streaming ------------------------------------------------------------------------
-    def stream(self, msgs_max: int, heartbeat: bool) -> list[PrimaryAction]:
+    def stream(self, heartbeat: bool, *, batches_max: int, chunks_max: int) -> list[PrimaryAction]:
         """What to send every replica now (see :meth:`stream_to`)."""
-        return [a for replica_id in list(self._sessions) for a in self.stream_to(replica_id, msgs_max, heartbeat)]
+        return [a for replica_id in list(self._sessions)
+                for a in self.stream_to(replica_id, heartbeat, batches_max=batches_max, chunks_max=chunks_max)]
 
-    def stream_to(self, replica_id: str, msgs_max: int, heartbeat: bool) -> list[PrimaryAction]:
-        """At most ``msgs_max`` messages for ``replica_id``: snapshot chunks, records, or one heartbeat."""
-        assert msgs_max >= 1
+    def stream_to(self, replica_id: str, heartbeat: bool, *, batches_max: int, chunks_max: int) -> list[PrimaryAction]:
+        """For ``replica_id``: up to ``chunks_max`` snapshot chunks, then up to ``batches_max`` record batches.
+
+        With nothing else to send, an empty batch when ``heartbeat`` (it carries the acknowledged
+        offset, and tells the replica its session is alive).
+        """
+        assert batches_max >= 1 and chunks_max >= 1
         sess = self._sessions.get(replica_id)
         if sess is None:
             return []
         out: list[PrimaryAction] = []
         if sess.snapshot_offset is not None:
-            out += self._chunks(replica_id, sess, msgs_max)
+            out += self._chunks(replica_id, sess, chunks_max)
             if sess.snapshot_offset is not None:
                 return out  # the rest of the snapshot goes first
         if sess.next_offset < self.log_start:
             self.tracker.note(f"replica {replica_id} fell out of the log at {sess.next_offset}; it must resync")
             del self._sessions[replica_id]
             return out
-        end = self.streamable()
-        while len(out) < msgs_max and sess.next_offset <= end:
+        end, batches = self.streamable(), 0
+        while batches < batches_max and sess.next_offset <= end:
             last = min(end, sess.next_offset + self.records_per_msg_max - 1)
             out.append(StreamRecords(replica_id, sess.sync_id, sess.next_offset, last, self.acked_offset))
-            sess.next_offset = last + 1
+            sess.next_offset, batches = last + 1, batches + 1
         if not out and heartbeat:
             out.append(StreamRecords(replica_id, sess.sync_id, sess.next_offset, sess.next_offset - 1,
                                      self.acked_offset))  # fmt: skip
         return out
 
-    def _chunks(self, replica_id: str, sess: _Session, msgs_max: int) -> list[PrimaryAction]:
+    def _chunks(self, replica_id: str, sess: _Session, chunks_max: int) -> list[PrimaryAction]:
         offset = sess.snapshot_offset
         assert offset is not None
         if offset > self.durable or sess.chunks is None:
             return []
         out: list[PrimaryAction] = []
-        while len(out) < msgs_max and sess.chunk_seq < sess.chunks:
+        while len(out) < chunks_max and sess.chunk_seq < sess.chunks:
             last = sess.chunk_seq == sess.chunks - 1
             out.append(SendSnapshotChunk(replica_id, sess.sync_id, offset, sess.chunk_seq, last))
             sess.chunk_seq += 1
