@@ -18,7 +18,7 @@ from trionode.config import Config
 from trionode.core.cluster.commands import apply, command
 from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.replication.history import EpochHistory
-from trionode.core.replication.messages import Ack, Records, SyncReply, SyncRequest, from_wire
+from trionode.core.replication.messages import Ack, Records, SyncReply, SyncRequest, from_wire, to_wire
 from trionode.io import snapshot_file
 from trionode.io.data_store import LOADING_NAME, SNAPSHOT_KIND, SNAPSHOT_NAME, DataStore
 from trionode.io.replication import Replication, save_history
@@ -179,3 +179,17 @@ async def test_the_primary_driver_alone_moves_the_acknowledged_offset(
             assert records == [(1, 1)]  # streamed: durable here
             side.on_ack(Ack(SHARD, R, 1, 1, 7))
         assert answered == [1] and store.acked_offset == side.driver.acked_offset == 1
+
+
+async def test_a_sync_request_that_speaks_for_another_node_is_dropped(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The driver answers the replica a request names: only that replica may send it (it used to go to the sender)."""
+    async with _running_store(tmp_path) as store:
+        sent: list = []
+        repl = _replication(P, store, sent)
+        request = to_wire(SyncRequest(SHARD, R, 1, EpochHistory(), 0, 7))
+        repl._on_bus_message("c" * 40, {"k": "repl", "m": request})
+        assert sent == []
+        repl._on_bus_message(R, {"k": "repl", "m": request})
+        assert [m["type"] for m in sent] == ["repl_sync_reply"]
