@@ -166,7 +166,7 @@ class PrimaryDriver:
     # --- inputs ---------------------------------------------------------------------------
     def on_config(self, epoch: int, primary_id: str, replica_ids: Collection[str], isr_ids: Collection[str],
                   isr_version: int) -> list[PrimaryAction]:  # fmt: skip
-        """The shard's applied configuration (False from the tracker: deposed, it acknowledges nothing more)."""
+        """The shard's applied configuration; one naming another primary or epoch deposes the driver for good."""
         if self.start_isr_version is None:
             self.start_isr_version = isr_version
         self.tracker.set_config(epoch, primary_id, tuple(replica_ids), tuple(isr_ids), isr_version)
