@@ -50,6 +50,7 @@ from trionode.core.replication.primary_driver import (
     Propose,
     SendSnapshotChunk,
     StreamRecords,
+    promotion_history,
 )
 from trionode.core.replication.primary_driver import Send as PrimarySend
 from trionode.core.replication.replica import ReplicaState
@@ -320,10 +321,11 @@ class Replication:
 
     def _be_primary(self, shard: Any) -> None:
         if self.primary is None or self.primary.epoch != shard.epoch or self.primary.shard_id != shard.id:
-            if self.history.last_epoch() < shard.epoch:
+            history = promotion_history(self.history, shard.epoch, self.store.data.applied_offset)
+            if history is not None:
                 # Durable before any record of the new epoch (history.py: log matching).
-                self.history.append_epoch(shard.epoch, self.store.data.applied_offset + 1)
-                save_history(self.store.directory, self.history)
+                self.history = history
+                save_history(self.store.directory, history)
             # A promoted replica stops replicating: its side would keep asking the old primary for
             # a sync, bound reads, and make ROLE and INFO say "slave".
             self.replica = None

@@ -13,8 +13,7 @@ send (and the primary the commands to propose), and the data plane
 
 - the primary's snapshot of a full sync is the log's prefix ``1..offset``,
   cut into chunks of ``SNAPSHOT_CHUNK_ITEMS_MAX`` effects;
-- a restarted primary cuts its history back to its recovered log end and, if
-  its epoch's entry went with it, appends ``(epoch, log_end + 1)`` before it
+- a new (or restarted) primary persists :func:`promotion_history` before it
   writes;
 - a replica tells its driver what its disk holds durably
   (:meth:`ReplicaShell.ack_point`, which a planted bug overrides), and seeds
@@ -37,6 +36,7 @@ from trionode.core.replication.primary_driver import (
     Propose,
     SendSnapshotChunk,
     StreamRecords,
+    promotion_history,
 )
 from trionode.core.replication.primary_driver import Send as PrimarySend
 from trionode.core.replication.replica import ReplicaState
@@ -70,9 +70,9 @@ class PrimaryShell:
     def __init__(self, node_id: str, disk: DataDisk, shard: Shard, lag_timeout_ms: int) -> None:
         assert shard.primary_id == node_id
         self.id, self.disk = node_id, disk
-        disk.history.truncate_after(len(disk.log))
-        if disk.history.last_epoch() != shard.epoch:
-            disk.history.append_epoch(shard.epoch, len(disk.log) + 1)  # persisted before the first write
+        history = promotion_history(disk.history, shard.epoch, len(disk.log))
+        if history is not None:
+            disk.history = history  # persisted before the first write
         self.driver = PrimaryDriver(SHARD_ID, node_id, shard.epoch, disk.history.copy(), disk.log_start,
                                     disk.durable, records_per_msg_max=RECORDS_PER_MSG_MAX,
                                     fence_retry_ms=FENCE_RETRY_MS, lag_timeout_ms=lag_timeout_ms)  # fmt: skip

@@ -20,6 +20,7 @@ from trionode.core.replication.primary_driver import (
     Send,
     SendSnapshotChunk,
     StreamRecords,
+    promotion_history,
 )
 
 from .helpers import R1, R2, SHARD, Config, P
@@ -247,3 +248,10 @@ def test_the_invariant_check_catches_a_watermark_that_goes_back(monkeypatch: pyt
     with pytest.raises(AssertionError, match=r"went back|\(\d+, \d+\)"):
         for seed in range(20):
             _run(seed)
+
+
+def test_a_promotion_cuts_the_epochs_past_the_log_end_then_starts_its_own() -> None:
+    # A replica at 95 adopted its primary's history, whose epoch 2 starts at 100 (issue 10 §1).
+    assert promotion_history(EpochHistory([(1, 1), (2, 100)]), 3, 95) == EpochHistory([(1, 1), (3, 96)])
+    assert promotion_history(EpochHistory([(1, 1), (3, 96)]), 3, 120) is None  # a restart: it holds it
+    assert promotion_history(EpochHistory([(1, 1), (3, 96)]), 3, 90) == EpochHistory([(1, 1), (3, 91)])  # crash

@@ -116,6 +116,23 @@ class Acked:
 PrimaryAction = Send | CutSnapshot | SendSnapshotChunk | StreamRecords | Propose | AckUpTo | Acked
 
 
+def promotion_history(history: EpochHistory, epoch: int, log_end: int) -> EpochHistory | None:
+    """The history a primary of ``epoch`` whose log ends at ``log_end`` persists before it writes; None: unchanged.
+
+    Entries past ``log_end`` describe records this node does not hold (a replica adopts its
+    primary's whole history, epochs that start past what it received included; a crash loses
+    a tail): they go. Then ``(epoch, log_end + 1)`` follows, unless the history already ends
+    with ``epoch`` (a primary that restarted).
+    """
+    assert log_end >= 0
+    out = history.copy()
+    out.truncate_after(log_end)
+    if out.last_epoch() < epoch:
+        out.append_epoch(epoch, log_end + 1)
+    assert out.last_start() <= log_end + 1
+    return None if out == history else out
+
+
 @dataclass(slots=True)
 class _Session:
     """The stream to one replica, for one ``sync_id``."""
