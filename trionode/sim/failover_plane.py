@@ -17,7 +17,7 @@ at different moments); a partitioned node keeps its old view. A node is the prim
 :class:`PrimaryShell` whose tracker was started with the view, commits an
 ``isr_fence`` and acknowledges nothing until its view's ISR version has moved
 past the one it started with (``PrimarySide.fenced`` of the real shell). A
-replica of a newer epoch fences (``ReplicaState.fence``, persisted) and resyncs
+replica of a newer epoch fences (its driver persists the fence) and resyncs
 with the view's primary; a deposed primary turns replica and resyncs, which
 cuts its unacknowledged suffix.
 
@@ -31,8 +31,8 @@ the fenced members answered with, and proposes the failover. ``L`` is
 replaced now and then: a new controller in a new term, which trusts no grant
 before ``leader_since + HANDOVER_MS``. A node *serves* (accepts writes and
 answers reads) only while it believes it is primary and its lease is valid on
-its own clock (:meth:`FailoverPlane.serves`). A fenced replica persists the
-fence epoch before it answers.
+its own clock (:meth:`FailoverPlane.serves`). A fenced replica's driver
+persists the fence epoch before it answers (the same driver as the node's).
 
 *Failure detection* (the simulator's stand-in for core/gossip). Nodes gossip
 pings. A node is failed once a majority of its observers (the other data
@@ -59,6 +59,7 @@ from trionode.core.cluster import ClusterState, Shard, command, copy_state
 from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import Ack, ReplMessage, SyncReply, SyncRequest, from_wire, to_wire
 from trionode.core.replication.replica import CONNECTING, LOADING
+from trionode.core.replication.replica_driver import AnswerFence
 from trionode.sim.data_config import SHARD_ID, CommitFaults, ShardConfig
 from trionode.sim.data_disk import DataDisk, Effect
 from trionode.sim.data_network import LinkConfig, LinkNetwork
@@ -69,7 +70,7 @@ from trionode.sim.data_plane import (
     Envelope,
     data_node_id,
 )
-from trionode.sim.data_shells import PrimaryShell, ReplicaShell
+from trionode.sim.data_shells import Outbound, PrimaryShell, ReplicaShell
 from trionode.sim.failover_checks import FailoverChecker
 from trionode.sim.failover_nemesis import CLIENT, LEADER, FailoverNemesis
 from trionode.sim.trace import Recorder, _Counters
@@ -235,9 +236,14 @@ class FailoverPlane:
     def send(self, frm: str, to: str, msg: ReplMessage) -> None:
         self.network.send(Envelope(frm, to, to_wire(msg)), self.now_ticks)
 
-    def send_all(self, frm: str, to: str, msgs: list[ReplMessage]) -> None:
+    def send_all(self, frm: str, to: str, msgs: list[Outbound]) -> None:
+        """Send a replica shell's output: replication messages to ``to``, a fencing round's answer to ``L``."""
         for msg in msgs:
-            self.send(frm, to, msg)
+            if isinstance(msg, AnswerFence):
+                wire = {"k": "fenced", "epoch": msg.epoch, "term": msg.term, "offset": msg.offset, "health": msg.health}
+                self.send_ctl(frm, msg.to, wire)
+            else:
+                self.send(frm, to, msg)
 
     def serves(self, node: SimNode) -> bool:
         """The node accepts commands: it believes it is primary and its lease is valid on its clock."""
@@ -340,16 +346,12 @@ class FailoverPlane:
         self.note(f"{self.name(node.id)} primary at epoch {view.epoch} from {disk.durable}")
 
     def become_replica(self, node: SimNode) -> None:
-        view, shell = node.view, node.replica
-        if shell is None or node.disk.fence_epoch < view.epoch or shell.rs.epoch < view.epoch:
-            node.disk.fence_epoch = max(node.disk.fence_epoch, view.epoch)  # persisted before it answers
-            now = node.clock(self.now_ms)
-            if shell is not None:
-                msgs = shell.fence(view.epoch, now)
-            else:
-                node.replica = shell = ReplicaShell(node.id, node.disk, node.incarnation, now)
-                msgs = shell.tick(now)
-            self.send_all(node.id, view.primary_id, msgs)
+        """Replicate the view's primary at the view's epoch (the driver persists it as its fence)."""
+        view, now = node.view, node.clock(self.now_ms)
+        if node.replica is None:
+            node.replica = ReplicaShell(node.id, node.disk, node.incarnation, now)
+        shell = node.replica
+        self.send_all(node.id, view.primary_id, shell.fence(view.epoch, now) + shell.tick(now))
 
     # --- delivery --------------------------------------------------------------------------------------
 
@@ -373,12 +375,9 @@ class FailoverPlane:
         elif wire["k"] == "grant":
             node.failover.on_lease_granted(wire["req"])
         elif wire["k"] == "fence" and node.replica is not None:
-            # io/replication.py ``fence``, with the fence epoch durable before the answer.
-            driver = node.replica.driver
-            node.disk.fence_epoch = max(node.disk.fence_epoch, wire["epoch"])
-            driver.rs.fence(wire["epoch"])
-            reply = {"k": "fenced", "epoch": wire["epoch"], "offset": driver.reported_offset(), "health": driver.health}
-            self.send_ctl(node.id, LEADER, reply)
+            # The replica's driver makes the fence durable, then answers (io/replication.py ``fence``).
+            answer = node.replica.fence_round(env.frm, wire["epoch"], wire["term"], node.clock(self.now_ms))
+            self.send_all(node.id, node.view.primary_id, answer)
 
     def node_receive(self, node: SimNode, frm: str, msg: ReplMessage) -> None:
         if node.primary is not None:
@@ -403,7 +402,7 @@ class FailoverPlane:
             self.feed_leader()
             self.execute_leader(self.leader.on_lease_request(env.frm, wire["req"], now))
         elif wire["k"] == "fenced":
-            self.leader.on_fence_reply(env.frm, SHARD_ID, wire["epoch"], wire["offset"], wire["health"])
+            self.leader.on_fence_reply(env.frm, SHARD_ID, wire["epoch"], wire["term"], wire["offset"], wire["health"])
 
     # --- the control plane's failover: L's controller -------------------------------------------------
 
@@ -433,7 +432,7 @@ class FailoverPlane:
                 self.coverage.lease_grants += 1
                 self.send_ctl(LEADER, action.to, {"k": "grant", "req": action.req})
             elif isinstance(action, core.SendFence):
-                self.send_ctl(LEADER, action.to, {"k": "fence", "epoch": action.epoch})
+                self.send_ctl(LEADER, action.to, {"k": "fence", "epoch": action.epoch, "term": action.term})
             elif isinstance(action, core.Propose):
                 self.propose_failover(action)
             elif isinstance(action, core.Report):
