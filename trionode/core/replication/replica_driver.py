@@ -209,8 +209,8 @@ class ReplicaDriver:
         return []
 
     def fence(self, epoch: int, now_ms: int) -> list[ReplicaAction]:
-        """The shard epoch is at least ``epoch`` now (the applied configuration says so): refuse every
-        stream below it, durably first, and start a new session if that is news."""
+        """The shard epoch is at least ``epoch`` now (the applied configuration, or a fencing round):
+        refuse every stream below it, durably first, and start a new session if that is news."""
         if not self.rs.fence(epoch):
             return []
         return self._save_fence() + self._restart_session(now_ms)
@@ -223,6 +223,7 @@ class ReplicaDriver:
         of it, and a restarted replica must not take the deposed primary's stream again.
         """
         out = self.fence(epoch, now_ms)
+        assert self._fence_saved >= epoch, "answering a fence that is not durable"
         return [*out, AnswerFence(leader, epoch, term, self.reported_offset(), self.health)]
 
     def restart_session(self, now_ms: int) -> list[ReplicaAction]:
@@ -248,7 +249,9 @@ class ReplicaDriver:
     def _sync_request(self, now_ms: int) -> list[ReplicaAction]:
         self._next_request_ms = now_ms + self.sync_retry_ms
         self._heard_ms = now_ms
-        return [*self._save_fence(), Send(self.rs.sync_request())]  # it names the epoch we refuse below
+        out = [*self._save_fence(), Send(self.rs.sync_request())]  # it names the epoch we refuse below
+        assert self._fence_saved == self.rs.epoch
+        return out
 
     def _restart_session(self, now_ms: int) -> list[ReplicaAction]:
         self._next_request_ms = now_ms
