@@ -91,9 +91,8 @@ class FailoverDriver:
             log.info("manual failover of shard %s to %s requested", shard_id[:12], peer[:12])
 
     def _on_fence(self, peer: str, payload: dict) -> None:
-        shard_id, epoch, term = payload.get("shard"), payload.get("epoch"), payload.get("term")
-        if peer == self.control.leader and isinstance(shard_id, str) and isinstance(epoch, int) and \
-                isinstance(term, int):  # only the Raft leader fences
+        shard_id, epoch, term = (payload.get(k) for k in ("shard", "epoch", "term"))
+        if peer == self.control.leader and isinstance(shard_id, str) and _ints(epoch, term):  # only the leader fences
             self.runtime.replication.fence(peer, shard_id, epoch, term)  # answered by _answer_fence
 
     def _answer_fence(self, shard_id: str, answer: AnswerFence) -> None:
@@ -108,10 +107,8 @@ class FailoverDriver:
             self.control.bus.send(answer.to, reply)
 
     def _on_fenced(self, peer: str, payload: dict) -> None:
-        keys = ("shard", "epoch", "term", "offset", "health")
-        shard_id, epoch, term, offset, health = (payload.get(k) for k in keys)
-        if isinstance(shard_id, str) and all(isinstance(v, int) for v in (epoch, term, offset)) and \
-                isinstance(health, str):
+        shard_id, epoch, term, offset, health = (payload.get(k) for k in ("shard", "epoch", "term", "offset", "health"))
+        if isinstance(shard_id, str) and _ints(epoch, term, offset) and isinstance(health, str):
             self.controller.on_fence_reply(peer, shard_id, epoch, term, offset, health)
             self._tick()  # the last answer settles the round: propose now, not a tick later
 
@@ -184,3 +181,7 @@ class FailoverDriver:
         now = monotonic_ms()
         self._feed(now)
         self._execute(self.controller.tick(now))
+
+
+def _ints(*values: Any) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
