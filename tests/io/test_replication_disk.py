@@ -1,4 +1,4 @@
-"""The replication shell over a real data directory: truncation in place, the loading marker, full-sync cuts.
+"""The replication shell over a real data directory: truncation in place, the loading marker, full-sync cuts, fences.
 
 Issue 10 §2: a divergent suffix was "truncated" by wiping the whole replica (§2.3); a crash in a
 full sync could replay the old WAL over the new snapshot (§2.5); the primary cut a full-sync
@@ -21,6 +21,7 @@ from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import Ack, Records, SyncReply, SyncRequest, from_wire, to_wire
 from trionode.io import snapshot_file
 from trionode.io.data_store import LOADING_NAME, SNAPSHOT_KIND, SNAPSHOT_NAME, DataStore
+from trionode.io.failover import FailoverDriver
 from trionode.io.replication import Replication, save_history
 
 from .test_replication_shell import SHARD, P, R, _state
@@ -193,3 +194,43 @@ async def test_a_sync_request_that_speaks_for_another_node_is_dropped(
         assert sent == []
         repl._on_bus_message(R, {"k": "repl", "m": request})
         assert [m["type"] for m in sent] == ["repl_sync_reply"]
+
+
+LEADER = "e" * 40
+
+
+def _fenceable(store: DataStore, sent: list) -> tuple[Replication, FailoverDriver]:
+    """A replica's replication shell and the failover driver that answers the leader's fences."""
+    bus = SimpleNamespace(send=lambda peer, payload: sent.append((peer, payload)))
+    control = SimpleNamespace(bus_handlers={}, bus=bus, leader=LEADER)
+    repl = Replication(R, store, control, clock_ms=lambda: int(trio.current_time() * 1000))
+    repl.on_config(_state())  # the shard at epoch 1, P its primary
+    runtime = SimpleNamespace(node_id=R, control=control, replication=repl,
+                              config=SimpleNamespace(node_timeout_ms=2000))  # fmt: skip
+    return repl, FailoverDriver(runtime)  # type: ignore[arg-type]
+
+
+async def test_a_fenced_replica_still_refuses_the_deposed_primary_after_a_restart(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Issue 10 §3, failover step 1: the fence was kept in memory only, so a restart undid it and
+    the replica took the deposed primary's stream again after answering the leader's round."""
+    sent: list = []
+    async with _running_store(tmp_path) as store:
+        repl, failover = _fenceable(store, sent)
+        assert repl.replica is not None
+        failover._on_fence(LEADER, {"k": "fence", "shard": SHARD, "epoch": 2, "term": 5})
+        await repl.replica.process()
+        assert [p["offset"] for peer, p in sent if peer == LEADER and p["k"] == "fenced" and p["epoch"] == 2] == [0]
+    # The node restarts before the failover commits: its configuration still says epoch 1.
+    async with _running_store(tmp_path) as store:
+        sent.clear()
+        repl, _ = _fenceable(store, sent)
+        side = repl.replica
+        assert side is not None
+        await side.process()
+        (request,) = [from_wire(p["m"]) for peer, p in sent if peer == P and p["k"] == "repl"]
+        side.inbox.append(SyncReply(SHARD, 1, "partial", 0, EpochHistory([(1, 1)]), 1, request.sync_id))
+        side.inbox.append(Records(SHARD, 1, 1, [[b"SET", b"k1", b"stale"]], 0, request.sync_id))
+        await side.process()
+        assert store.data.applied_offset == 0 and _get(store, b"k1") is None

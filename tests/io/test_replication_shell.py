@@ -14,7 +14,7 @@ from trionode.core.cluster.view import cluster_view
 from trionode.core.cluster_view import cluster_shards
 from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import SyncReply
-from trionode.core.replication.replica_driver import Send, SetLoadingMarker, Truncate
+from trionode.core.replication.replica_driver import SaveFence, Send, SetLoadingMarker, Truncate
 from trionode.io.replication import Replication
 
 P, R = "a" * 40, "b" * 40
@@ -55,7 +55,8 @@ def test_a_replica_in_a_full_sync_reports_offset_0_and_loading(tmp_path: Path) -
     repl = _replica_shell(tmp_path, applied_offset=40)
     side = repl.replica
     assert side is not None and repl.offsets()[R] == 40
-    (send,) = side.driver.tick(10**6)
+    fence, send = side.driver.tick(10**6)
+    assert fence == SaveFence(1)  # the configuration's epoch is durable before the request names it
     request = send.msg
     reply = SyncReply(SHARD, 1, "full", 0, side.state.history.copy(), 500, request.sync_id)
     ack, mark, discard = side.driver.on_message(reply, 10**6)

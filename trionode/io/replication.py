@@ -55,17 +55,19 @@ from trionode.core.replication.primary_driver import (
 from trionode.core.replication.primary_driver import Send as PrimarySend
 from trionode.core.replication.replica import ReplicaState
 from trionode.core.replication.replica_driver import (
+    AnswerFence,
     Append,
     InstallSnapshot,
     LoadChunk,
     ReplicaAction,
     ReplicaDriver,
+    SaveFence,
     SaveHistory,
     Send,
     SetLoadingMarker,
     Truncate,
 )
-from trionode.io.history_file import load_history, save_history
+from trionode.io.history_file import load_fence, load_history, save_fence, save_history
 
 log = logging.getLogger("trionode.repl")
 
@@ -174,9 +176,18 @@ class PrimarySide:
 
 @dataclass(frozen=True, slots=True)
 class _Fence:
-    """A newer shard epoch from the applied configuration, queued in order with the primary's messages."""
+    """A shard epoch from the applied configuration, queued in order with the primary's messages."""
 
     epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class _FenceRound:
+    """The Raft leader's fencing round for a failover, queued likewise: answered once the fence is durable."""
+
+    leader: str
+    epoch: int
+    term: int
 
 
 class ReplicaSide:
@@ -191,7 +202,8 @@ class ReplicaSide:
         # seed, not a timer, so the wall clock (which survives a restart) is the right one here.
         self.driver = ReplicaDriver(shard_id, repl.node_id, epoch, repl.history, store.data.applied_offset,
                                     repl.clock_ms(), sync_id_base=time.time_ns() // 1000,
-                                    loading_marker=store.loading_marker, truncate_floor=store.snapshot_offset)
+                                    loading_marker=store.loading_marker, truncate_floor=store.snapshot_offset,
+                                    fence_epoch=load_fence(store.directory, shard_id))  # fmt: skip
         self.inbox: deque[Any] = deque()
         self.snapshot_items: list[list[Any]] = []  # the chunks of a full sync in progress
 
@@ -212,6 +224,8 @@ class ReplicaSide:
             await self.execute(driver.on_local_end(self.repl.store.data.applied_offset))
             if isinstance(msg, _Fence):
                 await self.execute(driver.fence(msg.epoch, now()))
+            elif isinstance(msg, _FenceRound):
+                await self.execute(driver.on_fence_round(msg.leader, msg.epoch, msg.term, now()))
             else:
                 await self.execute(driver.on_message(msg, now()))
         await self.execute(driver.tick(now()))
@@ -246,6 +260,10 @@ class ReplicaSide:
                     store.log_outbox()  # into the local WAL; the ACK waits for its fsync
                 case Send(msg=msg):
                     repl.send(self.primary_id, msg)
+                case SaveFence(epoch=epoch):
+                    save_fence(store.directory, self.shard_id, epoch)
+                case AnswerFence():
+                    repl.on_fence_answer(self.shard_id, action)
         store.publish_acked(self.acked_offset())
 
 
@@ -260,6 +278,8 @@ class Replication:
         self.primary: PrimarySide | None = None
         self.replica: ReplicaSide | None = None
         self.on_serving_change: Callable[[], None] = lambda: None
+        # Sends a fencing round's answer (io/failover.py sets it): called with the shard and the answer.
+        self.on_fence_answer: Callable[[str, AnswerFence], None] = lambda shard_id, answer: None
         self._serving = False
         self._wake = trio.Event()
         self._appended = trio.Event()
@@ -343,17 +363,20 @@ class Replication:
             self.store.abort_waiters("this node is no longer the primary; the write's outcome is unknown")
         self.primary = self.replica = None
 
-    def fence(self, shard_id: str, epoch: int) -> tuple[int, str] | None:
+    def fence(self, leader: str, shard_id: str, epoch: int, term: int) -> bool:
         """The failover's first step (DESIGN §6): refuse every stream below ``epoch`` from now on.
 
-        Returns this replica's durable offset and health for the leader's choice, or None when
-        this node is no replica of ``shard_id``.
+        Queued for the replication task, in order with the primary's messages; the driver makes
+        the fence durable, then answers through ``on_fence_answer`` with this replica's durable
+        offset and health. False when this node is no replica of ``shard_id`` or its queue is full
+        (the leader asks again).
         """
         side = self.replica
-        if side is None or side.shard_id != shard_id:
-            return None
-        side.state.fence(epoch)
-        return side.driver.reported_offset(), side.driver.health
+        if side is None or side.shard_id != shard_id or len(side.inbox) >= limits.raft_inbox_msgs_max:
+            return False
+        side.inbox.append(_FenceRound(leader, epoch, term))
+        self.wake()
+        return True
 
     # --- what others ask -----------------------------------------------------------
     def serving_reads(self) -> bool:

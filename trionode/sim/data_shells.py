@@ -41,11 +41,13 @@ from trionode.core.replication.primary_driver import (
 from trionode.core.replication.primary_driver import Send as PrimarySend
 from trionode.core.replication.replica import ReplicaState
 from trionode.core.replication.replica_driver import (
+    AnswerFence,
     Append,
     InstallSnapshot,
     LoadChunk,
     ReplicaAction,
     ReplicaDriver,
+    SaveFence,
     SaveHistory,
     Send,
     SetLoadingMarker,
@@ -148,8 +150,15 @@ class PrimaryShell:
         return out
 
 
+Outbound = ReplMessage | AnswerFence  # to the primary, or a fencing round's answer to the leader
+
+
 class ReplicaShell:
-    """Carries out a :class:`ReplicaDriver`'s actions on a :class:`DataDisk` (as ``io/replication.py`` does)."""
+    """Carries out a :class:`ReplicaDriver`'s actions on a :class:`DataDisk` (as ``io/replication.py`` does).
+
+    Its methods return what to send: replication messages for the primary and, after a fencing
+    round, the :class:`AnswerFence` for the leader, which the caller routes.
+    """
 
     def __init__(self, node_id: str, disk: DataDisk, incarnation: int, now_ms: int) -> None:
         self.id, self.disk = node_id, disk
@@ -161,26 +170,32 @@ class ReplicaShell:
     def rs(self) -> ReplicaState:
         return self.driver.rs
 
-    def receive(self, msg: ReplMessage, now_ms: int) -> list[ReplMessage]:
+    def receive(self, msg: ReplMessage, now_ms: int) -> list[Outbound]:
         """Hand a primary's message to the driver; the messages to send back."""
         return self.execute(self.driver.on_local_end(len(self.disk.log)) + self.driver.on_message(msg, now_ms))
 
-    def tick(self, now_ms: int) -> list[ReplMessage]:
+    def tick(self, now_ms: int) -> list[Outbound]:
         return self.execute(self.driver.tick(now_ms))
 
-    def fence(self, epoch: int, now_ms: int) -> list[ReplMessage]:
+    def fence(self, epoch: int, now_ms: int) -> list[Outbound]:
+        """The configuration's epoch: fenced durably, a new session if it is news."""
         return self.execute(self.driver.fence(epoch, now_ms))
+
+    def fence_round(self, leader: str, epoch: int, term: int, now_ms: int) -> list[Outbound]:
+        """A failover's fencing round: fenced durably, then the answer."""
+        return self.execute(self.driver.on_fence_round(leader, epoch, term, now_ms))
 
     def ack_point(self) -> int:
         """The offset the disk holds durably (a planted bug overrides it)."""
         return self.disk.durable
 
-    def ack(self, now_ms: int) -> list[ReplMessage]:
+    def ack(self, now_ms: int) -> list[Outbound]:
         """Tell the driver what is durable: the ack to send, if one is due."""
         return self.execute(self.driver.on_durable(self.ack_point(), now_ms))
 
-    def execute(self, actions: list[ReplicaAction]) -> list[ReplMessage]:
-        disk, out = self.disk, []
+    def execute(self, actions: list[ReplicaAction]) -> list[Outbound]:
+        disk = self.disk
+        out: list[Outbound] = []
         for action in actions:
             match action:
                 case SetLoadingMarker(on=on):
@@ -201,5 +216,9 @@ class ReplicaShell:
                         disk.append([effect])
                 case Send(msg=msg):
                     out.append(msg)
+                case SaveFence(epoch=epoch):
+                    disk.fence_epoch = epoch
+                case AnswerFence():
+                    out.append(action)
         assert len(disk.log) == self.rs.log_end or disk.loading_marker, (len(disk.log), self.rs.log_end)
         return out
