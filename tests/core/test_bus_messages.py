@@ -31,8 +31,8 @@ VALID = [
     {"k": "lease", "req": 3},
     {"k": "lease", "req": 3, "ok": True},
     {"k": "failover_req", "shard": "1" * 40, "node": ID},
-    {"k": "fence", "shard": "1" * 40, "epoch": 4},
-    {"k": "fenced", "shard": "1" * 40, "epoch": 4, "offset": 120, "health": "online"},
+    {"k": "fence", "shard": "1" * 40, "epoch": 4, "term": 3},
+    {"k": "fenced", "shard": "1" * 40, "epoch": 4, "term": 3, "offset": 120, "health": "online"},
 ]
 INNER = {"raft": raft_from_wire, "repl": repl_from_wire, "gossip": gossip_from_wire}
 REFUSALS = (WireError, ReplWireError, GossipWireError)

@@ -64,6 +64,7 @@ def test_a_loading_or_empty_replica_is_never_promoted_even_alone() -> None:
 # --- the controller --------------------------------------------------------------------------------------
 
 ME, SHARD = "l" * 40, "s" * 40
+TERM = 2  # the term _leader leads in
 CFG = FailoverConfig(ME, lease_ms=1000, drift_ms=200, handover_ms=2000, fence_timeout_ms=500, retry_ms=4000)
 DRAINED_MS = CFG.handover_ms + CFG.lease_ms + CFG.drift_ms  # a new leader's wait for its predecessor's grants
 
@@ -82,7 +83,7 @@ def _state(primary: str = P, isr: tuple[str, ...] = (P, A, B), epoch: int = 1) -
 def _leader(now_ms: int = 0, health: dict[str, str] | None = None) -> FailoverController:
     c = FailoverController(CFG)
     c.on_config(_state())
-    c.on_leadership(term=2, leader_id=ME, now_ms=now_ms)
+    c.on_leadership(term=TERM, leader_id=ME, now_ms=now_ms)
     c.on_health(health or {})
     c.on_authority(10**9)
     return c
@@ -110,11 +111,11 @@ def test_a_leader_that_lost_and_regained_leadership_between_inputs_trusts_none_o
 def test_the_leader_fences_the_isr_and_promotes_the_highest_durable_offset_among_those_that_answered() -> None:
     c = _leader(health={P: "failed"})
     assert _fences(c.tick(DRAINED_MS)) == [(A, 2), (B, 2)]  # epoch + 1, the ISR but not C
-    c.on_fence_reply(C, SHARD, 2, 900, "online")  # not asked: ignored
-    c.on_fence_reply(A, SHARD, 1, 800, "online")  # another round's epoch: ignored
-    c.on_fence_reply(A, SHARD, 2, 40, "online")
+    c.on_fence_reply(C, SHARD, 2, TERM, 900, "online")  # not asked: ignored
+    c.on_fence_reply(A, SHARD, 1, TERM, 800, "online")  # another round's epoch: ignored
+    c.on_fence_reply(A, SHARD, 2, TERM, 40, "online")
     assert _proposed(c.tick(DRAINED_MS + 1)) == []  # B may still answer
-    c.on_fence_reply(B, SHARD, 2, 70, "online")
+    c.on_fence_reply(B, SHARD, 2, TERM, 70, "online")
     actions = c.tick(DRAINED_MS + 2)
     assert _proposed(actions) == [B]
     (propose,) = [a for a in actions if isinstance(a, Propose)]
@@ -124,12 +125,12 @@ def test_the_leader_fences_the_isr_and_promotes_the_highest_durable_offset_among
 def test_a_member_that_does_not_answer_the_fence_is_not_chosen_and_a_loading_one_never() -> None:
     c = _leader(health={P: "failed"})
     c.tick(DRAINED_MS)
-    c.on_fence_reply(A, SHARD, 2, 0, "loading")
+    c.on_fence_reply(A, SHARD, 2, TERM, 0, "loading")
     assert _proposed(c.tick(DRAINED_MS + CFG.fence_timeout_ms - 1)) == []
     actions = c.tick(DRAINED_MS + CFG.fence_timeout_ms)  # B never answered; A may not be promoted
     assert _proposed(actions) == [] and any(isinstance(a, Report) and "down" in a.line for a in actions)
     assert _fences(c.tick(DRAINED_MS + CFG.fence_timeout_ms + 1)) == [(A, 2), (B, 2)]  # the round starts again
-    c.on_fence_reply(A, SHARD, 2, 30, "online")
+    c.on_fence_reply(A, SHARD, 2, TERM, 30, "online")
     assert _proposed(c.tick(DRAINED_MS + 2 * CFG.fence_timeout_ms + 1)) == [A]
 
 
@@ -146,7 +147,7 @@ def test_no_grant_while_a_failover_drains_fences_or_proposes_and_none_without_au
     assert c.request_failover(SHARD, A)
     assert c.on_lease_request(P, 5, now_ms=10) == []  # a manual failover drains its lease
     c.tick(DRAINED_MS)
-    c.on_fence_reply(A, SHARD, 2, 50, "online")
+    c.on_fence_reply(A, SHARD, 2, TERM, 50, "online")
     assert _proposed(c.tick(DRAINED_MS + 1)) == [A]
     assert c.on_lease_request(P, 6, now_ms=DRAINED_MS + 1) == []  # the proposal is in flight
     c.on_proposal_done(SHARD, epoch=1)
@@ -181,8 +182,8 @@ def test_a_manual_failover_to_a_replica_outside_the_isr_is_dropped_and_the_prima
 def test_a_proposal_without_an_outcome_is_retried_and_a_follower_never_fails_over() -> None:
     c = _leader(health={P: "failed"})
     c.tick(DRAINED_MS)
-    c.on_fence_reply(A, SHARD, 2, 5, "online")
-    c.on_fence_reply(B, SHARD, 2, 5, "online")
+    c.on_fence_reply(A, SHARD, 2, TERM, 5, "online")
+    c.on_fence_reply(B, SHARD, 2, TERM, 5, "online")
     assert _proposed(c.tick(DRAINED_MS + 1)) == [B]
     assert c.tick(DRAINED_MS + CFG.retry_ms) == []
     assert _fences(c.tick(DRAINED_MS + 1 + CFG.retry_ms)) == [(A, 2), (B, 2)]
@@ -226,7 +227,7 @@ def test_the_leader_authority_counts_only_echoes_from_a_majority() -> None:
 def test_once_a_member_is_fenced_the_failover_goes_ahead_even_if_the_primary_looks_alive_again() -> None:
     c = _leader(health={P: "failed"})
     c.tick(DRAINED_MS)
-    c.on_fence_reply(A, SHARD, 2, 9, "online")
+    c.on_fence_reply(A, SHARD, 2, TERM, 9, "online")
     c.on_health({})  # P is heard from again, but A refuses its stream now
     assert _proposed(c.tick(DRAINED_MS + CFG.fence_timeout_ms)) == [A]
     other = _leader(health={P: "failed"})
@@ -234,3 +235,30 @@ def test_once_a_member_is_fenced_the_failover_goes_ahead_even_if_the_primary_loo
     other.on_health({})  # nobody answered yet: nobody is fenced, the round is dropped
     assert other.tick(DRAINED_MS + CFG.fence_timeout_ms) == []
     assert other.on_lease_request(P, 1, DRAINED_MS + CFG.fence_timeout_ms) == [GrantLease(P, 1)]
+
+
+def test_an_answer_to_a_round_of_an_earlier_term_never_counts_in_a_later_one() -> None:
+    # The leader fenced A and B in term 2, lost leadership, and leads again in term 4 at the same shard
+    # epoch. A's answer to the term-2 round arrives late: it must not choose the successor now.
+    c = _leader(health={P: "failed"})
+    assert _fences(c.tick(DRAINED_MS)) == [(A, 2), (B, 2)]
+    c.on_leadership(term=3, leader_id=B, now_ms=DRAINED_MS + 1)
+    c.on_fence_reply(B, SHARD, 2, TERM, 10, "online")  # no round any more
+    c.on_leadership(term=4, leader_id=ME, now_ms=DRAINED_MS + 2)
+    later = 2 * DRAINED_MS + 2  # the new granter waits out leases its predecessors may have granted
+    fences = [a for a in c.tick(later) if isinstance(a, SendFence)]
+    assert [(f.to, f.epoch, f.term) for f in fences] == [(A, 2, 4), (B, 2, 4)]
+    c.on_fence_reply(A, SHARD, 2, TERM, 90, "online")  # term 2's round: not this one
+    c.on_fence_reply(B, SHARD, 2, 4, 30, "online")
+    assert _proposed(c.tick(later + 1)) == []  # A has not answered this round yet
+    c.on_fence_reply(A, SHARD, 2, 4, 20, "online")
+    assert _proposed(c.tick(later + 2)) == [B]  # by what they said now, not A's stale 90
+
+
+def test_a_round_is_dropped_when_leadership_is_lost_and_regained_between_inputs() -> None:
+    c = _leader(health={P: "failed"})
+    c.tick(DRAINED_MS)
+    c.on_fence_reply(A, SHARD, 2, TERM, 40, "online")
+    c.on_leadership(term=5, leader_id=ME, now_ms=DRAINED_MS + 1)  # it never saw terms 3 and 4
+    c.on_fence_reply(B, SHARD, 2, TERM, 50, "online")
+    assert c.tick(DRAINED_MS + CFG.fence_timeout_ms) == []  # nothing proposed on term 2's answers

@@ -1,4 +1,4 @@
-"""data-history: checksummed like every durable file (S6); any damage stops the node, naming the file."""
+"""data-history and data-fence: checksummed like every durable file (S6); any damage stops the node, naming the file."""
 
 from pathlib import Path
 
@@ -9,7 +9,7 @@ from trionode.core.replication.history import EpochHistory
 from trionode.core.wal import codec
 from trionode.core.wal.codec import WalCorruption
 from trionode.io import wal_check
-from trionode.io.history_file import HISTORY_NAME, load_history, save_history
+from trionode.io.history_file import FENCE_NAME, HISTORY_NAME, load_fence, load_history, save_fence, save_history
 
 HISTORY = EpochHistory([(1, 1), (3, 40), (7, 41)])
 
@@ -47,3 +47,20 @@ def test_any_damage_is_corruption_naming_the_file(tmp_path: Path, damage: str) -
         load_history(tmp_path)
     code, lines = wal_check.check(str(tmp_path))
     assert code == wal_check.EXIT_CORRUPT and any(line.startswith(HISTORY_NAME) for line in lines), lines
+
+
+SHARD, OTHER = "1" * 40, "2" * 40
+
+
+def test_a_saved_fence_loads_back_for_its_shard_only_and_damage_is_corruption(tmp_path: Path) -> None:
+    assert load_fence(tmp_path, SHARD) == 0
+    save_fence(tmp_path, SHARD, 7)
+    assert (load_fence(tmp_path, SHARD), load_fence(tmp_path, OTHER)) == (7, 0)  # another shard starts unfenced
+    assert wal_check.check(str(tmp_path)) == (0, [f"{FENCE_NAME}: epoch 7 of shard {SHARD[:12]}, clean",
+                                                  "exit 0: clean"])  # fmt: skip
+    path = tmp_path / FENCE_NAME
+    for damaged in (path.read_bytes()[:-2], codec.encode_record({"kind": "trionode-data-fence", "epoch": -1})):
+        path.write_bytes(damaged)
+        with pytest.raises(WalCorruption, match=f"^{FENCE_NAME}: corrupt record at byte"):
+            load_fence(tmp_path, SHARD)
+        assert wal_check.check(str(tmp_path))[0] == wal_check.EXIT_CORRUPT

@@ -1,5 +1,6 @@
 """kill -9 of a primary: an in-sync replica takes over, nothing acknowledged is lost, the old primary rejoins."""
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 import redis
 
 from tests.process.harness import NodeProcess, form_shard, readonly_get, run_cli, status, wait_for
+from trionode.io.history_file import save_fence
 
 FAILOVER_WAIT_S = 30.0
 FAST = "node_timeout_ms = 1000\n"  # failures are noticed in about a second
@@ -159,3 +161,27 @@ def test_a_replica_still_syncing_is_never_promoted_the_shard_stays_down(node_fac
     shard = _shard(witness)
     assert shard["primary_id"] == primary_id and shard["epoch"] == 1, "an out-of-sync replica was promoted"
     assert not status(witness)["healthy"] and not report["healthy"]
+
+
+def _offset(node: NodeProcess, node_id: str) -> int:
+    return next(n["offset"] for n in status(node)["nodes"] if n["id"] == node_id)
+
+
+@pytest.mark.timeout(90)
+def test_a_replica_fenced_before_a_crash_still_refuses_the_old_primary_after_it(node_factory, tmp_path: Path) -> None:
+    # Issue 10 §3, failover step 1: a replica answers the leader's fence and is killed before the
+    # failover commits. The fence lived in memory only, so it came back following the old primary.
+    primary, replica, witness, _, replica_id = form_shard(node_factory, tmp_path)
+    assert primary.client().set("before", "1") and primary.client().wait(1, 5000) == 1
+    shard = _shard(witness)
+    offset = _offset(replica, replica_id)
+    replica.kill9()
+    # What a fencing round left on its disk (the driver persists it before it answers).
+    save_fence(replica.data_dir, shard["id"], shard["epoch"] + 1)
+    replica.start()
+    with contextlib.suppress(redis.ResponseError, redis.TimeoutError):
+        primary.client(timeout_s=3).set("after", "1")  # the fenced replica never takes it
+    # It tells the old primary that it has seen the next epoch, and takes nothing from it.
+    wait_for(lambda: f"has seen epoch {shard['epoch'] + 1}" in primary.log(), "the old primary to learn it")
+    assert _offset(replica, replica_id) == offset
+    assert _shard(witness)["epoch"] == shard["epoch"]  # no failover happened: only the fence holds it back

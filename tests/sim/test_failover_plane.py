@@ -11,6 +11,7 @@ simulator drives.
 
 import concurrent.futures
 import multiprocessing
+from collections.abc import Iterable
 
 import pytest
 
@@ -31,6 +32,7 @@ def _run_seed(seed: int) -> SimResult:
     return run(_config(seed))
 
 
+@pytest.mark.timeout(480)  # CPU-bound: the bound catches a hang; a loaded machine is several times slower
 def test_ci_seed_range_passes_with_failover_coverage() -> None:
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
@@ -56,7 +58,7 @@ def test_same_seed_same_report_and_the_raft_half_is_undisturbed() -> None:
     assert plain[-2] == first[-3]  # the Raft coverage: the failover plane draws from its own Randoms
 
 
-def _failures(seeds: range) -> list[str]:
+def _failures(seeds: Iterable[int]) -> list[str]:
     out = []
     for seed in seeds:
         result = Simulation(_config(seed)).run()
@@ -85,5 +87,7 @@ def test_a_primary_that_ignores_its_lease_is_caught(monkeypatch: pytest.MonkeyPa
 
 def test_a_failover_that_does_not_wait_for_the_lease_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(LeaseGranter, "expired", lambda self, node_id, now_ms: True)
-    failures = _failures(range(102, 103))  # also 47, 51, 86, 111 of 41..140 with the broadened workload
+    # Seeds 8, 11 and 13 catch it since both primary sides run PrimaryDriver and the simulator runs the
+    # node's gossip detector (a few seeds, as any change to the simulation moves the one that does).
+    failures = _failures(range(8, 14))
     assert failures and all(f.startswith("S2 one writer") for f in failures), failures

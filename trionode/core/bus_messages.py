@@ -67,8 +67,9 @@ SCHEMAS: dict[str, dict[str, Field]] = {
     "lease": {"req": (_count, True), "ok": (_flag, False)},
     "failover_req": {"shard": (is_id, True), "node": (is_id, True)},
     # The failover's fencing round (core/failover/controller.py): the leader asks, a replica answers.
-    "fence": {"shard": (is_id, True), "epoch": (_count, True)},
-    "fenced": {"shard": (is_id, True), "epoch": (_count, True), "offset": (_count, True), "health": (_text, True)},
+    "fence": {"shard": (is_id, True), "epoch": (_count, True), "term": (_count, True)},
+    "fenced": {"shard": (is_id, True), "epoch": (_count, True), "term": (_count, True), "offset": (_count, True),
+               "health": (_text, True)},
 }
 
 

@@ -8,8 +8,9 @@ and carries its actions out over the cluster bus:
 
 * ``RequestLease`` / ``GrantLease``: ``lease`` messages between a primary and
   the Raft leader;
-* ``SendFence``: a ``fence`` message; the replica fences its replication
-  state (io/replication.py) and answers ``fenced`` with its durable offset;
+* ``SendFence``: a ``fence`` message; the replica's driver fences its
+  replication state durably (io/replication.py) and then answers ``fenced``
+  with its durable offset and the round's term;
 * ``Propose``: the failover entry, submitted through the control plane; its
   outcome goes back to the controller.
 
@@ -24,6 +25,7 @@ import trio
 
 from trionode import limits
 from trionode.core import failover as core
+from trionode.core.replication.replica_driver import AnswerFence
 from trionode.io.control import monotonic_ms
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ class FailoverDriver:
                         "use node_timeout_ms > %d to ride through it", timeout_ms, self.lease_ms,
                         election_max_ms, 2 * election_max_ms)  # fmt: skip
         self._nursery: trio.Nursery | None = None
+        runtime.replication.on_fence_answer = self._answer_fence
         handlers = {"lease": self._on_lease, "failover_req": self._on_failover_request, "fence": self._on_fence,
                     "fenced": self._on_fenced}  # fmt: skip
         self.control.bus_handlers.update(handlers)
@@ -61,8 +64,12 @@ class FailoverDriver:
         """Tell the controller what the node knows now."""
         c, control = self.controller, self.control
         c.on_config(control.state)
+        me = self.runtime.node_id
         leading = control.rawnode is not None and control.rawnode.is_leader
-        c.on_leadership(control.term, self.runtime.node_id if leading else control.leader, now_ms)
+        # A node that stepped down may still name itself leader until Raft's soft state is
+        # handled: it must not keep leading (rounds, grants) on that stale name.
+        leader = me if leading else ("" if control.leader == me else control.leader)
+        c.on_leadership(control.term, leader, now_ms)
         c.on_health(self.runtime.cluster_health())
         c.on_authority(control.authority_until_ms())
 
@@ -84,33 +91,26 @@ class FailoverDriver:
             log.info("manual failover of shard %s to %s requested", shard_id[:12], peer[:12])
 
     def _on_fence(self, peer: str, payload: dict) -> None:
-        shard_id, epoch = payload.get("shard"), payload.get("epoch")
-        if peer != self.control.leader or not isinstance(shard_id, str) or not isinstance(epoch, int):
-            return  # only the Raft leader fences
-        reply = self._fence(shard_id, epoch)
-        if reply is not None:
-            self.control.bus.send(peer, reply)
+        shard_id, epoch, term = (payload.get(k) for k in ("shard", "epoch", "term"))
+        if peer == self.control.leader and isinstance(shard_id, str) and _ints(epoch, term):  # only the leader fences
+            self.runtime.replication.fence(peer, shard_id, epoch, term)  # answered by _answer_fence
 
-    def _fence(self, shard_id: str, epoch: int) -> dict | None:
-        """Fence this replica (the leader may be one itself); the reply carries its durable offset."""
-        fenced = self.runtime.replication.fence(shard_id, epoch)
-        if fenced is None:
-            return None
-        offset, health = fenced
-        log.info("fenced shard %s at epoch %d for a failover: durable offset %d", shard_id[:12], epoch, offset)
-        return {"k": "fenced", "shard": shard_id, "epoch": epoch, "offset": offset, "health": health}
+    def _answer_fence(self, shard_id: str, answer: AnswerFence) -> None:
+        """The replica's driver fenced durably: answer the leader (perhaps this node itself)."""
+        log.info("fenced shard %s at epoch %d for a failover: durable offset %d", shard_id[:12], answer.epoch,
+                 answer.offset)  # fmt: skip
+        reply = {"k": "fenced", "shard": shard_id, "epoch": answer.epoch, "term": answer.term,
+                 "offset": answer.offset, "health": answer.health}  # fmt: skip
+        if answer.to == self.runtime.node_id:
+            self._on_fenced(answer.to, reply)
+        else:
+            self.control.bus.send(answer.to, reply)
 
     def _on_fenced(self, peer: str, payload: dict) -> None:
-        if self._record_fence(peer, payload):
+        shard_id, epoch, term, offset, health = (payload.get(k) for k in ("shard", "epoch", "term", "offset", "health"))
+        if isinstance(shard_id, str) and _ints(epoch, term, offset) and isinstance(health, str):
+            self.controller.on_fence_reply(peer, shard_id, epoch, term, offset, health)
             self._tick()  # the last answer settles the round: propose now, not a tick later
-
-    def _record_fence(self, peer: str, payload: dict) -> bool:
-        shard_id, epoch, offset, health = (payload.get(k) for k in ("shard", "epoch", "offset", "health"))
-        valid = isinstance(shard_id, str) and isinstance(epoch, int) and isinstance(offset, int)
-        if valid and isinstance(health, str):
-            self.controller.on_fence_reply(peer, shard_id, epoch, offset, health)
-            return True
-        return False
 
     # --- actions ------------------------------------------------------------------------------
     def _execute(self, actions: list[core.Action]) -> None:
@@ -120,10 +120,10 @@ class FailoverDriver:
             elif isinstance(action, core.GrantLease):
                 self.control.bus.send(action.to, {"k": "lease", "req": action.req, "ok": True})
             elif isinstance(action, core.SendFence) and action.to == self.runtime.node_id:
-                if (reply := self._fence(action.shard_id, action.epoch)) is not None:
-                    self._record_fence(action.to, reply)
+                self.runtime.replication.fence(action.to, action.shard_id, action.epoch, action.term)
             elif isinstance(action, core.SendFence):
-                self.control.bus.send(action.to, {"k": "fence", "shard": action.shard_id, "epoch": action.epoch})
+                fence = {"k": "fence", "shard": action.shard_id, "epoch": action.epoch, "term": action.term}
+                self.control.bus.send(action.to, fence)
             elif isinstance(action, core.Propose):
                 self._nursery.start_soon(self._propose, action)
             elif isinstance(action, core.Report):
@@ -181,3 +181,7 @@ class FailoverDriver:
         now = monotonic_ms()
         self._feed(now)
         self._execute(self.controller.tick(now))
+
+
+def _ints(*values: Any) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in values)

@@ -31,8 +31,7 @@ class GossipDriver:
         self.node_id = node_id
         self.bus = bus
         self.clock_ms = clock_ms
-        interval_ms = max(1, min(1000, node_timeout_ms // 5))
-        self.config = GossipConfig(node_timeout_ms=node_timeout_ms, ping_interval_ms=interval_ms)
+        self.config = GossipConfig.for_node_timeout(node_timeout_ms)
         self.detector = Detector(node_id, self.config, rng, incarnation=incarnation)
 
     def on_config(self, state: ClusterState, voters: tuple[str, ...]) -> None:

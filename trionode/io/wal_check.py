@@ -1,4 +1,4 @@
-"""``trionode wal check DIR``: verify every WAL segment, snapshot and the epoch history offline.
+"""``trionode wal check DIR``: verify every WAL segment, snapshot, the epoch history and the fence offline.
 
 Read-only: nothing is truncated or deleted. For each file it reports the
 record count, the last valid offset and any damage. The exit code is 0 when
@@ -70,8 +70,20 @@ def _check_history(directory: str) -> tuple[int, str]:
     return EXIT_CLEAN, f"{history_file.HISTORY_NAME}: {len(history)} epochs, clean"
 
 
+def _check_fence(directory: str) -> tuple[int, str]:
+    try:
+        fence = history_file.read_fence(Path(directory))
+    except codec.WalCorruption as exc:
+        return EXIT_CORRUPT, f"{exc} (CORRUPT)"
+    assert fence is not None  # the file was listed
+    return EXIT_CLEAN, f"{history_file.FENCE_NAME}: epoch {fence[1]} of shard {fence[0][:12]}, clean"
+
+
 def check(directory: str, *, record_bytes_max: int = limits.wal_record_bytes_max) -> tuple[int, list[str]]:
-    """Verify every ``.wal`` and ``.snap`` file and ``data-history`` in ``directory``: (exit code, report lines)."""
+    """Verify every ``.wal``, ``.snap``, ``data-history`` and ``data-fence`` file in ``directory``.
+
+    Returns (exit code, report lines).
+    """
     names = sorted(os.listdir(directory))
     prefixes = sorted({parsed[0] for name in names if (parsed := wal_files.parse_segment_name(name))})
     code, lines = EXIT_CLEAN, []
@@ -88,9 +100,10 @@ def check(directory: str, *, record_bytes_max: int = limits.wal_record_bytes_max
             lines.append(f"{name}: not a segment name (ignored)")
         elif name.endswith(snapshot_file.SNAPSHOT_SUFFIX + snapshot_file.TMP_SUFFIX):
             lines.append(f"{name}: unfinished snapshot from a crash (ignored; deleted at startup)")
-        elif name == history_file.HISTORY_NAME:
-            history_code, line = _check_history(directory)
-            code = max(code, history_code)
+        elif name in (history_file.HISTORY_NAME, history_file.FENCE_NAME):
+            check_one = _check_history if name == history_file.HISTORY_NAME else _check_fence
+            one_code, line = check_one(directory)
+            code = max(code, one_code)
             lines.append(line)
     lines.append(f"exit {code}: " + ("clean", "torn tail only", "corruption")[code])
     return code, lines

@@ -56,7 +56,7 @@ from trionode.sim.data_config import SHARD_ID
 if TYPE_CHECKING:
     from trionode.sim.failover_plane import FailoverPlane
 
-LEADER = "L"  # the control plane's leader, an endpoint of the data network
+LEADER = f"{0xC0000:040x}"  # the control plane's leader ("L"), an endpoint of the data network and a gossip member
 CLIENT = "K"  # the clients
 KINDS = ("kill", "crash", "isolate_with_client", "isolate_without_client", "isolate_from_replicas",
          "asymmetric", "flap", "double", "member", "manual", "double_failover", "wall_step",

@@ -13,11 +13,12 @@ each committed after a random delay, perhaps lost or duplicated.
 *Learning.* A node adopts the committed configuration only while ``L`` can
 reach it (``L -> node`` open) and it is up, and then only with
 ``learn_probability`` per step (Raft appends take time; nodes apply a commit
-at different moments); a partitioned node keeps its old view. A node is the primary when its view names it: it runs a
-:class:`PrimaryShell` whose tracker was started with the view, commits an
+at different moments); a partitioned node keeps its old view. A node is the
+primary when its view names it: it runs a :class:`PrimaryShell`, whose
+:class:`PrimaryDriver` (the node's own) was started with the view, commits an
 ``isr_fence`` and acknowledges nothing until its view's ISR version has moved
-past the one it started with (``PrimarySide.fenced`` of the real shell). A
-replica of a newer epoch fences (``ReplicaState.fence``, persisted) and resyncs
+past the one it started with. A
+replica of a newer epoch fences (its driver persists the fence) and resyncs
 with the view's primary; a deposed primary turns replica and resyncs, which
 cuts its unacknowledged suffix.
 
@@ -31,14 +32,16 @@ the fenced members answered with, and proposes the failover. ``L`` is
 replaced now and then: a new controller in a new term, which trusts no grant
 before ``leader_since + HANDOVER_MS``. A node *serves* (accepts writes and
 answers reads) only while it believes it is primary and its lease is valid on
-its own clock (:meth:`FailoverPlane.serves`). A fenced replica persists the
-fence epoch before it answers.
+its own clock (:meth:`FailoverPlane.serves`). A fenced replica's driver
+persists the fence epoch before it answers (the same driver as the node's).
 
-*Failure detection* (the simulator's stand-in for core/gossip). Nodes gossip
-pings. A node is failed once a majority of its observers (the other data
-nodes and ``L``) have not heard from it for ``NODE_TIMEOUT_MS`` on their own
-clocks; that verdict is ``L``'s health input. The checker asserts each chosen
-successor's true state (S5).
+*Failure detection* is the node's own detector (core/gossip), as
+io/gossip_driver.py runs it: every data node and ``L`` (all five the voters)
+runs a :class:`Detector` on its own clock and exchanges its pings and pongs
+over the lossy links, a restarted node with a new one and a higher
+incarnation. ``L``'s detector's healths are ``L``'s health input, so a node
+is failed once a majority of the voters suspect it, as reported to ``L``.
+The checker asserts each chosen successor's true state (S5).
 
 *Clients* (kv_workload.py): every node runs the node's own Session and
 DataState; clients send every command family, TTLs, keyless commands and
@@ -58,13 +61,17 @@ Each step: commit, learn, nemesis, deliver, controller, nodes, clients, check
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from trionode.core import failover as core
 from trionode.core.cluster import ClusterState, Shard, command, copy_state
+from trionode.core.gossip import Detector, GossipConfig, Ping
+from trionode.core.gossip import from_wire as gossip_from_wire
 from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import Ack, ReplMessage, SyncReply, SyncRequest, from_wire, to_wire
+from trionode.core.replication.primary_driver import ACCEPTED, REFUSED
 from trionode.core.replication.replica import CONNECTING, LOADING
+from trionode.core.replication.replica_driver import AnswerFence
 from trionode.sim.data_config import SHARD_ID, CommitFaults, ShardConfig
 from trionode.sim.data_disk import DataDisk
 from trionode.sim.data_network import LinkConfig, LinkNetwork
@@ -74,7 +81,7 @@ from trionode.sim.data_plane import (
     Envelope,
     data_node_id,
 )
-from trionode.sim.data_shells import PrimaryShell, ReplicaShell
+from trionode.sim.data_shells import Outbound, PrimaryShell, ReplicaShell
 from trionode.sim.failover_checks import FailoverChecker
 from trionode.sim.failover_nemesis import CLIENT, LEADER, FailoverNemesis
 from trionode.sim.kv_workload import KVWorkload
@@ -85,8 +92,9 @@ NODE_TIMEOUT_MS = 600
 HANDOVER_MS = 400  # how long a deposed leader may still grant (scaled down with the timeouts)
 LEASE_MS = core.FailoverConfig.for_node(LEADER, NODE_TIMEOUT_MS, HANDOVER_MS).lease_ms  # as io/failover.py derives it
 DRIFT_RATE = 0.04  # clocks run at 1 +- this: (1 + r) / (1 - r) < (LEASE_MS + drift_ms) / LEASE_MS
-GOSSIP_STEPS = 5
+GOSSIP = GossipConfig.for_node_timeout(NODE_TIMEOUT_MS)  # as io/gossip_driver.py derives it
 NODE_IDS = tuple(data_node_id(i) for i in range(4))
+VOTERS = (*NODE_IDS, LEADER)  # the gossip members, all of them voters (L stands for the Raft voters' leader)
 NAMES = dict(zip(NODE_IDS, "ABCD", strict=True)) | {LEADER: "L", CLIENT: "K"}
 
 
@@ -159,7 +167,7 @@ class SimNode:
     primary: PrimaryShell | None = None
     replica: ReplicaShell | None = None
     failover: core.FailoverController | None = None  # its process's controller (the lease it holds), new at each start
-    last_heard: dict[str, int] = field(default_factory=dict)  # peer -> own clock ms
+    detector: Detector | None = None  # its process's failure detector, new at each start
 
     @property
     def view(self) -> Shard:
@@ -168,23 +176,13 @@ class SimNode:
     def clock(self, now_ms: int) -> int:
         return self.clock_offset + int(now_ms * self.clock_rate)
 
-    @property
-    def fenced(self) -> bool:
-        return self.primary is not None and self.primary.fenced
-
-
-class _ViewConfig:
-    """What :class:`PrimaryShell` reads of a configuration: its view, not the committed one."""
-
-    def __init__(self, shard: Shard) -> None:
-        self.shard = shard
-
 
 class FailoverPlane:
     def __init__(self, rng_for: Callable[[str], random.Random], recorder: Recorder,
                  faults: FailoverFaults | None = None) -> None:  # fmt: skip
         self.faults = faults or FailoverFaults()
         self.rng = rng_for("failover-plane")
+        self.rng_for = rng_for
         self.recorder = recorder
         self.network: LinkNetwork[Envelope] = LinkNetwork(rng_for("failover-network"), self.faults.network)
         self.config = ShardConfig(rng_for("failover-config"), NODE_IDS[0], NODE_IDS[1:3], self.faults.commit)
@@ -201,14 +199,14 @@ class FailoverPlane:
             disk = DataDisk()
             rate = 1 + self.rng.uniform(-DRIFT_RATE, DRIFT_RATE)
             node = SimNode(node_id, disk, self.rng.randint(0, 100_000), rate, copy_state(self.config.state))
-            node.last_heard = dict.fromkeys(NODE_IDS, node.clock(0))
             self.nodes[node_id] = node
-            self.start_controller(node)
+            self.start_process(node)
         self.nodes[NODE_IDS[0]].disk.history = EpochHistory([(1, 1)])
         self.leader_offset, self.leader_rate = self.rng.randint(0, 100_000), 1 + self.rng.uniform(-0.04, 0.04)
         self.leader_term = 0
         self.leader = self.new_leader()
-        self.leader_heard = dict.fromkeys(NODE_IDS, self.leader_clock())  # node -> leader clock ms
+        # L's detector outlives its controllers: a new Raft leader has been gossiping all along.
+        self.leader_detector = self.new_detector(LEADER, 0)
         self.member_change_at = -1  # ms a replica-set change was proposed
         self.nemesis = FailoverNemesis(self)
         self.kv = KVWorkload(self, rng_for("failover-clients"))
@@ -235,8 +233,16 @@ class FailoverPlane:
         controller.on_leadership(self.leader_term, LEADER, self.leader_clock())
         return controller
 
-    def start_controller(self, node: SimNode) -> None:
+    def start_process(self, node: SimNode) -> None:
+        """A node's process state that a crash loses: its failover controller and failure detector."""
         node.failover = core.FailoverController(core.FailoverConfig.for_node(node.id, NODE_TIMEOUT_MS, HANDOVER_MS))
+        node.detector = self.new_detector(node.id, node.incarnation)
+
+    def new_detector(self, node_id: str, incarnation: int) -> Detector:
+        rng = self.rng_for(f"failover-gossip-{self.name(node_id)}-{incarnation}")
+        detector = Detector(node_id, GOSSIP, rng, incarnation=incarnation)
+        detector.set_members(VOTERS, VOTERS)
+        return detector
 
     def reaches(self, frm: str, to: str) -> bool:
         return not self.network.is_blocked(frm, to)
@@ -247,9 +253,14 @@ class FailoverPlane:
     def send(self, frm: str, to: str, msg: ReplMessage) -> None:
         self.network.send(Envelope(frm, to, to_wire(msg)), self.now_ticks)
 
-    def send_all(self, frm: str, to: str, msgs: list[ReplMessage]) -> None:
+    def send_all(self, frm: str, to: str, msgs: list[Outbound]) -> None:
+        """Send a replica shell's output: replication messages to ``to``, a fencing round's answer to ``L``."""
         for msg in msgs:
-            self.send(frm, to, msg)
+            if isinstance(msg, AnswerFence):
+                wire = {"k": "fenced", "epoch": msg.epoch, "term": msg.term, "offset": msg.offset, "health": msg.health}
+                self.send_ctl(frm, msg.to, wire)
+            else:
+                self.send(frm, to, msg)
 
     def serves(self, node: SimNode) -> bool:
         """The node accepts commands: it believes it is primary and its lease is valid on its clock."""
@@ -314,26 +325,24 @@ class FailoverPlane:
 
     def learn(self, node: SimNode) -> None:
         """Adopt the committed configuration: become primary, replica, or nothing of the shard."""
-        for index, cmd, ok in self.committed:
-            if index > node.learned and not ok and node.primary is not None and cmd == node.primary.proposed:
-                node.primary.tracker.proposal_done(cmd["node_id"])
-                node.primary.proposed = None
+        learned = [(cmd, ok) for index, cmd, ok in self.committed if index > node.learned]
         node.learned, node.view_state = self.config.index, copy_state(self.config.state)
         self.adopt(node)
+        for cmd, ok in learned:
+            if node.primary is not None:
+                node.primary.execute(node.primary.driver.on_proposal_result(cmd, ACCEPTED if ok else REFUSED))
 
     def adopt(self, node: SimNode) -> None:
         """Run the shells the node's view asks for (also at a restart)."""
         view = node.view
         if view.primary_id == node.id:
-            if node.primary is not None and node.primary.tracker.epoch == view.epoch:
-                node.primary.tracker.set_config(view.epoch, view.primary_id, view.replica_ids, view.isr_ids,
-                                                view.isr_version)  # fmt: skip
+            if node.primary is not None and node.primary.driver.epoch == view.epoch:
+                self.configure(node.primary, view)
                 return
             self.become_primary(node)
         elif node.id in view.replica_ids:
             if node.primary is not None:
-                node.primary.tracker.set_config(view.epoch, view.primary_id, view.replica_ids, view.isr_ids,
-                                                view.isr_version)  # fmt: skip
+                self.configure(node.primary, view)
                 self.drop_primary(node)
                 self.coverage.old_primary_rejoined += 1
                 self.note(f"{self.name(node.id)} learns it was deposed; rejoins as a replica")
@@ -342,6 +351,11 @@ class FailoverPlane:
             self.drop_primary(node)
             node.replica = None
 
+    @staticmethod
+    def configure(shell: PrimaryShell, view: Shard) -> None:
+        shell.execute(shell.driver.on_config(view.epoch, view.primary_id, view.replica_ids, view.isr_ids,
+                                             view.isr_version))  # fmt: skip
+
     def drop_primary(self, node: SimNode) -> None:
         node.primary = None
 
@@ -349,20 +363,16 @@ class FailoverPlane:
         view, disk = node.view, node.disk
         node.replica = None
         disk.fsync()  # its received tail becomes part of its epoch's log: durable before the history says so
-        node.primary = PrimaryShell(node.id, disk, cast(ShardConfig, _ViewConfig(view)), LAG_TIMEOUT_MS)
+        node.primary = PrimaryShell(node.id, disk, view, LAG_TIMEOUT_MS)
         self.note(f"{self.name(node.id)} primary at epoch {view.epoch} from {disk.durable}")
 
     def become_replica(self, node: SimNode) -> None:
-        view, shell = node.view, node.replica
-        if shell is None or node.disk.fence_epoch < view.epoch or shell.rs.epoch < view.epoch:
-            node.disk.fence_epoch = max(node.disk.fence_epoch, view.epoch)  # persisted before it answers
-            now = node.clock(self.now_ms)
-            if shell is not None:
-                msgs = shell.fence(view.epoch, now)
-            else:
-                node.replica = shell = ReplicaShell(node.id, node.disk, node.incarnation, now)
-                msgs = shell.tick(now)
-            self.send_all(node.id, view.primary_id, msgs)
+        """Replicate the view's primary at the view's epoch (the driver persists it as its fence)."""
+        view, now = node.view, node.clock(self.now_ms)
+        if node.replica is None:
+            node.replica = ReplicaShell(node.id, node.disk, node.incarnation, now)
+        shell = node.replica
+        self.send_all(node.id, view.primary_id, shell.fence(view.epoch, now) + shell.tick(now))
 
     # --- delivery --------------------------------------------------------------------------------------
 
@@ -381,24 +391,22 @@ class FailoverPlane:
 
     def node_receive_ctl(self, node: SimNode, env: Envelope) -> None:
         wire = env.wire
-        if wire["k"] == "ping":
-            node.last_heard[env.frm] = node.clock(self.now_ms)
+        if wire["k"] == "gossip":
+            self.gossip_receive(node.id, node.detector, env, node.clock(self.now_ms))
         elif wire["k"] == "grant":
             node.failover.on_lease_granted(wire["req"])
         elif wire["k"] == "fence" and node.replica is not None:
-            # io/replication.py ``fence``, with the fence epoch durable before the answer.
-            driver = node.replica.driver
-            node.disk.fence_epoch = max(node.disk.fence_epoch, wire["epoch"])
-            driver.rs.fence(wire["epoch"])
-            reply = {"k": "fenced", "epoch": wire["epoch"], "offset": driver.reported_offset(), "health": driver.health}
-            self.send_ctl(node.id, LEADER, reply)
+            # The replica's driver makes the fence durable, then answers (io/replication.py ``fence``).
+            answer = node.replica.fence_round(env.frm, wire["epoch"], wire["term"], node.clock(self.now_ms))
+            self.send_all(node.id, node.view.primary_id, answer)
 
     def node_receive(self, node: SimNode, frm: str, msg: ReplMessage) -> None:
         if node.primary is not None:
-            if isinstance(msg, SyncRequest):
-                self.send(node.id, msg.replica_id, node.primary.on_sync_request(msg))
-            elif isinstance(msg, Ack):
-                self.coverage.acks += node.primary.tracker.on_ack(msg, node.clock(self.now_ms))
+            if isinstance(msg, (SyncRequest, Ack)):
+                acks = node.primary.acks
+                for to, reply in node.primary.receive(msg, node.clock(self.now_ms)):
+                    self.send(node.id, to, reply)
+                self.coverage.acks += node.primary.acks - acks
             return
         shell = node.replica
         if shell is None or isinstance(msg, (SyncRequest, Ack)):
@@ -411,32 +419,23 @@ class FailoverPlane:
 
     def leader_receive(self, env: Envelope) -> None:
         wire, now = env.wire, self.leader_clock()
-        self.leader_heard[env.frm] = now
-        if wire["k"] == "lease":
+        if wire["k"] == "gossip":
+            self.gossip_receive(LEADER, self.leader_detector, env, now)
+        elif wire["k"] == "lease":
             self.feed_leader()
             self.execute_leader(self.leader.on_lease_request(env.frm, wire["req"], now))
         elif wire["k"] == "fenced":
-            self.leader.on_fence_reply(env.frm, SHARD_ID, wire["epoch"], wire["offset"], wire["health"])
+            self.leader.on_fence_reply(env.frm, SHARD_ID, wire["epoch"], wire["term"], wire["offset"], wire["health"])
 
     # --- the control plane's failover: L's controller -------------------------------------------------
 
-    def failed(self, node_id: str) -> bool:
-        """A majority of the observers (the other data nodes and L) has not heard from it lately."""
-        observers = [n for n in self.nodes.values() if n.id != node_id]
-        silent = sum(
-            1
-            for n in observers
-            if n.up and n.clock(self.now_ms) - n.last_heard.get(node_id, -(10**9)) >= NODE_TIMEOUT_MS
-        )
-        silent += self.leader_clock() - self.leader_heard.get(node_id, -(10**9)) >= NODE_TIMEOUT_MS
-        return 2 * silent > len(observers) + 1
-
     def feed_leader(self) -> None:
-        """L's inputs: the failure verdicts; it always leads with authority (Raft is simulated apart)."""
-        self.leader.on_health({n: "failed" for n in NODE_IDS if self.failed(n)})
+        """L's inputs: its detector's verdicts; it always leads with authority (Raft is simulated apart)."""
+        self.leader.on_health(self.leader_detector.healths(self.leader_clock()))
         self.leader.on_authority(self.leader_clock() + LEASE_MS)
 
     def controller(self) -> None:
+        self.gossip(LEADER, self.leader_detector, self.leader_clock())
         self.feed_leader()
         self.execute_leader(self.leader.tick(self.leader_clock()))
 
@@ -446,7 +445,7 @@ class FailoverPlane:
                 self.coverage.lease_grants += 1
                 self.send_ctl(LEADER, action.to, {"k": "grant", "req": action.req})
             elif isinstance(action, core.SendFence):
-                self.send_ctl(LEADER, action.to, {"k": "fence", "epoch": action.epoch})
+                self.send_ctl(LEADER, action.to, {"k": "fence", "epoch": action.epoch, "term": action.term})
             elif isinstance(action, core.Propose):
                 self.propose_failover(action)
             elif isinstance(action, core.Report):
@@ -462,18 +461,27 @@ class FailoverPlane:
     # --- the nodes' own steps -------------------------------------------------------------------------
 
     def node_step(self, node: SimNode) -> None:
-        if self.now_ticks % GOSSIP_STEPS == 0:
-            self.gossip(node)
+        self.gossip(node.id, node.detector, node.clock(self.now_ms))
         self.renew_lease(node, node.clock(self.now_ms))
         if node.primary is not None:
             self.primary_step(node, node.primary)
         elif node.replica is not None:
             self.replica_step(node, node.replica)
 
-    def gossip(self, node: SimNode) -> None:
-        for to in (*NODE_IDS, LEADER):
-            if to != node.id:
-                self.send_ctl(node.id, to, {"k": "ping"})
+    # --- failure detection: the nodes' detectors over the links (io/gossip_driver.py) -----------------
+
+    def gossip(self, me: str, detector: Detector, clock: int) -> None:
+        """Time passed on ``me``'s clock: the pings its detector's round sends."""
+        for peer, ping in detector.tick(clock):
+            self.send_ctl(me, peer, {"k": "gossip", "m": ping.to_wire()})
+
+    def gossip_receive(self, me: str, detector: Detector, env: Envelope, clock: int) -> None:
+        """A ping is answered with the detector's pong; a pong is heard."""
+        msg = gossip_from_wire(env.wire["m"])
+        if isinstance(msg, Ping):
+            self.send_ctl(me, env.frm, {"k": "gossip", "m": detector.on_ping(env.frm, msg, clock).to_wire()})
+        else:
+            detector.on_pong(env.frm, msg, clock)
 
     def propose(self, node: SimNode, cmd: dict[str, Any]) -> None:
         if self.reaches(node.id, LEADER):
@@ -483,21 +491,15 @@ class FailoverPlane:
         f, rng, disk = self.faults, self.rng, node.disk
         clock = node.clock(self.now_ms)
         if rng.random() < f.primary_fsync_probability:
-            shell.fsync(node.clock(self.now_ms))
-        hw = self.watermark(node, shell)
+            shell.fsync()
+        self.watermark(node, shell, clock)
         for replica_id in node.view.replica_ids:
-            for _ in range(SENDS_PER_STEP):
-                msg = shell.stream(replica_id, hw, heartbeat=rng.random() < f.heartbeat_probability)
-                if msg is None:
-                    break
-                self.send(node.id, replica_id, msg)
-        if rng.random() < f.compact_probability and disk.log_start < (keep_from := shell.wal_keep_from(hw)):
+            for to, msg in shell.stream_to(replica_id, SENDS_PER_STEP, rng.random() < f.heartbeat_probability):
+                self.send(node.id, to, msg)
+        keep_from = shell.driver.wal_keep_from()
+        if rng.random() < f.compact_probability and disk.log_start < keep_from:
             disk.log_start = rng.randint(disk.log_start, keep_from)
-        if not node.fenced:
-            if fence := shell.fence_command(self.now_ticks):
-                self.propose(node, fence)
-            return
-        for cmd in shell.isr_changes(clock):
+        for cmd in shell.tick(clock):
             self.propose(node, cmd)
 
     def renew_lease(self, node: SimNode, clock: int) -> None:
@@ -508,14 +510,10 @@ class FailoverPlane:
             assert isinstance(action, core.RequestLease), action  # a node that does not lead only renews
             self.send_ctl(node.id, action.to, {"k": "lease", "req": action.req})
 
-    def watermark(self, node: SimNode, shell: PrimaryShell) -> int:
-        """PrimarySide.high_watermark: nothing is acknowledged before the ISR fence is applied."""
-        tracker, durable = shell.tracker, node.disk.durable
-        if durable > tracker.log_end:
-            tracker.set_log_end(durable, node.clock(self.now_ms))
-        if not node.fenced:
-            return 0
-        hw = tracker.high_watermark(durable)
+    def watermark(self, node: SimNode, shell: PrimaryShell, clock: int) -> int:
+        """The driver's acknowledged offset, checked (S1) whenever it moved."""
+        shell.on_log(clock)
+        hw, tracker = shell.acked, shell.tracker
         if hw > shell.reported_hw:
             shell.reported_hw = hw
             self.coverage.hw_advances += 1
@@ -543,8 +541,7 @@ class FailoverPlane:
     def restart(self, node_id: str) -> None:
         node = self.nodes[node_id]
         node.up = True
-        self.start_controller(node)
-        node.last_heard = dict.fromkeys(NODE_IDS, node.clock(self.now_ms))
+        self.start_process(node)
         self.note(f"{self.name(node_id)} restarts, log to {len(node.disk.log)}")
         if self.reaches(LEADER, node_id):
             self.learn(node)

@@ -199,7 +199,7 @@ class KVWorkload:
     def acked_offset(self, node: "SimNode") -> int:
         """What the node takes as acknowledged: its watermark as primary, its read bound as replica."""
         if node.primary is not None:
-            return self.plane.watermark(node, node.primary)
+            return self.plane.watermark(node, node.primary, node.clock(self.plane.now_ms))
         bound = node.replica.driver.read_bound() if node.replica is not None else None
         return bound or 0
 

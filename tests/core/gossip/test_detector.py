@@ -340,3 +340,10 @@ def test_bad_configs_are_refused(kwargs: dict) -> None:
 
 def test_report_ttl_defaults_to_twice_the_node_timeout() -> None:
     assert GossipConfig(node_timeout_ms=3000, ping_interval_ms=500).report_ttl_ms == 6000
+
+
+def test_a_nodes_detector_config_runs_five_rounds_per_timeout_at_most_a_second_apart() -> None:
+    # io/gossip_driver.py and the failover simulator both derive it from node_timeout_ms.
+    assert GossipConfig.for_node_timeout(600).ping_interval_ms == 120
+    assert GossipConfig.for_node_timeout(15_000).ping_interval_ms == 1000
+    assert GossipConfig.for_node_timeout(15_000).node_timeout_ms == 15_000

@@ -4,10 +4,12 @@ from trionode.core.replication import replica_driver
 from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import Ack, Records, SnapshotChunk, SyncReply, SyncRequest
 from trionode.core.replication.replica_driver import (
+    AnswerFence,
     Append,
     InstallSnapshot,
     LoadChunk,
     ReplicaDriver,
+    SaveFence,
     SaveHistory,
     Send,
     SetLoadingMarker,
@@ -34,7 +36,8 @@ def test_a_full_sync_reports_0_first_and_saves_the_history_only_after_the_snapsh
     d = driver(log_end=5)
     req = request(d)
     out = d.on_message(SyncReply(SHARD, 2, "full", 0, H12, 7, req.sync_id), 10)
-    ack, mark, discard = out
+    fence, ack, mark, discard = out
+    assert fence == SaveFence(2)  # the newer epoch it learned is durable before anything else
     assert isinstance(ack, Send) and ack.msg == Ack(SHARD, R1, 2, 0, req.sync_id)
     assert (mark, discard) == (SetLoadingMarker(True), Truncate(0))
     assert d.reported_offset() == 0 and d.health == "loading" and d.read_bound() is None
@@ -55,7 +58,7 @@ def test_a_partial_sync_cuts_only_the_divergent_suffix_in_place_without_the_mark
     d = driver(log_end=5)
     req = request(d)
     out = d.on_message(SyncReply(SHARD, 2, "partial", 3, H12, 9, req.sync_id), 10)
-    assert out == [Truncate(3), SaveHistory(H12)]
+    assert out == [SaveFence(2), Truncate(3), SaveHistory(H12)]
     assert d.health == "online" and d.rs.log_end == 3
 
 
@@ -64,7 +67,7 @@ def test_a_partial_sync_that_keeps_everything_sets_no_marker() -> None:
     d = driver(log_end=5)
     req = request(d)
     out = d.on_message(SyncReply(SHARD, 2, "partial", 5, H12, 9, req.sync_id), 10)
-    assert out == [Truncate(5), SaveHistory(H12)]
+    assert out == [SaveFence(2), Truncate(5), SaveHistory(H12)]
     assert d.health == "online" and d.rs.log_end == 5
 
 
@@ -72,8 +75,8 @@ def test_a_cut_below_the_local_snapshot_discards_and_stays_loading_until_caught_
     d = driver(log_end=5, truncate_floor=4)
     req = request(d)
     out = d.on_message(SyncReply(SHARD, 2, "partial", 3, H12, 9, req.sync_id), 10)
-    assert out[:3] == [SetLoadingMarker(True), Truncate(0), SaveHistory(EpochHistory())]
-    (again,) = out[3:]
+    assert out[:4] == [SaveFence(2), SetLoadingMarker(True), Truncate(0), SaveHistory(EpochHistory())]
+    (again,) = out[4:]
     assert isinstance(again, Send) and isinstance(again.msg, SyncRequest) and again.msg.log_end == 0
     assert d.health == "loading" and d.reported_offset() == 0
     d.on_message(SyncReply(SHARD, 2, "partial", 0, H12, 2, again.msg.sync_id), 20)
@@ -108,3 +111,36 @@ def test_records_are_appended_and_a_silent_session_starts_again() -> None:
     assert d.tick(600) == []
     (again,) = d.tick(601)
     assert isinstance(again, Send) and isinstance(again.msg, SyncRequest) and again.msg.sync_id == req.sync_id + 1
+
+
+LEADER = "e" * 40
+
+
+def test_a_fencing_round_is_durable_before_it_is_answered_and_still_refuses_after_a_restart() -> None:
+    # Issue 10 §3 (failover step 1): the fence lived only in memory, so a crash undid it.
+    d = driver(log_end=5)
+    d.on_message(SyncReply(SHARD, 1, "partial", 5, H1, 5, request(d).sync_id), 0)
+    d.on_durable(5, 0)
+    out = d.on_fence_round(LEADER, 2, 7, 10)
+    assert out[0] == SaveFence(2) and out[-1] == AnswerFence(LEADER, 2, 7, 5, "online")
+    (send,) = out[1:-1]  # a new session, which tells the old primary it is deposed
+    assert isinstance(send, Send) and isinstance(send.msg, SyncRequest) and send.msg.epoch_seen == 2
+    again = d.on_fence_round(LEADER, 2, 8, 20)  # asked again (a later round): answered, nothing to persist
+    assert again == [AnswerFence(LEADER, 2, 8, 5, "online")]
+
+    # Restarted before the failover committed: the configuration still names epoch 1.
+    restarted = ReplicaDriver(SHARD, R1, 1, H1, 5, 0, fence_epoch=2)
+    req = request(restarted)
+    assert req.epoch_seen == 2
+    assert restarted.on_message(SyncReply(SHARD, 1, "partial", 5, H1, 6, req.sync_id), 30) == []
+    assert restarted.on_message(Records(SHARD, 1, 6, [[b"SET", b"k", b"stale"]], 0, req.sync_id), 40) == []
+    assert restarted.rs.log_end == 5 and restarted.rs.state == "connecting"
+
+
+def test_the_configuration_epoch_is_persisted_as_the_fence_before_a_request_names_it() -> None:
+    d = ReplicaDriver(SHARD, R1, 3, H1, 5, 0, fence_epoch=0)  # a first start: nothing persisted yet
+    fence, send = d.tick(0)
+    assert fence == SaveFence(3) and isinstance(send, Send) and send.msg.epoch_seen == 3
+    assert d.fence(3, 1) == [] and d.fence(2, 1) == []  # not news
+    fence, send = d.fence(4, 2)
+    assert fence == SaveFence(4) and isinstance(send, Send) and send.msg.epoch_seen == 4

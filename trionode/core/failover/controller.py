@@ -28,8 +28,8 @@ when this node lost and regained leadership between two inputs.
 *Failover* (leader only). For a shard whose primary is failed (or that a
 manual request wants handed over), once the granter knows the old lease has
 run out: (1) ``SendFence`` at epoch + 1 to the shard's other ISR members; a
-fenced member stops accepting the old primary's stream and answers with its
-durable offset and health; (2) once every member answered, or
+fenced member stops accepting the old primary's stream, makes that durable,
+and answers with its durable offset and health; (2) once every member answered, or
 ``fence_timeout_ms`` passed, choose among those that answered by that durable
 offset (successor.py); (3) ``Propose`` the failover entry, whose apply checks
 the epoch and the ISR again. With no eligible member the shard stays down, the
@@ -39,8 +39,16 @@ primary looks alive again: the fenced members refuse its stream, so only the
 failover lets them follow a primary again. A proposal whose outcome never arrives is given up after
 ``retry_ms``; a duplicate commits nothing, as its epoch is stale.
 
+A round belongs to the term that started it. Losing leadership, or leading
+again in a later term, drops every round, and a fence and its answer carry the
+round's term: an answer to a round of an earlier term (late on the network, or
+queued on a replica) is never counted in a round of a later one, even at the
+same epoch, so only what a member said to this leadership can choose a
+successor.
+
 Invariants: at most one round and one proposal per shard; a granter exists
-exactly while this node leads, and was made in the current term.
+exactly while this node leads, and was made in the current term; every round
+was started in that term.
 """
 
 from collections.abc import Mapping
@@ -91,6 +99,7 @@ class SendFence:
     to: str
     shard_id: str
     epoch: int  # the epoch the failover will make: refuse every stream below it
+    term: int  # the round's term: the answer must echo it
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +122,7 @@ class _Round:
     """A fencing round for one shard: who was asked, and what those who answered said."""
 
     epoch: int  # shard epoch + 1
+    term: int  # the leadership that started it; Invariant: the controller's current term
     started_ms: int
     members: tuple[str, ...]
     replies: dict[str, Candidate] = field(default_factory=dict)
@@ -172,11 +182,16 @@ class FailoverController:
         if self._am_primary():
             self.holder.on_grant(req)
 
-    def on_fence_reply(self, peer: str, shard_id: str, epoch: int, offset: int, health: str) -> None:
-        """``peer`` refuses every stream below ``epoch`` now; ``offset`` is durable on its disk."""
+    def on_fence_reply(self, peer: str, shard_id: str, epoch: int, term: int, offset: int, health: str) -> None:
+        """``peer`` refuses every stream below ``epoch`` now (durably); ``offset`` is durable on its disk.
+
+        It counts only in the round that asked: same epoch, same term, one of its members.
+        """
         round_ = self._rounds.get(shard_id)
-        if round_ is not None and round_.epoch == epoch and peer in round_.members:
-            round_.replies[peer] = Candidate(peer, health, offset)
+        if round_ is None or (round_.epoch, round_.term) != (epoch, term) or peer not in round_.members:
+            return
+        assert self.granter is not None and round_.term == self._granter_term
+        round_.replies[peer] = Candidate(peer, health, offset)
 
     def on_proposal_done(self, shard_id: str, epoch: int) -> None:
         """The failover proposed at ``epoch`` committed or failed: the shard may be looked at again."""
@@ -280,8 +295,9 @@ class FailoverController:
 
     def _start_round(self, shard: Shard, wanted: str | None, now_ms: int) -> list[Action]:
         members = tuple(n for n in shard.isr_ids if n != shard.primary_id and wanted in (None, n))
-        self._rounds[shard.id] = _Round(shard.epoch + 1, now_ms, members)
-        return [SendFence(n, shard.id, shard.epoch + 1) for n in members]
+        round_ = _Round(shard.epoch + 1, self._granter_term, now_ms, members)
+        self._rounds[shard.id] = round_
+        return [SendFence(n, shard.id, round_.epoch, round_.term) for n in members]
 
     def _no_successor(self, shard: Shard, wanted: str | None, round_: _Round) -> list[Action]:
         if wanted is not None:

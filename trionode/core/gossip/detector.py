@@ -98,6 +98,11 @@ class GossipConfig:
         if self.report_ttl_ms <= self.ping_interval_ms:
             raise ValueError("gossip: report_ttl_ms must exceed ping_interval_ms, or reports lapse between rounds")
 
+    @classmethod
+    def for_node_timeout(cls, node_timeout_ms: int) -> "GossipConfig":
+        """A node's detector (io/gossip_driver.py, and the simulator's): five rounds per timeout, at most 1 s apart."""
+        return cls(node_timeout_ms=node_timeout_ms, ping_interval_ms=max(1, min(1000, node_timeout_ms // 5)))
+
 
 @dataclass(frozen=True, slots=True)
 class GossipStatistics:

@@ -21,14 +21,15 @@ One :class:`ReplicaState` per shard on each replica. States::
 - Epoch fencing: a reply, record or chunk from an epoch older than the newest
   epoch this replica knows is refused, so a deposed primary cannot stream to
   it. ``fence(epoch)`` raises that epoch (the failover's first step) and drops
-  the current session.
+  the current session; the driver persists every rise before it answers.
 
 Every input returns a :class:`Step`. :class:`ReplicaDriver`
 (``replica_driver.py``) turns each step into ordered actions (the marker,
 in-place truncation, the snapshot before the history it describes, acks,
 timers); the node and the simulator run the driver, never this class alone.
-On restart the driver is built with the recovered log end (the history is cut
-back to it here) and with the loading marker, if a sync was interrupted.
+On restart the driver is built with the persisted fence epoch, the recovered
+log end (the history is cut back to it here) and with the loading marker, if a
+sync was interrupted.
 READONLY reads are served only when ``read_bound()`` is not None, the node is
 in the shard's ISR in the applied configuration, and then only up to that
 bound (DESIGN §5.4).

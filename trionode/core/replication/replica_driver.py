@@ -18,7 +18,9 @@ and only carry its actions out, in list order:
   ``1..offset``, durably (old WAL segments removed);
 - :class:`SaveHistory` persist the epoch history;
 - :class:`Append` append and apply streamed records;
-- :class:`Send` send a message to the primary.
+- :class:`Send` send a message to the primary;
+- :class:`SaveFence` persist the epoch below which every stream is refused;
+- :class:`AnswerFence` answer a failover's fencing round (to the Raft leader).
 
 Rules it keeps (each was once a shell's, and one of them was missing there):
 
@@ -45,7 +47,14 @@ Rules it keeps (each was once a shell's, and one of them was missing there):
   of life), and otherwise every ``ack_heartbeat_ms`` (a heartbeat that carries
   the position, so a caught-up idle replica is seen as caught up);
 - a sync request every ``sync_retry_ms`` until answered; a new session when
-  the current one heard nothing accepted for ``silence_ms``.
+  the current one heard nothing accepted for ``silence_ms``;
+- the fence: the driver is built with the configuration's epoch and the one
+  its disk says it was fenced at, and refuses streams below both. Every rise
+  of that epoch (the configuration's, a failover's fencing round, a sync
+  reply's) is persisted (``SaveFence``) before anything is sent that names
+  it, so before the fencing round's answer: a fenced replica that crashes
+  and restarts still refuses the deposed primary's stream, whatever stale
+  configuration it starts with (DESIGN §6, failover step 1).
 
 The driver never reads a clock: every timed input carries ``now_ms``, from a
 monotonic clock (DESIGN: wall time only for key expiry).
@@ -97,7 +106,25 @@ class Send:
     msg: ReplMessage
 
 
-ReplicaAction = SetLoadingMarker | Truncate | LoadChunk | InstallSnapshot | SaveHistory | Append | Send
+@dataclass(frozen=True, slots=True)
+class SaveFence:
+    epoch: int  # refuse every stream below this epoch, across restarts too
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerFence:
+    """The answer to a fencing round: fenced at ``epoch``, with this durable offset and health."""
+
+    to: str  # the Raft leader that asked
+    epoch: int
+    term: int  # the leader's term when it asked, so that an answer counts only in its own round
+    offset: int
+    health: str
+
+
+ReplicaAction = (
+    SetLoadingMarker | Truncate | LoadChunk | InstallSnapshot | SaveHistory | Append | Send | SaveFence | AnswerFence
+)
 
 
 class ReplicaDriver:
@@ -113,6 +140,7 @@ class ReplicaDriver:
         sync_id_base: int = 0,
         loading_marker: bool = False,
         truncate_floor: int = 0,
+        fence_epoch: int | None = None,
         sync_retry_ms: int = limits.repl_sync_retry_ms,
         silence_ms: int = limits.repl_silence_ms,
     ) -> None:
@@ -120,7 +148,11 @@ class ReplicaDriver:
         self.marker = loading_marker  # Invariant: mirrors the persisted marker once the actions ran
         if loading_marker:  # a restart in the middle of a sync: the local data is junk
             history, log_end, truncate_floor = EpochHistory(), 0, 0
-        self.rs = ReplicaState(shard_id, my_id, epoch, history, log_end, sync_id_base)
+        # ``epoch``: the shard epoch the configuration names; ``fence_epoch``: the one the disk says
+        # this replica was fenced at (None: ``epoch`` is durable already). It refuses streams below both.
+        fence_epoch = epoch if fence_epoch is None else fence_epoch
+        self.rs = ReplicaState(shard_id, my_id, max(epoch, fence_epoch), history, log_end, sync_id_base)
+        self._fence_saved = fence_epoch  # Invariant: == rs.epoch before anything is sent (SaveFence)
         self.truncate_floor = truncate_floor
         self.sync_retry_ms, self.silence_ms = sync_retry_ms, silence_ms
         self._next_request_ms = now_ms  # CONNECTING: when to (re)send the sync request
@@ -177,14 +209,26 @@ class ReplicaDriver:
             self._heard_ms = now_ms
             return self._carry_out(self.rs.primary_silent(), now_ms)
         if self.rs.state == CONNECTING and now_ms >= self._next_request_ms:
-            return [self._sync_request(now_ms)]
+            return self._sync_request(now_ms)
         return []
 
     def fence(self, epoch: int, now_ms: int) -> list[ReplicaAction]:
-        """A failover raised the shard epoch (persisted by the caller first): a new session at once."""
+        """The shard epoch is at least ``epoch`` now (the applied configuration, or a fencing round):
+        refuse every stream below it, durably first, and start a new session if that is news."""
         if not self.rs.fence(epoch):
             return []
-        return self._restart_session(now_ms)
+        return self._save_fence() + self._restart_session(now_ms)
+
+    def on_fence_round(self, leader: str, epoch: int, term: int, now_ms: int) -> list[ReplicaAction]:
+        """The Raft leader fences this replica for a failover (DESIGN §6 step 1): fence, then answer.
+
+        The answer carries the offset this replica may claim (durable, 0 while loading) and comes
+        last, after the fence is durable: the leader may promote another member on the strength
+        of it, and a restarted replica must not take the deposed primary's stream again.
+        """
+        out = self.fence(epoch, now_ms)
+        assert self._fence_saved >= epoch, "answering a fence that is not durable"
+        return [*out, AnswerFence(leader, epoch, term, self.reported_offset(), self.health)]
 
     def restart_session(self, now_ms: int) -> list[ReplicaAction]:
         """Start a new session now (a new process, or the caller's own reason)."""
@@ -206,17 +250,25 @@ class ReplicaDriver:
         return self.rs.take_reports()
 
     # --- carrying out a step ---------------------------------------------------------------------
-    def _sync_request(self, now_ms: int) -> Send:
+    def _sync_request(self, now_ms: int) -> list[ReplicaAction]:
         self._next_request_ms = now_ms + self.sync_retry_ms
         self._heard_ms = now_ms
-        return Send(self.rs.sync_request())
+        out = [*self._save_fence(), Send(self.rs.sync_request())]  # it names the epoch we refuse below
+        assert self._fence_saved == self.rs.epoch
+        return out
 
     def _restart_session(self, now_ms: int) -> list[ReplicaAction]:
         self._next_request_ms = now_ms
         return self.tick(now_ms)
 
+    def _save_fence(self) -> list[ReplicaAction]:
+        if self.rs.epoch <= self._fence_saved:
+            return []
+        self._fence_saved = self.rs.epoch
+        return [SaveFence(self.rs.epoch)]
+
     def _carry_out(self, step: Step, now_ms: int) -> list[ReplicaAction]:
-        out: list[ReplicaAction] = []
+        out = self._save_fence()  # a sync reply may have taught us a newer epoch
         if step.start_full_sync:
             ack = self.rs.ack(0)  # reports 0 (loading) before anything is discarded
             assert ack is not None and ack.durable_offset == 0
