@@ -274,7 +274,7 @@ class KVWorkload:
             return  # dropped with its connection, or the write is not acknowledged yet
         now = node.clock(p.now_ms)
         wait.since_ms = now if wait.since_ms is None else wait.since_ms
-        count = node.primary.tracker.wait_count(wait.offset) if node.primary is not None else 0
+        count = node.primary.driver.wait_count(wait.offset) if node.primary is not None else 0
         if count < wait.replicas and now - wait.since_ms < wait.timeout_ms:
             return
         holders = [n for n in p.nodes.values() if n is not node and n.disk.durable >= wait.offset]
