@@ -33,8 +33,11 @@ Rules it keeps (each was once written twice, in both shells):
   end follows the local durable offset before anything past it goes out;
 - a partial sync streams from the divergence point; a full sync cuts a
   snapshot at the applied end *now* but sends it only once that offset is
-  durable here (a crash before then could reuse the offsets), then streams
-  from the offset after it;
+  acknowledged (durable here: a crash before then could reuse the offsets;
+  and on the ISR: a replica cannot cut its snapshot back in place, so one
+  holding an unacknowledged record that a failover then drops would have to
+  discard everything, acknowledged records included, while in the ISR: sim
+  seed 57), then streams from the offset after it;
 - a session whose next record is no longer held (``log_start``) is dropped:
   the replica times out and resyncs;
 - each stream call sends a replica at most ``chunks_max`` snapshot chunks and
@@ -211,7 +214,7 @@ class PrimaryDriver:
         if reply.mode == "partial":
             self._sessions[req.replica_id] = _Session(req.sync_id, reply.keep_offset + 1)
             return out
-        # Cut now, at the applied end, but sent only once that offset is durable here (log matching).
+        # Cut now, at the applied end, but sent only once that offset is acknowledged (see above).
         cut = self.appended
         self._sessions[req.replica_id] = _Session(req.sync_id, cut + 1, snapshot_offset=cut)
         return [*out, CutSnapshot(req.replica_id, req.sync_id, cut)]
@@ -294,7 +297,7 @@ class PrimaryDriver:
     def _chunks(self, replica_id: str, sess: _Session, chunks_max: int) -> list[PrimaryAction]:
         offset = sess.snapshot_offset
         assert offset is not None
-        if offset > self.durable or sess.chunks is None:
+        if offset > self.acked_offset or sess.chunks is None:
             return []
         out: list[PrimaryAction] = []
         while len(out) < chunks_max and sess.chunk_seq < sess.chunks:
