@@ -42,7 +42,7 @@ def test_the_granter_waits_for_the_last_grant_plus_drift_and_for_its_predecessor
     granter = LeaseGranter(lease_ms=1000, drift_ms=200, leader_since_ms=0, handover_ms=2000)
     assert not granter.expired(P, 3199)  # a previous leader may have granted until it stepped down
     assert granter.expired(P, 3200)
-    granter.grant(P, now_ms=5000)
+    granter.grant(P, now_ms=5000, shard_id="s")
     assert not granter.expired(P, 6199) and granter.expired(P, 6200)
 
 
@@ -154,6 +154,20 @@ def test_no_grant_while_a_failover_drains_fences_or_proposes_and_none_without_au
     c.on_config(_state(primary=A, isr=(A, B), epoch=2))
     c.tick(DRAINED_MS + 2)
     assert c.on_lease_request(A, 7, now_ms=DRAINED_MS + 2) == [GrantLease(A, 7)] and not c.requested
+
+
+def test_a_failover_its_predecessor_proposed_waits_for_the_old_primarys_lease_from_this_leader() -> None:
+    """Sim seed 1076: the old leader drains P and proposes P -> A, then loses leadership. The new
+    leader knows nothing of it and grants P (still primary in its configuration); the failover then
+    commits. A must get no lease while P's may still run, or both serve (S2)."""
+    c = _leader(now_ms=0)
+    c.tick(DRAINED_MS)
+    assert c.on_lease_request(P, 1, now_ms=DRAINED_MS) == [GrantLease(P, 1)]
+    c.on_config(_state(primary=A, isr=(A, B), epoch=2))
+    assert c.on_lease_request(A, 2, now_ms=DRAINED_MS + 1) == []
+    until = DRAINED_MS + CFG.lease_ms + CFG.drift_ms
+    assert c.on_lease_request(A, 3, now_ms=until - 1) == []
+    assert c.on_lease_request(A, 4, now_ms=until) == [GrantLease(A, 4)]
 
 
 def test_a_manual_failover_to_a_replica_outside_the_isr_is_dropped_and_the_primary_granted_again() -> None:

@@ -16,6 +16,7 @@ import trio.testing
 
 from trionode.config import Config
 from trionode.core.cluster.commands import apply, command
+from trionode.core.data_state import DataState
 from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import Ack, Records, SyncReply, SyncRequest, from_wire, to_wire
@@ -94,6 +95,27 @@ async def test_a_crash_between_the_snapshot_and_the_segments_comes_back_empty_an
     assert again.data.applied_offset == 0 and _get(again, b"k5") is None
     repl = _replication(R, again, [])
     assert repl.offsets()[R] == 0 and repl.health() == {R: "loading"}
+    await again.close()
+
+
+async def test_a_crash_in_the_middle_of_a_cut_in_place_gives_back_the_log_before_the_cut(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """No marker around a cut in place (sim seed 38: under the marker, a crash here wiped an
+    in-sync replica's acknowledged records): the kept prefix was written as our snapshot, the
+    crash came before the old WAL went, and recovery replays the WAL over it: the old log."""
+    async with _running_store(tmp_path) as store:
+        _write(store, 5, tag="old")
+        await store.wal.wait_durable(5)
+    kept = DataState()
+    for offset in range(1, 4):
+        kept.replay(offset, [b"SET", b"k%d" % offset, b"old%d" % offset])
+    header = {"kind": SNAPSHOT_KIND, "offset": 3, "acked": 3}
+    snapshot_file.write_snapshot(str(tmp_path / SNAPSHOT_NAME), header, list(kept.keyspace.dump(16)))
+    again = DataStore.recover(tmp_path, Config(data_dir=str(tmp_path)))
+    assert again.data.applied_offset == 5 and [_get(again, b"k%d" % i) for i in (1, 3, 5)] == [
+        b"old1", b"old3", b"old5"]  # fmt: skip
+    assert not again.loading_marker
     await again.close()
 
 

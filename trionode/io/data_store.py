@@ -20,10 +20,14 @@ A crash between any two steps leaves either the old snapshot plus a complete
 WAL, or the new snapshot plus a contiguous WAL that reaches back past N.
 
 A replica's full sync and its in-place truncation replace the snapshot and
-remove every WAL segment. Both run under the durable loading marker
+remove every WAL segment. A full sync runs under the durable loading marker
 (``data-loading``, set and cleared as the replication driver says): a crash
 between the snapshot's rename and the segments' removal would otherwise replay
-the old WAL over the new snapshot. Recovery that finds the marker discards the
+the old WAL over the primary's snapshot, two histories mixed. A truncation
+needs no marker: its snapshot is this node's own prefix, so replaying the old
+WAL over it after such a crash gives back the log before the cut, which the
+history (saved only after the cut) still describes; with the marker, a crash
+there discarded an in-sync replica's acknowledged records. Recovery that finds the marker discards the
 data directory's keyspace files and starts empty, keeping the marker, so the
 replica reports offset 0 and ``loading`` until a sync completes (S5).
 """
@@ -175,8 +179,8 @@ class DataStore:
         """Cut the log and the keyspace back to ``keep`` in place: offsets ``1..keep`` stay.
 
         Rebuilt from this node's own snapshot and WAL (``keep`` must not be below the
-        snapshot's offset), then written as the new snapshot with the WAL removed, under
-        the caller's loading marker.
+        snapshot's offset), then written as the new snapshot with the WAL removed: a crash
+        in between replays the old WAL over that snapshot, which restores the log as it was.
         """
         if keep >= self.data.applied_offset:
             return

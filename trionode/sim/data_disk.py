@@ -21,7 +21,9 @@ its data was a half-loaded snapshot or a half-done cut, and the replication
 driver reports it ``loading`` until a sync completes (DESIGN §5.2, S5).
 
 ``cut_to`` is the shortest the log was cut to since the checker last looked
-(None: not cut), so the checker can compare logs incrementally (data_checks.py).
+(None: not cut), so the checker can compare logs incrementally (data_checks.py);
+``cuts`` counts the cuts, so a keyspace built from the log knows when to rebuild
+(kv_workload.py).
 
 Invariants: ``0 <= durable <= len(log)``; ``1 <= log_start <= len(log) + 1``.
 """
@@ -43,6 +45,7 @@ class DataDisk:
     loading_marker: bool = False  # persisted: a full sync is under way, the local data is junk
     log_start: int = 1  # the first offset the WAL still holds
     cut_to: int | None = None  # the shortest the log was cut to since the checker last looked
+    cuts: int = 0  # how many times records were cut off: a keyspace built from the log is stale once it moves
 
     def append(self, effects: list[Effect]) -> None:
         self.log.extend(effects)
@@ -53,6 +56,7 @@ class DataDisk:
     def truncate(self, offset: int) -> None:
         """Cut the log back to ``offset``, durably."""
         assert offset >= 0
+        self.cuts += offset < len(self.log)
         del self.log[offset:]
         self.durable = min(self.durable, offset)
         self.log_start = min(self.log_start, offset + 1)

@@ -20,6 +20,7 @@ send (and the primary the commands to propose), and the data plane
   ``sync_id_base`` anew at every process start.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from trionode.core.cluster.state import Shard
@@ -165,6 +166,10 @@ class ReplicaShell:
         self.driver = ReplicaDriver(SHARD_ID, node_id, disk.fence_epoch, disk.history, len(disk.log), now_ms,
                                     sync_id_base=incarnation * SYNC_ID_STRIDE, loading_marker=disk.loading_marker,
                                     sync_retry_ms=SYNC_RETRY_MS, silence_ms=SILENCE_MS)  # fmt: skip
+        # The nemesis's crash point: once it answers True for an action just carried out, the
+        # process is dead (``crashed``): nothing after it runs, and the plane crashes the node.
+        self.crash_after: Callable[[ReplicaAction], bool] | None = None
+        self.crashed = False
 
     @property
     def rs(self) -> ReplicaState:
@@ -197,6 +202,8 @@ class ReplicaShell:
         disk = self.disk
         out: list[Outbound] = []
         for action in actions:
+            if self.crashed:
+                return []
             match action:
                 case SetLoadingMarker(on=on):
                     disk.loading_marker = on
@@ -220,5 +227,8 @@ class ReplicaShell:
                     disk.fence_epoch = epoch
                 case AnswerFence():
                     out.append(action)
+            self.crashed = self.crash_after is not None and self.crash_after(action)
+        if self.crashed:
+            return []
         assert len(disk.log) == self.rs.log_end or disk.loading_marker, (len(disk.log), self.rs.log_end)
         return out

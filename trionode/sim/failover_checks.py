@@ -7,7 +7,6 @@ epoch, ever acknowledged, by offset. A primary acknowledges by reporting a
 watermark (:meth:`on_watermark`); before ``acked`` grows from its log, the
 checker shows that log starts with ``acked`` (one shard, one history: a new
 primary's log must extend every acknowledged write, S1 across failovers).
-``latest[key]`` is the latest acknowledged value of each key.
 
 - **S1** (:meth:`check`): every acknowledged offset is durable, with the
   acknowledged content, on the committed primary and on every member of the
@@ -25,12 +24,13 @@ primary's log must extend every acknowledged write, S1 across failovers).
 - **S8** (:meth:`on_member_change`): a committed replica-set change never
   leaves the ISR without a caught-up replica when it had one, and a new member
   starts outside the ISR.
-- **reads** (:meth:`on_read`): a read a serving primary answers returns the
-  latest acknowledged value of its key (None: never written).
+- **replies**: kv_checks.py, fed the acknowledged log and, per offset, the
+  ISR it was first acknowledged under (:meth:`isr_at`).
 
 A failure raises :class:`InvariantViolation` naming the property.
 """
 
+import bisect
 from collections.abc import Callable, Mapping
 
 from trionode.core.cluster import Shard
@@ -42,7 +42,8 @@ class FailoverChecker:
     def __init__(self, name_of: Callable[[str], str]) -> None:
         self._name = name_of
         self.acked: list[Effect] = []  # Invariant: only grows
-        self.latest: dict[bytes, bytes] = {}  # key -> latest acknowledged value
+        self.ack_ends: list[int] = []  # ascending: offsets up to ack_ends[i] were first acknowledged under...
+        self.ack_isrs: list[tuple[str, ...]] = []  # ...the ISR ack_isrs[i]
         self.matched: dict[str, int] = {}  # node -> prefix of its log equal to ``acked``
 
     def fail(self, message: str) -> None:
@@ -77,18 +78,16 @@ class FailoverChecker:
                 f"S1 lost write: {self._name(node_id)} acknowledges {hw}, but its offset {have + 1} "
                 f"differs from the acknowledged {self.acked[have]!r}"
             )
-        for effect in disk.log[len(self.acked) : hw]:
-            self.acked.append(effect)
-            self.latest[effect[1]] = effect[2]
+        if hw > len(self.acked):
+            self.acked.extend(disk.log[len(self.acked) : hw])
+            self.ack_ends.append(len(self.acked))
+            self.ack_isrs.append(isr_ids)
         self.matched[node_id] = max(self.matched.get(node_id, 0), min(hw, len(disk.log)))
 
-    def on_read(self, node_id: str, key: bytes, value: bytes | None) -> None:
-        expected = self.latest.get(key)
-        if value != expected:
-            self.fail(
-                f"linearizable read: {self._name(node_id)} answers {key!r} = {value!r}, the latest "
-                f"acknowledged value is {expected!r}"
-            )
+    def isr_at(self, offset: int) -> tuple[str, ...]:
+        """The ISR that ``offset`` was first acknowledged under: every member held it durably then."""
+        i = bisect.bisect_left(self.ack_ends, offset)
+        return self.ack_isrs[i] if offset > 0 and i < len(self.ack_isrs) else ()
 
     def on_successor(self, node_id: str, shard: Shard, disk: DataDisk, loading: bool) -> None:
         who = self._name(node_id)

@@ -25,6 +25,16 @@ now and then, runs the actions scheduled for this tick, and with
   time a primary kill or isolation right after it, so a failover lands in the
   middle of the change.
 
+- ``double_failover``: the primary dies, and its successor dies a few ticks
+  after the failover that promoted it commits;
+- ``wall_step``: a node's wall clock steps back or forward by up to 5 s; only
+  expiry deadlines read it (kv_workload.py), leases and timers do not;
+- ``full_sync_crash``: a replica crashes, falls behind while down, and is
+  armed to crash again right after one step of its next sync (marker set,
+  cut, chunk held, snapshot installed, history saved, marker cleared:
+  replica_driver.py's order); a cut and a saved history also end steps of a
+  partial sync, which the crash point catches as well.
+
 Scheduled actions are kept as (tick, sequence, action), so their order is a
 pure function of the seed.
 """
@@ -33,6 +43,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from trionode.core.cluster import command
+from trionode.core.replication.replica_driver import (
+    InstallSnapshot,
+    LoadChunk,
+    ReplicaAction,
+    SaveHistory,
+    SetLoadingMarker,
+    Truncate,
+)
 from trionode.sim.data_config import SHARD_ID
 
 if TYPE_CHECKING:
@@ -41,7 +59,21 @@ if TYPE_CHECKING:
 LEADER = f"{0xC0000:040x}"  # the control plane's leader ("L"), an endpoint of the data network and a gossip member
 CLIENT = "K"  # the clients
 KINDS = ("kill", "crash", "isolate_with_client", "isolate_without_client", "isolate_from_replicas",
-         "asymmetric", "flap", "double", "member", "manual")  # fmt: skip
+         "asymmetric", "flap", "double", "member", "manual", "double_failover", "wall_step",
+         "full_sync_crash")  # fmt: skip
+SECOND_KILL_TICKS_MAX = 40  # double_failover: the promoted primary dies within this many ticks
+WALL_STEP_MS_MAX = 5000
+SYNC_CRASH_WINDOW_TICKS = 1500  # full_sync_crash: how long the crash point stays armed
+# The steps of a sync (replica_driver.py), by the action that ends each: a crash point. A cut and
+# a saved history end steps of a partial sync too.
+SYNC_STEPS: tuple[tuple[str, Callable[[ReplicaAction], bool]], ...] = (
+    ("marker set", lambda a: isinstance(a, SetLoadingMarker) and a.on),
+    ("cut", lambda a: isinstance(a, Truncate)),
+    ("chunk held", lambda a: isinstance(a, LoadChunk)),
+    ("snapshot installed", lambda a: isinstance(a, InstallSnapshot)),
+    ("history saved", lambda a: isinstance(a, SaveHistory)),
+    ("marker cleared", lambda a: isinstance(a, SetLoadingMarker) and not a.on),
+)
 
 
 class FailoverNemesis:
@@ -50,6 +82,8 @@ class FailoverNemesis:
         self.rng = plane.rng
         self.schedule: list[tuple[int, int, Callable[[], None]]] = []
         self.sequence = 0
+        self.second_kill_after: int | None = None  # double_failover: the epoch whose successor dies too
+        self.sync_crash: dict[str, tuple[int, int]] = {}  # node -> (SYNC_STEPS index, armed until tick)
 
     def at(self, ticks: int, action: Callable[[], None]) -> None:
         self.sequence += 1
@@ -58,9 +92,13 @@ class FailoverNemesis:
 
     def step(self) -> None:
         p, f, rng = self.plane, self.plane.faults, self.rng
+        self.sync_crash_points()
         for node in p.nodes.values():
             if not node.up and rng.random() < f.restart_probability:
                 p.restart(node.id)
+        if self.second_kill_after is not None and p.config.shard.epoch > self.second_kill_after:
+            self.second_kill_after = None
+            self.at(rng.randint(1, SECOND_KILL_TICKS_MAX), self.second_kill)
         if p.network.blocked_links() and rng.random() < f.heal_probability:
             p.network.heal()
             p.note("network healed")
@@ -197,3 +235,52 @@ class FailoverNemesis:
             p.leader.request_failover(shard.id, wanted)
             p.coverage.manual_failovers += 1
             p.note(f"CLUSTER FAILOVER to {p.name(wanted)} requested")
+
+    def double_failover(self) -> None:
+        """The primary dies, and its successor dies soon after its promotion."""
+        if self.plane.nodes[self.primary()].up and self.second_kill_after is None:
+            self.second_kill_after = self.plane.config.shard.epoch
+            self.kill()
+
+    def second_kill(self) -> None:
+        p = self.plane
+        if p.nodes[self.primary()].up:
+            p.coverage.double_failovers += 1
+            p.note(f"{p.name(self.primary())}, just promoted, dies too")
+            p.crash(self.primary())
+
+    def wall_step(self) -> None:
+        """A node's wall clock steps back or forward: expiry deadlines move for it, nothing else."""
+        p = self.plane
+        node_id = self.rng.choice(list(p.nodes))
+        delta_ms = self.rng.choice((-1, 1)) * self.rng.randint(1, WALL_STEP_MS_MAX)
+        p.kv.step_wall(node_id, delta_ms)
+        p.coverage.wall_steps += 1
+        p.note(f"{p.name(node_id)}'s wall clock steps {delta_ms:+d} ms")
+
+    def full_sync_crash(self) -> None:
+        """A replica crashes now, and again at one step of its next sync (likely full: it falls behind meanwhile)."""
+        p = self.plane
+        up = [n for n in p.config.shard.replica_ids if p.nodes[n].up]
+        if up:
+            node_id = self.rng.choice(up)
+            step = self.rng.randrange(len(SYNC_STEPS))
+            self.sync_crash[node_id] = (step, p.now_ticks + SYNC_CRASH_WINDOW_TICKS)
+            p.crash(node_id)
+            p.note(f"{p.name(node_id)} crashes; armed to crash at '{SYNC_STEPS[step][0]}' of its next sync")
+
+    def sync_crash_points(self) -> None:
+        """Crash the replicas that reached their crash point; arm the shells of the others."""
+        p = self.plane
+        for node_id, (step, until) in list(self.sync_crash.items()):
+            node = p.nodes[node_id]
+            shell = node.replica if node.up else None
+            if shell is not None and shell.crashed:
+                del self.sync_crash[node_id]
+                p.coverage.full_sync_crashes += 1
+                p.note(f"{p.name(node_id)} crashes at '{SYNC_STEPS[step][0]}' of a sync")
+                p.crash(node_id)
+            elif p.now_ticks > until:
+                del self.sync_crash[node_id]
+            elif shell is not None and shell.crash_after is None:
+                shell.crash_after = SYNC_STEPS[step][1]

@@ -43,11 +43,17 @@ incarnation. ``L``'s detector's healths are ``L``'s health input, so a node
 is failed once a majority of the voters suspect it, as reported to ``L``.
 The checker asserts each chosen successor's true state (S5).
 
+*Clients* (kv_workload.py): every node runs the node's own Session and
+DataState; clients send every command family, TTLs, keyless commands and
+``READONLY`` reads to any node, and WAIT pipelined with reads; kv_checks.py
+checks each reply against the acknowledged log.
+
 *Nemesis* (failover_nemesis.py): crashes, primary isolation with or without
 the clients on its side, asymmetric cuts, flapping, double failures and
-replica-set changes, perhaps with a failover on top.
+replica-set changes, perhaps with a failover on top, double failovers,
+wall-clock steps and crashes inside a full sync.
 
-Each step: commit, learn, nemesis, deliver, controller, nodes, check
+Each step: commit, learn, nemesis, deliver, controller, nodes, clients, check
 (failover_checks.py). Every random choice comes from Randoms named
 ``failover-*``, so the Raft half of a run is the same with or without it.
 """
@@ -67,10 +73,9 @@ from trionode.core.replication.primary_driver import ACCEPTED, REFUSED
 from trionode.core.replication.replica import CONNECTING, LOADING
 from trionode.core.replication.replica_driver import AnswerFence
 from trionode.sim.data_config import SHARD_ID, CommitFaults, ShardConfig
-from trionode.sim.data_disk import DataDisk, Effect
+from trionode.sim.data_disk import DataDisk
 from trionode.sim.data_network import LinkConfig, LinkNetwork
 from trionode.sim.data_plane import (
-    KEYS,
     SENDS_PER_STEP,
     STEP_MS,
     Envelope,
@@ -79,6 +84,7 @@ from trionode.sim.data_plane import (
 from trionode.sim.data_shells import Outbound, PrimaryShell, ReplicaShell
 from trionode.sim.failover_checks import FailoverChecker
 from trionode.sim.failover_nemesis import CLIENT, LEADER, FailoverNemesis
+from trionode.sim.kv_workload import KVWorkload
 from trionode.sim.trace import Recorder, _Counters
 
 LAG_TIMEOUT_MS = 200
@@ -120,12 +126,17 @@ class FailoverCoverage(_Counters):
     changes_with_failover: int = 0
     writes_while_isolated: int = 0
     msgs_dropped: int = 0
+    replies_checked: int = 0  # kv_workload.py and its nemeses from here on
+    commands_refused: int = 0
+    replica_reads: int = 0
+    waits: int = 0
+    wall_steps: int = 0
+    double_failovers: int = 0
+    full_sync_crashes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class FailoverFaults:
-    write_probability: float = 0.5
-    read_probability: float = 0.5
     primary_fsync_probability: float = 0.5
     replica_fsync_probability: float = 0.4
     replica_ack_probability: float = 0.5
@@ -198,6 +209,7 @@ class FailoverPlane:
         self.leader_detector = self.new_detector(LEADER, 0)
         self.member_change_at = -1  # ms a replica-set change was proposed
         self.nemesis = FailoverNemesis(self)
+        self.kv = KVWorkload(self, rng_for("failover-clients"))
         for node in self.nodes.values():
             self.learn(node)
 
@@ -275,6 +287,7 @@ class FailoverPlane:
         for node in self.nodes.values():
             if node.up:
                 self.node_step(node)
+        self.kv.step()
         self.check()
 
     def check(self) -> None:
@@ -477,15 +490,9 @@ class FailoverPlane:
     def primary_step(self, node: SimNode, shell: PrimaryShell) -> None:
         f, rng, disk = self.faults, self.rng, node.disk
         clock = node.clock(self.now_ms)
-        client = self.serves(node) and self.reaches(CLIENT, node.id)
-        if client and rng.random() < f.write_probability:
-            shell.write([self.next_effect() for _ in range(rng.randint(1, 3))])
-            self.coverage.writes_while_isolated += not self.reaches(LEADER, node.id)
         if rng.random() < f.primary_fsync_probability:
             shell.fsync()
-        hw = self.watermark(node, shell, clock)
-        if client and rng.random() < f.read_probability:
-            self.read(node, hw)
+        self.watermark(node, shell, clock)
         for replica_id in node.view.replica_ids:
             for to, msg in shell.stream_to(replica_id, SENDS_PER_STEP, rng.random() < f.heartbeat_probability):
                 self.send(node.id, to, msg)
@@ -513,19 +520,6 @@ class FailoverPlane:
             self.checker.on_watermark(node.id, hw, tracker.isr_ids, tracker.isr_version,
                                       {n.id: n.disk for n in self.nodes.values()})  # fmt: skip
         return hw
-
-    def read(self, node: SimNode, hw: int) -> None:
-        key = b"k%d" % self.rng.randrange(KEYS)
-        log = node.disk.log
-        offset = next((o for o in range(len(log), 0, -1) if log[o - 1][1] == key), 0)
-        if offset <= hw:  # else the reply waits for the watermark (DESIGN §5.4)
-            self.coverage.reads_served += 1
-            self.checker.on_read(node.id, key, log[offset - 1][2] if offset else None)
-
-    def next_effect(self) -> Effect:
-        self.serial += 1
-        self.coverage.writes += 1
-        return [b"SET", b"k%d" % (self.serial % KEYS), b"v%d" % self.serial]
 
     def replica_step(self, node: SimNode, shell: ReplicaShell) -> None:
         f, rng, now = self.faults, self.rng, node.clock(self.now_ms)

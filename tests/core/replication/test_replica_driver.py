@@ -52,12 +52,23 @@ def test_a_full_sync_reports_0_first_and_saves_the_history_only_after_the_snapsh
     assert d.health == "online" and d.reported_offset() == 7
 
 
-def test_a_partial_sync_cuts_only_the_divergent_suffix_under_the_marker() -> None:
+def test_a_partial_sync_cuts_only_the_divergent_suffix_in_place_without_the_marker() -> None:
+    """A crash under the marker wipes the log at restart: an in-sync replica cutting an
+    unacknowledged suffix must not risk its acknowledged records on it (sim seed 38)."""
     d = driver(log_end=5)
     req = request(d)
     out = d.on_message(SyncReply(SHARD, 2, "partial", 3, H12, 9, req.sync_id), 10)
-    assert out == [SaveFence(2), SetLoadingMarker(True), Truncate(3), SetLoadingMarker(False), SaveHistory(H12)]
+    assert out == [SaveFence(2), Truncate(3), SaveHistory(H12)]
     assert d.health == "online" and d.rs.log_end == 3
+
+
+def test_a_partial_sync_that_keeps_everything_sets_no_marker() -> None:
+    """The same for a replica resyncing after a restart, with nothing to cut (sim seed 20)."""
+    d = driver(log_end=5)
+    req = request(d)
+    out = d.on_message(SyncReply(SHARD, 2, "partial", 5, H12, 9, req.sync_id), 10)
+    assert out == [SaveFence(2), Truncate(5), SaveHistory(H12)]
+    assert d.health == "online" and d.rs.log_end == 5
 
 
 def test_a_cut_below_the_local_snapshot_discards_and_stays_loading_until_caught_up() -> None:

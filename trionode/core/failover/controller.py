@@ -20,7 +20,8 @@ leader grants (``GrantLease``) only to a primary of its applied configuration,
 only while its authority is fresh, never to a node the detector reports
 failed, and never while a failover of that shard is fencing, proposing or
 draining a manual handover: a grant then could let the old primary serve
-after the new one starts (S2). A new term means a new granter: it trusts no
+after the new one starts (S2); nor to a primary while a lease it granted
+another node of that shard may still run. A new term means a new granter: it trusts no
 grant before it (a predecessor may have granted until it stepped down), even
 when this node lost and regained leadership between two inputs.
 
@@ -174,7 +175,7 @@ class FailoverController:
     def on_lease_request(self, peer: str, req: int, now_ms: int) -> list[Action]:
         if not self._may_grant(peer, now_ms):
             return []
-        self.granter.grant(peer, now_ms)
+        self.granter.grant(peer, now_ms, self.state.nodes[peer].shard_id or "")
         return [GrantLease(peer, req)]
 
     def on_lease_granted(self, req: int) -> None:
@@ -232,7 +233,7 @@ class FailoverController:
         self._next_renew_ms = now_ms + self.cfg.lease_ms // 4
         req = self.holder.request(now_ms)
         if self._may_grant(self.cfg.node_id, now_ms):
-            self.granter.grant(self.cfg.node_id, now_ms)
+            self.granter.grant(self.cfg.node_id, now_ms, self.state.nodes[self.cfg.node_id].shard_id or "")
             self.holder.on_grant(req)
             return []
         return [RequestLease(self.leader_id, req)] if self.leader_id else []
@@ -244,6 +245,8 @@ class FailoverController:
             return False
         if self._health.get(node_id) == "failed":
             return False  # its successor may be chosen at any moment: never extend its lease now
+        if self.granter.another_may_serve(node.shard_id or "", node_id, now_ms):
+            return False  # a failover committed while the old primary's lease from us still runs
         return self._authority_until_ms > now_ms
 
     def _draining(self, shard_id: str | None) -> bool:

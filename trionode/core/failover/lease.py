@@ -6,8 +6,11 @@ its own monotonic clock, so message delay only shortens it. The granter
 remembers, on its own monotonic clock, when it last granted each node; it
 lets a failover replace a primary only once ``lease_ms + drift_ms`` have passed
 since that grant, or since it became leader (a new leader does not know what
-its predecessor granted). With clocks that run at nearly the same rate, the
-old primary has stopped serving before the new one starts: one writer (S2).
+its predecessor granted). For the same reason it grants a primary nothing while
+a lease it granted another node of that shard may still run: a failover can
+commit without this granter's wait (its predecessor proposed it). With clocks
+that run at nearly the same rate, the old primary has stopped serving before
+the new one starts: one writer (S2).
 
 Pure: the shell passes ``now_ms`` (monotonic) and the facts it gathered.
 """
@@ -56,9 +59,23 @@ class LeaseGranter:
         # A predecessor may have granted until it noticed it lost its quorum.
         self.leader_since_ms = leader_since_ms + handover_ms
         self._granted: dict[str, int] = {}
+        self._shard_of: dict[str, str] = {}  # node -> the shard it was granted as primary of
 
-    def grant(self, node_id: str, now_ms: int) -> None:
+    def grant(self, node_id: str, now_ms: int, shard_id: str) -> None:
         self._granted[node_id] = now_ms
+        self._shard_of[node_id] = shard_id
+
+    def another_may_serve(self, shard_id: str, node_id: str, now_ms: int) -> bool:
+        """True while a node other than ``node_id`` may hold a lease this granter gave it for ``shard_id``.
+
+        A failover its predecessor proposed can commit under this leader, after this leader
+        granted the old primary again: the new primary must wait that lease out (sim seed
+        1076 of issue 10's broadened workload).
+        """
+        return any(
+            other != node_id and shard == shard_id and not self.expired(other, now_ms)
+            for other, shard in self._shard_of.items()
+        )
 
     def expired(self, node_id: str, now_ms: int) -> bool:
         """True once any lease ``node_id`` may hold has run out, drift included."""

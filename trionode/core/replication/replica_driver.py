@@ -31,8 +31,12 @@ Rules it keeps (each was once a shell's, and one of them was missing there):
   is cleared only once the replica is durable and caught up (``streaming``):
   until then it reports 0 and ``loading``, so it is never counted or promoted.
   A crash at any point before that is a full sync again;
-- a partial sync that keeps less than we hold truncates in place under the
-  marker (a shell may rewrite files to cut), then saves the history;
+- a partial sync that keeps less than we hold truncates in place, then saves
+  the history. No marker: the cut must be crash-safe on its own (the node
+  writes the kept prefix as its snapshot before it removes the WAL, so a crash
+  between the two replays the old records: the log before the cut), because a
+  marker would make a crash discard everything, acknowledged records of an ISR
+  member included (S1);
 - ``truncate_floor``: the lowest offset the local store can cut back to in
   place (its snapshot's offset). A cut below it discards everything under the
   marker and asks for a sync from empty; the marker stays until that sync
@@ -293,11 +297,11 @@ class ReplicaDriver:
         return [SetLoadingMarker(True)]
 
     def _truncate(self, keep: int) -> list[ReplicaAction]:
-        # In place (a no-op when nothing lies past ``keep``), under the marker: a crash in the
-        # middle of the cut means a full sync. A marker already set stays until caught up.
-        if self.marker:
-            return [Truncate(keep)]
-        return [SetLoadingMarker(True), Truncate(keep), SetLoadingMarker(False)]
+        # In place (a no-op when nothing lies past ``keep``) and without the marker: a crash
+        # in the middle of the cut leaves the old log or the cut one, and the history saved
+        # after the cut describes either. Under the marker such a crash wiped the whole log,
+        # and an ISR member lost acknowledged writes (sim seeds 20 and 38, issue 10 §4).
+        return [Truncate(keep)]
 
     def _discard_below_floor(self, now_ms: int) -> list[ReplicaAction]:
         """The local snapshot holds records past the cut: discard everything and sync from empty."""
