@@ -345,3 +345,41 @@ def cluster_replace(existing_addr: str, old_id: str, new_id: str) -> None:
     """Replace replica OLD_ID by member NEW_ID, which joins the ISR only once caught up."""
     _call(existing_addr, "CLUSTER", "REPLACE", old_id, new_id)
     click.echo(f"replica {old_id} replaced by {new_id}")
+
+
+@cluster.command("check")
+@click.argument("addr")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def cluster_check(addr: str, as_json: bool) -> None:
+    """Check the whole cluster from ADDR: every slot has one owner, every shard a live primary
+    and ISR, all members reachable and agreeing, no migration stuck. Exits 0 if so, 1 otherwise."""
+    from trionode.core.cluster.check import check_cluster
+
+    with _connect(addr) as client:
+        try:
+            entry = _status_report(client)
+        except (OSError, ReplyError) as e:
+            _fail(f"cannot get status from {addr}: {e}")
+    others: dict[str, dict[str, Any] | str] = {}
+    for node in entry["nodes"]:
+        if node["id"] != entry["node_id"]:
+            others[node["addr"]] = _status_or_reason(node["addr"])
+    result = check_cluster(entry, others)
+    if as_json:
+        click.echo(json.dumps({"ok": result.ok, "errors": result.errors, "warnings": result.warnings}, indent=2))
+    else:
+        click.echo(f"{len(entry['nodes'])} nodes, {len(entry['shards'])} shards, "
+                   f"configuration version {entry['config_version']}")  # fmt: skip
+        for line in [*(f"[ERR] {e}" for e in result.errors), *(f"[WARN] {w}" for w in result.warnings)]:
+            click.echo(line)
+        click.echo("[OK] the cluster is whole" if result.ok else f"[ERR] {len(result.errors)} errors")
+    sys.exit(0 if result.ok else 1)
+
+
+def _status_or_reason(addr: str) -> dict[str, Any] | str:
+    try:
+        host, port = parse_addr(addr)
+        with Client(host, port) as client:
+            return _status_report(client)
+    except (OSError, ReplyError, ValueError) as e:
+        return str(e) or type(e).__name__

@@ -94,10 +94,12 @@ raft_forwarded_max = 256                       # operator commands forwarded to 
 repl_backlog_bytes_max = 64 * 1024 * 1024      # recent effects kept in memory for partial resyncs
 repl_records_per_msg_max = 512                 # effects in one replication message
 repl_snapshot_chunk_keys_max = 512             # keys in one full-sync chunk
+repl_snapshot_chunks_per_round_max = 256       # full-sync chunks sent to one replica per streaming round
 replica_lag_timeout_ms = 5_000                 # an ISR member behind for this long is shrunk out
 repl_sync_retry_ms = 500                       # a replica re-sends its sync request this often until answered
 repl_tick_ms = 100                             # the primary checks ISR health this often
 repl_silence_ms = 2_000                        # a replica that hears nothing of its session this long resyncs
+assert repl_snapshot_chunks_per_round_max * 4 <= bus_send_queue_msgs_max  # a round leaves room in the queue
 
 # --- Slot migration ------------------------------------------------------------------
 migration_pause_ms_max = 1_000                 # a handover's write pause; past it the job aborts (writes resume)

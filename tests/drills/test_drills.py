@@ -19,26 +19,8 @@ DRILL_SEED = 1
 # acknowledges hundreds in 10 s; at a load average of 20-25 on 2 cores, 45-78 were seen.
 ACKED_MIN = 40
 
-# Drills that do not yet pass reliably at seed 1, 10 s. Both bugs these marks were made for
-# (2.9: wall-clock timers; a full sync taken as acknowledged, 'the acknowledged offset never
-# goes back') are fixed, and both drills pass in most runs; drop a mark once it holds.
-CLOCK_WENT_BACK = (
-    "fixed (issue 10, 2.9: a backward wall-clock step killed the node); mark kept until more runs pass"
-)
-FULL_SYNC_RESTART = (
-    "fixed (a full sync was taken as acknowledged: 'the acknowledged offset never goes back'); mark kept "
-    "until more runs pass"
-)
-KNOWN_BUGS: dict[str, str] = {"clock-step": CLOCK_WENT_BACK, "crash-full-sync": FULL_SYNC_RESTART}
-
-
-def _case(name: str) -> object:
-    reason = KNOWN_BUGS.get(name)
-    return pytest.param(name, marks=pytest.mark.xfail(strict=False, reason=reason)) if reason else name
-
-
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("name", [_case(name) for name in sorted(NEMESES)])
+@pytest.mark.parametrize("name", sorted(NEMESES))
 def test_drill(name: str, tmp_path: Path) -> None:
     out = tmp_path / name
     result = run(DrillOptions(name, DRILL_DURATION_S, DRILL_SEED, out))

@@ -18,7 +18,7 @@ async def test_a_write_waits_for_the_isr_and_its_waiter_gives_up_when_the_node_i
 ) -> None:
     store = DataStore.recover(tmp_path, Config(data_dir=str(tmp_path)))
     replica_acked = 0
-    store.high_watermark = lambda local_durable: min(local_durable, replica_acked)
+    store.on_durable = lambda: store.publish_acked(min(store.wal.durable_seq, replica_acked))  # the owner's rule
     outcome: list[str] = []
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
@@ -41,7 +41,7 @@ async def test_a_write_waits_for_the_isr_and_its_waiter_gives_up_when_the_node_i
         await trio.sleep(0.05)
         assert outcome == ["aborted"]
         replica_acked = 1
-        store.update_acked()
+        store.on_durable()
         assert store.acked_offset == 1
         await store.wait_acked(1)  # a fresh wait for what is now acknowledged returns at once
         await store.close()
@@ -55,7 +55,7 @@ async def test_records_replayed_at_startup_stay_invisible_until_the_isr_confirms
     store = DataStore.recover(tmp_path, config)
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
-        store.high_watermark = lambda local_durable: 0  # the replica never confirms
+        store.on_durable = lambda: None  # the replica never confirms
         for argv in ([b"SET", b"k", b"v"], [b"FLUSHALL"], [b"SET", b"j", b"w"]):
             store.data.execute(KEYSPACE_COMMANDS[argv[0].lower().decode()], argv, now_ms=0, primary=True)
         store.log_outbox()
@@ -81,13 +81,13 @@ async def test_a_full_sync_installed_above_the_acknowledged_offset_stays_invisib
     config = Config(data_dir=str(tmp_path))
     store = DataStore.recover(tmp_path, config)
     watermark = 0
-    store.high_watermark = lambda local_durable: min(local_durable, watermark)
+    store.on_durable = lambda: store.publish_acked(min(store.wal.durable_seq, watermark))
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         await store.install_snapshot(100, [[[b"k", "string", b"v", None]]])
         assert store.acked_offset == 0 and store.data.visibility.required(b"k") == 100
         watermark = 50
-        store.update_acked()  # the primary's watermark lags the snapshot's offset: no crash
+        store.on_durable()  # the primary's watermark lags the snapshot's offset: no crash
         assert store.acked_offset == 50 and store.data.visibility.required(b"k") == 100
         await store.close()
         nursery.cancel_scope.cancel()

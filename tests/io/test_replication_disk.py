@@ -15,9 +15,10 @@ import trio
 import trio.testing
 
 from trionode.config import Config
+from trionode.core.cluster.commands import apply, command
 from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.replication.history import EpochHistory
-from trionode.core.replication.messages import Records, SyncReply, SyncRequest, from_wire
+from trionode.core.replication.messages import Ack, Records, SyncReply, SyncRequest, from_wire, to_wire
 from trionode.io import snapshot_file
 from trionode.io.data_store import LOADING_NAME, SNAPSHOT_KIND, SNAPSHOT_NAME, DataStore
 from trionode.io.failover import FailoverDriver
@@ -110,7 +111,7 @@ async def test_a_full_sync_snapshot_is_streamed_only_once_durable_on_the_primary
         _write_applied_only(store, 2)
         primary = repl.primary
         assert primary is not None
-        primary.on_sync_request(R, SyncRequest(SHARD, R, 1, EpochHistory(), 0, 7))
+        primary.on_sync_request(SyncRequest(SHARD, R, 1, EpochHistory(), 0, 7))
         primary.stream()
         assert [m["type"] for m in sent] == ["repl_sync_reply"] and sent[0]["mode"] == "full"
         store.wal.durable_seq = 5
@@ -144,6 +145,55 @@ async def test_a_record_written_locally_on_a_replica_is_cut_before_the_stream_co
         await side.process()
         assert store.data.applied_offset == 2
         assert (_get(store, b"k1"), _get(store, b"k2")) == (b"p1", b"p2")
+
+
+async def test_the_primary_driver_alone_moves_the_acknowledged_offset(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Issue 10 §1: a write durable here is answered, counted by WAIT and readable only once the ISR holds it."""
+    async with _running_store(tmp_path) as store:
+        sent: list = []
+        repl = _replication(P, store, sent)
+        state = _state()
+        version = state.shards[SHARD].isr_version
+        assert apply(state, 6, command("isr_expand", shard_id=SHARD, epoch=1, isr_version=version, node_id=R)).ok
+        assert apply(state, 7, command("isr_fence", shard_id=SHARD, epoch=1, isr_version=version + 1)).ok
+        repl.on_config(state)
+        side = repl.primary
+        assert side is not None and side.driver.fenced
+        side.on_sync_request(SyncRequest(SHARD, R, 1, EpochHistory(), 0, 7))
+        _write(store, 1)
+        await store.wal.wait_durable(1)
+        answered: list[int] = []
+
+        async def client() -> None:
+            await store.wait_acked(1)
+            answered.append(repl.wait_count(1))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client)
+            await trio.sleep(1)
+            side.stream()
+            assert answered == [] and store.acked_offset == 0  # durable here, not on R
+            assert store.data.visibility.required(b"k1") == 1  # a read of k1 waits
+            records = [(m["first_offset"], len(m["effects"])) for m in sent if m["type"] == "repl_records"]
+            assert records == [(1, 1)]  # streamed: durable here
+            side.on_ack(Ack(SHARD, R, 1, 1, 7))
+        assert answered == [1] and store.acked_offset == side.driver.acked_offset == 1
+
+
+async def test_a_sync_request_that_speaks_for_another_node_is_dropped(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The driver answers the replica a request names: only that replica may send it (it used to go to the sender)."""
+    async with _running_store(tmp_path) as store:
+        sent: list = []
+        repl = _replication(P, store, sent)
+        request = to_wire(SyncRequest(SHARD, R, 1, EpochHistory(), 0, 7))
+        repl._on_bus_message("c" * 40, {"k": "repl", "m": request})
+        assert sent == []
+        repl._on_bus_message(R, {"k": "repl", "m": request})
+        assert [m["type"] for m in sent] == ["repl_sync_reply"]
 
 
 LEADER = "e" * 40

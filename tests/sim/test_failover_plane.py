@@ -32,6 +32,7 @@ def _run_seed(seed: int) -> SimResult:
     return run(_config(seed))
 
 
+@pytest.mark.timeout(480)  # CPU-bound: the bound catches a hang; a loaded machine is several times slower
 def test_ci_seed_range_passes_with_failover_coverage() -> None:
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
@@ -86,6 +87,6 @@ def test_a_primary_that_ignores_its_lease_is_caught(monkeypatch: pytest.MonkeyPa
 
 def test_a_failover_that_does_not_wait_for_the_lease_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(LeaseGranter, "expired", lambda self, node_id, now_ms: True)
-    # Seeds 25 and 40 since the simulator runs the node's gossip detector (seed 9 before it).
-    failures = _failures((25, 40))
+    # Seeds 8 and 11 since the simulator runs the node's gossip detector and primary driver.
+    failures = _failures((8, 11))
     assert failures and all(f.startswith("S2 one writer") for f in failures), failures

@@ -80,10 +80,10 @@ class DataStore:
         self.compactions = 0
         self._waiting = 0
         self._compacting = trio.Lock()
-        # Acknowledged = durable on every ISR member. Without replicas in the ISR it is the
-        # local fsync; the replication primary installs its high-watermark function.
+        # Acknowledged = durable on every ISR member. Replication decides it (on a primary, its
+        # PrimaryDriver alone) and publishes it here; ``on_durable`` tells it the WAL moved on.
         self.acked_offset = snapshot_offset  # the snapshot was taken from acknowledged state
-        self.high_watermark: Callable[[int], int] = lambda local_durable: local_durable
+        self.on_durable: Callable[[], None] = lambda: self.publish_acked(self.wal.durable_seq)
         self._acked_changed = trio.Event()
         # Recent effects, for replicas that reconnect (Redis's replication backlog).
         self.backlog: deque[tuple[int, list[bytes]]] = deque()
@@ -260,7 +260,7 @@ class DataStore:
         """Return once ``offset`` is acknowledged: durable here and on every ISR member."""
         if offset <= self.acked_offset:
             return
-        self.update_acked()  # the watermark may have moved without anyone recomputing it
+        self.on_durable()  # the owner may not have heard of the latest fsync yet
         if offset <= self.acked_offset:
             return
         self._waiting += 1
@@ -271,7 +271,7 @@ class DataStore:
                     raise AckAborted(self._abort_reason)
                 if self.wal.durable_seq < offset:
                     await self.wal.wait_durable(offset)
-                    self.update_acked()
+                    self.on_durable()
                 else:
                     await self._acked_changed.wait()
         finally:
@@ -288,9 +288,9 @@ class DataStore:
         self._acked_changed.set()
         self._acked_changed = trio.Event()
 
-    def update_acked(self) -> None:
-        """Recompute the acknowledged offset (after an fsync or a replica's ACK) and wake waiters."""
-        acked = min(self.high_watermark(self.wal.durable_seq), self.data.applied_offset)
+    def publish_acked(self, acked: int) -> None:
+        """Replication acknowledged up to ``acked``: what waits for it is answered, reads of it become visible."""
+        assert acked <= self.data.applied_offset, (acked, self.data.applied_offset)
         if acked > self.acked_offset:
             self.acked_offset = acked
             self.data.visibility.advance(acked)

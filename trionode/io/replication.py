@@ -2,15 +2,13 @@
 
 The cores decide (``core/replication``); this module moves bytes and time:
 
-* On the **primary**, a :class:`PrimaryTracker` answers each replica's sync
-  request; this shell then streams the effects the replica lacks, from the
-  in-memory backlog (partial resync) or, when the backlog no longer reaches
-  back, a snapshot of the keyspace followed by its tail (full resync). Only
-  records already durable here are streamed (log matching, see
-  ``core/replication/history.py``). Replica ACKs move the high watermark, which
-  is what acknowledges client writes (``DataStore.high_watermark``). Every
-  ``repl_tick_ms`` it sends heartbeats and submits the tracker's ISR proposals
-  to Raft.
+* On the **primary**, a :class:`PrimaryDriver` decides everything (sync
+  answers, what to stream and when: only durable records, a full sync's
+  snapshot once its offset is durable here; heartbeats, the ISR fence, ISR
+  proposals) and owns the acknowledged offset; :class:`PrimarySide` carries
+  its actions out: bus messages from the backlog or a keyspace cut, Raft
+  proposals, and :meth:`DataStore.publish_acked`, which answers client writes
+  and makes reads visible. Every ``repl_tick_ms`` it streams and ticks.
 * On a **replica**, a :class:`ReplicaDriver` decides everything (sessions,
   in-place truncation, full resync under the loading marker, acks, timers);
   :meth:`ReplicaSide.execute` only carries its actions out, as the simulator's
@@ -30,7 +28,6 @@ from typing import Any
 import trio
 
 from trionode import limits
-from trionode.core.cluster.commands import command
 from trionode.core.cluster.state import ClusterState
 from trionode.core.replication.messages import (
     Ack,
@@ -41,7 +38,21 @@ from trionode.core.replication.messages import (
     from_wire,
     to_wire,
 )
-from trionode.core.replication.primary import PrimaryTracker
+from trionode.core.replication.primary_driver import (
+    ACCEPTED,
+    REFUSED,
+    UNKNOWN,
+    Acked,
+    AckUpTo,
+    CutSnapshot,
+    PrimaryAction,
+    PrimaryDriver,
+    Propose,
+    SendSnapshotChunk,
+    StreamRecords,
+    promotion_history,
+)
+from trionode.core.replication.primary_driver import Send as PrimarySend
 from trionode.core.replication.replica import ReplicaState
 from trionode.core.replication.replica_driver import (
     AnswerFence,
@@ -69,130 +80,98 @@ def monotonic_ms() -> int:
 
 
 class PrimarySide:
-    """This node is the primary of ``shard_id`` at ``epoch``."""
+    """This node is the primary of ``shard_id`` at ``epoch``: carries out its :class:`PrimaryDriver`'s actions."""
 
     def __init__(self, repl: "Replication", shard_id: str, epoch: int) -> None:
-        store = repl.store
         self.repl = repl
         self.shard_id = shard_id
         self.epoch = epoch
-        log_end = store.wal.durable_seq  # only what is durable here may be streamed (log matching)
-        log_start = store.backlog[0][0] if store.backlog else log_end + 1
-        self.tracker = PrimaryTracker(
-            shard_id, repl.node_id, epoch, repl.history.copy(), log_start, log_end, (), (repl.node_id,), -1
-        )
-        # The ISR version when this tracker started: until the version moves past it, a proposal
-        # from a previous life of this primary may still commit, so nothing is acknowledged.
-        self.start_isr_version: int | None = None
-        self.fencing = False
-        self.next_offset: dict[str, int] = {}      # replica -> next offset to stream
-        self.sync_ids: dict[str, int] = {}         # replica -> the session its stream belongs to
-        self.proposals: set[str] = set()           # replicas with an ISR proposal in flight
-        # replica -> (offset, chunks, sync_id): a full sync's snapshot, streamed once durable here
-        self.snapshots: dict[str, tuple[int, list[Any], int]] = {}
+        log_start, _, durable = self._log_state()
+        self.driver = PrimaryDriver(shard_id, repl.node_id, epoch, repl.history.copy(), log_start, durable)
+        self.snapshots: dict[str, tuple[int, list[Any]]] = {}  # replica -> (sync_id, a full sync's chunks)
+        self.proposals: list[dict[str, Any]] = []  # commands to propose, started by the next tick
 
-    @property
-    def fenced(self) -> bool:
-        start = self.start_isr_version
-        return start is not None and self.tracker.isr_version > start
-
-    def high_watermark(self, local_durable: int) -> int:
-        # What is durable here may be streamed, so the tracker's log end follows the local fsync.
-        if local_durable > self.tracker.log_end:
-            self.tracker.set_log_end(local_durable, self.repl.clock_ms())
-        if not self.fenced:
-            return 0  # acknowledge nothing new until the ISR fence is applied
-        return self.tracker.high_watermark(local_durable)
-
-    def on_sync_request(self, peer: str, req: SyncRequest) -> None:
+    def _log_state(self) -> tuple[int, int, int]:
+        """(first offset the backlog holds, applied end, durable end) of the local log."""
         store = self.repl.store
-        durable = store.wal.durable_seq
-        log_start = store.backlog[0][0] if store.backlog else durable + 1
-        reply = self.tracker.on_sync_request(req, min(log_start, durable + 1), durable)
-        self.repl.send(peer, reply)
-        if getattr(reply, "mode", None) is None:
-            return  # refused
-        self.sync_ids[peer] = req.sync_id
-        self.next_offset.pop(peer, None)
-        self.snapshots.pop(peer, None)
-        if reply.mode == "partial":
-            self.next_offset[peer] = reply.keep_offset + 1
-        else:
-            # Cut now, at the applied offset, but streamed only once that offset is durable here: a
-            # crash before then could reuse those offsets with other content (log matching).
-            chunks = list(store.data.keyspace.dump(limits.repl_snapshot_chunk_keys_max)) or [[]]
-            self.snapshots[peer] = (store.data.applied_offset, chunks, req.sync_id)
+        log_start = store.backlog[0][0] if store.backlog else store.wal.appended_seq + 1
+        return log_start, store.data.applied_offset, store.wal.durable_seq
+
+    def on_log(self) -> None:
+        """Tell the driver what the log holds now (the acknowledged offset may move)."""
+        self.execute(self.driver.on_log(*self._log_state(), self.repl.clock_ms()))
+
+    def on_sync_request(self, req: SyncRequest) -> None:
+        self.snapshots.pop(req.replica_id, None)  # a new session: a cut held for the old one is no use
+        self.on_log()
+        self.execute(self.driver.on_sync_request(req, self.repl.clock_ms()))
         self.repl.wake()
 
-    def _send_snapshot(self, peer: str, durable: int) -> None:
-        offset, chunks, sync_id = self.snapshots[peer]
-        if offset > durable:
-            return
-        del self.snapshots[peer]
-        for seq, items in enumerate(chunks):
-            chunk = SnapshotChunk(self.shard_id, self.epoch, offset, seq, items, seq == len(chunks) - 1, sync_id)
-            self.repl.send(peer, chunk)
-        self.next_offset[peer] = offset + 1
-        log.info("full resync of %s: snapshot at offset %d in %d chunks", peer[:12], offset, len(chunks))
-
     def on_ack(self, ack: Ack) -> None:
-        if self.tracker.on_ack(ack, self.repl.clock_ms()):
-            self.repl.store.update_acked()
-            self.repl.note_ack()
+        self.execute(self.driver.on_ack(ack, self.repl.clock_ms()))
 
     def stream(self) -> None:
-        """Send every streaming replica the durable records it lacks, and the watermark."""
-        store = self.repl.store
-        durable = store.wal.durable_seq
-        self.tracker.set_log_end(max(self.tracker.log_end, durable), self.repl.clock_ms())
-        hw = self.high_watermark(durable)
-        for peer in list(self.snapshots):
-            self._send_snapshot(peer, durable)
-        for peer, start in list(self.next_offset.items()):
-            records = store.backlog_since(start - 1)
-            if records is None:
-                log.info("replica %s fell out of the backlog at %d; it must resync", peer[:12], start)
-                del self.next_offset[peer]
-                continue
-            batch = [effect for offset, effect in records if offset <= durable][: limits.repl_records_per_msg_max]
-            self.repl.send(peer, Records(self.shard_id, self.epoch, start, batch, hw, self.sync_ids[peer]))
-            self.next_offset[peer] = start + len(batch)
+        """Send every replica what the driver says: snapshot chunks, durable records, heartbeats."""
+        self.on_log()
+        # One batch per round (rounds follow the fsyncs), a snapshot in large strides: the bus
+        # drops what overflows a peer's queue, and a dropped message costs the replica a resync.
+        self.execute(self.driver.stream(True, batches_max=1, chunks_max=limits.repl_snapshot_chunks_per_round_max))
 
     def tick(self, nursery: trio.Nursery) -> None:
-        for line in self.tracker.take_reports():
+        for line in self.driver.take_reports():
             log.info("replication: %s", line)
-        if not self.fenced:
-            if not self.fencing:
-                self.fencing = True
-                nursery.start_soon(self._fence)
-            return
-        for proposal in self.tracker.isr_changes(self.repl.clock_ms()):
-            nursery.start_soon(self._propose, proposal)
+        self.execute(self.driver.tick(self.repl.clock_ms()))
+        for cmd in self.proposals:
+            nursery.start_soon(self._propose, cmd)
+        self.proposals = []
 
-    async def _fence(self) -> None:
-        from trionode.io.control import ProposalError
-
-        fence = command("isr_fence", shard_id=self.shard_id, epoch=self.epoch, isr_version=self.tracker.isr_version)
-        try:
-            await self.repl.control.submit(fence)
-        except ProposalError as e:
-            log.info("ISR fence of shard %s not applied yet: %s", self.shard_id[:12], e)
-        finally:
-            self.fencing = False
+    def execute(self, actions: list[PrimaryAction]) -> None:
+        """Carry the driver's actions out, in order."""
+        repl, store = self.repl, self.repl.store
+        for action in actions:
+            match action:
+                case PrimarySend(to=to, msg=msg):
+                    repl.send(to, msg)
+                case CutSnapshot(to=to, sync_id=sync_id, offset=offset):
+                    assert offset == store.data.applied_offset, (offset, store.data.applied_offset)
+                    chunks = list(store.data.keyspace.dump(limits.repl_snapshot_chunk_keys_max)) or [[]]
+                    self.snapshots[to] = (sync_id, chunks)
+                    self.driver.on_snapshot_cut(to, sync_id, len(chunks))
+                case SendSnapshotChunk(to=to, sync_id=sync_id, offset=offset, seq=seq, last=last):
+                    held_sync_id, chunks = self.snapshots[to]
+                    assert held_sync_id == sync_id, (held_sync_id, sync_id)
+                    repl.send(to, SnapshotChunk(self.shard_id, self.epoch, offset, seq, chunks[seq], last, sync_id))
+                    if last:
+                        del self.snapshots[to]
+                        log.info("full resync of %s: snapshot at offset %d in %d chunks", to[:12], offset, len(chunks))
+                case StreamRecords(to=to, sync_id=sync_id, first_offset=first, last_offset=last, acked_offset=hw):
+                    records = store.backlog_since(first - 1) if last >= first else []
+                    assert records is not None, f"the driver streams {first}..{last}, the backlog lacks them"
+                    batch = [effect for offset, effect in records[: last - first + 1]]
+                    assert len(batch) == last - first + 1, (first, last, len(batch))
+                    repl.send(to, Records(self.shard_id, self.epoch, first, batch, hw, sync_id))
+                case Propose(command=cmd):
+                    self.proposals.append(cmd)
+                case AckUpTo(offset=offset):
+                    store.publish_acked(offset)
+                case Acked():
+                    repl.note_ack()
 
     async def _propose(self, cmd: dict) -> None:
         from trionode.io.control import ProposalError
 
+        what = f"{cmd['op']} of {cmd.get('node_id', self.shard_id)[:12]}"
         try:
             await self.repl.control.submit(cmd)
-            log.info("ISR change committed: %s of %s", cmd["op"], cmd["node_id"][:12])
-            self.tracker.proposal_done(cmd["node_id"])
+            log.info("ISR change committed: %s", what)
+            outcome = ACCEPTED
         except ProposalError as e:
-            log.info("ISR change %s of %s not applied: %s", cmd["op"], cmd["node_id"][:12], e)
-            if str(e).startswith("ERR "):
-                # Refused by the apply function (or lost): it can no longer commit. Anything else
-                # (a timeout, no leader) may still commit, so the tracker keeps it pending.
-                self.tracker.proposal_done(cmd["node_id"])
+            log.info("ISR change %s not applied: %s", what, e)
+            # Refused by the apply function: it can never commit. Anything else (a timeout, no
+            # leader) may still commit; the driver decides what to make of that.
+            outcome = REFUSED if str(e).startswith("ERR ") else UNKNOWN
+        if self.repl.primary is self:
+            self.execute(self.driver.on_proposal_result(cmd, outcome))
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,8 +211,9 @@ class ReplicaSide:
     def state(self) -> ReplicaState:
         return self.driver.rs
 
-    def high_watermark(self, local_durable: int) -> int:
-        return min(local_durable, self.state.acked_offset)
+    def acked_offset(self) -> int:
+        """The primary's acknowledged offset, as far as this replica holds it durably."""
+        return min(self.repl.store.wal.durable_seq, self.state.acked_offset)
 
     async def process(self) -> None:
         """Handle queued messages in order, then time and durability; each may need the disk."""
@@ -284,7 +264,7 @@ class ReplicaSide:
                     save_fence(store.directory, self.shard_id, epoch)
                 case AnswerFence():
                     repl.on_fence_answer(self.shard_id, action)
-        store.update_acked()
+        store.publish_acked(self.acked_offset())
 
 
 class Replication:
@@ -304,6 +284,7 @@ class Replication:
         self._wake = trio.Event()
         self._appended = trio.Event()
         self._ack_event = trio.Event()
+        store.on_durable = self.on_local_durable
         for kind in BUS_KINDS:
             control.bus_handlers[kind] = self._on_bus_message
 
@@ -314,6 +295,15 @@ class Replication:
     async def acks_changed(self) -> None:
         """Return after the next replica ACK (for WAIT)."""
         await self._ack_event.wait()
+
+    def on_local_durable(self) -> None:
+        """The local WAL may be durable further: publish what that acknowledges, as this node's role says."""
+        if self.primary is not None:
+            self.primary.on_log()  # the driver owns the acknowledged offset
+        elif self.replica is not None:
+            self.store.publish_acked(self.replica.acked_offset())
+        else:
+            self.store.publish_acked(self.store.wal.durable_seq)  # no replicas: the local fsync acknowledges
 
     def on_appended(self) -> None:
         """New effects went into the WAL: stream them once they are durable."""
@@ -346,37 +336,32 @@ class Replication:
             return
         self._stop_sides()
         self.replica = ReplicaSide(self, shard.id, shard.epoch, shard.primary_id)
-        self.store.high_watermark = self.replica.high_watermark
         log.info("replica of shard %s, primary %s, epoch %d, from offset %d", shard.id[:12],
                  shard.primary_id[:12], shard.epoch, self.store.data.applied_offset)
 
     def _be_primary(self, shard: Any) -> None:
         if self.primary is None or self.primary.epoch != shard.epoch or self.primary.shard_id != shard.id:
-            if self.history.last_epoch() < shard.epoch:
+            history = promotion_history(self.history, shard.epoch, self.store.data.applied_offset)
+            if history is not None:
                 # Durable before any record of the new epoch (history.py: log matching).
-                self.history.append_epoch(shard.epoch, self.store.data.applied_offset + 1)
-                save_history(self.store.directory, self.history)
+                self.history = history
+                save_history(self.store.directory, history)
             # A promoted replica stops replicating: its side would keep asking the old primary for
             # a sync, bound reads, and make ROLE and INFO say "slave".
             self.replica = None
             self.primary = PrimarySide(self, shard.id, shard.epoch)
-            self.store.high_watermark = self.primary.high_watermark
             log.info("primary of shard %s at epoch %d from offset %d", shard.id[:12], shard.epoch,
                      self.store.data.applied_offset)
-        if self.primary.start_isr_version is None:
-            self.primary.start_isr_version = shard.isr_version
-        ok = self.primary.tracker.set_config(
-            shard.epoch, shard.primary_id, shard.replica_ids, shard.isr_ids, shard.isr_version
-        )
-        assert ok, "set_config refused a configuration that names us primary at our epoch"
-        self.store.update_acked()
+        side = self.primary
+        side.execute(side.driver.on_config(shard.epoch, shard.primary_id, shard.replica_ids, shard.isr_ids,
+                                           shard.isr_version))  # fmt: skip
+        assert not side.driver.tracker.deposed, "a configuration that names us primary at our epoch deposed us"
 
     def _stop_sides(self) -> None:
         if self.primary is not None:
             log.info("no longer primary of shard %s", self.primary.shard_id[:12])
             self.store.abort_waiters("this node is no longer the primary; the write's outcome is unknown")
         self.primary = self.replica = None
-        self.store.high_watermark = lambda local_durable: local_durable
 
     def fence(self, leader: str, shard_id: str, epoch: int, term: int) -> bool:
         """The failover's first step (DESIGN §6): refuse every stream below ``epoch`` from now on.
@@ -402,14 +387,14 @@ class Replication:
         mine = self.replica.driver.reported_offset() if self.replica else self.store.data.applied_offset
         out = {self.node_id: mine}
         if self.primary is not None:
-            out.update({r: st["offset"] for r, st in self.primary.tracker.replica_status().items()})
+            out.update({r: st["offset"] for r, st in self.primary.driver.tracker.replica_status().items()})
         return out
 
     def health(self) -> dict[str, str]:
         if self.replica is not None and self.replica.driver.health == "loading":
             return {self.node_id: "loading"}
         if self.primary is not None:
-            return {r: "loading" for r, st in self.primary.tracker.replica_status().items()
+            return {r: "loading" for r, st in self.primary.driver.tracker.replica_status().items()
                     if st["state"] == "loading"}
         return {}
 
@@ -433,7 +418,7 @@ class Replication:
             }
         fields: dict[str, Any] = {"role": "master", "connected_slaves": 0}
         if self.primary is not None:
-            replicas = self.primary.tracker.replica_status()
+            replicas = self.primary.driver.tracker.replica_status()
             fields["connected_slaves"] = sum(1 for r in replicas.values() if r["state"] != "connecting")
             for i, (node_id, r) in enumerate(sorted(replicas.items())):
                 node = state.nodes.get(node_id)
@@ -444,7 +429,7 @@ class Replication:
         return fields
 
     def wait_count(self, offset: int) -> int:
-        return self.primary.tracker.wait_count(offset) if self.primary is not None else 0
+        return self.primary.driver.wait_count(offset) if self.primary is not None else 0
 
     # --- messages ----------------------------------------------------------------
     def send(self, peer: str, msg: Any) -> None:
@@ -459,8 +444,11 @@ class Replication:
         except ReplWireError as e:
             log.warning("dropping a malformed replication message from %s: %s", peer[:12], e)
             return
+        if isinstance(msg, (SyncRequest, Ack)) and msg.replica_id != peer:
+            log.warning("dropping a replication message from %s that speaks for %s", peer[:12], msg.replica_id[:12])
+            return
         if self.primary is not None and isinstance(msg, SyncRequest):
-            self.primary.on_sync_request(peer, msg)
+            self.primary.on_sync_request(msg)
         elif self.primary is not None and isinstance(msg, Ack):
             self.primary.on_ack(msg)
         elif self._for_replica(peer, msg):

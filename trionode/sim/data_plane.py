@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trionode.core.replication.history import EpochHistory
-from trionode.core.replication.messages import Ack, ReplMessage, SyncReply, SyncRequest, from_wire, to_wire
+from trionode.core.replication.messages import ReplMessage, SyncReply, from_wire, to_wire
 from trionode.core.replication.replica import CONNECTING
 from trionode.sim.data_checks import DataChecker
 from trionode.sim.data_config import CommitFaults, ShardConfig
@@ -105,7 +105,7 @@ class DataPlane:
         self.coverage = DataCoverage()
         self.now_ticks = self.now_ms = 0
         self.serial = 0
-        self.primary: PrimaryShell | None = PrimaryShell(PRIMARY_ID, self.disks[PRIMARY_ID], self.config,
+        self.primary: PrimaryShell | None = PrimaryShell(PRIMARY_ID, self.disks[PRIMARY_ID], self.config.shard,
                                                          LAG_TIMEOUT_MS)  # fmt: skip
         self.replicas: dict[str, ReplicaShell | None] = dict.fromkeys(REPLICA_IDS)
         for replica_id in REPLICA_IDS:
@@ -193,7 +193,7 @@ class DataPlane:
     def restart(self, node_id: str) -> None:
         disk = self.disks[node_id]
         if node_id == PRIMARY_ID:
-            self.primary = PrimaryShell(PRIMARY_ID, disk, self.config, LAG_TIMEOUT_MS)
+            self.primary = PrimaryShell(PRIMARY_ID, disk, self.config.shard, LAG_TIMEOUT_MS)
         else:
             self.start_replica(node_id)
         self.note(f"{self.name(node_id)} restarts, log to {len(disk.log)}")
@@ -230,11 +230,10 @@ class DataPlane:
                     self.replica_receive(shell, msg)
 
     def primary_receive(self, shell: PrimaryShell, msg: ReplMessage) -> None:
-        if isinstance(msg, SyncRequest):
-            self.send(PRIMARY_ID, msg.replica_id, shell.on_sync_request(msg))
-        else:
-            assert isinstance(msg, Ack), msg
-            self.coverage.acks += shell.tracker.on_ack(msg, self.now_ms)
+        acks = shell.acks
+        for to, reply in shell.receive(msg, self.now_ms):
+            self.send(PRIMARY_ID, to, reply)
+        self.coverage.acks += shell.acks - acks
 
     def replica_receive(self, shell: ReplicaShell, msg: ReplMessage) -> None:
         connecting = shell.rs.state == CONNECTING
@@ -253,24 +252,18 @@ class DataPlane:
         if rng.random() < f.write_probability:
             shell.write([self.next_effect() for _ in range(rng.randint(1, f.writes_per_step_max))])
         if rng.random() < f.primary_fsync_probability:
-            shell.fsync(self.now_ms)
-        hw = shell.tracker.high_watermark(disk.durable) if shell.fenced else 0
-        self.coverage.hw_advances += self.checker.on_watermark(shell, hw, self.disks)
+            shell.fsync()
+        shell.on_log(self.now_ms)
+        self.coverage.hw_advances += self.checker.on_watermark(shell, shell.acked, self.disks)
         for replica_id in REPLICA_IDS:
-            for _ in range(SENDS_PER_STEP):
-                msg = shell.stream(replica_id, hw, heartbeat=rng.random() < f.heartbeat_probability)
-                if msg is None:
-                    break
-                self.send(PRIMARY_ID, replica_id, msg)
-        if rng.random() < f.compact_probability and disk.log_start < (keep_from := shell.wal_keep_from(hw)):
+            for to, msg in shell.stream_to(replica_id, SENDS_PER_STEP, rng.random() < f.heartbeat_probability):
+                self.send(PRIMARY_ID, to, msg)
+        keep_from = shell.driver.wal_keep_from()
+        if rng.random() < f.compact_probability and disk.log_start < keep_from:
             disk.log_start = rng.randint(disk.log_start, keep_from)
-        if not shell.fenced:
-            if fence := shell.fence_command(self.now_ticks):
-                self.config.propose(fence, self.now_ms)
-        else:
-            for cmd in shell.isr_changes(self.now_ms):
-                self.config.propose(cmd, self.now_ms)
-        for line in shell.tracker.take_reports():
+        for cmd in shell.tick(self.now_ms):
+            self.config.propose(cmd, self.now_ms)
+        for line in shell.driver.take_reports():
             self.note(self.short_names(line.split(": ", 1)[-1]))
 
     def next_effect(self) -> Effect:

@@ -1,41 +1,44 @@
-"""The simplest shells that keep the replication cores' rules, over a simulated disk.
+"""The simplest shells that run the replication drivers over a simulated disk.
 
 Theory of operation
 -------------------
-:class:`PrimaryShell` wraps a :class:`PrimaryTracker` for the shard's one epoch;
-:class:`ReplicaShell` carries out a :class:`ReplicaDriver`'s actions, the very
-driver the node runs (``io/replication.py``). Neither sends anything
-itself: methods return the messages to send, and the data plane (data_plane.py)
-puts them on the simulated network. What they keep, as the cores' docstrings
-ask of a shell:
+:class:`PrimaryShell` carries out a :class:`PrimaryDriver`'s actions and
+:class:`ReplicaShell` a :class:`ReplicaDriver`'s: the very drivers the node
+runs (``io/replication.py``), so every replication decision (what to stream,
+when a snapshot may go, heartbeats, the fence, ISR proposals, the
+acknowledged offset, and on the replica side order, marker, acks, timers) is
+the drivers'. Neither sends anything itself: methods return the messages to
+send (and the primary the commands to propose), and the data plane
+(data_plane.py) puts them on the simulated network. What is left here:
 
-- the primary streams a record only once it is durable on its own disk (log
-  matching), calls ``set_log_end`` before streaming it, answers a full sync
-  with a snapshot of its durable log and then the tail, and drops a session
-  whose next record the WAL no longer holds (the replica times out and resyncs);
-- a restarted primary cuts its history back to its recovered log end and, if
-  its epoch's entry went with it, appends ``(epoch, log_end + 1)`` before it
-  writes; its fresh tracker acknowledges nothing until the ISR confirms it,
-  nor before an ``isr_fence`` it proposed has committed (``fenced``);
-- a replica executes the driver's actions in order, tells it what its disk
-  holds durably (:meth:`ReplicaShell.ack_point`, which a planted bug
-  overrides), and seeds ``sync_id_base`` anew at every process start; every
-  replica decision (order, marker, acks, timers) is the driver's.
+- the primary's snapshot of a full sync is the log's prefix ``1..offset``,
+  cut into chunks of ``SNAPSHOT_CHUNK_ITEMS_MAX`` effects;
+- a new (or restarted) primary persists :func:`promotion_history` before it
+  writes;
+- a replica tells its driver what its disk holds durably
+  (:meth:`ReplicaShell.ack_point`, which a planted bug overrides), and seeds
+  ``sync_id_base`` anew at every process start.
 """
 
-from dataclasses import dataclass
 from typing import Any
 
-from trionode.core.cluster import command
-from trionode.core.replication.messages import (
-    Records,
-    ReplMessage,
-    SnapshotChunk,
-    SyncRefused,
-    SyncReply,
-    SyncRequest,
-)
+from trionode.core.cluster.state import Shard
+from trionode.core.replication.messages import Ack, Records, ReplMessage, SnapshotChunk, SyncRequest
 from trionode.core.replication.primary import PrimaryTracker
+from trionode.core.replication.primary_driver import (
+    ACCEPTED,
+    REFUSED,
+    Acked,
+    AckUpTo,
+    CutSnapshot,
+    PrimaryAction,
+    PrimaryDriver,
+    Propose,
+    SendSnapshotChunk,
+    StreamRecords,
+    promotion_history,
+)
+from trionode.core.replication.primary_driver import Send as PrimarySend
 from trionode.core.replication.replica import ReplicaState
 from trionode.core.replication.replica_driver import (
     AnswerFence,
@@ -55,130 +58,96 @@ from trionode.sim.data_disk import DataDisk, Effect
 
 RECORDS_PER_MSG_MAX = 4
 SNAPSHOT_CHUNK_ITEMS_MAX = 16
-FENCE_RETRY_STEPS = 30  # a restarted primary re-proposes its isr_fence this often until it commits
+FENCE_RETRY_MS = 300  # a restarted primary re-proposes its isr_fence this often until it commits
 SYNC_ID_STRIDE = 1_000_000  # sync ids of one process start: incarnation * stride + 1, + 2, ...
 SYNC_RETRY_MS = 100  # an unanswered sync request is sent again (ten 10 ms steps)
 SILENCE_MS = 400  # a session that heard nothing this long is started again
 
-
-@dataclass(slots=True)
-class Session:
-    """The primary's stream to one replica, for one ``sync_id``."""
-
-    sync_id: int
-    next_offset: int  # the next record to stream
-    snapshot: list[Effect] | None = None  # a full sync's snapshot still to send (records 1..snapshot_offset)
-    snapshot_offset: int = 0
-    snapshot_seq: int = 0
+Outgoing = tuple[str, ReplMessage]  # (to, message)
 
 
 class PrimaryShell:
-    def __init__(self, node_id: str, disk: DataDisk, config: ShardConfig, lag_timeout_ms: int) -> None:
-        shard = config.shard
+    """Carries out a :class:`PrimaryDriver`'s actions on a :class:`DataDisk` (as ``io/replication.py`` does)."""
+
+    def __init__(self, node_id: str, disk: DataDisk, shard: Shard, lag_timeout_ms: int) -> None:
         assert shard.primary_id == node_id
         self.id, self.disk = node_id, disk
-        disk.history.truncate_after(len(disk.log))
-        if disk.history.last_epoch() != shard.epoch:
-            disk.history.append_epoch(shard.epoch, len(disk.log) + 1)  # persisted before the first write
-        self.tracker = PrimaryTracker(SHARD_ID, node_id, shard.epoch, disk.history.copy(), disk.log_start,
-                                      disk.durable, shard.replica_ids, shard.isr_ids, shard.isr_version,
-                                      lag_timeout_ms=lag_timeout_ms)  # fmt: skip
-        self.sessions: dict[str, Session] = {}
-        self.proposed: dict[str, Any] | None = None  # the last ISR command this tracker asked for
-        self.start_isr_version = shard.isr_version  # PrimarySide: fenced once the ISR version moves past it
-        self.fence_sent_step: int | None = None
-        self.reported_hw = 0  # the highest watermark this tracker reported (the checker keeps it monotonic)
+        history = promotion_history(disk.history, shard.epoch, len(disk.log))
+        if history is not None:
+            disk.history = history  # persisted before the first write
+        self.driver = PrimaryDriver(SHARD_ID, node_id, shard.epoch, disk.history.copy(), disk.log_start,
+                                    disk.durable, records_per_msg_max=RECORDS_PER_MSG_MAX,
+                                    fence_retry_ms=FENCE_RETRY_MS, lag_timeout_ms=lag_timeout_ms)  # fmt: skip
+        self.snapshots: dict[str, tuple[int, list[Effect]]] = {}  # replica -> (sync_id, a full sync's cut)
+        self.proposals: list[dict[str, Any]] = []  # commands the driver asked to propose, not yet taken
+        self.acked = 0  # the driver's acknowledged offset, as its AckUpTo actions published it
+        self.reported_hw = 0  # the highest watermark the checker saw (it keeps it monotonic)
+        self.acks = 0  # replica acks the driver accepted
+        self.execute(self.driver.on_config(shard.epoch, shard.primary_id, shard.replica_ids, shard.isr_ids,
+                                           shard.isr_version))  # fmt: skip
 
     @property
-    def fenced(self) -> bool:
-        """An ``isr_fence`` (or any ISR change) committed since this tracker started.
-
-        Until then it acknowledges nothing: an ISR proposal its previous process left in
-        flight could still commit and admit a replica that missed writes (sim seed 61).
-        """
-        return self.tracker.isr_version > self.start_isr_version
-
-    def fence_command(self, now_step: int) -> dict[str, Any] | None:
-        """The ``isr_fence`` to propose now (again every ``FENCE_RETRY_STEPS``: it may be lost), or None."""
-        if self.fenced or (self.fence_sent_step is not None and now_step - self.fence_sent_step < FENCE_RETRY_STEPS):
-            return None
-        self.fence_sent_step = now_step
-        tracker = self.tracker
-        return command("isr_fence", shard_id=SHARD_ID, epoch=tracker.epoch, isr_version=tracker.isr_version)
+    def tracker(self) -> PrimaryTracker:
+        return self.driver.tracker
 
     def write(self, effects: list[Effect]) -> None:
         self.disk.append(effects)
 
-    def fsync(self, now_ms: int) -> None:
+    def fsync(self) -> None:
         self.disk.fsync()
-        self.tracker.set_log_end(self.disk.durable, now_ms)
 
-    def on_sync_request(self, req: SyncRequest) -> SyncReply | SyncRefused:
-        reply = self.tracker.on_sync_request(req, self.disk.log_start, self.disk.durable)
-        if isinstance(reply, SyncReply):
-            if reply.mode == "partial":
-                self.sessions[req.replica_id] = Session(req.sync_id, reply.keep_offset + 1)
-            else:
-                snap = self.disk.log[: self.disk.durable]
-                self.sessions[req.replica_id] = Session(req.sync_id, len(snap) + 1, snap, len(snap))
-        return reply
+    def on_log(self, now_ms: int) -> list[Outgoing]:
+        """Tell the driver what the disk holds: the acknowledged offset may move."""
+        disk = self.disk
+        return self.execute(self.driver.on_log(disk.log_start, len(disk.log), disk.durable, now_ms))
 
-    def isr_changes(self, now_ms: int) -> list[dict[str, Any]]:
-        """The tracker's ISR proposals; the last one is remembered for :meth:`on_applied`."""
-        commands = self.tracker.isr_changes(now_ms)
-        if commands:
-            self.proposed = commands[-1]
-        return commands
+    def receive(self, msg: ReplMessage, now_ms: int) -> list[Outgoing]:
+        if isinstance(msg, SyncRequest):
+            self.snapshots.pop(msg.replica_id, None)  # a new session: a cut held for the old one is no use
+            out = self.on_log(now_ms)  # the driver answers from what the disk holds now
+            return out + self.execute(self.driver.on_sync_request(msg, now_ms))
+        assert isinstance(msg, Ack), msg
+        return self.execute(self.driver.on_ack(msg, now_ms))
 
     def on_applied(self, cmd: dict[str, Any], accepted: bool, config: ShardConfig) -> None:
-        """A committed command was applied: adopt the configuration; end our proposal if it was refused.
+        """A committed command was applied: adopt the configuration, and tell the driver what became of ``cmd``."""
+        self.execute(self.driver.on_config(**config.config_args()))
+        self.execute(self.driver.on_proposal_result(cmd, ACCEPTED if accepted else REFUSED))
 
-        ``proposal_done`` names only a node, so it is called only when the refused command is the
-        tracker's own current proposal: a late duplicate of an earlier command about the same node
-        must not end a newer proposal that may still commit.
-        """
-        self.tracker.set_config(**config.config_args())
-        if not accepted and cmd == self.proposed:
-            self.tracker.proposal_done(cmd["node_id"])
-            self.proposed = None
+    def stream_to(self, replica_id: str, msgs_max: int, heartbeat: bool) -> list[Outgoing]:
+        return self.execute(self.driver.stream_to(replica_id, heartbeat, batches_max=msgs_max, chunks_max=msgs_max))
 
-    def streamable(self) -> int:
-        """The last offset that may be streamed: only what is durable here (log matching)."""
-        return self.disk.durable
+    def tick(self, now_ms: int) -> list[dict[str, Any]]:
+        """Time passed: the commands to propose (the fence, ISR changes)."""
+        self.execute(self.driver.tick(now_ms))
+        out, self.proposals = self.proposals, []
+        return out
 
-    def wal_keep_from(self, hw: int) -> int:
-        """The furthest compaction may move ``log_start``: the ISR may still need ``hw + 1`` on."""
-        return hw + 1
-
-    def stream(self, replica_id: str, hw: int, heartbeat: bool) -> ReplMessage | None:
-        """The next message of ``replica_id``'s session: a snapshot chunk, records, a heartbeat, or None."""
-        sess = self.sessions.get(replica_id)
-        if sess is None:
-            return None
-        if sess.snapshot is not None:
-            return self._chunk(sess)
-        if sess.next_offset < self.disk.log_start:
-            del self.sessions[replica_id]  # compacted away: the replica will time out and resync
-            return None
-        end = min(self.streamable(), sess.next_offset + RECORDS_PER_MSG_MAX - 1)
-        effects = self.disk.log[sess.next_offset - 1 : end]
-        if not effects and not heartbeat:
-            return None
-        msg = Records(SHARD_ID, self.tracker.epoch, sess.next_offset, effects, hw, sess.sync_id)
-        sess.next_offset += len(effects)
-        return msg
-
-    def _chunk(self, sess: Session) -> SnapshotChunk:
-        assert sess.snapshot is not None
-        lo = sess.snapshot_seq * SNAPSHOT_CHUNK_ITEMS_MAX
-        items = sess.snapshot[lo : lo + SNAPSHOT_CHUNK_ITEMS_MAX]
-        last = lo + SNAPSHOT_CHUNK_ITEMS_MAX >= len(sess.snapshot)
-        chunk = SnapshotChunk(SHARD_ID, self.tracker.epoch, sess.snapshot_offset, sess.snapshot_seq, items, last,
-                              sess.sync_id)  # fmt: skip
-        sess.snapshot_seq += 1
-        if last:
-            sess.snapshot = None
-        return chunk
+    def execute(self, actions: list[PrimaryAction]) -> list[Outgoing]:
+        disk, out, epoch = self.disk, [], self.driver.epoch
+        for action in actions:
+            match action:
+                case PrimarySend(to=to, msg=msg):
+                    out.append((to, msg))
+                case CutSnapshot(to=to, sync_id=sync_id, offset=offset):
+                    items = disk.log[:offset]  # the simulation's snapshot items are the effects 1..offset
+                    self.snapshots[to] = (sync_id, items)
+                    self.driver.on_snapshot_cut(to, sync_id, max(1, -(-len(items) // SNAPSHOT_CHUNK_ITEMS_MAX)))
+                case SendSnapshotChunk(to=to, sync_id=sync_id, offset=offset, seq=seq, last=last):
+                    held_sync_id, items = self.snapshots[to]
+                    assert held_sync_id == sync_id and len(items) == offset, (held_sync_id, sync_id, offset)
+                    lo = seq * SNAPSHOT_CHUNK_ITEMS_MAX
+                    chunk = items[lo : lo + SNAPSHOT_CHUNK_ITEMS_MAX]
+                    out.append((to, SnapshotChunk(SHARD_ID, epoch, offset, seq, chunk, last, sync_id)))
+                case StreamRecords(to=to, sync_id=sync_id, first_offset=first, last_offset=last, acked_offset=hw):
+                    out.append((to, Records(SHARD_ID, epoch, first, disk.log[first - 1 : last], hw, sync_id)))
+                case Propose(command=cmd):
+                    self.proposals.append(cmd)
+                case AckUpTo(offset=offset):
+                    self.acked = offset
+                case Acked():
+                    self.acks += 1
+        return out
 
 
 Outbound = ReplMessage | AnswerFence  # to the primary, or a fencing round's answer to the leader

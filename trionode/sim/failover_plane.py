@@ -13,10 +13,11 @@ each committed after a random delay, perhaps lost or duplicated.
 *Learning.* A node adopts the committed configuration only while ``L`` can
 reach it (``L -> node`` open) and it is up, and then only with
 ``learn_probability`` per step (Raft appends take time; nodes apply a commit
-at different moments); a partitioned node keeps its old view. A node is the primary when its view names it: it runs a
-:class:`PrimaryShell` whose tracker was started with the view, commits an
+at different moments); a partitioned node keeps its old view. A node is the
+primary when its view names it: it runs a :class:`PrimaryShell`, whose
+:class:`PrimaryDriver` (the node's own) was started with the view, commits an
 ``isr_fence`` and acknowledges nothing until its view's ISR version has moved
-past the one it started with (``PrimarySide.fenced`` of the real shell). A
+past the one it started with. A
 replica of a newer epoch fences (its driver persists the fence) and resyncs
 with the view's primary; a deposed primary turns replica and resyncs, which
 cuts its unacknowledged suffix.
@@ -54,7 +55,7 @@ Each step: commit, learn, nemesis, deliver, controller, nodes, check
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from trionode.core import failover as core
 from trionode.core.cluster import ClusterState, Shard, command, copy_state
@@ -62,6 +63,7 @@ from trionode.core.gossip import Detector, GossipConfig, Ping
 from trionode.core.gossip import from_wire as gossip_from_wire
 from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import Ack, ReplMessage, SyncReply, SyncRequest, from_wire, to_wire
+from trionode.core.replication.primary_driver import ACCEPTED, REFUSED
 from trionode.core.replication.replica import CONNECTING, LOADING
 from trionode.core.replication.replica_driver import AnswerFence
 from trionode.sim.data_config import SHARD_ID, CommitFaults, ShardConfig
@@ -162,17 +164,6 @@ class SimNode:
 
     def clock(self, now_ms: int) -> int:
         return self.clock_offset + int(now_ms * self.clock_rate)
-
-    @property
-    def fenced(self) -> bool:
-        return self.primary is not None and self.primary.fenced
-
-
-class _ViewConfig:
-    """What :class:`PrimaryShell` reads of a configuration: its view, not the committed one."""
-
-    def __init__(self, shard: Shard) -> None:
-        self.shard = shard
 
 
 class FailoverPlane:
@@ -321,26 +312,24 @@ class FailoverPlane:
 
     def learn(self, node: SimNode) -> None:
         """Adopt the committed configuration: become primary, replica, or nothing of the shard."""
-        for index, cmd, ok in self.committed:
-            if index > node.learned and not ok and node.primary is not None and cmd == node.primary.proposed:
-                node.primary.tracker.proposal_done(cmd["node_id"])
-                node.primary.proposed = None
+        learned = [(cmd, ok) for index, cmd, ok in self.committed if index > node.learned]
         node.learned, node.view_state = self.config.index, copy_state(self.config.state)
         self.adopt(node)
+        for cmd, ok in learned:
+            if node.primary is not None:
+                node.primary.execute(node.primary.driver.on_proposal_result(cmd, ACCEPTED if ok else REFUSED))
 
     def adopt(self, node: SimNode) -> None:
         """Run the shells the node's view asks for (also at a restart)."""
         view = node.view
         if view.primary_id == node.id:
-            if node.primary is not None and node.primary.tracker.epoch == view.epoch:
-                node.primary.tracker.set_config(view.epoch, view.primary_id, view.replica_ids, view.isr_ids,
-                                                view.isr_version)  # fmt: skip
+            if node.primary is not None and node.primary.driver.epoch == view.epoch:
+                self.configure(node.primary, view)
                 return
             self.become_primary(node)
         elif node.id in view.replica_ids:
             if node.primary is not None:
-                node.primary.tracker.set_config(view.epoch, view.primary_id, view.replica_ids, view.isr_ids,
-                                                view.isr_version)  # fmt: skip
+                self.configure(node.primary, view)
                 self.drop_primary(node)
                 self.coverage.old_primary_rejoined += 1
                 self.note(f"{self.name(node.id)} learns it was deposed; rejoins as a replica")
@@ -349,6 +338,11 @@ class FailoverPlane:
             self.drop_primary(node)
             node.replica = None
 
+    @staticmethod
+    def configure(shell: PrimaryShell, view: Shard) -> None:
+        shell.execute(shell.driver.on_config(view.epoch, view.primary_id, view.replica_ids, view.isr_ids,
+                                             view.isr_version))  # fmt: skip
+
     def drop_primary(self, node: SimNode) -> None:
         node.primary = None
 
@@ -356,7 +350,7 @@ class FailoverPlane:
         view, disk = node.view, node.disk
         node.replica = None
         disk.fsync()  # its received tail becomes part of its epoch's log: durable before the history says so
-        node.primary = PrimaryShell(node.id, disk, cast(ShardConfig, _ViewConfig(view)), LAG_TIMEOUT_MS)
+        node.primary = PrimaryShell(node.id, disk, view, LAG_TIMEOUT_MS)
         self.note(f"{self.name(node.id)} primary at epoch {view.epoch} from {disk.durable}")
 
     def become_replica(self, node: SimNode) -> None:
@@ -395,10 +389,11 @@ class FailoverPlane:
 
     def node_receive(self, node: SimNode, frm: str, msg: ReplMessage) -> None:
         if node.primary is not None:
-            if isinstance(msg, SyncRequest):
-                self.send(node.id, msg.replica_id, node.primary.on_sync_request(msg))
-            elif isinstance(msg, Ack):
-                self.coverage.acks += node.primary.tracker.on_ack(msg, node.clock(self.now_ms))
+            if isinstance(msg, (SyncRequest, Ack)):
+                acks = node.primary.acks
+                for to, reply in node.primary.receive(msg, node.clock(self.now_ms)):
+                    self.send(node.id, to, reply)
+                self.coverage.acks += node.primary.acks - acks
             return
         shell = node.replica
         if shell is None or isinstance(msg, (SyncRequest, Ack)):
@@ -487,23 +482,17 @@ class FailoverPlane:
             shell.write([self.next_effect() for _ in range(rng.randint(1, 3))])
             self.coverage.writes_while_isolated += not self.reaches(LEADER, node.id)
         if rng.random() < f.primary_fsync_probability:
-            shell.fsync(node.clock(self.now_ms))
-        hw = self.watermark(node, shell)
+            shell.fsync()
+        hw = self.watermark(node, shell, clock)
         if client and rng.random() < f.read_probability:
             self.read(node, hw)
         for replica_id in node.view.replica_ids:
-            for _ in range(SENDS_PER_STEP):
-                msg = shell.stream(replica_id, hw, heartbeat=rng.random() < f.heartbeat_probability)
-                if msg is None:
-                    break
-                self.send(node.id, replica_id, msg)
-        if rng.random() < f.compact_probability and disk.log_start < (keep_from := shell.wal_keep_from(hw)):
+            for to, msg in shell.stream_to(replica_id, SENDS_PER_STEP, rng.random() < f.heartbeat_probability):
+                self.send(node.id, to, msg)
+        keep_from = shell.driver.wal_keep_from()
+        if rng.random() < f.compact_probability and disk.log_start < keep_from:
             disk.log_start = rng.randint(disk.log_start, keep_from)
-        if not node.fenced:
-            if fence := shell.fence_command(self.now_ticks):
-                self.propose(node, fence)
-            return
-        for cmd in shell.isr_changes(clock):
+        for cmd in shell.tick(clock):
             self.propose(node, cmd)
 
     def renew_lease(self, node: SimNode, clock: int) -> None:
@@ -514,14 +503,10 @@ class FailoverPlane:
             assert isinstance(action, core.RequestLease), action  # a node that does not lead only renews
             self.send_ctl(node.id, action.to, {"k": "lease", "req": action.req})
 
-    def watermark(self, node: SimNode, shell: PrimaryShell) -> int:
-        """PrimarySide.high_watermark: nothing is acknowledged before the ISR fence is applied."""
-        tracker, durable = shell.tracker, node.disk.durable
-        if durable > tracker.log_end:
-            tracker.set_log_end(durable, node.clock(self.now_ms))
-        if not node.fenced:
-            return 0
-        hw = tracker.high_watermark(durable)
+    def watermark(self, node: SimNode, shell: PrimaryShell, clock: int) -> int:
+        """The driver's acknowledged offset, checked (S1) whenever it moved."""
+        shell.on_log(clock)
+        hw, tracker = shell.acked, shell.tracker
         if hw > shell.reported_hw:
             shell.reported_hw = hw
             self.coverage.hw_advances += 1

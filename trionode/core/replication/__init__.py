@@ -7,7 +7,12 @@ Pure and synchronous, like every core (DESIGN §2). Modules:
 - ``messages``: the frozen message types and their validated wire form;
 - ``primary``: :class:`PrimaryTracker`, the primary's view of its replicas,
   the high watermark (the acknowledged offset) and ISR proposals;
-- ``replica``: :class:`ReplicaState`, a replica's sync/stream/ack state machine.
+- ``replica``: :class:`ReplicaState`, a replica's sync/stream/ack state machine;
+- ``primary_driver`` and ``replica_driver``: :class:`PrimaryDriver` and
+  :class:`ReplicaDriver`, every decision of each side as a list of actions,
+  run by the node's shell (``io/replication.py``) and the simulator's
+  (``sim/data_shells.py``) alike. The primary driver owns the acknowledged
+  offset: shells publish it only from its ``AckUpTo`` actions.
 
 Flow: replica ``sync_request()`` -> primary ``on_sync_request()`` -> replica
 ``on_sync_reply()`` -> primary streams ``Records`` (after ``SnapshotChunk``s

@@ -42,15 +42,16 @@ At a promotion the shell cuts the node's history back to its log end, appends
 ``(epoch, log_end + 1)`` and persists it before the first write of the epoch;
 then it builds the tracker.
 
-What it leaves to the shell: streaming (from ``keep_offset + 1`` of the reply,
-or a snapshot and then its tail, each message stamped with the session's
-``sync_id``); heartbeats (an empty ``Records``) well within
-``lag_timeout_ms``; streaming only records that are durable locally (see
-``history``: log matching); calling ``set_log_end`` before it streams a record;
-keeping the WAL back to ``high_watermark() + 1`` so that no ISR member ever needs
-a full sync; logging ``take_reports()``; dropping the tracker once ``deposed``
-(a newer epoch exists: it must not acknowledge anything more, S2). A fresh
-tracker (after a restart) knows no replica offsets: its watermark starts at 0,
+What it leaves to its driver (``primary_driver.py``, run by both shells):
+streaming (from ``keep_offset + 1`` of the reply, or a snapshot and then its
+tail, each message stamped with the session's ``sync_id``); heartbeats (an
+empty ``Records``) well within ``lag_timeout_ms``; streaming only records that
+are durable locally (see ``history``: log matching); calling ``set_log_end``
+before it streams a record; the ISR fence; and to the shell: keeping the WAL
+back to ``high_watermark() + 1`` so that no ISR member ever needs a full sync,
+logging ``take_reports()``, dropping the tracker once ``deposed`` (a newer
+epoch exists: it must not acknowledge anything more, S2). A fresh tracker
+(after a restart) knows no replica offsets: its watermark starts at 0,
 and records in the WAL are not acknowledged until the ISR confirms them.
 """
 
@@ -184,6 +185,10 @@ class PrimaryTracker:
 
     def _report(self, line: str) -> None:
         self._reports.append(f"shard {self.shard_id} epoch {self.epoch}: {line}")
+
+    def note(self, line: str) -> None:
+        """A decision of the driver worth a log line."""
+        self._report(line)
 
     def take_reports(self) -> list[str]:
         """Protocol violations and decisions worth a log line, oldest first."""
