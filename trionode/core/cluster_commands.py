@@ -67,7 +67,7 @@ def slot_arg(arg: bytes) -> int:
 
 
 def _countkeysinslot(session: "Session", argv: list[bytes]) -> int:
-    return session.node.data.keyspace.count_in_slot(slot_arg(argv[2]))
+    return session.node.data.keyspace.visible_in_slot(slot_arg(argv[2]))
 
 
 def _getkeysinslot(session: "Session", argv: list[bytes]) -> list[bytes]:

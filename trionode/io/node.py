@@ -33,6 +33,7 @@ from trionode.core.cluster.view import cluster_view, solo_shard_id, status_dict,
 from trionode.core.cluster_view import ClusterView, NodeView
 from trionode.core.command_spec import CommandSpec
 from trionode.core.keyspace import KEYSPACE_COMMANDS
+from trionode.core.migration.staging import SlotRoles
 from trionode.core.server_specs import SERVER_COMMANDS
 from trionode.core.session import Node, NodeFacts
 from trionode.io import data_store
@@ -105,6 +106,7 @@ class NodeRuntime:
             users=Users.build(config.requirepass),
         )
         self._acl_users: dict[str, tuple[str, ...]] = {}  # the state's users node.users was built from
+        self._hidden_for: tuple | None = None  # the configuration keyspace.hidden was computed from
         self.replication = Replication(self.node_id, store, control)  # monotonic timers (issue 10 §2.9)
         # Failure detection times silence on the monotonic clock; the wall clock is for key expiry.
         self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, monotonic_ms, self._rng,
@@ -130,9 +132,21 @@ class NodeRuntime:
             self._acl_users = dict(self.control.state.acl_users)
             self.node.users = Users.build(self.config.requirepass, self._acl_users)
         self.replication.on_config(self.control.state)
+        self._hide_unowned_slots()
         voters = self.control.rawnode.conf.voters if self.control.rawnode is not None else ()
         self.gossip.on_config(self.control.state, voters)
         self.refresh_routing()
+
+    def _hide_unowned_slots(self) -> None:
+        """Keep the keys of slots this shard does not own (staged, leftovers) out of reads and expiry."""
+        state = self.control.state
+        me = state.nodes.get(self.node_id)
+        key = (me.shard_id if me else None, tuple(state.slot_owners), tuple(state.migrations))
+        if key == self._hidden_for:
+            return  # most entries change neither ownership nor migrations: skip the 16384-slot walk
+        self._hidden_for = key
+        shard_id = key[0]
+        self.data.keyspace.hidden = SlotRoles.from_config(state, shard_id).hidden() if shard_id else frozenset()
 
     # --- the cluster as this node sees it ---------------------------------------
     def refresh_routing(self) -> None:

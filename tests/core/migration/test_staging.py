@@ -40,11 +40,12 @@ def test_an_abort_turns_staged_keys_into_leftovers() -> None:
     assert chunk == DeleteChunk(((5, 5),), 7)  # slot 9000 is S2's own: never deleted
 
 
-def test_counts_see_only_served_slots() -> None:
+def test_every_slot_not_owned_is_hidden_staged_or_foreign() -> None:
     h = two_shards()
     h.migrate_start(M1, S1, S2, [[0, 9]])
-    roles = SlotRoles.from_config(h.state, S2)
-    assert roles.visible_count(12, _counts({3: 5, 9000: 7})) == 7
+    hidden = SlotRoles.from_config(h.state, S2).hidden()
+    assert 5 in hidden and 10 in hidden and 9000 not in hidden
+    assert len(hidden) == 8192
 
 
 def test_cleanup_waits_for_a_caught_up_config_and_spares_staged_slots_unless_clearing() -> None:

@@ -76,14 +76,9 @@ class SlotRoles:
     def staged(self, slot: int) -> bool:
         return self.roles[slot] == STAGED
 
-    def hidden_slots(self) -> list[int]:
-        return [slot for slot, role in enumerate(self.roles) if role != OWNED]
-
-    def visible_count(self, total_keys: int, count_in_slot: CountInSlot) -> int:
-        """DBSIZE: the keys of served slots only."""
-        hidden = sum(count_in_slot(slot) for slot in self.hidden_slots())
-        assert 0 <= hidden <= total_keys
-        return total_keys - hidden
+    def hidden(self) -> frozenset[int]:
+        """The slots whose keys the keyspace keeps but does not serve, count or expire (``Keyspace.hidden``)."""
+        return frozenset(slot for slot, role in enumerate(self.roles) if role != OWNED)
 
 
 @dataclass(frozen=True, slots=True)
