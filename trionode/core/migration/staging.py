@@ -106,6 +106,29 @@ def cleanup_chunk(roles: SlotRoles, count_in_slot: CountInSlot, *, config_caught
     return DeleteChunk(ranges_from_slots(doomed), keys_max) if doomed else None
 
 
+@dataclass(slots=True)
+class ConfigCatchUp:
+    """``config_caught_up`` for :func:`cleanup_chunk`: has this process applied what was committed before it started?
+
+    The shell asks the Raft leader for its read index (a commit index that covers every
+    entry committed before the question) and feeds it here; once the applied index reaches
+    it, the configuration is as new as anything this node may have acted on before a
+    restart, and it stays so (applying only moves forward).
+    """
+
+    target: int | None = None
+    done: bool = False
+
+    def on_read_index(self, index: int) -> None:
+        if self.target is None:
+            self.target = index
+
+    def caught_up(self, applied_index: int) -> bool:
+        if not self.done and self.target is not None and applied_index >= self.target:
+            self.done = True
+        return self.done
+
+
 # --- the target's import job -------------------------------------------------------------
 
 CLEARING, RECEIVING = "clearing", "receiving"
@@ -163,6 +186,7 @@ class ImportJob:
     lag_records_max: int = limits.migration_lag_records_max
     state: str = field(default=CLEARING, init=False)
     acked: int = field(default=0, init=False)  # Invariant: the last stream offset acknowledged to the source.
+    received: int = field(default=0, init=False)  # Invariant: >= acked; the last stream offset applied.
     # (stream offset, data offset) of applied records not yet durable on the ISR, both increasing.
     _pending: deque[tuple[int, int]] = field(default_factory=deque, init=False)
 
@@ -180,9 +204,19 @@ class ImportJob:
         """Stream records are applied only once the slots were cleared (else dropped; the source times out)."""
         return self.state == RECEIVING
 
+    def admit(self, stream_offset: int) -> bool:
+        """Apply this record? Only the next one: duplicates and records after a gap (the bus
+        dropped one) are not, and the source's resend brings them again (:mod:`.stream`)."""
+        return self.state == RECEIVING and stream_offset == self.received + 1
+
+    def reack(self) -> list[AckSource]:
+        """The last acknowledgement again, for a source resending what it may not know we hold."""
+        return [AckSource(self.migration_id, self.source_node_id, self.acked)] if self.acked else []
+
     def on_applied(self, stream_offset: int, data_offset: int) -> bool:
         """Record ``stream_offset`` written at ``data_offset``. False: too far behind, abort the import."""
-        assert self.state == RECEIVING
+        assert self.state == RECEIVING and stream_offset == self.received + 1, (stream_offset, self.received)
+        self.received = stream_offset
         last = self._pending[-1] if self._pending else (self.acked, 0)
         assert stream_offset > last[0] and data_offset >= last[1], (stream_offset, data_offset, last)
         self._pending.append((stream_offset, data_offset))
