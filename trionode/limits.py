@@ -112,6 +112,7 @@ migration_start_timeout_ms = 10_000            # a start (or the target's readin
 migration_resend_ms = 500                      # no acknowledgement for this long: the stream is sent again from it
 migration_records_per_msg_max = 64             # stream records in one bus message
 migration_paused_wait_ms_max = 5_000           # a client's write held by a pause waits this long, then TRYAGAIN
+migration_cleanup_idle_ms = 1_000              # with nothing to delete, cleanup looks again this often
 migration_log_jobs_max = 32                    # finished jobs CLUSTER GETSLOTMIGRATIONS still lists
 
 assert migration_pause_lag_records_max <= migration_copy_lag_records_max < migration_lag_records_max

@@ -62,6 +62,8 @@ class Node:
     routing: Routing
     # The cluster as this node sees it, for CLUSTER SLOTS/SHARDS/NODES/INFO (shell-provided).
     cluster_view: Callable[[], Any] = lambda: None
+    # CLUSTER GETSLOTMIGRATIONS' jobs (core/migration/commands.JobRow), from the shell's migration jobs.
+    migration_rows: Callable[[], list[Any]] = list
     # Until when (monotonic ms) this node's primary lease lets it serve; kept current by the shell.
     lease_until_ms: int = -1
     # Who may connect and what they may run (core/auth.py); replaced by the shell when users change.

@@ -2,9 +2,11 @@
 
 import random
 
+from trionode.core import routing
 from trionode.core.data_state import DataState
 from trionode.core.slots import key_slot
 
+from ..test_session import make_session
 from .helpers import START_MS, Client
 
 # Two keys in different slots; the first one's slot is hidden.
@@ -38,10 +40,14 @@ def test_dbsize_keys_and_scan_leave_hidden_slots_out() -> None:
 
 def test_slot_queries_see_an_empty_hidden_slot() -> None:
     c = _client()
-    ks = c.ks
-    assert ks.visible_in_slot(HIDDEN_SLOT) == 0 and ks.keys_in_slot(HIDDEN_SLOT, 10) == []
-    assert ks.count_in_slot(HIDDEN_SLOT) == 1  # what cleanup and the copy go by
-    assert ks.visible_in_slot(key_slot(SHOWN_KEY)) == 1
+    session = make_session(routing.serve_everything("s1"))
+    session.node.data.keyspace = c.ks
+    assert session.execute([b"CLUSTER", b"COUNTKEYSINSLOT", b"%d" % HIDDEN_SLOT])[0] == 0
+    assert session.execute([b"CLUSTER", b"GETKEYSINSLOT", b"%d" % HIDDEN_SLOT, b"10"])[0] == []
+    assert c.ks.count_in_slot(HIDDEN_SLOT) == 1  # what cleanup and the copy go by
+    shown = b"%d" % key_slot(SHOWN_KEY)
+    assert session.execute([b"CLUSTER", b"COUNTKEYSINSLOT", shown])[0] == 1
+    assert session.execute([b"CLUSTER", b"GETKEYSINSLOT", shown, b"10"])[0] == [SHOWN_KEY]
 
 
 def test_active_expiry_never_deletes_a_hidden_key() -> None:

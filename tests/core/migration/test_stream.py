@@ -97,3 +97,11 @@ def test_the_config_is_caught_up_once_the_leaders_read_index_is_applied() -> Non
     catch_up.on_read_index(70)  # only the first answer counts
     assert not catch_up.caught_up(49) and catch_up.caught_up(50)
     assert catch_up.caught_up(0)  # applying only moves forward: it stays caught up
+
+
+def test_a_source_that_asks_again_gets_its_answer_again_once_the_slots_are_clear() -> None:
+    job = ImportJob("m" * 40, "n" * 40, ((0, 0),))
+    assert job.on_asked_again(lambda slot: 3) == []  # still clearing
+    ready = job.on_asked_again(lambda slot: 0)
+    assert ready and job.accepts_stream()
+    assert job.on_asked_again(lambda slot: 0) == ready  # the first answer may have been dropped

@@ -267,8 +267,8 @@ class Keyspace:
         return 0 if slot in self.hidden else len(self.slot_keys[slot])
 
     def keys_in_slot(self, slot: int, count: int) -> list[bytes]:
-        """CLUSTER GETKEYSINSLOT: up to ``count`` keys of ``slot``, in insertion order (none if hidden)."""
-        keys = self.slot_keys[slot] if slot not in self.hidden else {}
+        """Up to ``count`` keys of ``slot``, hidden or not, in insertion order."""
+        keys = self.slot_keys[slot]
         if count >= len(keys):
             return list(keys)
         return [key for key, _ in zip(keys, range(count), strict=False)]

@@ -190,6 +190,15 @@ class ExportJob:
         self._slot_list = sorted(slots_of(self.slots))
         self.progress.last_update_ms = self.progress.last_ack_ms = self._state_since_ms = self.created_ms
 
+    def streams(self) -> bool:
+        """Whether writes to the slots go into the stream now: from the copy until writes are held.
+
+        Once held (``on_paused``), the only effects on the slots are expiry DELs made by reads
+        here; the target repeats them on its own from the same deadlines, so they stay out and
+        the stream's end stays where the commit's acknowledgement was counted.
+        """
+        return self.state in (SNAPSHOTTING, STREAMING) or (self.state == PAUSED and self._final_offset is None)
+
     # --- inputs ----------------------------------------------------------------------
 
     def start(self) -> list[Action]:

@@ -200,6 +200,12 @@ class ImportJob:
         self.state = RECEIVING
         return [Ready(self.migration_id, self.source_node_id)]
 
+    def on_asked_again(self, count_in_slot: CountInSlot) -> list[Ready]:
+        """The source asked again (it may have lost our answer): answer again once the slots are clear."""
+        if self.state == CLEARING:
+            return self.on_cleared(count_in_slot)
+        return [Ready(self.migration_id, self.source_node_id)]
+
     def accepts_stream(self) -> bool:
         """Stream records are applied only once the slots were cleared (else dropped; the source times out)."""
         return self.state == RECEIVING
