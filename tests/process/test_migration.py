@@ -5,6 +5,8 @@ RedisCluster (which follows the MOVED replies), whether the migration committed,
 was cancelled, or its source primary was killed with SIGKILL mid-way.
 """
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -212,3 +214,43 @@ def test_killing_the_source_primary_mid_copy_leaves_the_slots_with_the_source_sh
     finally:
         rc.close()
     wait_for(lambda: status(target)["local"]["keys"] == 0, "the target to delete the keys it had staged")
+
+
+def test_add_node_primary_then_cli_migrate_moves_slots_to_the_new_shard(node_factory, tmp_path: Path) -> None:
+    conf = tmp_path / "join.toml"
+    conf.write_text("bootstrap = false\n")
+    first = node_factory("first").start()  # a one-node cluster owning every slot
+    new = node_factory("new", extra=["--conf", str(conf)]).start()
+    out = run_cli("cluster", "add-node", f"127.0.0.1:{new.port}", f"127.0.0.1:{first.port}", "--primary")
+    assert out.returncode == 0, out.stderr + out.stdout
+    new_id = new.client().execute_command("CLUSTER", "MYID").decode()
+    copied = _fill(first.port)
+    out = run_cli("cluster", "migrate", f"127.0.0.1:{first.port}", "--slots", f"{MOVING[0]}-{MOVING[1]}",
+                  "--to", new_id, timeout_s=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "success" in out.stdout.splitlines()[-1], out.stdout
+    rc = RedisCluster(host="127.0.0.1", port=first.port, socket_timeout=20)
+    try:
+        assert rc.mget_nonatomic(list(copied)) == list(copied.values())
+        assert rc.get_node_from_key(next(iter(copied))).port == new.port
+    finally:
+        rc.close()
+    jobs = status(first)["migration_jobs"]
+    assert jobs[0]["state"] == "success" and jobs[0]["keys_copied"] >= len(copied)
+
+
+def test_cli_migrate_exits_non_zero_and_says_why_when_the_job_is_cancelled(node_factory, tmp_path: Path) -> None:
+    nodes, report = _two_shards(node_factory, tmp_path)
+    source, _, target_id = _primaries(nodes, report)
+    _fill(source.port, BIG_COPY_KEYS)
+    cli = subprocess.Popen([sys.executable, "-m", "trionode", "cluster", "migrate", f"127.0.0.1:{source.port}",
+                            "--slots", f"{MOVING[0]}-{MOVING[1]}", "--to", target_id],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_for(lambda: (jobs := _jobs(source)) and jobs[0]["keys_copied"] > 0, "the copy to begin", timeout_s=30)
+        source.client().execute_command("CLUSTER", "CANCELSLOTMIGRATIONS")
+        stdout, stderr = cli.communicate(timeout=60)
+    finally:
+        cli.kill()
+    assert cli.returncode == 1, stdout + stderr
+    assert "cancelled" in stdout.splitlines()[-1] and "cancelled by the operator" in stdout, stdout

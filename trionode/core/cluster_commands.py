@@ -4,7 +4,7 @@ Theory of operation. Read-only subcommands are answered here from the view
 the shell builds out of the applied Raft configuration (``Node.cluster_view``);
 formatting is ``cluster_view``'s job. Subcommands that change the cluster
 (MEET, FORGET, ADDSLOTS, REPLICATE, FAILOVER, RESET, and trionode's BOOTSTRAP,
-STATUS, DETACH and REPLACE) are
+STATUS, DETACH, REPLACE and ADDSHARD) are
 validated here and handed to the shell as an ``Action``: they become Raft
 proposals, which must wait for a commit. MIGRATESLOTS and CANCELSLOTMIGRATIONS
 go to the shell's migration jobs (``core/migration/controller.py`` decides);
@@ -30,7 +30,7 @@ NOT_YET = "ERR CLUSTER {sub} is not available in this trionode version yet"
 # Subcommands the shell carries out through the control plane, with their arity.
 _CHANGES = {
     b"meet": -4, b"forget": 3, b"addslots": -3, b"addslotsrange": -4, b"replicate": 3, b"bootstrap": 2, b"status": 2,
-    b"failover": -2, b"detach": 3, b"replace": 4, b"setsecret": 3, b"reset": -2,
+    b"failover": -2, b"detach": 3, b"replace": 4, b"setsecret": 3, b"reset": -2, b"addshard": 2,
 }
 _LATER = {b"setslot", b"delslots", b"delslotsrange"}
 _MIGRATION = {b"migrateslots": -3, b"cancelslotmigrations": 2}  # the shell's migration jobs, with their arity

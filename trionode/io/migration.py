@@ -78,6 +78,7 @@ class MigrationShell:
         self._nursery: trio.Nursery | None = None
         self._early: list[tuple[Any, tuple]] = []  # Invariant: empty once run() started
         self._ids = _job_ids()
+        self.imports.wake_cleanup = lambda: self._cleanup_wanted.set()  # (the event is replaced after each wait)
         runtime.store.on_logged = self._on_logged
         self.control.bus_handlers.update({"mig_ready": self._on_ready, "mig_ack": self._on_ack,
                                           "read_index": self._on_read_index})  # fmt: skip

@@ -16,6 +16,7 @@ served now) or aborted (they are leftovers, deleted by cleanup).
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -41,6 +42,7 @@ class ImportShell:
         self.created_ms: dict[str, int] = {}  # Invariant: same keys as jobs
         self.log: deque[JobRow] = deque(maxlen=limits.migration_log_jobs_max)  # finished imports, oldest first
         self._applied = trio.Event()
+        self.wake_cleanup: Callable[[], None] = lambda: None  # installed by the migration shell
         self.control.bus_handlers.update({"mig_import": self._on_import, "mig_data": self._on_data})
 
     def clearing(self) -> frozenset[int]:
@@ -86,6 +88,7 @@ class ImportShell:
         self.created_ms[migration_id] = self.runtime.clock_ms()
         log.info("migration %s: importing %s from %s", migration_id[:12], request.slots, peer_id[:12])
         self.on_cleared()
+        self.wake_cleanup()  # an earlier attempt's keys may be staged there: delete them first
 
     def on_cleared(self) -> None:
         """A cleanup chunk ran (or nothing was to delete): imports whose slots are empty may stream."""

@@ -33,6 +33,7 @@ from trionode.core.cluster.view import cluster_view, solo_shard_id, status_dict,
 from trionode.core.cluster_view import ClusterView, NodeView
 from trionode.core.command_spec import CommandSpec
 from trionode.core.keyspace import KEYSPACE_COMMANDS
+from trionode.core.migration.commands import migration_row_status
 from trionode.core.server_specs import SERVER_COMMANDS
 from trionode.core.session import Node, NodeFacts
 from trionode.io import data_store
@@ -214,6 +215,7 @@ class NodeRuntime:
             healthy=not problems,
             problems=problems,
             local={"keys": len(self.data.keyspace), **self.store.info()},
+            migration_jobs=[migration_row_status(row) for row in self.migration.rows()],
         )
         return report
 
