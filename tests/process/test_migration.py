@@ -5,6 +5,8 @@ RedisCluster (which follows the MOVED replies), whether the migration committed,
 was cancelled, or its source primary was killed with SIGKILL mid-way.
 """
 
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -55,6 +57,11 @@ def _two_shards(node_factory, tmp_path: Path) -> tuple[list[NodeProcess], dict]:
 
 def _by_id(nodes: list[NodeProcess]) -> dict[str, NodeProcess]:
     return {n.client().execute_command("CLUSTER", "MYID").decode(): n for n in nodes}
+
+
+def _replica_of(nodes: list[NodeProcess], report: dict, primary_id: str) -> NodeProcess:
+    shard = next(s for s in report["shards"] if s["primary_id"] == primary_id)
+    return _by_id(nodes)[shard["replica_ids"][0]]
 
 
 def _primaries(nodes: list[NodeProcess], report: dict) -> tuple[NodeProcess, NodeProcess, str]:
@@ -176,8 +183,20 @@ def test_a_cancelled_migration_leaves_every_slot_and_key_with_the_source(node_fa
     nodes, report = _two_shards(node_factory, tmp_path)
     source, target, target_id = _primaries(nodes, report)
     copied = _fill(source.port, BIG_COPY_KEYS)
+    target_replica = _replica_of(nodes, report, target_id)
     with Writer(source.port) as writer:
         _copying(source, target_id)
+        # Freeze the source mid-copy (briefly: well within its lease and node_timeout_ms) and look at
+        # the target: what it staged is on its replica too (the ISR), and invisible to every read.
+        os.kill(source.proc.pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: status(target_replica)["local"]["keys"] > 0, "the target's replica to hold staged keys")
+            client = target.client()
+            assert client.dbsize() == 0 and client.keys("*") == [] and client.scan(0, count=100_000)[1] == []
+            assert not any(client.execute_command("CLUSTER", "COUNTKEYSINSLOT", s) for s in range(*MOVING))
+            assert status(target)["local"]["keys"] > 0
+        finally:
+            os.kill(source.proc.pid, signal.SIGCONT)
         assert source.client().execute_command("CLUSTER", "CANCELSLOTMIGRATIONS") in (b"OK", "OK", True)
         job = wait_for(lambda: _ended(source), "the migration to end", timeout_s=30)
         assert job["state"] == b"cancelled", job
@@ -254,3 +273,26 @@ def test_cli_migrate_exits_non_zero_and_says_why_when_the_job_is_cancelled(node_
         cli.kill()
     assert cli.returncode == 1, stdout + stderr
     assert "cancelled" in stdout.splitlines()[-1] and "cancelled by the operator" in stdout, stdout
+
+
+def test_killing_the_target_primary_mid_copy_aborts_and_the_source_keeps_everything(
+    node_factory, tmp_path: Path
+) -> None:
+    nodes, report = _two_shards(node_factory, tmp_path)
+    source, target, target_id = _primaries(nodes, report)
+    copied = _fill(source.port, BIG_COPY_KEYS)
+    with Writer(source.port) as writer:
+        _copying(source, target_id)
+        target.kill9()
+        job = wait_for(lambda: _ended(source), "the migration to abort", timeout_s=60)
+        assert job["state"] == b"failed", job
+        time.sleep(0.5)
+    writer.check()
+    source_shard = next(s for s in status(source)["shards"] if [MOVING[0], 8191] in s["slots"])
+    assert source_shard["primary_id"] != target_id
+    rc = RedisCluster(host="127.0.0.1", port=source.port, socket_timeout=20)
+    try:
+        sample = list(copied)[::97]
+        assert rc.mget_nonatomic(sample) == [copied[k] for k in sample]
+    finally:
+        rc.close()
