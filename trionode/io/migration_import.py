@@ -25,7 +25,7 @@ from trionode import limits
 from trionode.core.cluster.state import ClusterState, normalize_ranges
 from trionode.core.migration.commands import JobRow
 from trionode.core.migration.staging import AckSource, ImportJob, ImportRequest, Ready, refuse_import
-from trionode.core.migration.stream import record_effects, well_formed
+from trionode.core.migration.stream import apply_record, well_formed
 from trionode.io.data_store import AckAborted
 
 if TYPE_CHECKING:
@@ -113,8 +113,7 @@ class ImportShell:
             elif not job.admit(offset) or not well_formed(record, slots):
                 break  # a gap (the bus dropped something) or a bad record: the source resends
             else:
-                for effect in record_effects(record, data.keyspace.data.__contains__):
-                    data.apply_replicated(data.applied_offset + 1, effect)
+                apply_record(data, record)
                 if not job.on_applied(offset, data.applied_offset):
                     log.warning("migration %s: too far behind; the source will abort", job.migration_id[:12])
                     self._end(job.migration_id, self.control.state)

@@ -9,7 +9,7 @@ from trionode.core.migration.stream import (
     COPY,
     WRITE,
     StreamSender,
-    record_effects,
+    apply_record,
     stream_effect,
     well_formed,
 )
@@ -51,8 +51,18 @@ def test_a_copy_and_the_writes_after_it_rebuild_the_source_keys_on_the_target() 
     slots = frozenset(key_slot(k) for k in keys)
     for record in records:
         assert well_formed(record, slots)
-        for effect in record_effects(record, target.keyspace.data.__contains__):
-            target.apply_replicated(target.applied_offset + 1, effect)
+        apply_record(target, record)
+    assert snapshot(target.keyspace) == snapshot(source.keyspace)
+
+
+def test_a_write_that_fails_on_the_targets_partial_key_is_skipped_and_the_copy_repairs_it() -> None:
+    source, target = DataState(), DataState()
+    _run(source, b"HSET", b"{m}k", b"f", b"1")
+    _run(target, b"RPUSH", b"{m}k", b"stale")  # cannot happen in a stream, but must not crash the target
+    apply_record(target, [WRITE, [b"HSET", b"{m}k", b"g", b"2"]])
+    assert target.keyspace.data[b"{m}k"].__class__ is not dict
+    _run(source, b"HSET", b"{m}k", b"g", b"2")
+    apply_record(target, [COPY, source.keyspace.dump_keys([b"{m}k"])])
     assert snapshot(target.keyspace) == snapshot(source.keyspace)
 
 

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trionode import limits
+from trionode.core.data_state import DataState
+from trionode.core.errors import CommandError
 from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.slots import key_slot
 
@@ -76,6 +78,17 @@ def record_effects(record: Record, present: Callable[[bytes], bool]) -> list[lis
         if deadline is not None:
             effects.append([b"PEXPIREAT", key, b"%d" % deadline])
     return effects
+
+
+def apply_record(data: DataState, record: Record) -> None:
+    """Apply one admitted record on the target as logged writes, like a replica applies its stream."""
+    for effect in record_effects(record, data.keyspace.data.__contains__):
+        try:
+            data.apply_replicated(data.applied_offset + 1, effect)
+        except CommandError:
+            # Only a write streamed before its key's copy can fail here (the target holds part
+            # of the key's history); the copy replaces the key whole, so nothing is lost.
+            continue
 
 
 def _rebuild(key: bytes, type_name: str, plain: Any) -> list[bytes]:
