@@ -10,6 +10,7 @@ from trionode.core.migration.stream import (
     WRITE,
     StreamSender,
     apply_record,
+    record_effects,
     stream_effect,
     well_formed,
 )
@@ -115,3 +116,11 @@ def test_a_source_that_asks_again_gets_its_answer_again_once_the_slots_are_clear
     ready = job.on_asked_again(lambda slot: 0)
     assert ready and job.accepts_stream()
     assert job.on_asked_again(lambda slot: 0) == ready  # the first answer may have been dropped
+
+
+def test_a_copy_chunk_of_plain_strings_is_a_few_effects_not_one_per_key() -> None:
+    entries = [[b"{m}%d" % i, "string", b"v", None] for i in range(100)]
+    entries.append([b"{m}ttl", "string", b"v", NOW])
+    effects = record_effects([COPY, entries], lambda key: key in (b"{m}1", b"{m}2"))
+    assert [e[0] for e in effects] == [b"DEL", b"SET", b"MSET"]
+    assert effects[0] == [b"DEL", b"{m}1", b"{m}2"] and effects[1] == [b"SET", b"{m}ttl", b"v", b"PXAT", b"%d" % NOW]

@@ -14,7 +14,7 @@ sends nothing itself::
     any state before success --failover, timeout, cancel, limit--> aborting --> failed | cancelled
 
 Establishing. The target is told of the job (:class:`Establish`, again every
-``propose_retry_ms`` until it answers: it refuses while it has not applied the
+``establish_retry_ms`` until it answers: it refuses while it has not applied the
 start yet) and answers once its staged slots are empty (a failed earlier
 attempt may have left keys there); only then does the copy start.
 
@@ -78,6 +78,7 @@ class ExportBounds:
     ack_timeout_ms: int = limits.migration_ack_timeout_ms
     propose_retry_ms: int = limits.migration_propose_retry_ms
     start_timeout_ms: int = limits.migration_start_timeout_ms
+    establish_retry_ms: int = limits.migration_establish_retry_ms
 
 
 # --- actions -------------------------------------------------------------------------
@@ -303,7 +304,7 @@ class ExportJob:
             return [ProposeAbort(command("migration_abort", migration_id=self.migration_id))]
         if self.state in (STARTING, ESTABLISHING) and now_ms - self._state_since_ms >= b.start_timeout_ms:
             return self._abort(f"{self.state} took longer than {b.start_timeout_ms} ms", now_ms)
-        if self.state == ESTABLISHING and now_ms - self._establish_sent_ms >= b.propose_retry_ms:
+        if self.state == ESTABLISHING and now_ms - self._establish_sent_ms >= b.establish_retry_ms:
             # The target refuses a job whose start it has not applied yet, and the bus may drop
             # either message: ask again until it answers or the start times out.
             return self._establish(now_ms)

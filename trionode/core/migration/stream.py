@@ -21,8 +21,9 @@ resend fills the gap. Records are bounded by the export job (it aborts past
 ``migration_lag_records_max`` unacknowledged records).
 
 On the target each record becomes ordinary write effects (:func:`record_effects`):
-a copied key is replaced whole (``DEL`` if present, then one command that
-rebuilds its value, then ``PEXPIREAT``), a write is applied as logged. Every
+copied keys are replaced whole (one ``DEL`` of those present, one ``MSET`` of
+the plain strings, and per other key one command that rebuilds its value with
+its deadline), a write is applied as logged. Every
 one replays without a clock, so the target logs and replicates them like its
 replicas' own stream, and nothing it applies can expire a staged key.
 """
@@ -70,13 +71,22 @@ def record_effects(record: Record, present: Callable[[bytes], bool]) -> list[lis
     if kind == WRITE:
         return [list(body)]
     assert kind == COPY, kind
-    effects: list[list[bytes]] = []
+    # Few effects per chunk, not a few per key: every effect is a record in the target's WAL
+    # and its replication stream, and the replicas' pace in records is what the copy waits for.
+    stale = [entry[0] for entry in body if present(entry[0])]
+    effects: list[list[bytes]] = [[b"DEL", *stale]] if stale else []
+    plain_strings: list[bytes] = []
     for key, type_name, plain, deadline in body:
-        if present(key):
-            effects.append([b"DEL", key])
-        effects.append(_rebuild(key, type_name, plain))
-        if deadline is not None:
-            effects.append([b"PEXPIREAT", key, b"%d" % deadline])
+        if type_name == "string" and deadline is None:
+            plain_strings += (key, plain)
+        elif type_name == "string":
+            effects.append([b"SET", key, plain, b"PXAT", b"%d" % deadline])
+        else:
+            effects.append(_rebuild(key, type_name, plain))
+            if deadline is not None:
+                effects.append([b"PEXPIREAT", key, b"%d" % deadline])
+    if plain_strings:
+        effects.append([b"MSET", *plain_strings])
     return effects
 
 
@@ -92,8 +102,6 @@ def apply_record(data: DataState, record: Record) -> None:
 
 
 def _rebuild(key: bytes, type_name: str, plain: Any) -> list[bytes]:
-    if type_name == "string":
-        return [b"SET", key, plain]
     if type_name == "list":
         return [b"RPUSH", key, *plain]
     if type_name == "hash":
