@@ -296,3 +296,29 @@ def test_killing_the_target_primary_mid_copy_aborts_and_the_source_keeps_everyth
         assert rc.mget_nonatomic(sample) == [copied[k] for k in sample]
     finally:
         rc.close()
+
+
+def test_killing_the_source_primary_right_after_the_commit_keeps_the_slots_with_the_target(
+    node_factory, tmp_path: Path
+) -> None:
+    nodes, report = _two_shards(node_factory, tmp_path)
+    source, target, target_id = _primaries(nodes, report)
+    source_replica = _replica_of(nodes, report, _by_id([source]).popitem()[0])
+    copied = _fill(source.port, BIG_COPY_KEYS)
+    with Writer(target.port) as writer:
+        _migrate(source, target_id)
+        wait_for(lambda: (jobs := _jobs(source)) and jobs[0]["state"] in (b"cleaning", b"success"),
+                 "the commit", timeout_s=60)  # fmt: skip
+        source.kill9()
+        # The promoted replica knows the slots are gone and deletes what it still holds of them.
+        wait_for(lambda: status(source_replica)["local"]["keys"] == 0, "the new source primary's cleanup",
+                 timeout_s=60)  # fmt: skip
+    writer.check()
+    moved = next(s for s in status(target)["shards"] if s["primary_id"] == target_id)
+    assert [MOVING[0], MOVING[1]] in moved["slots"]
+    rc = RedisCluster(host="127.0.0.1", port=target.port, socket_timeout=20)
+    try:
+        sample = list(copied)[::97]
+        assert rc.mget_nonatomic(sample) == [copied[k] for k in sample]
+    finally:
+        rc.close()

@@ -24,7 +24,7 @@ import trio
 from trionode import limits
 from trionode.core.cluster.state import ClusterState, normalize_ranges
 from trionode.core.migration.commands import JobRow
-from trionode.core.migration.staging import AckSource, ImportJob, ImportRequest, Ready, refuse_import
+from trionode.core.migration.staging import AckSource, ImportJob, ImportRequest, Ready, import_over, refuse_import
 from trionode.core.migration.stream import apply_record, well_formed
 from trionode.io.data_store import AckAborted
 
@@ -59,9 +59,8 @@ class ImportShell:
 
     # --- inputs -----------------------------------------------------------------------------
     def on_config(self, state: ClusterState) -> None:
-        me = state.nodes.get(self.runtime.node_id)
         for migration_id in list(self.jobs):
-            if migration_id not in state.migrations or me is None or me.role != "primary":
+            if import_over(state, migration_id, self.runtime.node_id):
                 self._end(migration_id, state)
 
     def _end(self, migration_id: str, state: ClusterState) -> None:

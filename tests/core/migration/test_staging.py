@@ -9,6 +9,7 @@ from trionode.core.migration.staging import (
     Ready,
     SlotRoles,
     cleanup_chunk,
+    import_over,
     refuse_import,
 )
 
@@ -95,3 +96,12 @@ def test_the_source_is_acked_only_what_the_whole_isr_holds() -> None:
     assert job.on_durable(200) == [AckSource(M1, N[0], 3)] and job.acked == 3
     assert job.on_applied(4, 201) and job.on_applied(5, 202) and job.on_applied(6, 203)
     assert not job.on_applied(7, 204)  # too far behind: the import aborts rather than buffer more
+
+
+def test_an_import_ends_with_its_migration_or_when_this_node_stops_being_primary() -> None:
+    h = two_shards()
+    h.migrate_start(M1, S1, S2, [[0, 9]])
+    assert not import_over(h.state, M1, N[1])
+    assert import_over(h.state, M1, N[4])  # a replica of the target imports nothing itself
+    h.ok("migration_abort", migration_id=M1)
+    assert import_over(h.state, M1, N[1])

@@ -176,6 +176,13 @@ def refuse_import(request: ImportRequest, state: ClusterState, myself_id: str) -
     return None if agreed else "Target node does not agree about current slot ownership"
 
 
+def import_over(state: ClusterState, migration_id: str, myself_id: str) -> bool:
+    """An import ends once its migration is not running any more (committed: its keys are served
+    here now; aborted: they are leftovers for cleanup) or this node is no longer a primary."""
+    me = state.nodes.get(myself_id)
+    return migration_id not in state.migrations or me is None or me.role != "primary"
+
+
 @dataclass(slots=True)
 class ImportJob:
     """One accepted import on the target primary (see the module docstring)."""
