@@ -59,6 +59,14 @@ def _by_id(nodes: list[NodeProcess]) -> dict[str, NodeProcess]:
     return {n.client().execute_command("CLUSTER", "MYID").decode(): n for n in nodes}
 
 
+def _loaded(node_factory, tmp_path: Path) -> tuple:
+    """A 2-shard cluster whose moving slots hold BIG_COPY_KEYS keys:
+    ``(nodes, report, source primary, target primary, target id, the keys and values)``."""
+    nodes, report = _two_shards(node_factory, tmp_path)
+    source, target, target_id = _primaries(nodes, report)
+    return nodes, report, source, target, target_id, _fill(source.port, BIG_COPY_KEYS)
+
+
 def _replica_of(nodes: list[NodeProcess], report: dict, primary_id: str) -> NodeProcess:
     shard = next(s for s in report["shards"] if s["primary_id"] == primary_id)
     return _by_id(nodes)[shard["replica_ids"][0]]
@@ -180,9 +188,7 @@ def _copying(source: NodeProcess, target_id: str) -> None:
 
 
 def test_a_cancelled_migration_leaves_every_slot_and_key_with_the_source(node_factory, tmp_path: Path) -> None:
-    nodes, report = _two_shards(node_factory, tmp_path)
-    source, target, target_id = _primaries(nodes, report)
-    copied = _fill(source.port, BIG_COPY_KEYS)
+    nodes, report, source, target, target_id, copied = _loaded(node_factory, tmp_path)
     target_replica = _replica_of(nodes, report, target_id)
     with Writer(source.port) as writer:
         _copying(source, target_id)
@@ -209,12 +215,26 @@ def test_a_cancelled_migration_leaves_every_slot_and_key_with_the_source(node_fa
     assert owner and target_id not in owner
 
 
+def _check_with_source(node: NodeProcess, target_id: str, copied: dict[str, bytes]) -> None:
+    """The moving slots still belong to the source shard, and a sample of the copied keys reads back."""
+    source_shard = next(s for s in status(node)["shards"] if [MOVING[0], 8191] in s["slots"])
+    assert source_shard["primary_id"] != target_id
+    _check_sample(node, copied)
+
+
+def _check_sample(node: NodeProcess, copied: dict[str, bytes]) -> None:
+    rc = RedisCluster(host="127.0.0.1", port=node.port, socket_timeout=20)
+    try:
+        sample = list(copied)[::97]
+        assert rc.mget_nonatomic(sample) == [copied[k] for k in sample]
+    finally:
+        rc.close()
+
+
 def test_killing_the_source_primary_mid_copy_leaves_the_slots_with_the_source_shard(
     node_factory, tmp_path: Path
 ) -> None:
-    nodes, report = _two_shards(node_factory, tmp_path)
-    source, target, target_id = _primaries(nodes, report)
-    copied = _fill(source.port, BIG_COPY_KEYS)
+    nodes, _report, source, target, target_id, copied = _loaded(node_factory, tmp_path)
     survivor = next(n for n in nodes if n not in (source, target))
     with Writer(survivor.port) as writer:
         _copying(source, target_id)
@@ -223,15 +243,7 @@ def test_killing_the_source_primary_mid_copy_leaves_the_slots_with_the_source_sh
         wait_for(lambda: not status(survivor)["migrations"], "the orphaned migration to be aborted", timeout_s=60)
         time.sleep(1.0)
     writer.check()
-    report = status(survivor)
-    source_shard = next(s for s in report["shards"] if [MOVING[0], 8191] in s["slots"])
-    assert source_shard["primary_id"] != target_id
-    rc = RedisCluster(host="127.0.0.1", port=survivor.port, socket_timeout=20)
-    try:
-        sample = list(copied)[::97]
-        assert rc.mget_nonatomic(sample) == [copied[k] for k in sample]
-    finally:
-        rc.close()
+    _check_with_source(survivor, target_id, copied)
     wait_for(lambda: status(target)["local"]["keys"] == 0, "the target to delete the keys it had staged")
 
 
@@ -278,9 +290,7 @@ def test_cli_migrate_exits_non_zero_and_says_why_when_the_job_is_cancelled(node_
 def test_killing_the_target_primary_mid_copy_aborts_and_the_source_keeps_everything(
     node_factory, tmp_path: Path
 ) -> None:
-    nodes, report = _two_shards(node_factory, tmp_path)
-    source, target, target_id = _primaries(nodes, report)
-    copied = _fill(source.port, BIG_COPY_KEYS)
+    _nodes, _report, source, target, target_id, copied = _loaded(node_factory, tmp_path)
     with Writer(source.port) as writer:
         _copying(source, target_id)
         target.kill9()
@@ -288,14 +298,7 @@ def test_killing_the_target_primary_mid_copy_aborts_and_the_source_keeps_everyth
         assert job["state"] == b"failed", job
         time.sleep(0.5)
     writer.check()
-    source_shard = next(s for s in status(source)["shards"] if [MOVING[0], 8191] in s["slots"])
-    assert source_shard["primary_id"] != target_id
-    rc = RedisCluster(host="127.0.0.1", port=source.port, socket_timeout=20)
-    try:
-        sample = list(copied)[::97]
-        assert rc.mget_nonatomic(sample) == [copied[k] for k in sample]
-    finally:
-        rc.close()
+    _check_with_source(source, target_id, copied)
 
 
 def test_killing_the_source_primary_right_after_the_commit_keeps_the_slots_with_the_target(
@@ -316,9 +319,4 @@ def test_killing_the_source_primary_right_after_the_commit_keeps_the_slots_with_
     writer.check()
     moved = next(s for s in status(target)["shards"] if s["primary_id"] == target_id)
     assert [MOVING[0], MOVING[1]] in moved["slots"]
-    rc = RedisCluster(host="127.0.0.1", port=target.port, socket_timeout=20)
-    try:
-        sample = list(copied)[::97]
-        assert rc.mget_nonatomic(sample) == [copied[k] for k in sample]
-    finally:
-        rc.close()
+    _check_sample(target, copied)
