@@ -216,27 +216,6 @@ def test_expand_only_after_catching_up_and_not_while_loading() -> None:
     assert t.high_watermark(15) == 15
 
 
-def test_a_replica_whose_snapshot_holds_unacknowledged_records_joins_the_isr_only_once_they_are() -> None:
-    """Sim seed 57: D full-synced a snapshot cut at 58 while 57 was acknowledged, joined the ISR, and
-    the primary died; the successor's epoch began at 57, so D had to cut into its snapshot, which
-    discards everything, and the committed ISR held a member with nothing (S1)."""
-    cfg = Config(isr=(R2,))
-    t = tracker(cfg, log_start=5, log_end=10)
-    sync(t, R2, 1, log_end=10)
-    ack(t, R2, 7, 0)
-    assert t.high_watermark(10) == 7
-    reply = sync(t, R1, 1, log_end=0, log_start=5)
-    assert isinstance(reply, SyncReply) and reply.mode == "full"
-    t.on_snapshot_cut(R1, 10)  # records 8..10 are in the snapshot, not yet acknowledged
-    ack(t, R1, 10, 10)
-    assert t.replica_status()[R1]["state"] == "streaming"
-    assert t.isr_changes(20) == [] and t.high_watermark(10) == 7
-    ack(t, R2, 10, 30)
-    assert t.high_watermark(10) == 10
-    (expand,) = t.isr_changes(40)
-    assert expand["op"] == "isr_expand" and expand["node_id"] == R1
-
-
 def test_a_replica_that_stopped_acking_is_not_expanded() -> None:
     cfg = Config(isr=())
     t = tracker(cfg, log_end=4)

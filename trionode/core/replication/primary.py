@@ -83,10 +83,6 @@ class _Follower:
     caught_up_ms: int | None = None  # last moment it held all the primary had; None: not since its sync
     prev_ack_ms: int | None = None
     prev_ack_log_end: int = 0
-    # The offset of the snapshot its last full sync installed. The cut may hold records not yet
-    # acknowledged, which a failover can cut again, and a replica cannot cut into its snapshot
-    # without discarding everything: it joins the ISR only once the watermark reaches it.
-    snapshot_floor: int = 0
 
 
 class PrimaryTracker:
@@ -265,12 +261,6 @@ class PrimaryTracker:
             follower.state = STREAMING
         return True
 
-    def on_snapshot_cut(self, replica_id: str, offset: int) -> None:
-        """A full sync sends ``replica_id`` a snapshot of records ``1..offset``."""
-        follower = self._followers.get(replica_id)
-        if follower is not None:
-            follower.snapshot_floor = max(follower.snapshot_floor, offset)
-
     def proposal_done(self, node_id: str) -> None:
         """The proposal about ``node_id`` was applied and refused (call ``set_config`` first when accepted).
 
@@ -357,8 +347,7 @@ class PrimaryTracker:
         for node_id in sorted(set(self.replica_ids) - set(self.isr_ids)):
             f = self._followers[node_id]
             fresh = f.last_ack_ms is not None and now_ms - f.last_ack_ms <= self.lag_timeout_ms
-            level = f.offset >= self._hw and f.snapshot_floor <= self._hw
-            if f.state == STREAMING and f.caught_up_ms is not None and fresh and level:
+            if f.state == STREAMING and f.caught_up_ms is not None and fresh and f.offset >= self._hw:
                 return node_id
         return None
 

@@ -213,7 +213,6 @@ class PrimaryDriver:
             return out
         # Cut now, at the applied end, but sent only once that offset is durable here (log matching).
         cut = self.appended
-        self.tracker.on_snapshot_cut(req.replica_id, cut)
         self._sessions[req.replica_id] = _Session(req.sync_id, cut + 1, snapshot_offset=cut)
         return [*out, CutSnapshot(req.replica_id, req.sync_id, cut)]
 
