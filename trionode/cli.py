@@ -121,9 +121,18 @@ def _status_text(report: dict[str, Any]) -> str:
     for sh in report["shards"]:
         slots = _ranges_text(sh["slots"]) or "none"
         lines.append(f"shard {sh['id'][:12]} epoch {sh['epoch']} primary {sh['primary_id'][:12]} slots {slots}")
+    for job in report.get("migration_jobs", []):
+        lines.append(f"migration {job['name'][:12]} {job['operation']} slots {job['slot_ranges']}: "
+                     f"{_progress_text(job)}")  # fmt: skip
     for key, value in sorted(report.get("local", {}).items()):
         lines.append(f"  {key}: {value}")
     return "\n".join(lines)
+
+
+def _progress_text(job: dict[str, Any]) -> str:
+    text = (f"{job['state']}, {job['keys_copied']} keys, {job['bytes_copied']} bytes copied, lag {job['lag']}, "
+            f"longest write pause {job['write_pause_ms']} ms")  # fmt: skip
+    return text + (f" ({job['message']})" if job["message"] else "")
 
 
 @main.group()
@@ -267,17 +276,74 @@ def _covered(addr: str) -> bool:
 @cluster.command("add-node")
 @click.argument("new_addr")
 @click.argument("existing_addr")
-def cluster_add_node(new_addr: str, existing_addr: str) -> None:
+@click.option("--primary", is_flag=True, help="Make it the primary of a new, empty shard (then migrate slots to it).")
+@click.option("--replica-of", "primary_id", help="Attach it as a replica of the primary with this node id.")
+def cluster_add_node(new_addr: str, existing_addr: str, primary: bool, primary_id: str | None) -> None:
     """Add a running node to the cluster EXISTING_ADDR belongs to.
 
     The node was started with --no-bootstrap, or formed a cluster alone and never held data."""
+    if primary and primary_id:
+        _fail("--primary and --replica-of exclude each other")
     host, port = parse_addr(new_addr)
     _leave_lone_cluster(new_addr, _cluster_id(new_addr))
     _call(existing_addr, "CLUSTER", "MEET", host, port)
     cluster_id = _cluster_id(existing_addr)
     new_id = _call(new_addr, "CLUSTER", "MYID").decode()
-    _wait_for(f"{new_addr} to join", lambda: _cluster_id(new_addr) == cluster_id and _knows(new_addr, [new_id]))
+    existing_id = _call(existing_addr, "CLUSTER", "MYID").decode()
+    # Both ids: a node not yet in the configuration it applied lists only itself.
+    members = [new_id, existing_id]
+    _wait_for(f"{new_addr} to join", lambda: _cluster_id(new_addr) == cluster_id and _knows(new_addr, members))
     click.echo(f"{new_addr} joined cluster {cluster_id}")
+    if primary:
+        _call(new_addr, "CLUSTER", "ADDSHARD")
+        click.echo(f"{new_addr} is the primary of a new, empty shard; move slots to it with "
+                   f"'trionode cluster migrate ADDR --slots A-B --to {new_id}'")  # fmt: skip
+    elif primary_id:
+        _call(new_addr, "CLUSTER", "REPLICATE", primary_id)
+        click.echo(f"{new_addr} is a replica of {primary_id}")
+
+
+@cluster.command("migrate")
+@click.argument("addr")
+@click.option("--slots", "slots_text", required=True, help="Slot ranges A-B[,C-D...] owned by ADDR's shard.")
+@click.option("--to", "target_id", required=True, help="Node id of the target shard's primary.")
+def cluster_migrate(addr: str, slots_text: str, target_id: str) -> None:
+    """Move slots from ADDR (their shard's primary) to another shard, showing progress until the job ends.
+
+    Exits 0 once the slots have moved, 1 if the migration aborted (it says why; the source keeps its data)."""
+    import time
+
+    ranges = _parse_slot_ranges(slots_text)
+    before = {job["name"] for job in _migrations(addr)}
+    _call(addr, "CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", *(bound for pair in ranges for bound in pair), "NODE",
+          target_id)  # fmt: skip
+    shown = ""
+    while True:
+        job = next((j for j in _migrations(addr) if j["name"] not in before and j["operation"] == "EXPORT"), None)
+        if job is None:
+            _fail(f"{addr} accepted the migration but does not list it")
+        line = f"{job['name'][:12]} slots {job['slot_ranges']} -> {target_id[:12]}: {_progress_text(job)}"
+        if line != shown:
+            click.echo(line)
+            shown = line
+        if job["state"] in ("success", "failed", "cancelled"):
+            sys.exit(0 if job["state"] == "success" else 1)
+        time.sleep(0.5)
+
+
+def _parse_slot_ranges(text: str) -> list[tuple[int, int]]:
+    ranges = []
+    for part in text.split(","):
+        start, _, end = part.strip().partition("-")
+        try:
+            ranges.append((int(start), int(end or start)))
+        except ValueError:
+            _fail(f"bad slot range {part!r}: expected A-B")
+    return ranges
+
+
+def _migrations(addr: str) -> list[dict[str, Any]]:
+    return json.loads(_call(addr, "CLUSTER", "STATUS")).get("migration_jobs", [])
 
 
 @cluster.command("del-node")

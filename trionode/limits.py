@@ -111,8 +111,14 @@ migration_lag_records_max = 100_000            # a target further behind than th
 migration_ack_timeout_ms = 10_000              # no acknowledgement from the target for this long aborts the job
 migration_propose_retry_ms = 1_000             # an abort not yet applied is proposed again this often
 migration_start_timeout_ms = 10_000            # a start (or the target's readiness) not seen by then: give up
+migration_establish_retry_ms = 200             # the target is asked again this often until it answers
+migration_resend_ms = 500                      # no acknowledgement for this long: the stream is sent again from it
+migration_records_per_msg_max = 64             # stream records in one bus message
+migration_paused_wait_ms_max = 5_000           # a client's write held by a pause waits this long, then TRYAGAIN
+migration_cleanup_idle_ms = 1_000              # with nothing to delete, cleanup looks again this often
 migration_log_jobs_max = 32                    # finished jobs CLUSTER GETSLOTMIGRATIONS still lists
 
 assert migration_pause_lag_records_max <= migration_copy_lag_records_max < migration_lag_records_max
 assert migration_copy_keys_max >= 1 and migration_delete_keys_max >= 1
-assert migration_propose_retry_ms < migration_start_timeout_ms
+assert max(migration_propose_retry_ms, migration_establish_retry_ms) < migration_start_timeout_ms
+assert migration_resend_ms < migration_ack_timeout_ms and migration_pause_ms_max < migration_paused_wait_ms_max

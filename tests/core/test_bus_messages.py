@@ -33,6 +33,13 @@ VALID = [
     {"k": "failover_req", "shard": "1" * 40, "node": ID},
     {"k": "fence", "shard": "1" * 40, "epoch": 4, "term": 3},
     {"k": "fenced", "shard": "1" * 40, "epoch": 4, "term": 3, "offset": 120, "health": "online"},
+    {"k": "mig_import", "id": ID, "slots": [[0, 10], [20, 20]]},
+    {"k": "mig_ready", "id": ID},
+    {"k": "mig_ready", "id": ID, "error": "Target node is not a primary"},
+    {"k": "mig_data", "id": ID, "from": 1, "recs": [["w", [b"SET", b"k", b"v"]], ["c", []]]},
+    {"k": "mig_ack", "id": ID, "offset": 3},
+    {"k": "read_index", "req": 1},
+    {"k": "read_index", "req": 1, "index": 40},
 ]
 INNER = {"raft": raft_from_wire, "repl": repl_from_wire, "gossip": gossip_from_wire}
 REFUSALS = (WireError, ReplWireError, GossipWireError)
@@ -73,6 +80,8 @@ def test_every_schema_has_a_valid_example() -> None:
     {"k": "lease", "req": True}, {"k": "lease", "req": -1}, {"k": "lease", "req": 2**64}, {"k": "repl", "m": []},
     {"k": "fwd", "id": 1, "cmd": {}, "conf": ["promote", ID]}, {"k": "fwd", "id": 1, "conf": ["promote", "x"]},
     {"k": "fwd_reply", "id": 1, "error": "x" * 5000, "index": 1}, [1], None, b"k",
+    {"k": "mig_import", "id": ID, "slots": [[10, 0]]}, {"k": "mig_import", "id": ID, "slots": [[0, 16384]]},
+    {"k": "mig_data", "id": ID, "from": 1, "recs": [["x", []]]}, {"k": "mig_data", "id": ID, "from": 1, "recs": []},
 ])
 def test_malformed_messages_are_refused(payload: Any) -> None:
     with pytest.raises(BusMessageError):

@@ -63,3 +63,17 @@ def test_a_full_disk_refuses_writes_but_not_reads() -> None:
 
 def test_a_node_outside_any_cluster_is_down() -> None:
     assert not_a_member().error_for(0) == "CLUSTERDOWN The cluster is down"
+
+
+def test_flushall_is_refused_on_both_shards_of_a_migration_and_paused_slots_are_carried() -> None:
+    state = _state()
+    mid = "9" * 40
+    cmd = command("migration_start", migration_id=mid, source_shard_id=SA, target_shard_id=SB, source_epoch=1,
+                  target_epoch=2, slots=[(0, 9)])  # fmt: skip
+    assert apply(state, state.applied_index + 1, cmd).ok
+    for node in (A, B):
+        routing = from_cluster_state(state, node, paused=frozenset({3}))
+        assert routing.keyless_error(write=True) == errors.FLUSHALL_MIGRATING
+        assert routing.keyless_error(write=False) is None and routing.paused == frozenset({3})
+    assert apply(state, state.applied_index + 1, command("migration_abort", migration_id=mid)).ok
+    assert from_cluster_state(state, A).keyless_error(write=True) is None

@@ -6,6 +6,7 @@ returns a write's own offset instead of asking Visibility. Each test here pits
 one shortcut against the slow computation it replaces.
 """
 
+import dataclasses
 import gc
 import random
 
@@ -18,7 +19,7 @@ from trionode.core import errors, routing
 from trionode.core.data_state import DataState
 from trionode.core.errors import CommandError
 from trionode.core.keyspace import KEYSPACE_COMMANDS
-from trionode.core.reply import ErrorReply
+from trionode.core.reply import Action, ErrorReply
 from trionode.core.routing import Routing
 from trionode.core.server_specs import SERVER_COMMANDS
 from trionode.core.session import Node, NodeFacts, Session
@@ -310,3 +311,13 @@ def test_active_expiry_runs_as_a_primary_after_reads_served_as_a_replica() -> No
     session.execute([b"GET", b"k"])
     assert data.expire_some(NOW_MS, random.Random(1)) == 1  # promoted: its expiry loop deletes
     assert b"k" not in data.keyspace.data
+
+
+def test_a_write_to_a_paused_slot_goes_back_to_the_shell_and_reads_still_run() -> None:
+    paused = dataclasses.replace(routing.serve_everything("s1"), paused=frozenset({key_slot(b"k")}))
+    session = make_session(paused)
+    assert not session.node.serves_every_slot()
+    reply, _ = session.execute([b"SET", b"k", b"v"])
+    assert isinstance(reply, Action) and reply.kind == "paused" and reply.args == ([b"SET", b"k", b"v"],)
+    assert session.execute([b"GET", b"k"])[0] is None
+    assert session.execute([b"SET", b"other", b"v"])[0] == "OK"

@@ -56,6 +56,21 @@ def _conf(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and _text(value[0]) and is_id(value[1])
 
 
+def _ranges(value: Any) -> bool:
+    """Slot ranges: ``[[start, end], ...]``, each within the slot space."""
+    return isinstance(value, list) and 0 < len(value) <= 16384 and all(
+        isinstance(r, list) and len(r) == 2 and all(_count(x) and x < 16384 for x in r) and r[0] <= r[1]
+        for r in value
+    )
+
+
+def _records(value: Any) -> bool:
+    """Migration stream records: ``[kind, body]`` each; ``core/migration/stream.py`` reads the bodies."""
+    return isinstance(value, list) and 0 < len(value) <= 1024 and all(
+        isinstance(r, list) and len(r) == 2 and r[0] in ("c", "w") and isinstance(r[1], list) for r in value
+    )
+
+
 # kind -> field -> (validator, required). "k" itself is implied.
 Field = tuple[Callable[[Any], bool], bool]
 SCHEMAS: dict[str, dict[str, Field]] = {
@@ -70,6 +85,14 @@ SCHEMAS: dict[str, dict[str, Field]] = {
     "fence": {"shard": (is_id, True), "epoch": (_count, True), "term": (_count, True)},
     "fenced": {"shard": (is_id, True), "epoch": (_count, True), "term": (_count, True), "offset": (_count, True),
                "health": (_text, True)},
+    # Slot migration (core/migration): the source asks the target to import, the target says it is
+    # ready (or why not), the source streams records from offset "from", the target acknowledges.
+    "mig_import": {"id": (is_id, True), "slots": (_ranges, True)},
+    "mig_ready": {"id": (is_id, True), "error": (_text, False)},
+    "mig_data": {"id": (is_id, True), "from": (_count, True), "recs": (_records, True)},
+    "mig_ack": {"id": (is_id, True), "offset": (_count, True)},
+    # Whether a restarted node's configuration has caught up (cleanup waits for it): the leader's read index.
+    "read_index": {"req": (_count, True), "index": (_count, False)},
 }
 
 

@@ -4,11 +4,13 @@ Theory of operation. Read-only subcommands are answered here from the view
 the shell builds out of the applied Raft configuration (``Node.cluster_view``);
 formatting is ``cluster_view``'s job. Subcommands that change the cluster
 (MEET, FORGET, ADDSLOTS, REPLICATE, FAILOVER, RESET, and trionode's BOOTSTRAP,
-STATUS, DETACH and REPLACE) are
+STATUS, DETACH, REPLACE and ADDSHARD) are
 validated here and handed to the shell as an ``Action``: they become Raft
-proposals, which must wait for a commit. Those that need later parts of the
-design (FAILOVER, slot migration) are refused with an error that says so,
-rather than pretending to succeed.
+proposals, which must wait for a commit. MIGRATESLOTS and CANCELSLOTMIGRATIONS
+go to the shell's migration jobs (``core/migration/controller.py`` decides);
+GETSLOTMIGRATIONS formats their rows. Those that need later parts of the
+design (SETSLOT, DELSLOTS) are refused with an error that says so, rather than
+pretending to succeed.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,7 @@ from trionode import limits
 from trionode.core import cluster_view, errors
 from trionode.core.errors import CommandError
 from trionode.core.keyspace.values import parse_int
+from trionode.core.migration.commands import migration_rows
 from trionode.core.reply import Action
 from trionode.core.slots import key_slot
 
@@ -27,11 +30,10 @@ NOT_YET = "ERR CLUSTER {sub} is not available in this trionode version yet"
 # Subcommands the shell carries out through the control plane, with their arity.
 _CHANGES = {
     b"meet": -4, b"forget": 3, b"addslots": -3, b"addslotsrange": -4, b"replicate": 3, b"bootstrap": 2, b"status": 2,
-    b"failover": -2, b"detach": 3, b"replace": 4, b"setsecret": 3, b"reset": -2,
+    b"failover": -2, b"detach": 3, b"replace": 4, b"setsecret": 3, b"reset": -2, b"addshard": 2,
 }
-_LATER = {
-    b"migrateslots", b"cancelslotmigrations", b"setslot", b"delslots", b"delslotsrange",
-}
+_LATER = {b"setslot", b"delslots", b"delslotsrange"}
+_MIGRATION = {b"migrateslots": -3, b"cancelslotmigrations": 2}  # the shell's migration jobs, with their arity
 
 
 def run(session: "Session", argv: list[bytes]) -> Any:
@@ -44,10 +46,11 @@ def run(session: "Session", argv: list[bytes]) -> Any:
     if sub in _CHANGES:
         _check_arity(sub, argv, _CHANGES[sub])
         return Action("cluster", [sub, *argv[2:]])
+    if sub in _MIGRATION:
+        _check_arity(sub, argv, _MIGRATION[sub])
+        return Action("migration", argv)
     if sub in _LATER:
         raise CommandError(NOT_YET.format(sub=sub.decode().upper()))
-    if sub == b"getslotmigrations":
-        return []
     raise CommandError(errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "cluster"))
 
 
@@ -67,7 +70,7 @@ def slot_arg(arg: bytes) -> int:
 
 
 def _countkeysinslot(session: "Session", argv: list[bytes]) -> int:
-    return session.node.data.keyspace.count_in_slot(slot_arg(argv[2]))
+    return session.node.data.keyspace.visible_in_slot(slot_arg(argv[2]))
 
 
 def _getkeysinslot(session: "Session", argv: list[bytes]) -> list[bytes]:
@@ -75,7 +78,8 @@ def _getkeysinslot(session: "Session", argv: list[bytes]) -> list[bytes]:
     count = parse_int(argv[3])
     if count < 0:
         raise CommandError("ERR Invalid number of keys")
-    return session.node.data.keyspace.keys_in_slot(slot, count)
+    keyspace = session.node.data.keyspace
+    return [] if slot in keyspace.hidden else keyspace.keys_in_slot(slot, count)
 
 
 _HANDLERS = {
@@ -88,4 +92,5 @@ _HANDLERS = {
     b"keyslot": (3, lambda s, a: key_slot(a[2])),
     b"countkeysinslot": (3, _countkeysinslot),
     b"getkeysinslot": (4, _getkeysinslot),
+    b"getslotmigrations": (2, lambda s, a: migration_rows(s.node.migration_rows())),
 }

@@ -150,6 +150,7 @@ class DataState:
         old = self.keyspace
         old.flush()  # its values are freed in steps, like FLUSHALL's
         other.keyspace.garbage = old.garbage
+        other.keyspace.hidden = old.hidden  # set from the configuration, not from the primary's data
         self.keyspace = other.keyspace
         self.applied_offset = other.applied_offset
         self.visibility = Visibility(acked_offset)

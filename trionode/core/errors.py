@@ -159,6 +159,8 @@ MIGRATE_TARGET_IS_SELF = "ERR Target node can not be this node."
 MIGRATE_TARGET_NOT_PRIMARY = "ERR Target node is not a primary"  # Valkey's target says it; we check up front
 MIGRATE_NONE_ONGOING = "ERR No migrations ongoing"
 INVALID_SLOT = "ERR Invalid or out of range slot"
+FLUSHALL_MIGRATING = "ERR FLUSHALL is refused while a slot migration involves this shard; cancel it or wait"
+PAUSED_TOO_LONG = "TRYAGAIN the slot is in a migration's handover for longer than expected; retry"
 MIGRATE_TOO_MANY = "ERR Too many slot migrations in flight; wait for some to finish"  # trionode's bound
 
 

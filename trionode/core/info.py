@@ -71,9 +71,10 @@ def _cluster(session: "Session") -> dict[str, Any]:
 
 def _keyspace(session: "Session") -> dict[str, Any]:
     ks = session.node.data.keyspace
-    if not len(ks):
+    keys = ks.visible_count()
+    if not keys:
         return {}
-    return {"db0": f"keys={len(ks)},expires={len(ks.expires)},avg_ttl=0"}
+    return {"db0": f"keys={keys},expires={len(ks.expires)},avg_ttl=0"}
 
 
 _BUILTIN = {"server": _server, "replication": _replication, "cluster": _cluster, "keyspace": _keyspace}

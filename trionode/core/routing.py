@@ -10,6 +10,8 @@ client gets ``MOVED slot host:port`` (the owner's primary), or
 ``CLUSTERDOWN`` when nobody owns the slot or the node is not in a cluster.
 Writes are refused with ``NOREPLICAS`` while the shard's ISR is smaller than
 ``min_insync_replicas``, and with ``MISCONF`` while the node's disk is full.
+During a slot migration's handover the moving slots are ``paused``: their
+writes wait (the session hands them back to the shell) instead of failing.
 The errors are Valkey's, byte for byte, because cluster clients act on them.
 """
 
@@ -35,6 +37,10 @@ class Routing:
     replica_serving: bool = False      # an in-sync, streaming replica may serve READONLY reads
     writes_refused: str | None = None  # NOREPLICAS while the ISR is below min_insync_replicas; MISCONF
     disk_full: bool = False            # the data WAL found no space: every write, keyless ones too, is refused
+    # A slot migration involves this node's shard: FLUSHALL would empty the target's own slots
+    # along with the staged ones, or leave the target's copy of the moving slots stale.
+    migrating: bool = False
+    paused: frozenset[int] = frozenset()  # slots in a migration's handover: their writes wait (Session)
 
     def error_for(self, slot: int, write: bool = True, readonly_session: bool = False) -> str | None:
         """None when this node serves ``slot`` for this command; otherwise the error line to send."""
@@ -61,6 +67,8 @@ class Routing:
         if not self.member:
             return errors.CLUSTERDOWN_NOT_MEMBER
         if self.am_primary:
+            if write and self.migrating:
+                return self.writes_refused or errors.FLUSHALL_MIGRATING
             return self.writes_refused if write else None
         if self.my_shard is None:
             return errors.NO_SHARD
@@ -82,7 +90,7 @@ def not_a_member() -> Routing:
 
 def from_cluster_state(
     state: "ClusterState", my_id: str, *, min_insync_replicas: int = 1, replica_serving: bool = False,
-    disk_full: bool = False,
+    disk_full: bool = False, paused: frozenset[int] = frozenset(),
 ) -> Routing:
     """The routing a node derives from the applied configuration (and its replication state)."""
     me = state.nodes.get(my_id)
@@ -98,8 +106,9 @@ def from_cluster_state(
     if disk_full:
         refused = errors.DISK_FULL
     in_isr = my_shard is not None and my_id in my_shard.isr_ids
+    migrating = any(me.shard_id in (m.source_shard_id, m.target_shard_id) for m in state.migrations.values())
     return Routing(
         tuple(state.slot_owners), me.shard_id, me.role == "primary", primary_addr,
         replica_serving=replica_serving and in_isr and me.role == "replica", writes_refused=refused,
-        disk_full=disk_full,
+        disk_full=disk_full, migrating=migrating, paused=paused,
     )

@@ -14,6 +14,9 @@ keyed command for a slot served elsewhere gets MOVED or CLUSTERDOWN. Commands
 without keys obey the same rules with no slot to look up (DESIGN §5.1): a write
 such as FLUSHALL runs only on a primary, DBSIZE/KEYS/SCAN only where a keyed
 read would. A primary whose lease ran out serves nothing, keyed or not.
+A write to a slot in a migration's handover pause is handed back to the shell
+(``Action("paused")``), which waits for the pause to end and runs it again:
+then it executes here (the migration aborted) or gets MOVED (it committed).
 """
 
 from collections.abc import Callable
@@ -26,7 +29,7 @@ from trionode.core.auth import Users
 from trionode.core.command_spec import CommandSpec
 from trionode.core.data_state import DataState
 from trionode.core.errors import CommandError
-from trionode.core.reply import ErrorReply
+from trionode.core.reply import Action, ErrorReply
 from trionode.core.routing import Routing
 from trionode.core.slots import key_slot
 
@@ -59,6 +62,8 @@ class Node:
     routing: Routing
     # The cluster as this node sees it, for CLUSTER SLOTS/SHARDS/NODES/INFO (shell-provided).
     cluster_view: Callable[[], Any] = lambda: None
+    # CLUSTER GETSLOTMIGRATIONS' jobs (core/migration/commands.JobRow), from the shell's migration jobs.
+    migration_rows: Callable[[], list[Any]] = list
     # Until when (monotonic ms) this node's primary lease lets it serve; kept current by the shell.
     lease_until_ms: int = -1
     # Who may connect and what they may run (core/auth.py); replaced by the shell when users change.
@@ -82,7 +87,9 @@ class Node:
         routing = self.routing
         if routing is not self._checked_routing:
             # A write passing on a slot implies a read does too (Routing.error_for).
-            self._every_slot = all(routing.error_for(slot) is None for slot in range(limits.slots_count))
+            self._every_slot = not routing.paused and all(
+                routing.error_for(slot) is None for slot in range(limits.slots_count)
+            )
             self._checked_routing = routing
         return self._every_slot
 
@@ -128,6 +135,9 @@ class Session:
                 error = errors.LEASE_EXPIRED if self.mono_ms >= node.lease_until_ms else None
             else:
                 error = self._route(spec, argv)
+                paused = node.routing.paused
+                if error is None and spec.is_write and paused and key_slot(argv[spec.first_key]) in paused:
+                    return Action("paused", argv), 0  # the shell waits out the handover, then retries
             if error is not None:
                 return ErrorReply(error), 0
             reply, required = node.data.execute(spec, argv, self.now_ms, primary=node.routing.am_primary)

@@ -130,7 +130,8 @@ async def _forget(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     return OK
 
 
-async def _addslots(runtime: "NodeRuntime", args: list[bytes], ranges: list[tuple[int, int]]) -> Any:
+async def _own_shard(runtime: "NodeRuntime") -> Any:
+    """The shard this node is the primary of, created (empty) if it has none yet."""
     control = runtime.control
     me = control.state.nodes.get(runtime.node_id)
     if me is None:
@@ -143,8 +144,18 @@ async def _addslots(runtime: "NodeRuntime", args: list[bytes], ranges: list[tupl
             # Epoch 0: the apply function picks it, since this node's view may lag shards made elsewhere.
             new_shard = command("shard_create", shard_id=os.urandom(20).hex(), epoch=0, primary_id=runtime.node_id)
             await control.submit(new_shard)
-    shard = control.state.shards[control.state.nodes[runtime.node_id].shard_id]
-    await control.submit(command("slots_assign", shard_id=shard.id, epoch=shard.epoch, slots=ranges))
+    return control.state.shards[control.state.nodes[runtime.node_id].shard_id]
+
+
+async def _addslots(runtime: "NodeRuntime", args: list[bytes], ranges: list[tuple[int, int]]) -> Any:
+    shard = await _own_shard(runtime)
+    await runtime.control.submit(command("slots_assign", shard_id=shard.id, epoch=shard.epoch, slots=ranges))
+    return OK
+
+
+async def _addshard(runtime: "NodeRuntime", args: list[bytes]) -> Any:
+    """CLUSTER ADDSHARD: become the primary of a new, empty shard (slots arrive by migration)."""
+    await _own_shard(runtime)
     return OK
 
 
@@ -259,6 +270,7 @@ _HANDLERS = {
     b"forget": _forget,
     b"addslots": _addslots_list,
     b"addslotsrange": _addslotsrange,
+    b"addshard": _addshard,
     b"replicate": _replicate,
     b"status": _status,
     b"failover": _failover,

@@ -99,6 +99,8 @@ class DataStore:
         self._writer_bounds: dict[str, int] = {}
         # Called when the WAL finds the disk full and when space is back (the node refuses writes meanwhile).
         self.on_disk_full: Callable[[], None] = lambda: None
+        # Sees every batch of effects right after it is logged, in offset order (a slot migration's stream).
+        self.on_logged: Callable[[list[tuple[int, tuple[bytes, ...]]]], None] | None = None
         wal.on_disk_full = self._disk_full_changed
         self.loading_marker = (directory / LOADING_NAME).exists()
 
@@ -235,7 +237,8 @@ class DataStore:
             return
         append, backlog, sizes = self.wal.append, self.backlog, self._backlog_sizes
         added = 0
-        for offset, effect in self.data.take_outbox():
+        batch = self.data.take_outbox()
+        for offset, effect in batch:
             payload = encode_effect(effect)
             seq = append(payload)
             assert seq == offset, f"WAL seq {seq} != offset {offset}"
@@ -249,6 +252,8 @@ class DataStore:
         while self._backlog_bytes > limits.repl_backlog_bytes_max and len(backlog) > 1:
             backlog.popleft()
             self._backlog_bytes -= sizes.popleft()
+        if self.on_logged is not None:
+            self.on_logged(batch)
 
     def backlog_since(self, offset: int) -> list[tuple[int, list[bytes]]] | None:
         """Effects after ``offset`` if the backlog still reaches back that far, else None."""

@@ -33,6 +33,7 @@ from trionode.core.cluster.view import cluster_view, solo_shard_id, status_dict,
 from trionode.core.cluster_view import ClusterView, NodeView
 from trionode.core.command_spec import CommandSpec
 from trionode.core.keyspace import KEYSPACE_COMMANDS
+from trionode.core.migration.commands import migration_row_status
 from trionode.core.server_specs import SERVER_COMMANDS
 from trionode.core.session import Node, NodeFacts
 from trionode.io import data_store
@@ -43,6 +44,7 @@ from trionode.io.failover import FailoverDriver
 from trionode.io.fatal import StartupError
 from trionode.io.gossip_driver import GossipDriver
 from trionode.io.listen import fit_open_files
+from trionode.io.migration import MigrationShell
 from trionode.io.raft_store import RaftStore
 from trionode.io.replication import Replication
 from trionode.io.resp_server import serve_listeners
@@ -112,6 +114,8 @@ class NodeRuntime:
         control.bus_handlers["gossip"] = self.gossip.on_message
         control.failed_nodes = lambda: self.gossip.detector.failed(monotonic_ms())
         self.failover = FailoverDriver(self)
+        self.migration = MigrationShell(self)
+        self.node.migration_rows = self.migration.rows
         self.replication.on_serving_change = self.refresh_routing
         store.on_disk_full = self.refresh_routing
 
@@ -130,6 +134,7 @@ class NodeRuntime:
             self._acl_users = dict(self.control.state.acl_users)
             self.node.users = Users.build(self.config.requirepass, self._acl_users)
         self.replication.on_config(self.control.state)
+        self.migration.on_config()
         voters = self.control.rawnode.conf.voters if self.control.rawnode is not None else ()
         self.gossip.on_config(self.control.state, voters)
         self.refresh_routing()
@@ -139,7 +144,7 @@ class NodeRuntime:
         disk_full = self.store.wal.disk_full
         self.node.routing = routing.from_cluster_state(
             self.control.state, self.node_id, min_insync_replicas=self.config.min_insync_replicas,
-            replica_serving=self.replica_serving(), disk_full=disk_full,
+            replica_serving=self.replica_serving(), disk_full=disk_full, paused=self.migration.paused_slots(),
         )
         # A read must not wait for space either: expired keys read as absent until a DEL can be logged.
         self.data.keyspace.expire_deletes = not disk_full
@@ -210,6 +215,7 @@ class NodeRuntime:
             healthy=not problems,
             problems=problems,
             local={"keys": len(self.data.keyspace), **self.store.info()},
+            migration_jobs=[migration_row_status(row) for row in self.migration.rows()],
         )
         return report
 
@@ -344,6 +350,7 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
             if config.bootstrap and not raft_store.cluster_id:
                 await runtime.bootstrap(with_all_slots=True)
             await nursery.start(runtime.failover.run)  # the first lease before the first client
+            await nursery.start(runtime.migration.run)
             serving = trio.CancelScope()
             nursery.start_soon(_serve, runtime, listeners, serving)
             loops = (runtime.expire_loop, runtime.lazyfree_loop, runtime.compact_loop, runtime.signal_loop,

@@ -17,6 +17,7 @@ import trio
 from trionode import limits
 from trionode.core import errors
 from trionode.core.auth import protected_refusal
+from trionode.core.errors import CommandError
 from trionode.core.reply import OK, Action, ErrorReply
 from trionode.core.resp import NEED_DATA, ProtocolError, RequestParser, encode_into
 from trionode.core.session import Session
@@ -137,6 +138,15 @@ class Connection:
             await self._flush()
             self._reply(await cluster_admin.run(self.runtime, action.args[0]), 0)
             return
+        if action.kind == "paused":
+            self._reply(*await self._run_paused(action.args[0]))
+            return
+        if action.kind == "migration":
+            try:
+                self._reply(self.runtime.migration.command(action.args[0]), 0)
+            except CommandError as e:
+                self._reply(ErrorReply(str(e)), 0)
+            return
         if action.kind == "wait":
             await self._flush()
             count = await self.runtime.wait_replicas(self.session.last_write_offset, *action.args)
@@ -146,6 +156,25 @@ class Connection:
         await self._flush()
         self.runtime.request_shutdown(reason=f"SHUTDOWN from client {self.session.addr}")
         raise _Close
+
+
+    async def _run_paused(self, argv: list[bytes]) -> tuple[Any, int]:
+        """A write to a slot in a migration's handover: wait until the pause ends, then run it again.
+
+        It then runs here (the migration aborted) or gets MOVED to the target (it committed).
+        The wait is bounded; past it the client is told to retry, the write not made.
+        """
+        await self._flush()
+        deadline = trio.current_time() + limits.migration_paused_wait_ms_max / 1000
+        while True:
+            self._stamp()
+            reply, required = self.session.execute(argv)
+            if type(reply) is not Action:
+                return reply, required
+            if trio.current_time() >= deadline:
+                return ErrorReply(errors.PAUSED_TOO_LONG), 0
+            with trio.move_on_at(deadline):
+                await self.runtime.migration.wait_resumed()
 
 
 async def serve_listeners(runtime: "NodeRuntime", listeners: list[trio.SocketListener]) -> None:

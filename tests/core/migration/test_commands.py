@@ -1,11 +1,14 @@
 """CLUSTER MIGRATESLOTS validation (Valkey 9's errors, all or nothing) and GETSLOTMIGRATIONS rows."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from trionode.core import cluster_commands
 from trionode.core.cluster import ClusterState
 from trionode.core.errors import CommandError
 from trionode.core.migration.commands import ExportRequest, JobRow, migration_rows, parse_migrateslots
+from trionode.core.reply import Action
 
 from ..cluster.helpers import M1, S2, S3, N, two_shards
 
@@ -93,9 +96,16 @@ def test_getslotmigrations_rows_have_valkeys_keys_then_the_extras() -> None:
     assert (reply[b"keys_copied"], reply[b"lag"], reply[b"write_pause_ms"]) == (7, 2, 15)
 
 
-def test_the_node_still_refuses_migrateslots_until_the_io_wiring_exists() -> None:
-    # This slice is core only: the RESP command answers "not yet" until the shell carries the jobs out.
+def test_migrateslots_goes_to_the_shell_and_getslotmigrations_lists_its_rows() -> None:
     argv = _argv("SLOTSRANGE", 0, 10, "NODE", N[1])
-    with pytest.raises(CommandError, match=r"^ERR CLUSTER MIGRATESLOTS is not available in this trionode version yet$"):
-        cluster_commands.run(None, argv)  # type: ignore[arg-type]  # (refused before the session is read)
-    assert cluster_commands.run(None, [b"CLUSTER", b"GETSLOTMIGRATIONS"]) == []  # type: ignore[arg-type]
+    action = cluster_commands.run(None, argv)  # type: ignore[arg-type]  # (handed over before the session is read)
+    assert isinstance(action, Action) and action.kind == "migration" and action.args == (argv,)
+    cancel = cluster_commands.run(None, [b"CLUSTER", b"CANCELSLOTMIGRATIONS"])  # type: ignore[arg-type]
+    assert isinstance(cancel, Action) and cancel.kind == "migration"
+    with pytest.raises(CommandError, match="wrong number of arguments"):
+        cluster_commands.run(None, [b"CLUSTER", b"CANCELSLOTMIGRATIONS", b"x"])  # type: ignore[arg-type]
+    row = JobRow(name="a" * 40, operation="IMPORT", slots=((0, 10),), source_node=N[0], target_node=N[1],
+                 create_ms=0, last_update_ms=0, last_ack_ms=0, state="receiving")  # fmt: skip
+    session = SimpleNamespace(node=SimpleNamespace(migration_rows=lambda: [row]))
+    (reply,) = cluster_commands.run(session, [b"CLUSTER", b"GETSLOTMIGRATIONS"])  # type: ignore[arg-type]
+    assert reply[b"operation"] == b"IMPORT" and reply[b"state"] == b"receiving"

@@ -272,3 +272,16 @@ def test_the_log_is_bounded_and_listed_newest_first() -> None:
         next(iter(controller.jobs.values())).on_refused("no", w.now)
         controller.tick(w.now)
     assert [row.name for row in controller.rows()] == [f"{3:040x}", f"{2:040x}"]
+
+
+def test_the_target_is_asked_again_until_it_answers() -> None:
+    # The target refuses an import whose start it has not applied yet, and the bus may drop
+    # either message: without asking again the job would sit until its start timeout.
+    world = World()
+    assert world.commit_next()
+    establish = world.last()
+    assert isinstance(establish, Establish)
+    assert world.tick(BOUNDS.establish_retry_ms - 1) == []
+    assert world.tick(1) == [establish]
+    world.take(world.job.on_established(world.now))
+    assert world.job.state != ESTABLISHING and establish not in world.tick(BOUNDS.establish_retry_ms * 2)

@@ -9,6 +9,7 @@ from trionode.core.migration.staging import (
     Ready,
     SlotRoles,
     cleanup_chunk,
+    import_over,
     refuse_import,
 )
 
@@ -40,11 +41,12 @@ def test_an_abort_turns_staged_keys_into_leftovers() -> None:
     assert chunk == DeleteChunk(((5, 5),), 7)  # slot 9000 is S2's own: never deleted
 
 
-def test_counts_see_only_served_slots() -> None:
+def test_every_slot_not_owned_is_hidden_staged_or_foreign() -> None:
     h = two_shards()
     h.migrate_start(M1, S1, S2, [[0, 9]])
-    roles = SlotRoles.from_config(h.state, S2)
-    assert roles.visible_count(12, _counts({3: 5, 9000: 7})) == 7
+    hidden = SlotRoles.from_config(h.state, S2).hidden()
+    assert 5 in hidden and 10 in hidden and 9000 not in hidden
+    assert len(hidden) == 8192
 
 
 def test_cleanup_waits_for_a_caught_up_config_and_spares_staged_slots_unless_clearing() -> None:
@@ -94,3 +96,12 @@ def test_the_source_is_acked_only_what_the_whole_isr_holds() -> None:
     assert job.on_durable(200) == [AckSource(M1, N[0], 3)] and job.acked == 3
     assert job.on_applied(4, 201) and job.on_applied(5, 202) and job.on_applied(6, 203)
     assert not job.on_applied(7, 204)  # too far behind: the import aborts rather than buffer more
+
+
+def test_an_import_ends_with_its_migration_or_when_this_node_stops_being_primary() -> None:
+    h = two_shards()
+    h.migrate_start(M1, S1, S2, [[0, 9]])
+    assert not import_over(h.state, M1, N[1])
+    assert import_over(h.state, M1, N[4])  # a replica of the target imports nothing itself
+    h.ok("migration_abort", migration_id=M1)
+    assert import_over(h.state, M1, N[1])

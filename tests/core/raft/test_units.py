@@ -148,3 +148,24 @@ def test_the_leader_hands_over_to_the_most_caught_up_voter() -> None:
     leader.transfer_leadership("2")
     _stabilize(env)
     assert env.node("2").is_leader and not leader.is_leader
+
+
+def test_read_index_waits_for_an_entry_of_the_leaders_own_term() -> None:
+    env = Env()
+    for n in ("1", "2", "3"):
+        env.add_node(n, ConfState(voters=("1", "2", "3")), election_ticks=5)
+    env.node("1").campaign()
+    assert env.node("1").read_index() is None  # not leader yet
+    elected_without_commit = False
+    for _ in range(20):  # step until the moment it is elected: its term's no-op is not committed yet
+        for n in env.live():
+            env.deliver(n)
+            while env.node(n).has_ready():
+                env.process_ready(n)
+            if env.node("1").is_leader and not elected_without_commit:
+                elected_without_commit = env.node("1").read_index() is None
+    assert env.node("1").is_leader and elected_without_commit
+    _stabilize(env)
+    leader = env.node("1")
+    assert leader.read_index() == leader.status().commit > 0
+    assert env.node("2").read_index() is None  # only a leader answers

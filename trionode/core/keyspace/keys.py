@@ -15,6 +15,8 @@ slots, taking consecutive slots until COUNT keys were gathered, so a key
 present for the whole iteration is returned at least once, whatever is added
 or removed between calls. MATCH and TYPE filter after gathering, as in Redis.
 KEYS and SCAN skip expired keys without deleting them (reads stay effect-free).
+DBSIZE, KEYS and SCAN skip the keyspace's hidden slots (staged and leftover
+keys of a slot migration).
 """
 
 from collections.abc import Callable
@@ -186,8 +188,10 @@ def cmd_scan(ks: Keyspace, argv: list[bytes]) -> Any:
     slot = parse_cursor(argv[1], INVALID_CURSOR)
     count, pattern, type_name = _parse_scan_options(argv)
     gathered: list[bytes] = []
+    hidden = ks.hidden
     while slot < limits.slots_count and len(gathered) < count:
-        gathered.extend(ks.slot_keys[slot])
+        if slot not in hidden:
+            gathered.extend(ks.slot_keys[slot])
         slot += 1
     cursor = slot if slot < limits.slots_count else 0
     keys = [
@@ -203,12 +207,12 @@ def cmd_scan(ks: Keyspace, argv: list[bytes]) -> Any:
 def cmd_keys(ks: Keyspace, argv: list[bytes]) -> Any:
     pattern = argv[1]
     if pattern == b"*":
-        return [key for key in ks.data if ks.is_live(key)]
-    return [key for key in ks.data if glob_match(pattern, key) and ks.is_live(key)]
+        return [key for key in ks.visible_keys() if ks.is_live(key)]
+    return [key for key in ks.visible_keys() if glob_match(pattern, key) and ks.is_live(key)]
 
 
 def cmd_dbsize(ks: Keyspace, argv: list[bytes]) -> Any:
-    return len(ks)
+    return ks.visible_count()
 
 
 def cmd_flushall(ks: Keyspace, argv: list[bytes]) -> Any:

@@ -17,6 +17,14 @@ holds four structures that move together:
   key's index, so active expiry can pick a uniform random sample in O(1)
   per pick and drop a key by swap-remove.
 
+Hidden slots. ``hidden`` holds the slots whose keys this node keeps but does
+not serve (``core/migration/staging.py``'s SlotRoles: keys staged for an
+import, or leftovers of a finished or aborted migration). The shell sets it
+from the applied configuration. Their keys are left out of DBSIZE, KEYS,
+SCAN and the slot queries, and active expiry never deletes them: a staged
+key's expiry arrives from the source as a DEL. Keyed commands never reach
+them, since routing sends their clients elsewhere.
+
 Big values that leave the keyspace (DEL, UNLINK, overwrite, expiry, FLUSHALL)
 go to ``garbage`` instead of being freed in the command: the shell frees them
 in bounded steps between commands (``lazyfree.py``).
@@ -71,6 +79,7 @@ class Keyspace:
         "expire_deletes",
         "expires",
         "garbage",
+        "hidden",
         "now_ms",
         "slot_keys",
     )
@@ -81,6 +90,7 @@ class Keyspace:
         self.slot_keys: list[dict[bytes, None]] = [{} for _ in range(limits.slots_count)]
         self.now_ms: int | None = None
         self.expire_deletes: bool = True
+        self.hidden: frozenset[int] = frozenset()  # slots whose keys are kept but not served (see above)
         self.effects: list[Effect] = []
         # Invariant: _ttl_keys[_ttl_pos[k]] == k, and set(_ttl_keys) == set(expires).
         self._ttl_keys: list[bytes] = []
@@ -89,6 +99,19 @@ class Keyspace:
 
     def __len__(self) -> int:
         return len(self.data)
+
+    def visible_count(self) -> int:
+        """DBSIZE: the keys of served slots only."""
+        hidden = sum(len(self.slot_keys[slot]) for slot in self.hidden)
+        assert 0 <= hidden <= len(self.data)
+        return len(self.data) - hidden
+
+    def visible_keys(self) -> Iterable[bytes]:
+        """Every key of a served slot (KEYS): in insertion order unless some slot is hidden."""
+        if not self.hidden:
+            return self.data
+        hidden, slot_keys = self.hidden, self.slot_keys
+        return (key for slot in range(limits.slots_count) if slot not in hidden for key in slot_keys[slot])
 
     # --- lookups -------------------------------------------------------------
 
@@ -223,7 +246,7 @@ class Keyspace:
                 if not self._ttl_keys:
                     break
                 key = self._ttl_keys[rng.randrange(len(self._ttl_keys))]
-                if self.expires[key] < now_ms:
+                if self.expires[key] < now_ms and not (self.hidden and key_slot(key) in self.hidden):
                     self.delete(key)
                     expired.append(key)
                     hits += 1
@@ -236,10 +259,15 @@ class Keyspace:
     # --- slots --------------------------------------------------------------------
 
     def count_in_slot(self, slot: int) -> int:
+        """Every key held in ``slot``, hidden or not (cleanup and migration decisions)."""
         return len(self.slot_keys[slot])
 
+    def visible_in_slot(self, slot: int) -> int:
+        """CLUSTER COUNTKEYSINSLOT: 0 for a hidden slot."""
+        return 0 if slot in self.hidden else len(self.slot_keys[slot])
+
     def keys_in_slot(self, slot: int, count: int) -> list[bytes]:
-        """Up to ``count`` keys of ``slot``, in insertion order."""
+        """Up to ``count`` keys of ``slot``, hidden or not, in insertion order."""
         keys = self.slot_keys[slot]
         if count >= len(keys):
             return list(keys)

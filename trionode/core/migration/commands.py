@@ -151,6 +151,11 @@ def migration_rows(rows: Iterable[JobRow]) -> list[dict[bytes, object]]:
     return [dict(_row_items(row)) for row in rows]
 
 
+def migration_row_status(row: JobRow) -> dict[str, object]:
+    """One job as ``trionode status --json`` lists it: the same keys, as JSON text and numbers."""
+    return {key.decode(): value.decode() if isinstance(value, bytes) else value for key, value in _row_items(row)}
+
+
 def _row_items(row: JobRow) -> Iterator[tuple[bytes, object]]:
     yield b"name", row.name.encode()
     yield b"operation", row.operation.encode()

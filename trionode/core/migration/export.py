@@ -13,9 +13,10 @@ sends nothing itself::
     committing --commit applied--> cleaning --slots empty--> success
     any state before success --failover, timeout, cancel, limit--> aborting --> failed | cancelled
 
-Establishing. The target is told of the job (:class:`Establish`) and answers
-once its staged slots are empty (a failed earlier attempt may have left keys
-there); only then does the copy start.
+Establishing. The target is told of the job (:class:`Establish`, again every
+``establish_retry_ms`` until it answers: it refuses while it has not applied the
+start yet) and answers once its staged slots are empty (a failed earlier
+attempt may have left keys there); only then does the copy start.
 
 The stream. Copy chunks and the writes made meanwhile to the moving slots
 travel to the target in one ordered stream; the shell numbers its records
@@ -77,6 +78,7 @@ class ExportBounds:
     ack_timeout_ms: int = limits.migration_ack_timeout_ms
     propose_retry_ms: int = limits.migration_propose_retry_ms
     start_timeout_ms: int = limits.migration_start_timeout_ms
+    establish_retry_ms: int = limits.migration_establish_retry_ms
 
 
 # --- actions -------------------------------------------------------------------------
@@ -180,6 +182,7 @@ class ExportJob:
     _chunk_out: bool = field(default=False, init=False)  # Invariant: at most one CopyChunk unanswered.
     _final_offset: int | None = field(default=None, init=False)  # the stream's end once writes are held
     _abort_proposed_ms: int = field(default=0, init=False)
+    _establish_sent_ms: int = field(default=0, init=False)
     _state_since_ms: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -187,6 +190,15 @@ class ExportJob:
         assert self.slots and self.source_shard_id != self.target_shard_id
         self._slot_list = sorted(slots_of(self.slots))
         self.progress.last_update_ms = self.progress.last_ack_ms = self._state_since_ms = self.created_ms
+
+    def streams(self) -> bool:
+        """Whether writes to the slots go into the stream now: from the copy until writes are held.
+
+        Once held (``on_paused``), the only effects on the slots are expiry DELs made by reads
+        here; the target repeats them on its own from the same deadlines, so they stay out and
+        the stream's end stays where the commit's acknowledgement was counted.
+        """
+        return self.state in (SNAPSHOTTING, STREAMING) or (self.state == PAUSED and self._final_offset is None)
 
     # --- inputs ----------------------------------------------------------------------
 
@@ -207,8 +219,7 @@ class ExportJob:
         if outcome == "running":
             if self.state == STARTING:
                 self._set_state(ESTABLISHING, now_ms)
-                return self._check_shards(state, now_ms) or [Establish(self.migration_id, self.target_node_id,
-                                                                       self.slots)]  # fmt: skip
+                return self._check_shards(state, now_ms) or self._establish(now_ms)
             return self._check_shards(state, now_ms) or self._advance(now_ms)
         if self.state != STARTING or outcome == "aborted":
             return self._ended(now_ms, "the migration was aborted in the cluster configuration")
@@ -293,6 +304,10 @@ class ExportJob:
             return [ProposeAbort(command("migration_abort", migration_id=self.migration_id))]
         if self.state in (STARTING, ESTABLISHING) and now_ms - self._state_since_ms >= b.start_timeout_ms:
             return self._abort(f"{self.state} took longer than {b.start_timeout_ms} ms", now_ms)
+        if self.state == ESTABLISHING and now_ms - self._establish_sent_ms >= b.establish_retry_ms:
+            # The target refuses a job whose start it has not applied yet, and the bus may drop
+            # either message: ask again until it answers or the start times out.
+            return self._establish(now_ms)
         if p.pause_started_ms is not None and now_ms - p.pause_started_ms > b.pause_ms_max:
             return self._abort(f"the write pause exceeded migration_pause_ms_max ({b.pause_ms_max} ms)", now_ms)
         if self.state != COMMITTING and p.lag > 0 and now_ms - p.last_ack_ms >= b.ack_timeout_ms:
@@ -324,6 +339,10 @@ class ExportJob:
         if len(target.isr_ids) < self.min_insync_replicas:
             return self._abort(f"the target's ISR fell below min_insync_replicas ({len(target.isr_ids)})", now_ms)
         return []
+
+    def _establish(self, now_ms: int) -> list[Action]:
+        self._establish_sent_ms = now_ms
+        return [Establish(self.migration_id, self.target_node_id, self.slots)]
 
     def _lag_check(self, now_ms: int) -> list[Action]:
         if self.progress.lag > self.bounds.lag_records_max and self.state not in (COMMITTING, ABORTING):

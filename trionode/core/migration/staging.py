@@ -76,14 +76,9 @@ class SlotRoles:
     def staged(self, slot: int) -> bool:
         return self.roles[slot] == STAGED
 
-    def hidden_slots(self) -> list[int]:
-        return [slot for slot, role in enumerate(self.roles) if role != OWNED]
-
-    def visible_count(self, total_keys: int, count_in_slot: CountInSlot) -> int:
-        """DBSIZE: the keys of served slots only."""
-        hidden = sum(count_in_slot(slot) for slot in self.hidden_slots())
-        assert 0 <= hidden <= total_keys
-        return total_keys - hidden
+    def hidden(self) -> frozenset[int]:
+        """The slots whose keys the keyspace keeps but does not serve, count or expire (``Keyspace.hidden``)."""
+        return frozenset(slot for slot, role in enumerate(self.roles) if role != OWNED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +104,29 @@ def cleanup_chunk(roles: SlotRoles, count_in_slot: CountInSlot, *, config_caught
               if (role == FOREIGN or (role == STAGED and slot in clearing)) and count_in_slot(slot)]  # fmt: skip
     assert all(not roles.serves(slot) for slot in doomed)
     return DeleteChunk(ranges_from_slots(doomed), keys_max) if doomed else None
+
+
+@dataclass(slots=True)
+class ConfigCatchUp:
+    """``config_caught_up`` for :func:`cleanup_chunk`: has this process applied what was committed before it started?
+
+    The shell asks the Raft leader for its read index (a commit index that covers every
+    entry committed before the question) and feeds it here; once the applied index reaches
+    it, the configuration is as new as anything this node may have acted on before a
+    restart, and it stays so (applying only moves forward).
+    """
+
+    target: int | None = None
+    done: bool = False
+
+    def on_read_index(self, index: int) -> None:
+        if self.target is None:
+            self.target = index
+
+    def caught_up(self, applied_index: int) -> bool:
+        if not self.done and self.target is not None and applied_index >= self.target:
+            self.done = True
+        return self.done
 
 
 # --- the target's import job -------------------------------------------------------------
@@ -158,6 +176,13 @@ def refuse_import(request: ImportRequest, state: ClusterState, myself_id: str) -
     return None if agreed else "Target node does not agree about current slot ownership"
 
 
+def import_over(state: ClusterState, migration_id: str, myself_id: str) -> bool:
+    """An import ends once its migration is not running any more (committed: its keys are served
+    here now; aborted: they are leftovers for cleanup) or this node is no longer a primary."""
+    me = state.nodes.get(myself_id)
+    return migration_id not in state.migrations or me is None or me.role != "primary"
+
+
 @dataclass(slots=True)
 class ImportJob:
     """One accepted import on the target primary (see the module docstring)."""
@@ -168,6 +193,7 @@ class ImportJob:
     lag_records_max: int = limits.migration_lag_records_max
     state: str = field(default=CLEARING, init=False)
     acked: int = field(default=0, init=False)  # Invariant: the last stream offset acknowledged to the source.
+    received: int = field(default=0, init=False)  # Invariant: >= acked; the last stream offset applied.
     # (stream offset, data offset) of applied records not yet durable on the ISR, both increasing.
     _pending: deque[tuple[int, int]] = field(default_factory=deque, init=False)
 
@@ -181,13 +207,29 @@ class ImportJob:
         self.state = RECEIVING
         return [Ready(self.migration_id, self.source_node_id)]
 
+    def on_asked_again(self, count_in_slot: CountInSlot) -> list[Ready]:
+        """The source asked again (it may have lost our answer): answer again once the slots are clear."""
+        if self.state == CLEARING:
+            return self.on_cleared(count_in_slot)
+        return [Ready(self.migration_id, self.source_node_id)]
+
     def accepts_stream(self) -> bool:
         """Stream records are applied only once the slots were cleared (else dropped; the source times out)."""
         return self.state == RECEIVING
 
+    def admit(self, stream_offset: int) -> bool:
+        """Apply this record? Only the next one: duplicates and records after a gap (the bus
+        dropped one) are not, and the source's resend brings them again (:mod:`.stream`)."""
+        return self.state == RECEIVING and stream_offset == self.received + 1
+
+    def reack(self) -> list[AckSource]:
+        """The last acknowledgement again, for a source resending what it may not know we hold."""
+        return [AckSource(self.migration_id, self.source_node_id, self.acked)] if self.acked else []
+
     def on_applied(self, stream_offset: int, data_offset: int) -> bool:
         """Record ``stream_offset`` written at ``data_offset``. False: too far behind, abort the import."""
-        assert self.state == RECEIVING
+        assert self.state == RECEIVING and stream_offset == self.received + 1, (stream_offset, self.received)
+        self.received = stream_offset
         last = self._pending[-1] if self._pending else (self.acked, 0)
         assert stream_offset > last[0] and data_offset >= last[1], (stream_offset, data_offset, last)
         self._pending.append((stream_offset, data_offset))

@@ -121,6 +121,14 @@ class RawNode:
             conf=r.tracker.conf, progress=progress, lead_transferee=r.lead_transferee,
         )  # fmt: skip
 
+    def read_index(self) -> int | None:
+        """On a leader that has committed an entry of its own term, its commit index (None otherwise).
+
+        Raft's read-index rule: every entry committed anywhere, before this call, is at or below it.
+        """
+        log = self.raft.log
+        return log.commit if self.is_leader and log.term(log.commit) == self.raft.term else None
+
     def caught_up(self, node_id: str) -> bool:
         """The leader's view: ``node_id`` holds every committed entry."""
         pr = self.raft.tracker.progress.get(node_id)
