@@ -33,6 +33,8 @@ compact_wal_bytes_min = 64 * 1024 * 1024       # compact once the WAL holds this
 compact_wal_records_min = 1_000_000            # ...or this many records
 compact_wal_percent = 100                      # ...and has grown by this % of the snapshot (Redis's 100% default)
 compact_check_interval_ms = 1_000
+# A compaction installs its snapshot only once the ISR has acknowledged the cut; it waits this long.
+compact_ack_wait_ms = 2_000
 snapshot_chunk_keys_max = 1024                 # keys per snapshot record
 snapshot_chunk_bytes_max = 1024 * 1024         # ...or key and value bytes per record (a bigger value: one key)
 snapshot_write_buffer_bytes = 1024 * 1024      # snapshot records gathered before one write(), bytes

@@ -62,3 +62,30 @@ async def test_compaction_snapshots_the_cut_while_writes_go_on_holding_one_chunk
     assert b"added" not in entries
     # The cut is a pointer or two per key; entries exist a chunk at a time (a whole dump would be ~100 B a key).
     assert traced_peak < 32 * KEYS + 3 * limits.snapshot_write_buffer_bytes, traced_peak
+
+
+async def test_a_snapshot_is_installed_only_once_its_cut_is_acknowledged(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A node cannot cut back into its snapshot after a failover drops records past the acknowledged
+    offset: it would have to discard everything while in the ISR. So a compaction keeps its WAL
+    until the ISR confirms the cut, and gives up (to retry later) if that does not come soon."""
+    store = DataStore.recover(tmp_path, Config(data_dir=str(tmp_path)))
+    store.on_durable = lambda: None  # acknowledgements come from replication, which is silent here
+    snapshot = tmp_path / data_store.SNAPSHOT_NAME
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        _run(store, b"SET", b"a", b"1")
+        _run(store, b"SET", b"b", b"2")
+        await store.compact()  # nothing acknowledged: no snapshot, the WAL is whole
+        assert not snapshot.exists() and store.snapshot_offset == 0 and store.compactions == 0
+        assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+        store.publish_acked(1)
+        async with trio.open_nursery() as compacting:
+            compacting.start_soon(store.compact)
+            await trio.sleep(limits.compact_ack_wait_ms / 1000 / 2)
+            assert not snapshot.exists()  # 2 is not acknowledged yet
+            store.publish_acked(2)
+        header, _ = snapshot_file.read_snapshot(str(snapshot))
+        assert (header["offset"], header["acked"], store.snapshot_offset) == (2, 2, 2)
+        nursery.cancel_scope.cancel()

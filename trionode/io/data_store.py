@@ -327,23 +327,47 @@ class DataStore:
             # The cut is taken now; the worker thread builds and writes the entries a chunk
             # at a time while commands go on, so the keyspace is never held twice.
             chunks = self.data.keyspace.dump(limits.snapshot_chunk_keys_max)
-            # What the ISR has confirmed, so a restart knows which of these keys it may serve.
-            header = {"kind": SNAPSHOT_KIND, "offset": offset, "acked": min(self.acked_offset, offset)}
+            # Installed only once the ISR has confirmed the cut (below), so a restart may serve it all.
+            header = {"kind": SNAPSHOT_KIND, "offset": offset, "acked": offset}
             path = str(self.directory / SNAPSHOT_NAME)
             await self.wal.wait_durable(offset)
             try:
-                self.snapshot_bytes = await trio.to_thread.run_sync(snapshot_file.write_snapshot, path, header, chunks)
+                size_bytes = await trio.to_thread.run_sync(snapshot_file.write_pending, path, header, chunks)
             except OSError as e:
                 if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise
                 # The old snapshot and the whole WAL are still in place: nothing is lost, try again later.
                 log.warning("compaction: no space for a snapshot at offset %d; will retry", offset)
                 return
+            if not await self._acknowledged_soon(offset):
+                snapshot_file.discard_pending(path)
+                return
+            await trio.to_thread.run_sync(snapshot_file.install_pending, path)
+            self.snapshot_bytes = size_bytes
             await self.wal.remove_segments_before(offset + 1)
             self.snapshot_offset = offset
             self.compactions += 1
             log.info("compaction: snapshot at offset %d (%d bytes); older WAL segments removed",
                      offset, self.snapshot_bytes)
+
+    async def _acknowledged_soon(self, offset: int) -> bool:
+        """Whether the ISR confirms ``offset`` within ``compact_ack_wait_ms``.
+
+        A snapshot must hold acknowledged records only: a failover may cut the records past the
+        acknowledged offset, and a node cannot cut back into its snapshot, only discard it all
+        and resync from nothing, which an ISR member must never do (S1). The cut is taken at the
+        applied offset, which the ISR confirms about one round trip later; a node cut off from
+        its shard keeps its WAL and tries again at the next compaction check.
+        """
+        with trio.move_on_after(limits.compact_ack_wait_ms / 1000):
+            try:
+                await self.wait_acked(offset)
+            except AckAborted:
+                pass
+            else:
+                return True
+        log.info("compaction: offset %d is not acknowledged yet; the WAL is kept, retrying later", offset)
+        return False
 
     async def close(self) -> None:
         await self.wal.aclose()

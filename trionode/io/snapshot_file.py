@@ -84,6 +84,22 @@ def write_snapshot(
 
     ``header`` must hold ``kind``; ``version`` is added here.
     """
+    size_bytes = write_pending(path, header, chunks, record_bytes_max=record_bytes_max)
+    install_pending(path)
+    return size_bytes
+
+
+def write_pending(
+    path: str,
+    header: dict[str, Any],
+    chunks: Iterable[object],
+    *,
+    record_bytes_max: int = limits.wal_record_bytes_max,
+) -> int:
+    """Durably write the snapshot that will replace ``path`` beside it; ``path`` is not touched yet.
+
+    :func:`install_pending` puts it in place; :func:`discard_pending` drops it.
+    """
     assert "kind" in header and "version" not in header, header
     assert path.endswith(SNAPSHOT_SUFFIX), path
     tmp_path = path + TMP_SUFFIX
@@ -97,9 +113,17 @@ def write_snapshot(
     finally:
         os.close(fd)
     assert os.path.getsize(tmp_path) == size_bytes
-    os.replace(tmp_path, path)
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
     return size_bytes
+
+
+def install_pending(path: str) -> None:
+    """Replace ``path`` by the snapshot :func:`write_pending` wrote, in one rename."""
+    os.replace(path + TMP_SUFFIX, path)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def discard_pending(path: str) -> None:
+    os.unlink(path + TMP_SUFFIX)
 
 
 def remove_tmp_files(directory: str) -> list[str]:
