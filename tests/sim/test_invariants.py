@@ -2,7 +2,7 @@
 
 import pytest
 
-from trionode.core.raft.messages import HardState
+from trionode.core.raft.messages import ConfState, HardState
 from trionode.sim.invariants import InvariantViolation, SafetyChecker
 from trionode.sim.mirror import LogMirror, MirrorEntry
 
@@ -101,3 +101,11 @@ def test_state_digests_at_equal_indexes() -> None:
     checker.on_state_digest("b", 10, 1234)
     with pytest.raises(InvariantViolation, match="different cluster states"):
         checker.on_state_digest("c", 10, 4321)
+
+
+def test_membership_agreement_at_equal_indexes() -> None:
+    checker = SafetyChecker()
+    checker.on_membership("a", 1, ConfState(voters=("a",)))
+    checker.on_membership("b", 1, ConfState(voters=("a",)))
+    with pytest.raises(InvariantViolation, match="membership agreement: c and a"):
+        checker.on_membership("c", 1, ConfState(learners=("c",)))

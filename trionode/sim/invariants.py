@@ -21,6 +21,9 @@ run (never reset at a crash), so a violation is caught at the step it happens:
 * **no committed entry lost** -- the highest index a leader ever reported
   committed stays on the synced disks of a quorum of that leader's voters;
   and a restart recovers at least every synced entry up to the synced commit;
+* **membership agreement** -- ``memberships[i]`` is the membership that took
+  effect at index i; the log decides it, so every node holds the same one
+  (a joiner that never learned the founding voters would count itself alone);
 * **cluster state** -- ``check_invariants`` is empty after every apply, and
   each (shard, epoch) names one primary across all nodes and all time.
 
@@ -33,8 +36,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trionode.core.raft.messages import HardState
-from trionode.sim.mirror import LogMirror
+from trionode.core.raft.messages import ConfState, HardState
+from trionode.sim.mirror import LogMirror, chain_hash
 
 
 class InvariantViolation(AssertionError):
@@ -67,6 +70,7 @@ class SafetyChecker:
         self.durable_target: DurableTarget | None = None
         self.shard_primaries: dict[tuple[str, int], tuple[str, str]] = {}
         self.state_digests: dict[int, tuple[int, str]] = {}  # applied index -> (state digest, first node)
+        self.memberships: dict[int, tuple[ConfState, str]] = {}  # index a membership took effect -> it
 
     def fail(self, message: str) -> None:
         raise InvariantViolation(message)
@@ -91,6 +95,15 @@ class SafetyChecker:
             )
 
     # --- logs -------------------------------------------------------------------------
+
+    def on_bootstrap(self, node: str, term: int, digest: int) -> None:
+        """``node`` founds the cluster with a snapshot at index 1: that index is committed everywhere."""
+        assert len(self.committed) == 1, "one bootstrap per run, before any commit"
+        chain = chain_hash(0, term, digest)
+        self.chains[(1, term)] = (chain, node)
+        self.committed.append(chain)
+        self.committed_terms.append(term)
+        self.on_state_digest(node, 1, digest)
 
     def on_persist(self, node: str, appended: list[tuple[int, int, int]]) -> None:
         """``node`` persisted these (index, term, chain) entries: check log matching."""
@@ -125,6 +138,14 @@ class SafetyChecker:
         for node in sorted(leaders):
             term, log = leaders[node]
             self.check_leader_holds(node, term, log, bisect.bisect_left(self.committed_terms, term) - 1)
+
+    def on_membership(self, node: str, since: int, conf: ConfState) -> None:
+        """``node``'s membership took effect at index ``since``: the log decides it, so all nodes agree."""
+        if first := _disagreeing(self.memberships, since, conf, node):
+            self.fail(
+                f"membership agreement: {self._name(node)} and {self._name(first[1])} hold different "
+                f"memberships from index {since}"
+            )
 
     # --- state machine ----------------------------------------------------------------
 

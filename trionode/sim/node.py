@@ -106,10 +106,18 @@ class SimNode:
     # --- lifecycle -----------------------------------------------------------------------
 
     def boot(self, voters: tuple[str, ...]) -> None:
-        """First start: the seed node bootstraps with itself as voter; joiners start empty."""
+        """First start: the seed node bootstraps with itself as voter; joiners start empty.
+
+        As in the real shell's bootstrap, the first membership lives in a snapshot at index 1:
+        a joiner replicates from an empty log, and no APP carries index 0, so a membership
+        kept only there would never reach it (it would count itself as the only voter).
+        """
         assert not self.up and self.incarnation == 0
         if voters:
-            self._write_snapshot(Snapshot(conf=ConfState(voters=voters)))
+            data = self.backend.to_snapshot(self.state)
+            snapshot = Snapshot(index=1, term=1, conf=ConfState(voters=voters), data=data)
+            self.checker.on_bootstrap(self.id, snapshot.term, data_digest("state", data))
+            self._write_snapshot(snapshot)
         self.start()
 
     def start(self) -> None:
@@ -193,6 +201,7 @@ class SimNode:
             out.extend(ready.messages)
             self._apply(ready)
             self.raw.advance(ready)
+            self.checker.on_membership(self.id, *self.raw.raft.conf_history[-1])
         if self.up:
             self._maybe_compact()
         self.check_state()

@@ -15,6 +15,11 @@ same Ready as the hard state and entries they depend on, "persist before
 send" (a vote, a candidacy, an ACK, a truncation) is the shell's ordering,
 not a promise this module has to keep elsewhere.
 
+Bootstrap: a founding membership must sit in a snapshot at index 1 or later
+(or be given to every founding member). Replication never carries index 0,
+so a node that joins later with an empty log would never learn a membership
+kept there, and once promoted it would count itself as the only voter.
+
 Restart: the shell passes what it persisted (hard state, snapshot, entries)
 and the node resumes with ``applied = snapshot.index``; committed entries
 after it are handed out again to be re-applied.
