@@ -40,7 +40,9 @@ def _apply_chunk(target: Keyspace, entries: list[list]) -> None:
 
 
 def _moving_contents(ks: Keyspace) -> list:
-    return sorted((entry for entry in snapshot(ks) if key_slot(entry[0]) in MOVING), key=lambda entry: entry[0])
+    """The moving slots' keys, as comparable values: a set's members in no particular order (as SMEMBERS)."""
+    entries = sorted((entry for entry in snapshot(ks) if key_slot(entry[0]) in MOVING), key=lambda entry: entry[0])
+    return [[key, kind, sorted(value) if kind == "set" else value, *rest] for key, kind, value, *rest in entries]
 
 
 @settings(max_examples=100, deadline=None)
