@@ -89,3 +89,32 @@ async def test_a_snapshot_is_installed_only_once_its_cut_is_acknowledged(
         header, _ = snapshot_file.read_snapshot(str(snapshot))
         assert (header["offset"], header["acked"], store.snapshot_offset) == (2, 2, 2)
         nursery.cancel_scope.cancel()
+
+
+async def test_replies_waiting_on_the_old_data_are_aborted_when_a_resync_replaces_it(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Drill replica-churn, seed 2: a replica's READONLY read waited for offset 1232 of its old data
+    when a full resync replaced it; the wait then asked the new WAL (at 512) for 1232 and the node
+    died on a broken invariant (exit 4). The reply was computed from discarded records: it is aborted."""
+    store = DataStore.recover(tmp_path, Config(data_dir=str(tmp_path)))
+    store.on_durable = lambda: None  # a replica: acknowledgements come from its primary
+    outcome: list[str] = []
+
+    async def reader() -> None:
+        try:
+            await store.wait_acked(2)
+            outcome.append("answered")
+        except data_store.AckAborted:
+            outcome.append("aborted")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        _run(store, b"SET", b"a", b"1")
+        _run(store, b"SET", b"b", b"2")
+        nursery.start_soon(reader)
+        await trio.sleep(1)
+        await store.truncate_after(0)  # a full resync discards every local record
+        await trio.sleep(1)
+        assert outcome == ["aborted"] and store.data.applied_offset == 0
+        nursery.cancel_scope.cancel()

@@ -206,6 +206,9 @@ class DataStore:
     async def _replace(self, data: DataState, chunks: list[list]) -> None:
         """Make ``data`` (with ``chunks``, its dump) the snapshot and the keyspace, with an empty WAL."""
         offset = data.applied_offset
+        # Replies waiting for offsets of the old data (a replica's READONLY reads) were computed from
+        # records this discards: they must never be sent, and the old offsets mean nothing in the new WAL.
+        self.abort_waiters("this node's data was replaced by a resync")
         async with self._compacting:
             self._new_writer = trio.Event()
             await self.wal.aclose()
