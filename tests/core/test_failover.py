@@ -262,3 +262,40 @@ def test_a_round_is_dropped_when_leadership_is_lost_and_regained_between_inputs(
     c.on_leadership(term=5, leader_id=ME, now_ms=DRAINED_MS + 1)  # it never saw terms 3 and 4
     c.on_fence_reply(B, SHARD, 2, TERM, 50, "online")
     assert c.tick(DRAINED_MS + CFG.fence_timeout_ms) == []  # nothing proposed on term 2's answers
+
+
+def test_with_no_member_eligible_a_primary_that_is_back_is_reinstated_at_the_next_epoch() -> None:
+    # Drill kill-random, seed 1: a shard that never took a write lost its primary; its replica,
+    # fenced at epoch 2, answered at offset 0 and could not be chosen (seed 002). The primary came
+    # back, but the fenced replica refused its stream for good, so the shard stayed down for ever.
+    c = _leader(health={P: "failed"})
+    assert _fences(c.tick(DRAINED_MS)) == [(A, 2), (B, 2)]
+    c.on_fence_reply(A, SHARD, 2, TERM, 0, "online")
+    c.on_fence_reply(B, SHARD, 2, TERM, 0, "online")
+    actions = c.tick(DRAINED_MS + 1)
+    assert _proposed(actions) == [] and any(isinstance(a, Report) and "down" in a.line for a in actions)
+    c.on_health({})  # P is back, after its round had ended
+    assert _fences(c.tick(DRAINED_MS + 2)) == [(A, 2), (B, 2)]  # the fenced members are asked again
+    assert c.on_lease_request(P, 1, DRAINED_MS + 2) == []  # and P serves nothing meanwhile
+    c.on_fence_reply(A, SHARD, 2, TERM, 0, "online")
+    actions = c.tick(DRAINED_MS + 2 + CFG.fence_timeout_ms)
+    (propose,) = [a for a in actions if isinstance(a, Propose)]
+    assert propose.successor == P
+    assert propose.command == {"op": "reinstate", "shard_id": SHARD, "epoch": 1, "node_id": P}
+    c.on_config(_state(epoch=2))
+    c.on_proposal_done(SHARD, 1)
+    assert c.tick(DRAINED_MS + 3 + CFG.fence_timeout_ms) == []  # past the fence: nothing more to do
+
+
+def test_a_member_with_data_is_promoted_rather_than_the_primary_reinstated_and_never_a_failed_primary() -> None:
+    c = _leader(health={P: "failed"})
+    c.tick(DRAINED_MS)
+    c.on_fence_reply(A, SHARD, 2, TERM, 0, "online")
+    c.on_fence_reply(B, SHARD, 2, TERM, 7, "online")
+    c.on_health({})
+    assert _proposed(c.tick(DRAINED_MS + 1)) == [B]
+    dead = _leader(health={P: "failed"})
+    dead.tick(DRAINED_MS)
+    dead.on_fence_reply(A, SHARD, 2, TERM, 0, "online")
+    dead.on_fence_reply(B, SHARD, 2, TERM, 0, "online")
+    assert _proposed(dead.tick(DRAINED_MS + 1)) == []  # P is still failed: the shard stays down

@@ -185,3 +185,23 @@ def test_a_replica_fenced_before_a_crash_still_refuses_the_old_primary_after_it(
     wait_for(lambda: f"has seen epoch {shard['epoch'] + 1}" in primary.log(), "the old primary to learn it")
     assert _offset(replica, replica_id) == offset
     assert _shard(witness)["epoch"] == shard["epoch"]  # no failover happened: only the fence holds it back
+
+
+@pytest.mark.timeout(100)
+def test_a_shard_that_never_took_a_write_gets_its_primary_back_after_a_kill(node_factory, tmp_path: Path) -> None:
+    # Drill kill-random, seed 1: the primary of a shard that had taken no write was killed. Its
+    # replica, fenced at epoch 2, answered at offset 0 and may not be promoted (seed 002), so the
+    # shard was down; the primary came back, was told of epoch 2 by the fenced replica, and died
+    # on a broken invariant at the next configuration (exit 4), or else stayed down for ever.
+    primary, replica, witness, primary_id, _ = form_shard(node_factory, tmp_path, FAST)
+    primary.kill9()
+    wait_for(lambda: "no ISR member is eligible" in witness.log() + replica.log(), "the shard to be reported down",
+             FAILOVER_WAIT_S)
+    primary.start()
+    wait_for(lambda: _try_set(primary), "the primary to take writes again", FAILOVER_WAIT_S)
+    assert primary.client().wait(1, 5000) == 1  # the fenced replica follows it at the next epoch
+    shard = _shard(witness)
+    assert (shard["primary_id"], shard["epoch"]) == (primary_id, 2)
+    assert readonly_get(replica, "after-failover") == b"1"
+    time.sleep(1.0)
+    assert primary.proc is not None and primary.proc.poll() is None, primary.log()[-3000:]

@@ -355,7 +355,10 @@ class Replication:
         side = self.primary
         side.execute(side.driver.on_config(shard.epoch, shard.primary_id, shard.replica_ids, shard.isr_ids,
                                            shard.isr_version))  # fmt: skip
-        assert not side.driver.tracker.deposed, "a configuration that names us primary at our epoch deposed us"
+        # The driver may be deposed while the configuration still names us primary at our epoch:
+        # a member fenced at the next epoch told us so before any failover committed. We serve no
+        # write it could acknowledge; the leader promotes another member or reinstates us at the
+        # next epoch (core/failover/controller.py). That used to crash the node here (exit 4).
 
     def _stop_sides(self) -> None:
         if self.primary is not None:

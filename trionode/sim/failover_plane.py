@@ -300,7 +300,7 @@ class FailoverPlane:
         for cmd, result, before, after in self.config.commit_due_each(self.now_ms):
             self.committed.append((self.config.index, cmd, result.ok))
             op = cmd["op"]
-            if op == "failover":
+            if op in ("failover", "reinstate"):
                 self.on_failover_commit(cmd, result.ok)
             elif op.startswith("replica_"):
                 self.coverage.member_changes += result.ok

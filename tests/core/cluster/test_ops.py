@@ -253,6 +253,20 @@ def test_the_deposed_primary_returns_to_the_isr_only_by_expand() -> None:
     assert (h.epoch(S1), h.state.shards[S1].primary_id) == (3, N[0])
 
 
+def test_reinstate_moves_only_the_epoch_and_only_for_the_primary() -> None:
+    h = two_shards()
+    h.expand(S1, N[3])
+    before = h.state.shards[S1]
+    h.refused("reinstate", "not_primary", shard_id=S1, epoch=1, node_id=N[3])
+    h.refused("reinstate", "stale_epoch", shard_id=S1, epoch=0, node_id=N[0])
+    h.ok("reinstate", shard_id=S1, epoch=1, node_id=N[0])
+    after = h.state.shards[S1]
+    assert (after.epoch, after.primary_id, after.isr_ids, after.replica_ids) == (
+        2, N[0], before.isr_ids, before.replica_ids)
+    assert h.state.epoch_max == 2 and h.state.nodes[N[0]].role == "primary"
+    h.refused("reinstate", "stale_epoch", shard_id=S1, epoch=1, node_id=N[0])  # a retry commits nothing
+
+
 # --- migrations -------------------------------------------------------------------------------------
 
 

@@ -91,7 +91,8 @@ def _candidates(state: ClusterState, cmd: dict[str, Any], name: str) -> list[str
     if name in ("node_id", "old_id") and shard is not None and cmd["op"] not in ("node_forget", "node_info"):
         in_sync = [n for n in shard.replica_ids if n in shard.isr_ids]
         return {"isr_expand": [n for n in shard.replica_ids if n not in in_sync], "isr_shrink": in_sync,
-                "failover": in_sync}.get(cmd["op"], list(shard.replica_ids))  # fmt: skip
+                "failover": in_sync, "reinstate": [shard.primary_id, *in_sync]}.get(
+                    cmd["op"], list(shard.replica_ids))  # fmt: skip
     if name == "node_id":
         return [n for n in NODES if (n in state.nodes) != (cmd["op"] == "node_join")]
     if name == "migration_id" and cmd["op"] != "migration_start":
@@ -151,7 +152,8 @@ def _check_step(before: ClusterState, after: ClusterState, cmd: Any, ok: bool) -
         if shard.epoch == old.epoch:
             assert shard.primary_id == old.primary_id  # S2: one primary per epoch
         else:
-            assert op == "failover" and shard.primary_id in old.isr_ids  # S5: only ISR members promoted
+            assert op in ("failover", "reinstate") and shard.primary_id in old.isr_ids  # S5: only ISR members
+            assert op == "failover" or (shard.primary_id, shard.isr_ids) == (old.primary_id, old.isr_ids)
         joined = set(shard.isr_ids) - set(old.isr_ids)
         assert not joined or op == "isr_expand", f"{op} added {joined} to the ISR"  # S8
     assert after.epoch_max >= before.epoch_max

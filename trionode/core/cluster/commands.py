@@ -36,6 +36,9 @@ The rules the table below enforces, beyond shape and existence:
   primary stays in the shard as a replica *outside* the ISR: it may hold an
   unacknowledged suffix it must truncate, and it re-enters only by
   ``isr_expand`` once caught up;
+- ``reinstate`` moves the shard to epoch + 1 with the same primary and ISR
+  (the failover controller's way out when fenced members left no one
+  eligible and the primary is back);
 - a node leaves the cluster (``node_forget``) only once it is in no shard.
 
 Handlers validate everything first (raising the private ``_Refused``) and
@@ -373,6 +376,16 @@ def _failover(state: ClusterState, a: Args) -> None:
     _set_role(state, new, shard.id, "primary")
 
 
+def _reinstate(state: ClusterState, a: Args) -> None:
+    # Members fenced at epoch + 1 refuse the primary's stream at its epoch, and none of them was
+    # eligible to take over (core/failover/controller.py): the next epoch lets them follow it again.
+    shard = _shard_at(state, a["shard_id"], a["epoch"])
+    _require(a["node_id"] == shard.primary_id, "not_primary", f"node {a['node_id']} is not the primary of "
+             f"shard {shard.id}; only the primary may be reinstated")  # fmt: skip
+    state.shards[shard.id] = replace(shard, epoch=shard.epoch + 1)
+    state.epoch_max = max(state.epoch_max, shard.epoch + 1)
+
+
 def _migration_start(state: ClusterState, a: Args) -> None:
     mid, slots = a["migration_id"], slots_of(a["slots"])
     known = mid in state.migrations or any(m.id == mid for m in state.migration_history)
@@ -442,6 +455,7 @@ OPS: dict[str, _Op] = {
     "isr_expand": _Op(("shard_id", "epoch", "isr_version", "node_id"), _isr_expand),
     "isr_fence": _Op(("shard_id", "epoch", "isr_version"), _isr_fence),
     "failover": _Op(("shard_id", "epoch", "node_id"), _failover),
+    "reinstate": _Op(("shard_id", "epoch", "node_id"), _reinstate),
     "migration_start": _Op(
         ("migration_id", "source_shard_id", "target_shard_id", "source_epoch", "target_epoch", "slots"),
         _migration_start,

@@ -36,8 +36,15 @@ the epoch and the ISR again. With no eligible member the shard stays down, the
 round starts again later, and a manual request is dropped (the old primary is
 granted again). Once a member has answered, the round goes on even if the
 primary looks alive again: the fenced members refuse its stream, so only the
-failover lets them follow a primary again. A proposal whose outcome never arrives is given up after
-``retry_ms``; a duplicate commits nothing, as its epoch is stale.
+failover lets them follow a primary again. If no member is eligible but the
+old primary is online again, it is *reinstated*: the failover entry names it
+its own successor, which only moves the shard to epoch + 1. That is safe, as a
+primary streams only what is durable on its own disk, so it holds everything
+any member does and every acknowledged write; and it is the only way out, as
+the fenced members refuse the old epoch for good (a shard that never took a
+write has no member at an offset above 0, and stayed down for ever). A
+proposal whose outcome never arrives is given up after ``retry_ms``; a
+duplicate commits nothing, as its epoch is stale.
 
 A round belongs to the term that started it. Losing leadership, or leading
 again in a later term, drops every round, and a fence and its answer carry the
@@ -144,6 +151,7 @@ class FailoverController:
         self._next_renew_ms: int | None = None
         self.requested: dict[str, str] = {}  # manual failovers asked of this leader: shard -> replica
         self._rounds: dict[str, _Round] = {}
+        self._fenced: dict[str, int] = {}  # shard -> epoch some member refuses below, in this leadership
         self._in_flight: dict[str, tuple[int, int]] = {}  # shard -> (epoch, ms) of a failover proposal
         self._down_reported: set[str] = set()
 
@@ -158,6 +166,7 @@ class FailoverController:
             self._granter_term = -1
             self.requested.clear()  # requests were made to this node as leader
             self._rounds.clear()
+            self._fenced.clear()
             self._in_flight.clear()
         elif self.granter is None or term != self._granter_term:
             # A new term is a new leadership, even if this node led before it: a leader of the
@@ -165,6 +174,7 @@ class FailoverController:
             self.granter = LeaseGranter(self.cfg.lease_ms, self.cfg.drift_ms, now_ms, self.cfg.handover_ms)
             self._granter_term = term
             self._rounds.clear()
+            self._fenced.clear()
 
     def on_health(self, health: Mapping[str, str]) -> None:
         self._health = health
@@ -192,6 +202,7 @@ class FailoverController:
             return
         assert self.granter is not None and round_.term == self._granter_term
         round_.replies[peer] = Candidate(peer, health, offset)
+        self._fenced[shard_id] = epoch
 
     def on_proposal_done(self, shard_id: str, epoch: int) -> None:
         """The failover proposed at ``epoch`` committed or failed: the shard may be looked at again."""
@@ -277,21 +288,30 @@ class FailoverController:
             return []
         del self._rounds[shard.id]
         successor = choose_successor(shard.primary_id, shard.isr_ids, round_.replies)
+        if successor is None and wanted is None and self._fenced_some(shard) and self._health.get(
+                shard.primary_id, "online") == "online":  # fmt: skip
+            successor = shard.primary_id  # reinstated at epoch + 1 (see the theory of operation)
         if successor is None:
             return self._no_successor(shard, wanted, round_)
         self._in_flight[shard.id] = (shard.epoch, now_ms)
         self._down_reported.discard(shard.id)
-        cmd = command("failover", shard_id=shard.id, epoch=shard.epoch, node_id=successor)
+        op = "reinstate" if successor == shard.primary_id else "failover"
+        cmd = command(op, shard_id=shard.id, epoch=shard.epoch, node_id=successor)
         why = "manual failover" if wanted else f"primary {shard.primary_id[:12]} failed"
+        if op == "reinstate":
+            why = "no member is eligible and the fenced primary is back: reinstating it"
         report = Report(f"failover of shard {shard.id[:12]} at epoch {shard.epoch} ({why}): promoting "
                         f"{successor[:12]} (answered {_answers(round_)})")  # fmt: skip
         return [report, Propose(shard.id, cmd, successor)]
 
     def _fenced_some(self, shard: Shard) -> bool:
-        """Members answered this shard's round: they refuse the old primary's stream from now on,
-        so the failover goes ahead even if the primary looks alive again."""
-        round_ = self._rounds.get(shard.id)
-        return round_ is not None and round_.epoch == shard.epoch + 1 and bool(round_.replies)
+        """Members answered a round of this shard: they refuse the old primary's stream from now on,
+        so the failover goes ahead (or the primary is reinstated) even if it looks alive again."""
+        fenced = self._fenced.get(shard.id)
+        if fenced is not None and fenced <= shard.epoch:
+            del self._fenced[shard.id]  # a failover or reinstatement moved the shard past it
+            return False
+        return fenced == shard.epoch + 1
 
     def _start_round(self, shard: Shard, wanted: str | None, now_ms: int) -> list[Action]:
         members = tuple(n for n in shard.isr_ids if n != shard.primary_id and wanted in (None, n))
