@@ -24,6 +24,9 @@ from trionode.sim.data_shells import ReplicaShell
 from trionode.sim.runner import SimConfig, SimResult, Simulation, report, run
 from trionode.sim.trace import DataCoverage
 
+# CPU-bound seed searches: the bound catches a hang; a loaded machine is several times slower.
+pytestmark = pytest.mark.timeout(480)
+
 CI_SEEDS = range(1, 61)
 CI_STEPS = 1000
 WORKERS = 2
@@ -34,7 +37,6 @@ def _run_seed(seed: int) -> SimResult:
     return run(SimConfig(seed=seed, steps=CI_STEPS, data_plane=True))
 
 
-@pytest.mark.timeout(480)  # CPU-bound: the bound catches a hang; a loaded machine is several times slower
 def test_ci_seed_range_passes_with_data_plane_coverage() -> None:
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:

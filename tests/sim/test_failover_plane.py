@@ -19,6 +19,9 @@ from trionode.core.failover import LeaseGranter, controller
 from trionode.sim.failover_plane import NODE_IDS, FailoverCoverage, FailoverPlane, SimNode
 from trionode.sim.runner import SimConfig, SimResult, Simulation, report, run
 
+# CPU-bound seed searches: the bound catches a hang; a loaded machine is several times slower.
+pytestmark = pytest.mark.timeout(480)
+
 CI_SEEDS = range(1, 61)
 CI_STEPS = 1000
 WORKERS = 2
@@ -32,7 +35,6 @@ def _run_seed(seed: int) -> SimResult:
     return run(_config(seed))
 
 
-@pytest.mark.timeout(480)  # CPU-bound: the bound catches a hang; a loaded machine is several times slower
 def test_ci_seed_range_passes_with_failover_coverage() -> None:
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:

@@ -26,6 +26,9 @@ from trionode.sim.kv_checks import Reference, visible
 from trionode.sim.kv_workload import KVWorkload, NodeKeyspace
 from trionode.sim.runner import SimConfig, Simulation, report
 
+# CPU-bound seed searches: the bound catches a hang; a loaded machine is several times slower.
+pytestmark = pytest.mark.timeout(480)
+
 SEARCH_SEEDS = range(1, 41)
 
 
