@@ -348,7 +348,7 @@ def _run_migration(addr: str, ranges: Any, target_id: str, prefix: str = "") -> 
 @click.option("--dry-run", is_flag=True, help="Print the plan and move nothing.")
 def cluster_rebalance(addr: str, weight_texts: tuple[str, ...], dry_run: bool) -> None:
     """Move slots until every shard holds its weight's share (to within one slot), one migration at a time,
-    moving the fewest slots (the plan: core/cluster/planner.py).
+    moving the fewest slots.
 
     Exits 0 once balanced, 1 if a migration aborted (it says why; the slots moved before it stay moved)."""
     from trionode.core.cluster.planner import apply_moves, plan_rebalance

@@ -2,9 +2,14 @@
 
 Every write the writer saw acknowledged must read back afterwards through redis-py's
 RedisCluster (which follows the MOVED replies), whether the migration committed,
-was cancelled, or its source primary was killed with SIGKILL mid-way.
+was cancelled, or a member was killed with SIGKILL mid-way: the source primary while
+copying, while writes are paused at the handover, right after the commit or while it
+cleans up; the target primary or one of its replicas while copying. After a kill the
+job ends (committed or aborted) and, once the node is back, ``cluster check`` passes.
+Scaling out: ``add-node --primary``, then ``cluster migrate`` or ``cluster rebalance``.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -148,9 +153,31 @@ def _ended(node: NodeProcess) -> dict | None:
     return jobs[0] if jobs and jobs[0]["state"] in (b"success", b"failed", b"cancelled") else None
 
 
-def _migrate(source: NodeProcess, target_id: str) -> None:
-    reply = source.client().execute_command("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", *MOVING, "NODE", target_id)
+def _migrate(source: NodeProcess, target_id: str, slots: tuple[int, int] = MOVING) -> None:
+    reply = source.client().execute_command("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", *slots, "NODE", target_id)
     assert reply in (b"OK", "OK", True)
+
+
+def _local_keys(node: NodeProcess) -> int:
+    """The keys ``node`` holds, hidden ones included (staged, or left over after a commit)."""
+    return json.loads(node.client().execute_command("CLUSTER", "STATUS"))["local"]["keys"]
+
+
+def _whole_again(killed: NodeProcess, survivor: NodeProcess) -> str:
+    """The migration ended as the configuration records it; once ``killed`` is back, ``cluster check``
+    passes (it comes back as a replica). Returns how the migration ended: committed or aborted."""
+    report = wait_for(lambda: (r := status(survivor)) and not r["migrations"] and r["migrations_recent"] and r,
+                      "the migration to end", timeout_s=60)  # fmt: skip
+    ended = report["migrations_recent"][-1]["state"]
+    assert ended in ("committed", "aborted"), report["migrations_recent"]
+    killed.start()
+    checks = []
+    try:
+        wait_for(lambda: checks.append(run_cli("cluster", "check", f"127.0.0.1:{survivor.port}"))
+                 or checks[-1].returncode == 0, "cluster check to pass", timeout_s=60)  # fmt: skip
+    except AssertionError as e:
+        raise AssertionError(f"{e}; it said:\n{checks[-1].stdout}{checks[-1].stderr}") from None
+    return ended
 
 
 def test_a_slot_range_moves_under_a_concurrent_writer_and_every_acknowledged_write_reads_back(
@@ -243,7 +270,7 @@ def test_killing_the_source_primary_mid_copy_leaves_the_slots_with_the_source_sh
         _copying(source, target_id)
         source.kill9()
         # The promoted replica finds the migration orphaned and aborts it.
-        wait_for(lambda: not status(survivor)["migrations"], "the orphaned migration to be aborted", timeout_s=60)
+        assert _whole_again(source, survivor) == "aborted"
         time.sleep(1.0)
     writer.check()
     _check_with_source(survivor, target_id, copied)
@@ -343,6 +370,8 @@ def test_killing_the_target_primary_mid_copy_aborts_and_the_source_keeps_everyth
     node_factory, tmp_path: Path
 ) -> None:
     _nodes, _report, source, target, target_id, copied = _loaded(node_factory, tmp_path)
+    # The target shard holds data of its own, so its replica may succeed the killed primary (seed 002).
+    _fill(target.port, COPY_KEYS, _tags(range(16000, 16010)))
     with Writer(source.port) as writer:
         _copying(source, target_id)
         target.kill9()
@@ -351,10 +380,12 @@ def test_killing_the_target_primary_mid_copy_aborts_and_the_source_keeps_everyth
         time.sleep(0.5)
     writer.check()
     _check_with_source(source, target_id, copied)
+    assert _whole_again(target, source) == "aborted"
 
 
-def test_killing_the_source_primary_right_after_the_commit_keeps_the_slots_with_the_target(
-    node_factory, tmp_path: Path
+@pytest.mark.parametrize("phase", ["committed", "cleaning"])
+def test_killing_the_source_primary_after_the_commit_keeps_the_slots_with_the_target(
+    node_factory, tmp_path: Path, phase: str
 ) -> None:
     nodes, report = _two_shards(node_factory, tmp_path)
     source, target, target_id = _primaries(nodes, report)
@@ -362,8 +393,12 @@ def test_killing_the_source_primary_right_after_the_commit_keeps_the_slots_with_
     copied = _fill(source.port, BIG_COPY_KEYS)
     with Writer(target.port) as writer:
         _migrate(source, target_id)
-        wait_for(lambda: (jobs := _jobs(source)) and jobs[0]["state"] in (b"cleaning", b"success"),
-                 "the commit", timeout_s=60)  # fmt: skip
+        if phase == "committed":
+            wait_for(lambda: (jobs := _jobs(source)) and jobs[0]["state"] in (b"cleaning", b"success"),
+                     "the commit", timeout_s=60)  # fmt: skip
+        else:  # some of the moved keys deleted here, not all
+            cleaning = lambda: _jobs(source)[0]["state"] == b"cleaning" and 0 < _local_keys(source) < len(copied)  # noqa: E731
+            wait_for(cleaning, "the cleanup to be under way", timeout_s=60)
         source.kill9()
         # The promoted replica knows the slots are gone and deletes what it still holds of them.
         wait_for(lambda: status(source_replica)["local"]["keys"] == 0, "the new source primary's cleanup",
@@ -372,3 +407,50 @@ def test_killing_the_source_primary_right_after_the_commit_keeps_the_slots_with_
     moved = next(s for s in status(target)["shards"] if s["primary_id"] == target_id)
     assert [MOVING[0], MOVING[1]] in moved["slots"]
     _check_sample(target, copied)
+    assert _whole_again(source, target) == "committed"
+
+
+HANDOVER = (0, 3)  # slots few enough that their whole copy fits in the pause's lag bound (one record a slot)
+
+
+def test_killing_the_source_primary_while_writes_are_paused_at_handover_loses_no_acknowledged_write(
+    node_factory, tmp_path: Path
+) -> None:
+    nodes, report = _two_shards(node_factory, tmp_path)
+    source, target, target_id = _primaries(nodes, report)
+    source_replica = _replica_of(nodes, report, _by_id([source]).popitem()[0])
+    target_replica = _replica_of(nodes, report, target_id)
+    copied = _fill(source.port)
+    with Writer(source_replica.port) as writer:
+        time.sleep(0.5)
+        # The target acknowledges only what its whole ISR holds: with its replica frozen it acknowledges
+        # nothing, so the pause begins once the copy is sent (within the lag bound) and cannot end but
+        # by migration_pause_ms_max (1 s): the source is killed inside it.
+        os.kill(target_replica.proc.pid, signal.SIGSTOP)
+        try:
+            _migrate(source, target_id, HANDOVER)
+            wait_for(lambda: (jobs := _jobs(source)) and jobs[0]["state"] == b"paused", "the write pause",
+                     timeout_s=10)  # fmt: skip
+            source.kill9()
+        finally:
+            os.kill(target_replica.proc.pid, signal.SIGCONT)
+        # The promoted replica finds the migration orphaned (its shard failed over) and aborts it.
+        assert _whole_again(source, source_replica) == "aborted"
+        time.sleep(0.5)
+    writer.check()
+    _check_with_source(source_replica, target_id, copied)
+    wait_for(lambda: _local_keys(target) == 0, "the target to delete the keys it had staged")
+
+
+def test_a_target_replica_dying_mid_copy_loses_no_acknowledged_write(node_factory, tmp_path: Path) -> None:
+    nodes, report, source, _target, target_id, copied = _loaded(node_factory, tmp_path)
+    target_replica = _replica_of(nodes, report, target_id)
+    with Writer(source.port) as writer:
+        _copying(source, target_id)
+        target_replica.kill9()
+        # The target holds its acknowledgements until the dead replica leaves its ISR, then goes on alone.
+        wait_for(lambda: _ended(source), "the migration to end", timeout_s=60)
+        time.sleep(0.5)
+    writer.check()
+    _check_sample(source, copied)
+    _whole_again(target_replica, source)
