@@ -8,7 +8,8 @@ stderr that names the problem and a non-zero exit status, never a traceback.
 import json
 import logging
 import sys
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import trio
@@ -17,6 +18,9 @@ from trionode import config as config_mod
 from trionode.client import Client, ReplyError, parse_addr
 from trionode.io import fatal, logs
 from trionode.io.fatal import EXIT_CORRUPTION, EXIT_STARTUP
+
+if TYPE_CHECKING:
+    from trionode.core.cluster.planner import SlotMove
 
 
 def _fail(message: str, code: int = EXIT_STARTUP) -> NoReturn:
@@ -318,7 +322,7 @@ def cluster_migrate(addr: str, slots_text: str, target_id: str) -> None:
 _JOB_ENDS = ("success", "failed", "cancelled")
 
 
-def _run_migration(addr: str, ranges: Any, target_id: str, prefix: str = "") -> dict[str, Any]:
+def _run_migration(addr: str, ranges: Sequence[Sequence[int]], target_id: str, prefix: str = "") -> dict[str, Any]:
     """Start a migration of ``ranges`` on ADDR (their primary) to ``target_id``; show its progress, one
     line per change (after ``prefix``), until it ends; its last row."""
     import time
@@ -393,7 +397,7 @@ def _parse_weights(texts: tuple[str, ...], shard_of_primary: dict[str, str]) -> 
     return weights
 
 
-def _slot_count(ranges: Any) -> int:
+def _slot_count(ranges: Sequence[Sequence[int]]) -> int:
     return sum(end - start + 1 for start, end in ranges)
 
 
@@ -403,7 +407,7 @@ def _primary_text(report: dict[str, Any], shard_id: str) -> str:
     return f"primary {primary_id[:12]} at {addr}"
 
 
-def _run_moves(addr: str, moves: Any, total: int) -> None:
+def _run_moves(addr: str, moves: "list[SlotMove]", total: int) -> None:
     """Run the plan's migrations in order, each from its source shard's primary of the moment."""
     done = 0
     for i, move in enumerate(moves, 1):
