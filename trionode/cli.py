@@ -398,7 +398,9 @@ def _parse_weights(texts: tuple[str, ...], shard_of_primary: dict[str, str]) -> 
 
 
 def _slot_count(ranges: Sequence[Sequence[int]]) -> int:
-    return sum(end - start + 1 for start, end in ranges)
+    from trionode.core.cluster.state import slots_of
+
+    return len(slots_of((start, end) for start, end in ranges))
 
 
 def _primary_text(report: dict[str, Any], shard_id: str) -> str:
