@@ -1,4 +1,7 @@
-"""The command line's cluster create plan is the planner's (core/cluster/planner.py), cut as redis-cli cuts."""
+"""The command line: the cluster create plan is the planner's (core/cluster/planner.py), cut as redis-cli cuts;
+rebalance weights name shards by their primary."""
+
+import pytest
 
 from trionode import cli
 
@@ -17,3 +20,21 @@ def test_replicas_are_spread_over_the_primaries() -> None:
     slots, attach = cli._create_plan(ADDRS, IDS, BUS_PORTS, replicas=1)
     assert [primary for primary, _ in slots] == list(ADDRS[:3])
     assert attach == [(ADDRS[3], ADDRS[0]), (ADDRS[4], ADDRS[1]), (ADDRS[5], ADDRS[2])]
+
+
+PRIMARIES = {"ab" * 20: "shard-1", "ac" * 20: "shard-2", "bc" * 20: "shard-3"}  # primary id -> shard id
+
+
+def test_rebalance_weights_name_shards_by_their_primarys_id_or_a_unique_prefix() -> None:
+    assert cli._parse_weights(("ab=0", f"{'bc' * 20}=3"), PRIMARIES) == {"shard-1": 0, "shard-2": 1, "shard-3": 3}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("a=1", "more than one shard primary"), ("ff=1", "no shard primary"), ("ab", "expected NODE_ID=W"),
+     ("ab=-1", "expected NODE_ID=W"), ("=2", "no shard primary")],
+)  # fmt: skip
+def test_a_bad_rebalance_weight_is_refused_naming_it(text: str, message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli._parse_weights((text,), PRIMARIES)
+    assert exited.value.code == 1 and message in capsys.readouterr().err

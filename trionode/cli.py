@@ -8,7 +8,8 @@ stderr that names the problem and a non-zero exit status, never a traceback.
 import json
 import logging
 import sys
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import trio
@@ -17,6 +18,9 @@ from trionode import config as config_mod
 from trionode.client import Client, ReplyError, parse_addr
 from trionode.io import fatal, logs
 from trionode.io.fatal import EXIT_CORRUPTION, EXIT_STARTUP
+
+if TYPE_CHECKING:
+    from trionode.core.cluster.planner import SlotMove
 
 
 def _fail(message: str, code: int = EXIT_STARTUP) -> NoReturn:
@@ -311,9 +315,18 @@ def cluster_migrate(addr: str, slots_text: str, target_id: str) -> None:
     """Move slots from ADDR (their shard's primary) to another shard, showing progress until the job ends.
 
     Exits 0 once the slots have moved, 1 if the migration aborted (it says why; the source keeps its data)."""
+    job = _run_migration(addr, _parse_slot_ranges(slots_text), target_id)
+    sys.exit(0 if job["state"] == "success" else 1)
+
+
+_JOB_ENDS = ("success", "failed", "cancelled")
+
+
+def _run_migration(addr: str, ranges: Sequence[Sequence[int]], target_id: str, prefix: str = "") -> dict[str, Any]:
+    """Start a migration of ``ranges`` on ADDR (their primary) to ``target_id``; show its progress, one
+    line per change (after ``prefix``), until it ends; its last row."""
     import time
 
-    ranges = _parse_slot_ranges(slots_text)
     before = {job["name"] for job in _migrations(addr)}
     _call(addr, "CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", *(bound for pair in ranges for bound in pair), "NODE",
           target_id)  # fmt: skip
@@ -322,13 +335,94 @@ def cluster_migrate(addr: str, slots_text: str, target_id: str) -> None:
         job = next((j for j in _migrations(addr) if j["name"] not in before and j["operation"] == "EXPORT"), None)
         if job is None:
             _fail(f"{addr} accepted the migration but does not list it")
-        line = f"{job['name'][:12]} slots {job['slot_ranges']} -> {target_id[:12]}: {_progress_text(job)}"
+        line = f"{prefix}{job['name'][:12]} slots {job['slot_ranges']} -> {target_id[:12]}: {_progress_text(job)}"
         if line != shown:
             click.echo(line)
             shown = line
-        if job["state"] in ("success", "failed", "cancelled"):
-            sys.exit(0 if job["state"] == "success" else 1)
+        if job["state"] in _JOB_ENDS:
+            return job
         time.sleep(0.5)
+
+
+@cluster.command("rebalance")
+@click.argument("addr")
+@click.option("--weight", "weight_texts", multiple=True, metavar="NODE_ID=W",
+              help="The shard whose primary is NODE_ID (or a unique prefix) holds W shares of the slots "
+                   "(default 1; 0 empties it). Repeat for each shard.")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Print the plan and move nothing.")
+def cluster_rebalance(addr: str, weight_texts: tuple[str, ...], dry_run: bool) -> None:
+    """Move slots until every shard holds its weight's share (to within one slot), one migration at a time,
+    moving the fewest slots.
+
+    Exits 0 once balanced, 1 if a migration aborted (it says why; the slots moved before it stay moved)."""
+    from trionode.core.cluster.planner import apply_moves, plan_rebalance
+
+    report = json.loads(_call(addr, "CLUSTER", "STATUS"))
+    if report.get("migrations"):
+        _fail("a slot migration is in flight; let it end (or cancel it) and rebalance again")
+    owned = {shard["id"]: [tuple(r) for r in shard["slots"]] for shard in report["shards"]}
+    weights = _parse_weights(weight_texts, {shard["primary_id"]: shard["id"] for shard in report["shards"]})
+    try:
+        moves = plan_rebalance(owned, weights)
+    except ValueError as e:
+        _fail(str(e))
+    after = apply_moves(owned, moves)
+    for shard_id in sorted(owned):
+        held, ends = _slot_count(owned[shard_id]), _slot_count(after[shard_id])
+        click.echo(f"shard {shard_id[:12]} ({_primary_text(report, shard_id)}): weight {weights[shard_id]}, "
+                   f"{held} -> {ends} slots")  # fmt: skip
+    total = sum(_slot_count(m.slots) for m in moves)
+    for i, move in enumerate(moves, 1):
+        click.echo(f"move {i}/{len(moves)}: slots {_ranges_text(move.slots)} from shard {move.source_shard_id[:12]} "
+                   f"to shard {move.target_shard_id[:12]}")  # fmt: skip
+    if not moves:
+        click.echo("the cluster is balanced: every shard holds its share to within one slot")
+        return
+    click.echo(f"{total} slots to move in {len(moves)} migrations")
+    if not dry_run:
+        _run_moves(addr, moves, total)
+
+
+def _parse_weights(texts: tuple[str, ...], shard_of_primary: dict[str, str]) -> dict[str, int]:
+    """``--weight NODE_ID=W`` options as shard id -> weight; every other shard weighs 1."""
+    weights = dict.fromkeys(shard_of_primary.values(), 1)
+    for text in texts:
+        node, sep, value = text.partition("=")
+        matches = [p for p in shard_of_primary if node and p.startswith(node)]
+        if not sep or not value.isdigit():
+            _fail(f"bad --weight {text!r}: expected NODE_ID=W, W a whole number")
+        if len(matches) != 1:
+            _fail(f"--weight {text!r}: {'no' if not matches else 'more than one'} shard primary has that id")
+        weights[shard_of_primary[matches[0]]] = int(value)
+    return weights
+
+
+def _slot_count(ranges: Sequence[Sequence[int]]) -> int:
+    from trionode.core.cluster.state import slots_of
+
+    return len(slots_of((start, end) for start, end in ranges))
+
+
+def _primary_text(report: dict[str, Any], shard_id: str) -> str:
+    primary_id = next(s["primary_id"] for s in report["shards"] if s["id"] == shard_id)
+    addr = next((n["addr"] for n in report["nodes"] if n["id"] == primary_id), "?")
+    return f"primary {primary_id[:12]} at {addr}"
+
+
+def _run_moves(addr: str, moves: "list[SlotMove]", total: int) -> None:
+    """Run the plan's migrations in order, each from its source shard's primary of the moment."""
+    done = 0
+    for i, move in enumerate(moves, 1):
+        report = json.loads(_call(addr, "CLUSTER", "STATUS"))
+        primaries = {shard["id"]: shard["primary_id"] for shard in report["shards"]}
+        source_addr = next(n["addr"] for n in report["nodes"] if n["id"] == primaries[move.source_shard_id])
+        prefix = f"[{i}/{len(moves)} migrations, {done}/{total} slots moved] "
+        job = _run_migration(source_addr, move.slots, primaries[move.target_shard_id], prefix)
+        if job["state"] != "success":
+            _fail(f"migration {i}/{len(moves)} (slots {_ranges_text(move.slots)}) ended {job['state']}: "
+                  f"{job['message'] or 'no reason given'}; {done} of {total} slots were moved", 1)  # fmt: skip
+        done += _slot_count(move.slots)
+    click.echo(f"[{len(moves)}/{len(moves)} migrations, {total}/{total} slots moved] the cluster is balanced")
 
 
 def _parse_slot_ranges(text: str) -> list[tuple[int, int]]:

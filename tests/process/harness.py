@@ -80,7 +80,7 @@ class NodeProcess:
             try:
                 if self.client(timeout_s=1).ping():
                     return
-            except (redis.ConnectionError, redis.TimeoutError):  # a node still starting on a loaded machine
+            except (redis.ConnectionError, redis.TimeoutError):  # the port is bound before recovery: answers come late
                 time.sleep(0.05)
         raise AssertionError(f"node on port {self.port} did not start:\n{self.log()[-4000:]}")
 

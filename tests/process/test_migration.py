@@ -2,9 +2,14 @@
 
 Every write the writer saw acknowledged must read back afterwards through redis-py's
 RedisCluster (which follows the MOVED replies), whether the migration committed,
-was cancelled, or its source primary was killed with SIGKILL mid-way.
+was cancelled, or a member was killed with SIGKILL mid-way: the source primary while
+copying, while writes are paused at the handover, right after the commit or while it
+cleans up; the target primary or one of its replicas while copying. After a kill the
+job ends (committed or aborted) and, once the node is back, ``cluster check`` passes.
+Scaling out: ``add-node --primary``, then ``cluster migrate`` or ``cluster rebalance``.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -28,20 +33,20 @@ COPY_KEYS = 3000  # keys in the moving slots before the migration starts (severa
 BIG_COPY_KEYS = 60_000  # enough that a test can act while the copy runs
 
 
-def _tags() -> list[str]:
-    """One hash tag per moving slot, so the writer's keys all land in the moving slots."""
-    tags: dict[int, str] = {}
+def _tags(slots: range) -> list[str]:
+    """One hash tag per slot of ``slots``, so keys can be aimed at those slots."""
+    wanted, tags = set(slots), {}
     n = 0
-    while len(tags) < MOVING[1] - MOVING[0] + 1:
+    while len(tags) < len(wanted):
         tag = f"t{n}"
         slot = key_slot(tag.encode())
-        if MOVING[0] <= slot <= MOVING[1]:
+        if slot in wanted:
             tags.setdefault(slot, tag)
         n += 1
-    return list(tags.values())
+    return [tags[slot] for slot in slots]
 
 
-TAGS = _tags()
+TAGS = _tags(range(MOVING[0], MOVING[1] + 1))  # the writer's keys all land in the moving slots
 
 
 def _two_shards(node_factory, tmp_path: Path) -> tuple[list[NodeProcess], dict]:
@@ -82,8 +87,9 @@ def _primaries(nodes: list[NodeProcess], report: dict) -> tuple[NodeProcess, Nod
 class Writer:
     """Writes increasing values to keys of the moving slots; remembers what was acknowledged."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tags: list[str] = TAGS) -> None:
         self.rc = RedisCluster(host="127.0.0.1", port=port, socket_timeout=10)
+        self.tags = tags
         self.acked: dict[str, int] = {}
         self.uncertain: dict[str, set[int]] = {}  # writes whose outcome is unknown (an error reply or timeout)
         self.errors: list[str] = []
@@ -94,7 +100,7 @@ class Writer:
         n = 0
         while not self.stop.is_set():
             n += 1
-            key = f"{{{TAGS[n % len(TAGS)]}}}w{n % (len(TAGS) * KEYS_PER_SLOT)}"
+            key = f"{{{self.tags[n % len(self.tags)]}}}w{n % (len(self.tags) * KEYS_PER_SLOT)}"
             try:
                 self.rc.set(key, n)
                 self.acked[key] = n
@@ -120,9 +126,9 @@ class Writer:
             assert got is not None and (int(got) == value or int(got) in later), (key, value, got)
 
 
-def _fill(port: int, count: int = COPY_KEYS) -> dict[str, bytes]:
+def _fill(port: int, count: int = COPY_KEYS, tags: list[str] = TAGS) -> dict[str, bytes]:
     rc = RedisCluster(host="127.0.0.1", port=port, socket_timeout=20)
-    keys = {f"{{{TAGS[i % len(TAGS)]}}}c{i}": str(i).encode() * 10 for i in range(count)}
+    keys = {f"{{{tags[i % len(tags)]}}}c{i}": str(i).encode() * 10 for i in range(count)}
     try:
         rc.mset_nonatomic(keys)
     finally:
@@ -147,9 +153,31 @@ def _ended(node: NodeProcess) -> dict | None:
     return jobs[0] if jobs and jobs[0]["state"] in (b"success", b"failed", b"cancelled") else None
 
 
-def _migrate(source: NodeProcess, target_id: str) -> None:
-    reply = source.client().execute_command("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", *MOVING, "NODE", target_id)
+def _migrate(source: NodeProcess, target_id: str, slots: tuple[int, int] = MOVING) -> None:
+    reply = source.client().execute_command("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", *slots, "NODE", target_id)
     assert reply in (b"OK", "OK", True)
+
+
+def _local_keys(node: NodeProcess) -> int:
+    """The keys ``node`` holds, hidden ones included (staged, or left over after a commit)."""
+    return json.loads(node.client().execute_command("CLUSTER", "STATUS"))["local"]["keys"]
+
+
+def _whole_again(killed: NodeProcess, survivor: NodeProcess) -> str:
+    """The migration ended as the configuration records it; once ``killed`` is back, ``cluster check``
+    passes (it comes back as a replica). Returns how the migration ended: committed or aborted."""
+    report = wait_for(lambda: (r := status(survivor)) and not r["migrations"] and r["migrations_recent"] and r,
+                      "the migration to end", timeout_s=60)  # fmt: skip
+    ended = report["migrations_recent"][-1]["state"]
+    assert ended in ("committed", "aborted"), report["migrations_recent"]
+    killed.start()
+    checks = []
+    try:
+        wait_for(lambda: checks.append(run_cli("cluster", "check", f"127.0.0.1:{survivor.port}"))
+                 or checks[-1].returncode == 0, "cluster check to pass", timeout_s=60)  # fmt: skip
+    except AssertionError as e:
+        raise AssertionError(f"{e}; it said:\n{checks[-1].stdout}{checks[-1].stderr}") from None
+    return ended
 
 
 def test_a_slot_range_moves_under_a_concurrent_writer_and_every_acknowledged_write_reads_back(
@@ -242,21 +270,28 @@ def test_killing_the_source_primary_mid_copy_leaves_the_slots_with_the_source_sh
         _copying(source, target_id)
         source.kill9()
         # The promoted replica finds the migration orphaned and aborts it.
-        wait_for(lambda: not status(survivor)["migrations"], "the orphaned migration to be aborted", timeout_s=60)
+        assert _whole_again(source, survivor) == "aborted"
         time.sleep(1.0)
     writer.check()
     _check_with_source(survivor, target_id, copied)
     wait_for(lambda: status(target)["local"]["keys"] == 0, "the target to delete the keys it had staged")
 
 
-def test_add_node_primary_then_cli_migrate_moves_slots_to_the_new_shard(node_factory, tmp_path: Path) -> None:
+def _grown(node_factory, tmp_path: Path, added: int = 1) -> tuple[NodeProcess, list[NodeProcess], list[str]]:
+    """A one-node cluster owning every slot, and ``added`` nodes ``cluster add-node --primary`` made
+    primaries of new, empty shards: ``(first, the new nodes, their ids)``."""
     conf = tmp_path / "join.toml"
     conf.write_text("bootstrap = false\n")
-    first = node_factory("first").start()  # a one-node cluster owning every slot
-    new = node_factory("new", extra=["--conf", str(conf)]).start()
-    out = run_cli("cluster", "add-node", f"127.0.0.1:{new.port}", f"127.0.0.1:{first.port}", "--primary")
-    assert out.returncode == 0, out.stderr + out.stdout
-    new_id = new.client().execute_command("CLUSTER", "MYID").decode()
+    first = node_factory("first").start()
+    new = [node_factory(f"new{i}", extra=["--conf", str(conf)]).start() for i in range(added)]
+    for node in new:
+        out = run_cli("cluster", "add-node", f"127.0.0.1:{node.port}", f"127.0.0.1:{first.port}", "--primary")
+        assert out.returncode == 0, out.stderr + out.stdout
+    return first, new, [node.client().execute_command("CLUSTER", "MYID").decode() for node in new]
+
+
+def test_add_node_primary_then_cli_migrate_moves_slots_to_the_new_shard(node_factory, tmp_path: Path) -> None:
+    first, [new], [new_id] = _grown(node_factory, tmp_path)
     copied = _fill(first.port)
     out = run_cli("cluster", "migrate", f"127.0.0.1:{first.port}", "--slots", f"{MOVING[0]}-{MOVING[1]}",
                   "--to", new_id, timeout_s=120)  # fmt: skip
@@ -272,12 +307,52 @@ def test_add_node_primary_then_cli_migrate_moves_slots_to_the_new_shard(node_fac
     assert jobs[0]["state"] == "success" and jobs[0]["keys_copied"] >= len(copied)
 
 
-def test_cli_migrate_exits_non_zero_and_says_why_when_the_job_is_cancelled(node_factory, tmp_path: Path) -> None:
+SPREAD = _tags(range(0, 16384, 164))  # 100 slots over the whole keyspace: a rebalance moves most of them
+
+
+def test_add_node_primary_then_rebalance_under_a_concurrent_writer_evens_the_shards(
+    node_factory, tmp_path: Path
+) -> None:
+    first, new, new_ids = _grown(node_factory, tmp_path, added=2)
+    entry = f"127.0.0.1:{first.port}"
+    dry = run_cli("cluster", "rebalance", entry, "--weight", f"{new_ids[0][:10]}=2", "--weight", f"{new_ids[1]}=0",
+                  "--dry-run")  # fmt: skip
+    assert dry.returncode == 0 and "10922 slots to move in 1 migrations" in dry.stdout, dry.stdout + dry.stderr
+    copied = _fill(first.port, tags=SPREAD)
+    with Writer(first.port, SPREAD) as writer:
+        out = run_cli("cluster", "rebalance", entry, timeout_s=120)
+        time.sleep(0.5)  # writes after the last commit go to the new shard
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert out.stdout.splitlines()[-1].endswith("the cluster is balanced"), out.stdout
+    writer.check()
+    assert not writer.errors, writer.errors[:5]
+    assert "[2/2 migrations, 5461/10922 slots moved]" in out.stdout, out.stdout  # one display for the plan
+    shards = status(new[0])["shards"]
+    assert sorted(sum(b - a + 1 for a, b in s["slots"]) for s in shards) == [5461, 5461, 5462], shards
+    rc = RedisCluster(host="127.0.0.1", port=first.port, socket_timeout=20)
+    try:
+        assert rc.mget_nonatomic(list(copied)) == list(copied.values())
+        assert {rc.get_node_from_key(key).port for key in copied} == {first.port, *(n.port for n in new)}
+    finally:
+        rc.close()
+    again = run_cli("cluster", "rebalance", entry)
+    assert again.returncode == 0 and "the cluster is balanced" in again.stdout, again.stdout + again.stderr
+    check = run_cli("cluster", "check", entry)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("command", ["migrate", "rebalance"])
+def test_cli_migrate_and_rebalance_exit_non_zero_and_say_why_when_a_job_is_cancelled(
+    node_factory, tmp_path: Path, command: str
+) -> None:
     nodes, report = _two_shards(node_factory, tmp_path)
     source, _, target_id = _primaries(nodes, report)
+    source_id = next(iter(_by_id([source])))
     _fill(source.port, BIG_COPY_KEYS)
-    cli = subprocess.Popen([sys.executable, "-m", "trionode", "cluster", "migrate", f"127.0.0.1:{source.port}",
-                            "--slots", f"{MOVING[0]}-{MOVING[1]}", "--to", target_id],
+    # Both move the moving slots first: migrate those alone, rebalance all the source's (it weighs 0).
+    how = ["--slots", f"{MOVING[0]}-{MOVING[1]}", "--to", target_id] if command == "migrate" else [
+        "--weight", f"{source_id}=0"]  # fmt: skip
+    cli = subprocess.Popen([sys.executable, "-m", "trionode", "cluster", command, f"127.0.0.1:{source.port}", *how],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         wait_for(lambda: (jobs := _jobs(source)) and jobs[0]["keys_copied"] > 0, "the copy to begin", timeout_s=30)
@@ -286,13 +361,17 @@ def test_cli_migrate_exits_non_zero_and_says_why_when_the_job_is_cancelled(node_
     finally:
         cli.kill()
     assert cli.returncode == 1, stdout + stderr
-    assert "cancelled" in stdout.splitlines()[-1] and "cancelled by the operator" in stdout, stdout
+    assert "cancelled" in stdout.splitlines()[-1] and "cancelled by the operator" in stdout + stderr, stdout + stderr
+    if command == "rebalance":
+        assert "ended cancelled: cancelled by the operator; 0 of 8192 slots were moved" in stderr, stderr
 
 
 def test_killing_the_target_primary_mid_copy_aborts_and_the_source_keeps_everything(
     node_factory, tmp_path: Path
 ) -> None:
     _nodes, _report, source, target, target_id, copied = _loaded(node_factory, tmp_path)
+    # The target shard holds data of its own, so its replica may succeed the killed primary (seed 002).
+    _fill(target.port, COPY_KEYS, _tags(range(16000, 16010)))
     with Writer(source.port) as writer:
         _copying(source, target_id)
         target.kill9()
@@ -301,10 +380,12 @@ def test_killing_the_target_primary_mid_copy_aborts_and_the_source_keeps_everyth
         time.sleep(0.5)
     writer.check()
     _check_with_source(source, target_id, copied)
+    assert _whole_again(target, source) == "aborted"
 
 
-def test_killing_the_source_primary_right_after_the_commit_keeps_the_slots_with_the_target(
-    node_factory, tmp_path: Path
+@pytest.mark.parametrize("phase", ["committed", "cleaning"])
+def test_killing_the_source_primary_after_the_commit_keeps_the_slots_with_the_target(
+    node_factory, tmp_path: Path, phase: str
 ) -> None:
     nodes, report = _two_shards(node_factory, tmp_path)
     source, target, target_id = _primaries(nodes, report)
@@ -312,8 +393,12 @@ def test_killing_the_source_primary_right_after_the_commit_keeps_the_slots_with_
     copied = _fill(source.port, BIG_COPY_KEYS)
     with Writer(target.port) as writer:
         _migrate(source, target_id)
-        wait_for(lambda: (jobs := _jobs(source)) and jobs[0]["state"] in (b"cleaning", b"success"),
-                 "the commit", timeout_s=60)  # fmt: skip
+        if phase == "committed":
+            wait_for(lambda: (jobs := _jobs(source)) and jobs[0]["state"] in (b"cleaning", b"success"),
+                     "the commit", timeout_s=60)  # fmt: skip
+        else:  # some of the moved keys deleted here, not all
+            cleaning = lambda: _jobs(source)[0]["state"] == b"cleaning" and 0 < _local_keys(source) < len(copied)  # noqa: E731
+            wait_for(cleaning, "the cleanup to be under way", timeout_s=60)
         source.kill9()
         # The promoted replica knows the slots are gone and deletes what it still holds of them.
         wait_for(lambda: status(source_replica)["local"]["keys"] == 0, "the new source primary's cleanup",
@@ -322,3 +407,50 @@ def test_killing_the_source_primary_right_after_the_commit_keeps_the_slots_with_
     moved = next(s for s in status(target)["shards"] if s["primary_id"] == target_id)
     assert [MOVING[0], MOVING[1]] in moved["slots"]
     _check_sample(target, copied)
+    assert _whole_again(source, target) == "committed"
+
+
+HANDOVER = (0, 3)  # slots few enough that their whole copy fits in the pause's lag bound (one record a slot)
+
+
+def test_killing_the_source_primary_while_writes_are_paused_at_handover_loses_no_acknowledged_write(
+    node_factory, tmp_path: Path
+) -> None:
+    nodes, report = _two_shards(node_factory, tmp_path)
+    source, target, target_id = _primaries(nodes, report)
+    source_replica = _replica_of(nodes, report, _by_id([source]).popitem()[0])
+    target_replica = _replica_of(nodes, report, target_id)
+    copied = _fill(source.port)
+    with Writer(source_replica.port) as writer:
+        time.sleep(0.5)
+        # The target acknowledges only what its whole ISR holds: with its replica frozen it acknowledges
+        # nothing, so the pause begins once the copy is sent (within the lag bound) and cannot end but
+        # by migration_pause_ms_max (1 s): the source is killed inside it.
+        os.kill(target_replica.proc.pid, signal.SIGSTOP)
+        try:
+            _migrate(source, target_id, HANDOVER)
+            wait_for(lambda: (jobs := _jobs(source)) and jobs[0]["state"] == b"paused", "the write pause",
+                     timeout_s=10)  # fmt: skip
+            source.kill9()
+        finally:
+            os.kill(target_replica.proc.pid, signal.SIGCONT)
+        # The promoted replica finds the migration orphaned (its shard failed over) and aborts it.
+        assert _whole_again(source, source_replica) == "aborted"
+        time.sleep(0.5)
+    writer.check()
+    _check_with_source(source_replica, target_id, copied)
+    wait_for(lambda: _local_keys(target) == 0, "the target to delete the keys it had staged")
+
+
+def test_a_target_replica_dying_mid_copy_loses_no_acknowledged_write(node_factory, tmp_path: Path) -> None:
+    nodes, report, source, _target, target_id, copied = _loaded(node_factory, tmp_path)
+    target_replica = _replica_of(nodes, report, target_id)
+    with Writer(source.port) as writer:
+        _copying(source, target_id)
+        target_replica.kill9()
+        # The target holds its acknowledgements until the dead replica leaves its ISR, then goes on alone.
+        wait_for(lambda: _ended(source), "the migration to end", timeout_s=60)
+        time.sleep(0.5)
+    writer.check()
+    _check_sample(source, copied)
+    _whole_again(target_replica, source)

@@ -17,15 +17,28 @@ Shard ids are derived from the primary's node id, so the same request gives
 the same plan. New shards start at ``first_epoch``, ``first_epoch + 1``, ...:
 each ``shard_create`` must name an epoch above every epoch the cluster has
 issued (1 for a fresh cluster; ``state.epoch_max + 1`` otherwise).
+
+:func:`plan_rebalance` (``trionode cluster rebalance``) decides which slots
+move between shards so that each holds its weight's share of the slots: its
+quota is that share rounded down or up, so it ends within one slot of
+proportional. Which shards round up is what decides how many slots move, so
+the spare slots go to the shards holding the most beyond their share; then
+no plan reaching shares within one slot moves fewer. A shard over its quota
+gives up its highest slots, which keeps what it retains and what it hands
+each receiver contiguous when it held one range. Ties break on shard ids,
+so the same cluster and weights always give the same plan; a cluster already
+within one slot everywhere gets an empty plan. The plan names shards, not
+primaries: the shell resolves each move's current primaries when it runs it.
 """
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from hashlib import sha1
 from typing import Any, NamedTuple
 
 from trionode import limits
 from trionode.core.cluster.commands import command
-from trionode.core.cluster.state import is_id, nodes_max, shard_replicas_max
+from trionode.core.cluster.state import SlotRange, is_id, nodes_max, shard_replicas_max, slots_of
+from trionode.core.cluster_view import ranges_from_slots
 
 
 class NodeAddress(NamedTuple):
@@ -124,3 +137,72 @@ def plan_create(
         plan.append(command("replica_attach", shard_id=shard_id_for(primary_id), epoch=epochs[primary_id],
                             node_id=replica.id))  # fmt: skip
     return plan
+
+
+# --- rebalance ---------------------------------------------------------------------------
+
+
+class SlotMove(NamedTuple):
+    """One migration of a plan: ``slots`` (sorted ranges, owned by the source when it runs) move."""
+
+    source_shard_id: str
+    target_shard_id: str
+    slots: tuple[SlotRange, ...]
+
+
+def slot_quotas(held: Mapping[str, int], weights: Mapping[str, int]) -> dict[str, int]:
+    """How many of the held slots each shard should hold: its weight's share, rounded down or up.
+
+    The slots left over after rounding down go, one each, to the shards whose share has a
+    fraction, holding the most beyond their share first: each such slot is one fewer to move.
+    """
+    total, weight_sum = sum(held.values()), sum(weights.values())
+    assert held.keys() == weights.keys() and weight_sum > 0
+    floors = {shard: total * w // weight_sum for shard, w in weights.items()}
+    fractions = {shard: total * w % weight_sum for shard, w in weights.items()}
+    rounded_up = sorted((shard for shard in weights if fractions[shard]),
+                        key=lambda shard: (floors[shard] - held[shard], -fractions[shard], shard))  # fmt: skip
+    spare = total - sum(floors.values())
+    assert 0 <= spare <= len(rounded_up)
+    return {shard: floors[shard] + (shard in rounded_up[:spare]) for shard in weights}
+
+
+def plan_rebalance(owned: Mapping[str, Sequence[SlotRange]], weights: Mapping[str, int]) -> list[SlotMove]:
+    """The moves that bring every shard in ``owned`` (shard id -> its slot ranges) to its quota.
+
+    ``weights`` gives each of those shards a weight (0 empties it); ValueError for a bad request.
+    """
+    if owned.keys() != weights.keys():
+        raise ValueError("every shard needs a weight, and only shards have one")
+    if any(w < 0 for w in weights.values()) or not any(weights.values()):
+        raise ValueError("weights must be 0 or more, and at least one above 0")
+    slots = {shard: sorted(slots_of(ranges)) for shard, ranges in owned.items()}
+    assert sum(map(len, slots.values())) == len(set().union(*slots.values())), "a slot owned twice"
+    quotas = slot_quotas({shard: len(s) for shard, s in slots.items()}, weights)
+    # What each shard over its quota gives up (its highest slots), and each receiver's need, in shard order.
+    given = [(shard, s[quotas[shard] :]) for shard, s in sorted(slots.items()) if len(s) > quotas[shard]]
+    needs = [[shard, quotas[shard] - len(s)] for shard, s in sorted(slots.items()) if len(s) < quotas[shard]]
+    moves = []
+    for source, handed in given:
+        while handed:
+            target, need = needs[0]
+            part, handed = handed[:need], handed[need:]
+            moves.append(SlotMove(source, target, ranges_from_slots(part)))
+            needs[0][1] -= len(part)
+            if needs[0][1] == 0:
+                needs.pop(0)
+    assert not needs, needs
+    return moves
+
+
+def apply_moves(
+    owned: Mapping[str, Sequence[SlotRange]], moves: Sequence[SlotMove]
+) -> dict[str, tuple[SlotRange, ...]]:
+    """Each shard's ranges once ``moves`` ran in order (each moves slots its source holds by then)."""
+    slots = {shard: slots_of(ranges) for shard, ranges in owned.items()}
+    for move in moves:
+        moving = slots_of(move.slots)
+        assert moving <= slots[move.source_shard_id] and move.source_shard_id != move.target_shard_id, move
+        slots[move.source_shard_id] -= moving
+        slots[move.target_shard_id] |= moving
+    return {shard: ranges_from_slots(s) for shard, s in slots.items()}
