@@ -212,6 +212,34 @@ async def test_the_primary_driver_alone_moves_the_acknowledged_offset(
         assert answered == [1] and store.acked_offset == side.driver.acked_offset == 1
 
 
+async def test_the_replica_driver_alone_moves_a_replicas_acknowledged_offset(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Issue 10 §1: the replica's acknowledged offset (what its READONLY reads may see) was computed in io."""
+    async with _running_store(tmp_path) as store:
+        repl = _replication(R, store, [])
+        side = repl.replica
+        assert side is not None
+        request = side.state.sync_request()
+        side.inbox.append(SyncReply(SHARD, 1, "partial", 0, EpochHistory([(1, 1)]), 3, request.sync_id))
+        side.inbox.append(Records(SHARD, 1, 1, [[b"SET", b"k%d" % i, b"p"] for i in (1, 2, 3)], 2, request.sync_id))
+        await side.process()  # appended, durable, acked: the primary acknowledged 2 of them
+        assert store.wal.durable_seq == 3 and store.acked_offset == side.driver.acked_offset == 2
+        answered: list[int] = []
+
+        async def reader() -> None:
+            await store.wait_acked(3)
+            answered.append(store.acked_offset)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            await trio.sleep(1)
+            assert answered == []
+            side.inbox.append(Records(SHARD, 1, 4, [], 3, request.sync_id))  # a heartbeat with the watermark
+            await side.process()
+        assert answered == [3] and side.driver.acked_offset == 3
+
+
 async def test_a_sync_request_that_speaks_for_another_node_is_dropped(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
