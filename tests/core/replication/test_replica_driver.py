@@ -24,6 +24,7 @@ from .helpers import R1, SHARD
 
 H1 = EpochHistory([(1, 1)])
 H12 = EpochHistory([(1, 1), (2, 4)])
+LEADER = "e" * 40
 
 
 def driver(log_end: int = 0, history: EpochHistory = H1, **kwargs: object) -> ReplicaDriver:
@@ -75,12 +76,16 @@ def test_a_partial_sync_that_keeps_everything_sets_no_marker() -> None:
     assert d.health == "online" and d.rs.log_end == 5
 
 
-def test_a_cut_below_the_local_snapshot_discards_and_stays_loading_until_caught_up() -> None:
+def test_a_cut_below_the_local_snapshot_leaves_the_isr_before_it_discards_and_stays_loading() -> None:
+    """Issue 10: this path discards everything. An ISR member can reach it (a cut in place writes its kept
+    prefix, unacknowledged records included, as the snapshot; a second failover may cut those), so it
+    is no assert: like a full sync it reports offset 0 and sets the marker before it discards (S5)."""
     d = driver(log_end=5, truncate_floor=4)
     req = request(d)
     out = d.on_message(SyncReply(SHARD, 2, "partial", 3, H12, 9, req.sync_id), 10)
-    assert out[:4] == [SaveFence(2), SetLoadingMarker(True), Truncate(0), SaveHistory(EpochHistory())]
-    (again,) = out[4:]
+    assert out[:5] == [SaveFence(2), Send(Ack(SHARD, R1, 2, 0, req.sync_id)), SetLoadingMarker(True), Truncate(0),
+                       SaveHistory(EpochHistory())]  # fmt: skip
+    (again,) = out[5:]
     assert isinstance(again, Send) and isinstance(again.msg, SyncRequest) and again.msg.log_end == 0
     assert d.health == "loading" and d.reported_offset() == 0
     d.on_message(SyncReply(SHARD, 2, "partial", 0, H12, 2, again.msg.sync_id), 20)
@@ -88,6 +93,25 @@ def test_a_cut_below_the_local_snapshot_discards_and_stays_loading_until_caught_
     d.on_message(Records(SHARD, 2, 1, [[b"SET", b"k", b"1"], [b"SET", b"k", b"2"]], 0, again.msg.sync_id), 30)
     cleared, ack = d.on_durable(2, 40)
     assert cleared == SetLoadingMarker(False) and isinstance(ack, Send) and ack.msg.durable_offset == 2
+
+
+def test_a_replica_discarding_below_its_floor_claims_nothing_in_a_fencing_round() -> None:
+    """Once it discarded, a failover must not count it: the fence's answer says 0 and loading."""
+    d = driver(log_end=5, truncate_floor=4)
+    d.on_message(SyncReply(SHARD, 1, "partial", 5, H1, 5, request(d).sync_id), 0)
+    d.on_durable(5, 0)
+    _, send, answer = d.on_fence_round(LEADER, 2, 7, 10)
+    assert answer == AnswerFence(LEADER, 2, 7, 5, "online") and isinstance(send, Send)
+    d.on_message(SyncReply(SHARD, 2, "partial", 3, H12, 9, send.msg.sync_id), 20)
+    assert d.on_fence_round(LEADER, 2, 8, 30)[-1] == AnswerFence(LEADER, 2, 8, 0, "loading")
+    assert d.read_bound() is None and d.acked_offset == 0
+    assert any("below the local snapshot at 4" in line for line in d.take_reports())
+
+
+def test_a_full_sync_discards_the_local_snapshot_and_its_floor() -> None:
+    d = driver(log_end=5, truncate_floor=5)
+    d.on_message(SyncReply(SHARD, 1, "full", 0, H1, 9, request(d).sync_id), 0)
+    assert d.truncate_floor == 0  # the snapshot went with everything else
 
 
 def test_a_restart_with_the_marker_is_empty_loading_and_asks_from_zero() -> None:
@@ -116,8 +140,6 @@ def test_records_are_appended_and_a_silent_session_starts_again() -> None:
     (again,) = d.tick(601)
     assert isinstance(again, Send) and isinstance(again.msg, SyncRequest) and again.msg.sync_id == req.sync_id + 1
 
-
-LEADER = "e" * 40
 
 
 def test_a_fencing_round_is_durable_before_it_is_answered_and_still_refuses_after_a_restart() -> None:

@@ -49,9 +49,15 @@ Rules it keeps (each was once a shell's, and one of them was missing there):
   marker would make a crash discard everything, acknowledged records of an ISR
   member included (S1);
 - ``truncate_floor``: the lowest offset the local store can cut back to in
-  place (its snapshot's offset). A cut below it discards everything under the
-  marker and asks for a sync from empty; the marker stays until that sync
-  completes, so the replica is ``loading`` (never promoted) meanwhile;
+  place (its snapshot's offset). A cut below it discards everything and asks
+  for a sync from empty, in the order of a full sync: offset 0 is reported,
+  the marker is set, and only then is anything discarded; the marker stays
+  until that sync completes, so the replica is ``loading`` (reports 0, is
+  never promoted) meanwhile. No assert keeps ISR members from it: compaction
+  and full syncs snapshot only acknowledged offsets, but a cut in place
+  writes the kept prefix as the snapshot, unacknowledged records included,
+  and a second failover may choose a primary without them. An assert would
+  crash a healthy replica, again at every restart, where a resync costs time;
 - a restart with the marker: the data is junk; the driver starts from an empty
   log, keeps the marker and reports ``loading`` until a sync completes;
 - acks: whenever the durable offset moved, while loading (the primary's sign
@@ -76,7 +82,7 @@ from typing import Any
 
 from trionode import limits
 from trionode.core.replication.history import EpochHistory
-from trionode.core.replication.messages import ReplMessage, SnapshotChunk, SyncRefused, SyncReply
+from trionode.core.replication.messages import Ack, ReplMessage, SnapshotChunk, SyncRefused, SyncReply
 from trionode.core.replication.primary_driver import AckUpTo
 from trionode.core.replication.replica import CONNECTING, LOADING, STREAMING, ReplicaState, Step
 
@@ -304,7 +310,7 @@ class ReplicaDriver:
             out += [Send(ack), *self._mark(), *self._cut(0)]
         if step.truncate_to is not None and not step.start_full_sync:
             if step.truncate_to < self.truncate_floor:
-                return out + self._discard_below_floor(now_ms)
+                return out + self._discard_below_floor(step.truncate_to, now_ms)
             out += self._truncate(step.truncate_to)
         if step.snapshot_items:
             out.append(LoadChunk(step.snapshot_items))
@@ -337,6 +343,7 @@ class ReplicaDriver:
         if keep < self.acked_offset:
             self.rs.note(f"cut to {keep}, below the acknowledged offset {self.acked_offset} seen here")
             self.acked_offset = keep
+        self.truncate_floor = min(self.truncate_floor, keep)  # a cut of everything leaves no snapshot
         return [Truncate(keep)]
 
     def _publish(self) -> list[ReplicaAction]:
@@ -351,12 +358,20 @@ class ReplicaDriver:
         self.acked_offset = acked
         return [AckUpTo(acked)]
 
-    def _discard_below_floor(self, now_ms: int) -> list[ReplicaAction]:
-        """The local snapshot holds records past the cut: discard everything and sync from empty."""
-        out = [*self._mark(), *self._cut(0), SaveHistory(EpochHistory())]
-        rs = self.rs
+    def _discard_below_floor(self, keep: int, now_ms: int) -> list[ReplicaAction]:
+        """The local snapshot holds records past the cut to ``keep``: discard everything and sync from empty.
+
+        It leaves the ISR first, as a full sync does (see the top): offset 0 goes out on the
+        session that asked for the cut, and the marker is durable, before anything is discarded.
+        """
+        rs, floor = self.rs, self.truncate_floor
+        out: list[ReplicaAction] = []
+        if rs.state != CONNECTING:
+            out.append(Send(Ack(rs.shard_id, rs.my_id, rs.epoch, 0, rs.sync_id)))
+        out += [*self._mark(), *self._cut(0), SaveHistory(EpochHistory())]
+        assert self.marker and self.reported_offset() == 0 and self.truncate_floor == 0
         self.rs = ReplicaState(rs.shard_id, rs.my_id, rs.epoch, EpochHistory(), 0, rs.sync_id)
-        self.truncate_floor = 0
+        self.rs.note(f"cut to {keep} below the local snapshot at {floor}: everything was discarded")
         return out + self._restart_session(now_ms)
 
     def statistics(self) -> dict[str, Any]:
