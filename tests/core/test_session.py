@@ -199,8 +199,23 @@ def test_only_replies_that_describe_the_keyspace_wait_for_what_was_applied():
     assert applied == 1
     for argv in ([b"PING"], [b"ECHO", b"x"], [b"CLUSTER", b"MYID"], [b"COMMAND", b"COUNT"], [b"ROLE"]):
         assert session.execute(argv)[1] == 0, argv
-    for argv in ([b"INFO"], [b"CLUSTER", b"COUNTKEYSINSLOT", b"0"], [b"cluster", b"getkeysinslot", b"0", b"1"]):
+    keyspace = ([b"INFO"], [b"INFO", b"default"], [b"INFO", b"all"], [b"info", b"replication", b"KEYSPACE"],
+                [b"CLUSTER", b"COUNTKEYSINSLOT", b"0"], [b"cluster", b"getkeysinslot", b"0", b"1"])  # fmt: skip
+    for argv in keyspace:
         assert session.execute(argv)[1] == applied, argv
+
+
+def test_info_sections_that_reveal_no_data_answer_at_once():
+    """INFO replication sent to a replica hung while its acknowledged offset was below its applied
+    one (issue 10): INFO waited for every applied record, though only its keyspace section counts
+    keys. A replica whose primary died stalls there until a failover, and ``INFO cluster`` is what
+    the cluster tools ask every node."""
+    session = make_session(half_owned(am_primary=False, replica_serving=True))
+    session.node.data.apply_replicated(1, [b"SET", b"k", b"v"])
+    for section in (b"replication", b"cluster", b"server", b"persistence", b"stats", b"clients"):
+        reply, required = session.execute([b"INFO", section])
+        assert required == 0 and f"# {section.decode().capitalize()}" in str(reply), section
+    assert session.execute([b"INFO", b"Replication", b"cluster"])[1] == 0
 
 
 # --- keyless commands (FLUSHALL, DBSIZE, KEYS, SCAN) obey the keyed rules ---------------

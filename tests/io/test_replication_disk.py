@@ -119,6 +119,30 @@ async def test_a_crash_in_the_middle_of_a_cut_in_place_gives_back_the_log_before
     await again.close()
 
 
+async def test_a_cut_below_the_local_snapshot_reports_0_and_is_loading_before_it_resyncs_from_empty(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The node carries out the driver's order for a cut it cannot make in place (issue 10)."""
+    save_history(tmp_path, EpochHistory([(1, 1)]))
+    async with _running_store(tmp_path) as store:
+        _write(store, 5)
+        await store.wal.wait_durable(5)
+        await store.compact()  # acknowledged here alone (no replication yet): the snapshot is at 5
+        assert store.snapshot_offset == 5
+        sent: list = []
+        repl = _replication(R, store, sent)
+        side = repl.replica
+        assert side is not None and side.driver.truncate_floor == 5
+        request = side.state.sync_request()
+        side.inbox.append(SyncReply(SHARD, 1, "partial", 3, EpochHistory([(1, 1)]), 9, request.sync_id))
+        await side.process()
+        ack, again = (from_wire(m) for m in sent[:2])
+        assert isinstance(ack, Ack) and (ack.durable_offset, ack.sync_id) == (0, request.sync_id)
+        assert isinstance(again, SyncRequest) and again.log_end == 0 and again.history == EpochHistory()
+        assert (tmp_path / LOADING_NAME).exists() and store.data.applied_offset == 0 and store.snapshot_offset == 0
+        assert repl.offsets()[R] == 0 and repl.health() == {R: "loading"} and not repl.serving_reads()
+
+
 async def test_a_full_sync_snapshot_is_streamed_only_once_acknowledged_on_the_primary(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -210,6 +234,34 @@ async def test_the_primary_driver_alone_moves_the_acknowledged_offset(
             assert records == [(1, 1)]  # streamed: durable here
             side.on_ack(Ack(SHARD, R, 1, 1, 7))
         assert answered == [1] and store.acked_offset == side.driver.acked_offset == 1
+
+
+async def test_the_replica_driver_alone_moves_a_replicas_acknowledged_offset(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Issue 10 §1: the replica's acknowledged offset (what its READONLY reads may see) was computed in io."""
+    async with _running_store(tmp_path) as store:
+        repl = _replication(R, store, [])
+        side = repl.replica
+        assert side is not None
+        request = side.state.sync_request()
+        side.inbox.append(SyncReply(SHARD, 1, "partial", 0, EpochHistory([(1, 1)]), 3, request.sync_id))
+        side.inbox.append(Records(SHARD, 1, 1, [[b"SET", b"k%d" % i, b"p"] for i in (1, 2, 3)], 2, request.sync_id))
+        await side.process()  # appended, durable, acked: the primary acknowledged 2 of them
+        assert store.wal.durable_seq == 3 and store.acked_offset == side.driver.acked_offset == 2
+        answered: list[int] = []
+
+        async def reader() -> None:
+            await store.wait_acked(3)
+            answered.append(store.acked_offset)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            await trio.sleep(1)
+            assert answered == []
+            side.inbox.append(Records(SHARD, 1, 4, [], 3, request.sync_id))  # a heartbeat with the watermark
+            await side.process()
+        assert answered == [3] and side.driver.acked_offset == 3
 
 
 async def test_a_sync_request_that_speaks_for_another_node_is_dropped(

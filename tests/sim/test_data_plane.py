@@ -18,7 +18,7 @@ import sys
 import pytest
 
 from trionode.core.replication.primary_driver import PrimaryDriver
-from trionode.core.replication.replica import ReplicaState
+from trionode.core.replication.replica_driver import ReplicaDriver
 from trionode.sim.data_plane import DataFaults, DataPlane
 from trionode.sim.data_shells import ReplicaShell
 from trionode.sim.runner import SimConfig, SimResult, Simulation, report, run
@@ -109,7 +109,7 @@ def test_streaming_unsynced_records_breaks_log_matching(monkeypatch: pytest.Monk
 
 
 def test_a_read_bound_past_the_watermark_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ReplicaState, "read_bound", lambda self: self.log_end)
+    monkeypatch.setattr(ReplicaDriver, "read_bound", lambda self: self.rs.log_end)
     failures = _failures(steps=100)
     assert len(failures) == len(PLANTED_SEEDS), failures
     assert all(f.startswith("S7 read bound") for f in failures), failures

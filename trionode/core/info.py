@@ -5,6 +5,9 @@ returns ordered fields; sections only the shell can fill (persistence, stats,
 clients) come from ``Node.shell_info()``. ``INFO`` with no argument means
 "default", which like Redis is every section here; unknown section names are
 ignored, as Redis does. Lines end with CRLF because clients split on it.
+Only the keyspace section (key counts) describes data: a reply that holds it
+waits for what was applied, like any read; the others answer at once
+(:func:`describes_keyspace`).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -29,6 +32,11 @@ def render_info(session: "Session", wanted: list[str]) -> Verbatim:
         lines = [f"# {name.capitalize()}"] + [f"{k}:{_text(v)}" for k, v in fields.items()]
         parts.append("\r\n".join(lines) + "\r\n")
     return Verbatim("\r\n".join(parts))
+
+
+def describes_keyspace(wanted: list[str]) -> bool:
+    """Whether INFO's reply for ``wanted`` holds the keyspace section, the only one that reveals data."""
+    return "keyspace" in _chosen_sections(wanted)
 
 
 def _chosen_sections(wanted: list[str]) -> set[str]:

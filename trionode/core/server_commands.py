@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from trionode.core import acl_commands, auth, cluster_commands, command_docs, errors
 from trionode.core.command_spec import CommandSpec
 from trionode.core.errors import CommandError
-from trionode.core.info import REDIS_COMPAT_VERSION, render_info
+from trionode.core.info import REDIS_COMPAT_VERSION, describes_keyspace, render_info
 from trionode.core.keyspace.values import parse_int
 from trionode.core.reply import OK, PONG, Action
 
@@ -36,15 +36,16 @@ _KEYSPACE_SUBCOMMANDS = frozenset({b"countkeysinslot", b"getkeysinslot"})
 
 
 def reads_keyspace(spec: CommandSpec, argv: list[bytes]) -> bool:
-    """INFO (key counts) and CLUSTER COUNTKEYSINSLOT/GETKEYSINSLOT describe the keyspace.
+    """INFO's keyspace section (key counts) and CLUSTER COUNTKEYSINSLOT/GETKEYSINSLOT describe the keyspace.
 
     Their replies must wait until everything applied before them is acknowledged, like
-    any read. The other server replies (PING, CLUSTER SLOTS, COMMAND, ...) reveal no
-    data, so they never wait: on a replica whose primary just died, the acknowledged
-    offset stalls until a failover, and clients refreshing the topology then would hang.
+    any read. The other server replies (PING, CLUSTER SLOTS, COMMAND, the other INFO
+    sections, ...) reveal no data, so they never wait: on a replica whose primary just
+    died, the acknowledged offset stalls until a failover, and clients refreshing the
+    topology, or asking ``INFO replication`` or ``INFO cluster``, then would hang.
     """
     if spec.name == "info":
-        return True
+        return describes_keyspace(_info_sections(argv))
     return spec.name == "cluster" and len(argv) > 1 and argv[1].lower() in _KEYSPACE_SUBCOMMANDS
 
 
@@ -156,9 +157,12 @@ def _select(session: "Session", argv: list[bytes]) -> Any:
     return OK
 
 
+def _info_sections(argv: list[bytes]) -> list[str]:
+    return [a.decode("utf-8", "replace").lower() for a in argv[1:]]
+
+
 def _info(session: "Session", argv: list[bytes]) -> Any:
-    sections = [a.decode("utf-8", "replace").lower() for a in argv[1:]]
-    return render_info(session, sections)
+    return render_info(session, _info_sections(argv))
 
 
 def _role(session: "Session", argv: list[bytes]) -> Any:

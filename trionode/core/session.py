@@ -123,7 +123,7 @@ class Session:
             return ErrorReply(refused), 0
         try:
             if spec.handler is None:
-                # Replies that describe the keyspace (INFO, CLUSTER COUNTKEYSINSLOT) wait for
+                # Replies that describe the keyspace (INFO keyspace, CLUSTER COUNTKEYSINSLOT) wait for
                 # what was applied before them, like any read; the rest reveal no data.
                 reply = server_commands.run(self, spec, argv)
                 return reply, (node.data.applied_offset if server_commands.reads_keyspace(spec, argv) else 0)

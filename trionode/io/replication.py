@@ -10,9 +10,10 @@ The cores decide (``core/replication``); this module moves bytes and time:
   proposals, and :meth:`DataStore.publish_acked`, which answers client writes
   and makes reads visible. Every ``repl_tick_ms`` it streams and ticks.
 * On a **replica**, a :class:`ReplicaDriver` decides everything (sessions,
-  in-place truncation, full resync under the loading marker, acks, timers);
-  :meth:`ReplicaSide.execute` only carries its actions out, as the simulator's
-  ``ReplicaShell`` does. Timers run on the monotonic clock (:func:`monotonic_ms`).
+  in-place truncation, full resync under the loading marker, acks, timers)
+  and owns the acknowledged offset there too; :meth:`ReplicaSide.execute`
+  only carries its actions out, as the simulator's ``ReplicaShell`` does.
+  Timers run on the monotonic clock (:func:`monotonic_ms`).
 
 The node's epoch history is durable in ``data-history`` and is written before
 any record of a new epoch (DESIGN §5.2).
@@ -202,7 +203,8 @@ class ReplicaSide:
         # seed, not a timer, so the wall clock (which survives a restart) is the right one here.
         self.driver = ReplicaDriver(shard_id, repl.node_id, epoch, repl.history, store.data.applied_offset,
                                     repl.clock_ms(), sync_id_base=time.time_ns() // 1000,
-                                    loading_marker=store.loading_marker, truncate_floor=store.snapshot_offset,
+                                    loading_marker=store.loading_marker, acked_offset=store.acked_offset,
+                                    truncate_floor=store.snapshot_offset,
                                     fence_epoch=load_fence(store.directory, shard_id))  # fmt: skip
         self.inbox: deque[Any] = deque()
         self.snapshot_items: list[list[Any]] = []  # the chunks of a full sync in progress
@@ -211,9 +213,12 @@ class ReplicaSide:
     def state(self) -> ReplicaState:
         return self.driver.rs
 
-    def acked_offset(self) -> int:
-        """The primary's acknowledged offset, as far as this replica holds it durably."""
-        return min(self.repl.store.wal.durable_seq, self.state.acked_offset)
+    def on_local_durable(self) -> None:
+        """The local WAL moved on (any time, even between two awaits of :meth:`execute`): publish what the
+        driver acknowledges now."""
+        for action in self.driver.on_local_durable(self.repl.store.wal.durable_seq):
+            assert isinstance(action, AckUpTo), action
+            self.repl.store.publish_acked(action.offset)
 
     async def process(self) -> None:
         """Handle queued messages in order, then time and durability; each may need the disk."""
@@ -264,7 +269,8 @@ class ReplicaSide:
                     save_fence(store.directory, self.shard_id, epoch)
                 case AnswerFence():
                     repl.on_fence_answer(self.shard_id, action)
-        store.publish_acked(self.acked_offset())
+                case AckUpTo(offset=offset):
+                    store.publish_acked(offset)
 
 
 class Replication:
@@ -301,7 +307,7 @@ class Replication:
         if self.primary is not None:
             self.primary.on_log()  # the driver owns the acknowledged offset
         elif self.replica is not None:
-            self.store.publish_acked(self.replica.acked_offset())
+            self.replica.on_local_durable()  # the driver owns the acknowledged offset
         else:
             self.store.publish_acked(self.store.wal.durable_seq)  # no replicas: the local fsync acknowledges
 

@@ -227,6 +227,8 @@ class ReplicaShell:
                     disk.fence_epoch = epoch
                 case AnswerFence():
                     out.append(action)
+                case AckUpTo():
+                    pass  # the simulated disk keeps no acknowledged offset: clients ask the driver's read_bound()
             self.crashed = self.crash_after is not None and self.crash_after(action)
         if self.crashed:
             return []

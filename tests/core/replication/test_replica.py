@@ -1,4 +1,4 @@
-"""ReplicaState: sessions, truncation, full sync (S5), contiguity, fencing, acks and the read bound."""
+"""ReplicaState: sessions, truncation, full sync (S5), contiguity, fencing and acks (the read bound: the driver)."""
 
 import pytest
 
@@ -26,10 +26,9 @@ def test_partial_sync_truncates_adopts_the_history_and_streams() -> None:
     step = r.on_sync_reply(SyncReply(SHARD, 2, "partial", 5, LEADER, 9, req.sync_id))
     assert (step.truncate_to, step.history_changed, step.start_full_sync) == (5, True, False)
     assert r.history == LEADER and r.log_end == 5 and r.epoch == 2 and r.state == "syncing"
-    assert r.read_bound() is None  # catching up: S7
     step = r.on_records(records(6, 4, req.sync_id, hw=8))
     assert [o for o, _ in step.records] == [6, 7, 8, 9] and r.state == "streaming"
-    assert r.ack(9).durable_offset == 9 and r.read_bound() == 8
+    assert r.ack(9).durable_offset == 9 and r.primary_hw == 8
 
 
 def test_duplicates_are_skipped_and_a_gap_resyncs() -> None:
@@ -90,7 +89,7 @@ def test_full_sync_reports_zero_until_the_snapshot_is_durable() -> None:
     assert r.reported_offset() == 7
     step = r.on_sync_reply(SyncReply(SHARD, 2, "full", 0, LEADER, 12, sid))
     assert step.start_full_sync and r.state == "loading" and r.health == "loading"
-    assert r.reported_offset() == 0 and r.read_bound() is None
+    assert r.reported_offset() == 0
     assert r.on_snapshot_chunk(SnapshotChunk(SHARD, 2, 10, 0, [b"a"], False, sid)).snapshot_items == [b"a"]
     assert r.ack(0).durable_offset == 0
     with pytest.raises(AssertionError):
@@ -123,14 +122,6 @@ def test_restart_cuts_the_history_back_to_the_recovered_log() -> None:
     r = ReplicaState(SHARD, R1, 2, LEADER, 4, sync_id_base=1000)
     assert r.history.to_list() == [[1, 1]] and LEADER.to_list() == [[1, 1], [2, 6]]
     assert r.sync_request().sync_id == 1001
-
-
-def test_acknowledged_offset_is_bounded_by_what_the_replica_holds() -> None:
-    r = replica(log_end=0, hist=EpochHistory())
-    sid = r.sync_request().sync_id
-    r.on_sync_reply(SyncReply(SHARD, 2, "partial", 0, LEADER, 2, sid))
-    r.on_records(records(1, 2, sid, hw=50))
-    assert r.acked_offset == 2 and r.read_bound() == 2
 
 
 def test_a_silent_primary_ends_the_session_so_the_replica_asks_again() -> None:

@@ -11,8 +11,8 @@ Pure and synchronous, like every core (DESIGN §2). Modules:
 - ``primary_driver`` and ``replica_driver``: :class:`PrimaryDriver` and
   :class:`ReplicaDriver`, every decision of each side as a list of actions,
   run by the node's shell (``io/replication.py``) and the simulator's
-  (``sim/data_shells.py``) alike. The primary driver owns the acknowledged
-  offset: shells publish it only from its ``AckUpTo`` actions.
+  (``sim/data_shells.py``) alike. Each driver owns its side's acknowledged
+  offset: shells publish it only from their ``AckUpTo`` actions.
 
 Flow: replica ``sync_request()`` -> primary ``on_sync_request()`` -> replica
 ``on_sync_reply()`` -> primary streams ``Records`` (after ``SnapshotChunk``s

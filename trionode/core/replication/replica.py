@@ -30,9 +30,8 @@ timers); the node and the simulator run the driver, never this class alone.
 On restart the driver is built with the persisted fence epoch, the recovered
 log end (the history is cut back to it here) and with the loading marker, if a
 sync was interrupted.
-READONLY reads are served only when ``read_bound()`` is not None, the node is
-in the shard's ISR in the applied configuration, and then only up to that
-bound (DESIGN §5.4).
+The acknowledged offset (what READONLY reads may see, DESIGN §5.4) is the
+driver's: it bounds ``primary_hw`` by what is durable here.
 """
 
 from collections import deque
@@ -82,8 +81,7 @@ class ReplicaState:
         self.durable_offset = log_end  # Invariant: <= log_end. What restart recovered is durable.
         self.state = CONNECTING
         self.sync_id = sync_id_base
-        self.primary_hw = 0  # the primary's high watermark, as last streamed
-        self._acked = 0  # Invariant: <= log_end at sync time; never decreases
+        self.primary_hw = 0  # the primary's high watermark, the highest streamed (the driver bounds it)
         self._target = 0  # the primary's log end at the sync reply
         self._leader_history: EpochHistory | None = None  # full sync: adopted once the snapshot is complete
         self._snapshot_offset: int | None = None
@@ -147,9 +145,6 @@ class ReplicaState:
             self.state = LOADING
             return Step(start_full_sync=True)
         keep = reply.keep_offset
-        if keep < self._acked:
-            self._reports.append(f"sync keeps {keep}, below the acknowledged offset {self._acked} seen here")
-            self._acked = keep
         self.log_end = keep
         self.durable_offset = min(self.durable_offset, keep)
         # Up to keep both histories agree, so adopting the primary's is exact and also names
@@ -233,27 +228,22 @@ class ReplicaState:
         """The shell fsynced up to ``durable_offset``: the ack to send (None without a session)."""
         if self.state == CONNECTING:
             return None
-        assert 0 <= durable_offset <= self.log_end, f"acking {durable_offset} past the received {self.log_end}"
-        self.durable_offset = max(self.durable_offset, durable_offset)
+        assert durable_offset <= self.log_end, f"acking {durable_offset} past the received {self.log_end}"
+        self.note_durable(durable_offset)
         if self.state == LOADING and self._snapshot_done and self.durable_offset >= (self._snapshot_offset or 0):
             self._snapshot_offset, self._snapshot_seq, self._snapshot_done = None, 0, False
             self._leader_history = None
             self._enter_stream()
         return Ack(self.shard_id, self.my_id, self.epoch, self.reported_offset(), self.sync_id)
 
+    def note_durable(self, durable_offset: int) -> None:
+        """The shell fsynced up to ``durable_offset`` (what lies past the received log is not ours)."""
+        assert durable_offset >= 0, durable_offset
+        self.durable_offset = max(self.durable_offset, min(durable_offset, self.log_end))
+
     def reported_offset(self) -> int:
         """The offset this replica may claim (ACKs, INFO, failover ranking): 0 while loading (S5)."""
         return 0 if self.state == LOADING else self.durable_offset
-
-    @property
-    def acked_offset(self) -> int:
-        """The primary's high watermark, as far as this replica holds it (never decreases in a session)."""
-        self._acked = max(self._acked, min(self.primary_hw, self.log_end))
-        return self._acked
-
-    def read_bound(self) -> int | None:
-        """READONLY reads may see offsets up to this; None: do not serve (not synced and caught up)."""
-        return self.acked_offset if self.state == STREAMING else None
 
     @property
     def health(self) -> str:
@@ -275,6 +265,6 @@ class ReplicaState:
             "log_end": self.log_end,
             "durable_offset": self.durable_offset,
             "reported_offset": self.reported_offset(),
-            "acked_offset": self.acked_offset,
+            "primary_hw": self.primary_hw,
             "sync_id": self.sync_id,
         }

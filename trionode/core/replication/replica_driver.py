@@ -20,7 +20,18 @@ and only carry its actions out, in list order:
 - :class:`Append` append and apply streamed records;
 - :class:`Send` send a message to the primary;
 - :class:`SaveFence` persist the epoch below which every stream is refused;
-- :class:`AnswerFence` answer a failover's fencing round (to the Raft leader).
+- :class:`AnswerFence` answer a failover's fencing round (to the Raft leader);
+- :class:`AckUpTo` (the primary driver's action) the acknowledged offset rose
+  to ``offset``: publish it (reads of it become visible).
+
+The acknowledged offset has one owner here too, this driver: the primary's
+high watermark as streamed, bounded by what this replica holds durably,
+``min(durable offset, primary's acknowledged offset)``, and nothing while the
+loading marker is set. Invariant: it never decreases, except that a cut of
+the local data lowers it to the cut (the store's own acknowledged offset
+follows the cut too); it never exceeds the local durable offset nor the
+highest acknowledged offset the primary streamed. Shells publish it from
+:class:`AckUpTo` only.
 
 Rules it keeps (each was once a shell's, and one of them was missing there):
 
@@ -38,9 +49,15 @@ Rules it keeps (each was once a shell's, and one of them was missing there):
   marker would make a crash discard everything, acknowledged records of an ISR
   member included (S1);
 - ``truncate_floor``: the lowest offset the local store can cut back to in
-  place (its snapshot's offset). A cut below it discards everything under the
-  marker and asks for a sync from empty; the marker stays until that sync
-  completes, so the replica is ``loading`` (never promoted) meanwhile;
+  place (its snapshot's offset). A cut below it discards everything and asks
+  for a sync from empty, in the order of a full sync: offset 0 is reported,
+  the marker is set, and only then is anything discarded; the marker stays
+  until that sync completes, so the replica is ``loading`` (reports 0, is
+  never promoted) meanwhile. No assert keeps ISR members from it: compaction
+  and full syncs snapshot only acknowledged offsets, but a cut in place
+  writes the kept prefix as the snapshot, unacknowledged records included,
+  and a second failover may choose a primary without them. An assert would
+  crash a healthy replica, again at every restart, where a resync costs time;
 - a restart with the marker: the data is junk; the driver starts from an empty
   log, keeps the marker and reports ``loading`` until a sync completes;
 - acks: whenever the durable offset moved, while loading (the primary's sign
@@ -65,7 +82,8 @@ from typing import Any
 
 from trionode import limits
 from trionode.core.replication.history import EpochHistory
-from trionode.core.replication.messages import ReplMessage, SnapshotChunk, SyncRefused, SyncReply
+from trionode.core.replication.messages import Ack, ReplMessage, SnapshotChunk, SyncRefused, SyncReply
+from trionode.core.replication.primary_driver import AckUpTo
 from trionode.core.replication.replica import CONNECTING, LOADING, STREAMING, ReplicaState, Step
 
 ack_heartbeat_ms = limits.repl_tick_ms * 10  # an unchanged position is re-acked this often
@@ -124,6 +142,7 @@ class AnswerFence:
 
 ReplicaAction = (
     SetLoadingMarker | Truncate | LoadChunk | InstallSnapshot | SaveHistory | Append | Send | SaveFence | AnswerFence
+    | AckUpTo
 )
 
 
@@ -139,15 +158,19 @@ class ReplicaDriver:
         *,
         sync_id_base: int = 0,
         loading_marker: bool = False,
+        acked_offset: int = 0,
         truncate_floor: int = 0,
         fence_epoch: int | None = None,
         sync_retry_ms: int = limits.repl_sync_retry_ms,
         silence_ms: int = limits.repl_silence_ms,
     ) -> None:
         assert 0 <= truncate_floor <= log_end or loading_marker, (truncate_floor, log_end)
+        assert 0 <= acked_offset <= log_end or loading_marker, (acked_offset, log_end)
         self.marker = loading_marker  # Invariant: mirrors the persisted marker once the actions ran
         if loading_marker:  # a restart in the middle of a sync: the local data is junk
-            history, log_end, truncate_floor = EpochHistory(), 0, 0
+            history, log_end, truncate_floor, acked_offset = EpochHistory(), 0, 0, 0
+        # What the local data says was acknowledged when it was saved (a snapshot's); then see _publish.
+        self.acked_offset = acked_offset
         # ``epoch``: the shard epoch the configuration names; ``fence_epoch``: the one the disk says
         # this replica was fenced at (None: ``epoch`` is durable already). It refuses streams below both.
         fence_epoch = epoch if fence_epoch is None else fence_epoch
@@ -171,7 +194,7 @@ class ReplicaDriver:
             step = self.rs.on_records(msg)
         if not step.refused:
             self._heard_ms = now_ms
-        return self._carry_out(step, now_ms)
+        return self._carry_out(step, now_ms) + self._publish()  # records may carry a higher watermark
 
     def on_local_end(self, local_end: int) -> list[ReplicaAction]:
         """The local log ends at ``local_end`` (call before each message): cut what the stream never gave us.
@@ -186,10 +209,12 @@ class ReplicaDriver:
         return self._truncate(self.rs.log_end)
 
     def on_durable(self, durable_offset: int, now_ms: int) -> list[ReplicaAction]:
-        """Everything up to ``durable_offset`` is fsynced here: the ack to send, if one is due."""
+        """Everything up to ``durable_offset`` is fsynced here: the ack to send, if one is due,
+        and the acknowledged offset, if it rose."""
         rs = self.rs
+        rs.note_durable(durable_offset)
         if rs.state == CONNECTING:
-            return []
+            return self._publish()
         ack = rs.ack(min(durable_offset, rs.log_end))
         assert ack is not None
         out: list[ReplicaAction] = []
@@ -201,6 +226,15 @@ class ReplicaDriver:
         if position != self._acked or self.health == "loading" or now_ms - self._acked_ms >= ack_heartbeat_ms:
             self._acked, self._acked_ms = position, now_ms
             out.append(Send(ack))
+        return out + self._publish()
+
+    def on_local_durable(self, durable_offset: int) -> list[ReplicaAction]:
+        """The local WAL is durable up to ``durable_offset``, heard between two inputs: at most an
+        :class:`AckUpTo`. Acks and the marker wait for :meth:`on_durable`, which comes in order with
+        the other inputs: this may run while the shell is still carrying out an earlier list."""
+        self.rs.note_durable(durable_offset)
+        out = self._publish()
+        assert all(isinstance(a, AckUpTo) for a in out), out
         return out
 
     def tick(self, now_ms: int) -> list[ReplicaAction]:
@@ -244,7 +278,8 @@ class ReplicaDriver:
         return 0 if self.marker else self.rs.reported_offset()
 
     def read_bound(self) -> int | None:
-        return None if self.marker else self.rs.read_bound()
+        """READONLY reads may see offsets up to this; None: do not serve (loading, or not caught up: S7)."""
+        return None if self.marker or self.rs.state != STREAMING else self.acked_offset
 
     def take_reports(self) -> list[str]:
         return self.rs.take_reports()
@@ -272,10 +307,10 @@ class ReplicaDriver:
         if step.start_full_sync:
             ack = self.rs.ack(0)  # reports 0 (loading) before anything is discarded
             assert ack is not None and ack.durable_offset == 0
-            out += [Send(ack), *self._mark(), Truncate(0)]
+            out += [Send(ack), *self._mark(), *self._cut(0)]
         if step.truncate_to is not None and not step.start_full_sync:
             if step.truncate_to < self.truncate_floor:
-                return out + self._discard_below_floor(now_ms)
+                return out + self._discard_below_floor(step.truncate_to, now_ms)
             out += self._truncate(step.truncate_to)
         if step.snapshot_items:
             out.append(LoadChunk(step.snapshot_items))
@@ -301,15 +336,44 @@ class ReplicaDriver:
         # in the middle of the cut leaves the old log or the cut one, and the history saved
         # after the cut describes either. Under the marker such a crash wiped the whole log,
         # and an ISR member lost acknowledged writes (sim seeds 20 and 38, issue 10 §4).
+        return self._cut(keep)
+
+    def _cut(self, keep: int) -> list[ReplicaAction]:
+        """Cut the local data back to ``keep``: what was acknowledged past it is gone from here."""
+        if keep < self.acked_offset:
+            self.rs.note(f"cut to {keep}, below the acknowledged offset {self.acked_offset} seen here")
+            self.acked_offset = keep
+        self.truncate_floor = min(self.truncate_floor, keep)  # a cut of everything leaves no snapshot
         return [Truncate(keep)]
 
-    def _discard_below_floor(self, now_ms: int) -> list[ReplicaAction]:
-        """The local snapshot holds records past the cut: discard everything and sync from empty."""
-        out = [*self._mark(), Truncate(0), SaveHistory(EpochHistory())]
+    def _publish(self) -> list[ReplicaAction]:
+        """The acknowledged offset's only writer: an :class:`AckUpTo` when it rose."""
+        if self.marker:
+            return []  # junk data acknowledges nothing
         rs = self.rs
+        assert rs.durable_offset <= rs.log_end, (rs.durable_offset, rs.log_end)
+        acked = min(rs.durable_offset, rs.primary_hw)
+        if acked <= self.acked_offset:
+            return []
+        self.acked_offset = acked
+        return [AckUpTo(acked)]
+
+    def _discard_below_floor(self, keep: int, now_ms: int) -> list[ReplicaAction]:
+        """The local snapshot holds records past the cut to ``keep``: discard everything and sync from empty.
+
+        It leaves the ISR first, as a full sync does (see the top): offset 0 goes out on the
+        session that asked for the cut, and the marker is durable, before anything is discarded.
+        """
+        rs, floor = self.rs, self.truncate_floor
+        out: list[ReplicaAction] = []
+        if rs.state != CONNECTING:
+            out.append(Send(Ack(rs.shard_id, rs.my_id, rs.epoch, 0, rs.sync_id)))
+        out += [*self._mark(), *self._cut(0), SaveHistory(EpochHistory())]
+        assert self.marker and self.reported_offset() == 0 and self.truncate_floor == 0
         self.rs = ReplicaState(rs.shard_id, rs.my_id, rs.epoch, EpochHistory(), 0, rs.sync_id)
-        self.truncate_floor = 0
+        self.rs.note(f"cut to {keep} below the local snapshot at {floor}: everything was discarded")
         return out + self._restart_session(now_ms)
 
     def statistics(self) -> dict[str, Any]:
-        return {**self.rs.statistics(), "loading_marker": self.marker, "truncate_floor": self.truncate_floor}
+        return {**self.rs.statistics(), "acked_offset": self.acked_offset, "loading_marker": self.marker,
+                "truncate_floor": self.truncate_floor}  # fmt: skip
