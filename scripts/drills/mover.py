@@ -17,9 +17,10 @@ Each step is logged as events for ``nemesis.jsonl`` (all with ``slots``):
 * ``migrate-commit`` / ``migrate-abort``: how it ended (``id``);
 * ``migrate-refused``: the source answered with an error (``error``), or could
   not be reached, so nothing started;
-* ``migrate-lost``: ``+OK``, but no migration with those slots ever reached the
-  configuration within :data:`START_WAIT_S` (the start was not applied, and
-  the source gave up).
+* ``migrate-unstarted``: ``+OK``, but no migration with those slots reached
+  the configuration within :data:`START_WAIT_S` (its start was refused, e.g.
+  for an epoch a failover had just changed, or never applied, and the source
+  gave up).
 
 A migration still running :data:`END_WAIT_S` after it was seen is stuck, a
 finding as much as a cluster that does not settle: the mover stops and keeps
@@ -93,7 +94,7 @@ class Mover:
         self.log = log
         self.home: list[str | None] = []
         self.seen: set[str] = set()  # migration ids already reported
-        self.outcomes: dict[str, int] = {}  # committed / aborted / refused / lost -> count
+        self.outcomes: dict[str, int] = {}  # committed / aborted / refused / unstarted -> count
         self.error = ""
         self.in_flight = threading.Event()  # a migration was sent and has not ended
         self._stop = threading.Event()
@@ -118,7 +119,7 @@ class Mover:
             self._thread = None
 
     def summary(self) -> str:
-        return " ".join(f"{k}={self.outcomes.get(k, 0)}" for k in ("committed", "aborted", "refused", "lost"))
+        return " ".join(f"{k}={self.outcomes.get(k, 0)}" for k in ("committed", "aborted", "refused", "unstarted"))
 
     def _run(self) -> None:
         try:
@@ -159,7 +160,7 @@ class Mover:
             return
         migration = self._wait(lambda m: m["slots"] == [list(slots)] and m["id"] not in self.seen, START_WAIT_S)
         if migration is None:
-            self._end("lost", source, label)
+            self._end("unstarted", source, label)
             return
         self.seen.add(migration["id"])
         if migration["state"] == "running":

@@ -36,9 +36,11 @@ Faults (the drill of the same name runs each):
 * ``clock-step``: step one node's wall clock 1-2 s forward or backward, hold,
   step it back (monotonic time is untouched; see ``clockshim/``).
 * ``migrate``: slot ranges move back and forth between the two shards all the
-  time (:mod:`.mover`) while one node of either shard, its primary more often
-  than its replica, is killed (SIGKILL, restarted after the hold), paused or
-  cut off from the bus; each fault waits (briefly) for a migration in flight.
+  time (:mod:`.mover`) while one node of either shard (its primary more often
+  than its replica) or both primaries at once are killed (SIGKILL, restarted
+  after the hold), paused or cut off from the bus. Holds are sometimes
+  shorter than a failover; each fault waits (briefly) for a migration in
+  flight.
 
 Every injection and heal is logged as an event (time, action, target) for the
 run's ``nemesis.jsonl``.
@@ -461,20 +463,38 @@ class Migrate(Nemesis):
     def start(self) -> None:
         self.mover.start()
 
+    def hold_s(self) -> float:
+        """Sometimes shorter than a failover: a source or target that comes back still primary, mid-migration."""
+        return self.node_timeout_s * self.rng.uniform(0.3, 2.5)
+
     def cycle(self) -> None:
         if self.mover.error:
             raise ClusterError(self.mover.error)
         self.mover.in_flight.wait(self.in_flight_wait_s)
-        shard = self.rng.choice(sorted(self.cluster.shards(), key=lambda s: s["id"]))
-        primary = self.rng.random() < 0.6 or not shard.get("replica_ids")
-        node = self._pick([self.cluster.by_id(i) for i in ([shard["primary_id"]] if primary else shard["replica_ids"])])
         fault = self.rng.choice(("kill", "pause", "partition"))
+        nodes = self._targets()
         if fault == "kill":
-            self._kill_and_restart([node], self.hold_s())
+            self._kill_and_restart(nodes, self.hold_s())
         elif fault == "partition":
-            self._partition([node])
+            self._partition(nodes)
         else:
-            self._pause_and_resume(node)
+            for node in nodes[1:]:
+                node.pause()
+                self.log("pause", node)
+            self._pause_and_resume(nodes[0])
+            for node in nodes[1:]:
+                node.resume()
+                self.log("resume", node)
+
+    def _targets(self) -> list[Node]:
+        """Both primaries (the source and the target) one time in five, else one node of a random shard."""
+        shards = sorted(self.cluster.shards(), key=lambda s: s["id"])
+        if self.rng.random() < 0.2:
+            return [self.cluster.by_id(s["primary_id"]) for s in shards]
+        shard = self.rng.choice(shards)
+        primary = self.rng.random() < 0.6 or not shard.get("replica_ids")
+        ids = [shard["primary_id"]] if primary else shard["replica_ids"]
+        return [self._pick([self.cluster.by_id(i) for i in ids])]
 
     def heal_all(self) -> None:
         super().heal_all()

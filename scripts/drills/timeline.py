@@ -43,7 +43,7 @@ OPENS = ("kill", "pause", "partition", "crash", "clock-step")
 CLOSES = {"kill": "start", "crash": "start", "pause": "resume", "partition": "heal", "clock-step": "clock-step"}
 
 MIGRATION_TOP, MIGRATION_HEIGHT = LATENCY_TOP + LATENCY_HEIGHT + 10, 10
-MIGRATION_COLOURS = {"commit": "#4cae4c", "abort": "#909090", "refused": "#f0a020", "lost": "#f0a020",
+MIGRATION_COLOURS = {"commit": "#4cae4c", "abort": "#909090", "refused": "#f0a020", "unstarted": "#f0a020",
                      "stuck": "#d9534f"}  # fmt: skip
 
 Record = Mapping[str, Any]
