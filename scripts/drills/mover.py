@@ -18,9 +18,9 @@ Each step is logged as events for ``nemesis.jsonl`` (all with ``slots``):
 * ``migrate-refused``: the source answered with an error (``error``), or could
   not be reached, so nothing started;
 * ``migrate-unstarted``: ``+OK``, but no migration with those slots reached
-  the configuration within :data:`START_WAIT_S` (its start was refused, e.g.
-  for an epoch a failover had just changed, or never applied, and the source
-  gave up).
+  the configuration: the source's job (``CLUSTER GETSLOTMIGRATIONS``) failed
+  first (``id``, ``message``: its start was refused, e.g. for an epoch a
+  failover had just changed), or nothing was seen within :data:`START_WAIT_S`.
 
 A migration still running :data:`END_WAIT_S` after it was seen is stuck, a
 finding as much as a cluster that does not settle: the mover stops and keeps
@@ -42,6 +42,7 @@ from .cluster import ClusterError, LocalCluster, Node
 SLOTS = 16384
 RANGE_SLOTS = (256, 4096)  # a new range's size: about 1/60 to 1/4 of the slots, so several live keys move
 POLL_S = 0.1
+GAVE_UP_POLLS = 5  # the source's own jobs are looked at every fifth look at the leader's status
 START_WAIT_S = 15.0  # past the node's migration_start_timeout_ms (10 s)
 END_WAIT_S = 60.0  # a migration running this long is stuck
 IDLE_S = (0.1, 0.5)  # between two migrations, and after a refusal
@@ -153,19 +154,28 @@ class Mover:
 
     def _migrate(self, source: Node, target: Node, slots: tuple[int, int], label: str) -> None:
         self.log("migrate", source, slots=label, to=target.name)
+        before = {row["name"] for row in export_rows(source)}
         try:
             source.call("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", *slots, "NODE", target.node_id)
         except redis.RedisError as exc:
             self._end("refused", source, label, error=f"{type(exc).__name__}: {exc}"[:200])
             return
-        migration = self._wait(lambda m: m["slots"] == [list(slots)] and m["id"] not in self.seen, START_WAIT_S)
-        if migration is None:
+        found = self._wait(lambda m: m["slots"] == [list(slots)] and m["id"] not in self.seen, START_WAIT_S,
+                           lambda: failed_export(source, label, before))  # fmt: skip
+        if found is not None and "operation" in found:  # the source's job failed: had its start applied?
+            row = found
+            found = self._wait(lambda m: m["id"] == row["name"], POLL_S)
+            if found is None:
+                self._end("unstarted", source, label, id=row["name"][:12], message=row["message"][:200])
+                return
+        if found is None:
             self._end("unstarted", source, label)
             return
+        migration = found
         self.seen.add(migration["id"])
         if migration["state"] == "running":
             self.log("migrate-start", source, slots=label, id=migration["id"][:12])
-            migration = self._wait(lambda m: m["id"] == migration["id"] and m["state"] != "running", END_WAIT_S)
+            migration = self._wait(lambda m: m["id"] == found["id"] and m["state"] != "running", END_WAIT_S)
             if migration is None:
                 self.error = f"migration of slots {label} still running {END_WAIT_S:.0f}s after it started"
                 self.log("migrate-stuck", source, slots=label)
@@ -177,9 +187,14 @@ class Mover:
         action = {"committed": "commit", "aborted": "abort"}.get(outcome, outcome)
         self.log(f"migrate-{action}", source, slots=label, **detail)
 
-    def _wait(self, match: Callable[[dict[str, Any]], bool], timeout_s: float) -> dict[str, Any] | None:
-        """The first migration in the leader's status (running or recent) that ``match``es, polling until then."""
+    def _wait(self, match: Callable[[dict[str, Any]], bool], timeout_s: float,
+              gave_up: Callable[[], dict[str, Any] | None] | None = None) -> dict[str, Any] | None:  # fmt: skip
+        """The first migration in the leader's status (running or recent) that ``match``es, polling until then.
+
+        ``gave_up`` is asked every :data:`GAVE_UP_POLLS` looks; what it returns (not None) is returned at once.
+        """
         deadline = time.monotonic() + timeout_s
+        looks = 0
         while time.monotonic() < deadline:
             if self._abandon.is_set():
                 raise _Abandoned
@@ -187,5 +202,31 @@ class Mover:
             for migration in [*status.get("migrations", []), *status.get("migrations_recent", [])]:
                 if match(migration):
                     return migration
+            looks += 1
+            if gave_up is not None and looks % GAVE_UP_POLLS == 0 and (answer := gave_up()) is not None:
+                return answer
             time.sleep(POLL_S)
         return None
+
+
+def failed_export(node: Node, label: str, before: set[str]) -> dict[str, Any] | None:
+    """A job of ``node`` not in ``before`` that exported the slots ``label`` and failed (or was cancelled)."""
+    for row in export_rows(node):
+        if row["name"] not in before and row["slot_ranges"] == label and row["state"] in ("failed", "cancelled"):
+            return row
+    return None
+
+
+def export_rows(node: Node) -> list[dict[str, Any]]:
+    """The node's ``CLUSTER GETSLOTMIGRATIONS`` export rows, decoded; [] if it does not answer."""
+    try:
+        rows = node.call("CLUSTER", "GETSLOTMIGRATIONS")
+    except redis.RedisError:
+        return []
+    out = []
+    for row in rows:
+        pairs = row.items() if isinstance(row, dict) else zip(row[::2], row[1::2], strict=True)
+        decoded = {k.decode(): v.decode() if isinstance(v, bytes) else v for k, v in pairs}
+        if decoded.get("operation") == "EXPORT":
+            out.append(decoded)
+    return out

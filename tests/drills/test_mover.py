@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from scripts.drills.mover import RANGE_SLOTS, SLOTS, displaced_run, owners, random_range
+from scripts.drills.mover import RANGE_SLOTS, SLOTS, displaced_run, export_rows, failed_export, owners, random_range
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -33,3 +33,28 @@ def test_a_new_range_is_owned_by_its_shard_and_bounded(seed: int) -> None:
     start, end = random_range(now, "a", random.Random(seed))
     assert all(now[s] == "a" for s in range(start, end + 1))
     assert 1 <= end - start + 1 <= RANGE_SLOTS[1]
+
+
+class _Node:
+    """Answers GETSLOTMIGRATIONS as redis-py hands RESP2 maps over: flat lists of keys and values."""
+
+    def __init__(self, rows: list[dict[str, object]]) -> None:
+        self.rows = rows
+
+    def call(self, *args: object) -> list[list[object]]:
+        assert args == ("CLUSTER", "GETSLOTMIGRATIONS")
+        encode = lambda v: v.encode() if isinstance(v, str) else v  # noqa: E731
+        return [[x for k, v in row.items() for x in (k.encode(), encode(v))] for row in self.rows]
+
+
+def _row(name: str, operation: str, ranges: str, state: str) -> dict[str, object]:
+    return {"name": name, "operation": operation, "slot_ranges": ranges, "state": state, "message": "why", "lag": 0}
+
+
+def test_a_failed_start_is_the_sources_new_export_of_those_slots() -> None:
+    node = _Node([_row("new", "EXPORT", "0-99", "failed"), _row("old", "EXPORT", "0-99", "failed"),
+                  _row("imp", "IMPORT", "0-99", "failed")])  # fmt: skip
+    assert [r["name"] for r in export_rows(node)] == ["new", "old"]
+    assert failed_export(node, "0-99", {"old"}) == _row("new", "EXPORT", "0-99", "failed")
+    assert failed_export(node, "0-99", {"old", "new"}) is None
+    assert failed_export(_Node([_row("new", "EXPORT", "0-99", "snapshotting")]), "0-99", set()) is None
