@@ -35,6 +35,12 @@ Faults (the drill of the same name runs each):
   or the primary; restart it.
 * ``clock-step``: step one node's wall clock 1-2 s forward or backward, hold,
   step it back (monotonic time is untouched; see ``clockshim/``).
+* ``migrate``: slot ranges move back and forth between the two shards all the
+  time (:mod:`.mover`) while one node of either shard (its primary more often
+  than its replica) or both primaries at once are killed (SIGKILL, restarted
+  after the hold), paused or cut off from the bus. Holds are sometimes
+  shorter than a failover; each fault waits (briefly) for a migration in
+  flight.
 
 Every injection and heal is logged as an event (time, action, target) for the
 run's ``nemesis.jsonl``.
@@ -52,6 +58,7 @@ from typing import Any
 from scripts.checker.linearizable import DEFAULT_CLOCK_MARGIN_S
 
 from .cluster import ClusterError, LocalCluster, Node
+from .mover import Mover
 
 Log = Callable[..., None]
 
@@ -77,8 +84,18 @@ class Nemesis:
         """Long enough for a failover (suspect + lease + hand-over), with some spread."""
         return self.node_timeout_s * self.rng.uniform(1.2, 2.5)
 
+    def start(self) -> None:
+        """Start whatever the nemesis runs beside its cycles (the workload is running)."""
+
     def cycle(self) -> None:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop whatever the nemesis runs beside its cycles (the run ends, whether or not it healed)."""
+
+    def summary(self) -> str:
+        """Words for the drill's one-line result beyond ``faults``; empty for most."""
+        return ""
 
     def restart_crashed(self, restart: bool = True) -> None:
         """Note every node that exited although the drill did not kill it, and start it again."""
@@ -147,6 +164,15 @@ class Nemesis:
                 return list(shard.get("isr_ids", []))
         return []
 
+    def _pause_and_resume(self, node: Node) -> None:
+        """SIGSTOP ``node`` (one fault), hold, SIGCONT it."""
+        node.pause()
+        self.faults += 1
+        self.log("pause", node)
+        time.sleep(self.hold_s())
+        node.resume()
+        self.log("resume", node)
+
     def _partition(self, minority: list[Node]) -> None:
         """Cut ``minority`` off from every other node on the bus (one fault), hold, heal."""
         rest = [n.node_id for n in self.cluster.nodes if n not in minority]
@@ -192,13 +218,7 @@ class PausePrimary(Nemesis):
     name = "pause-primary"
 
     def cycle(self) -> None:
-        node = self._pick(self.cluster.primaries())
-        node.pause()
-        self.faults += 1
-        self.log("pause", node)
-        time.sleep(self.hold_s())
-        node.resume()
-        self.log("resume", node)
+        self._pause_and_resume(self._pick(self.cluster.primaries()))
 
 
 class PartitionPrimary(Nemesis):
@@ -430,10 +450,69 @@ class ClockStep(Nemesis):
         super().heal_all()
 
 
+class Migrate(Nemesis):
+    """Kill, pause or partition a node of either shard while :class:`~.mover.Mover` moves slots between them."""
+
+    name = "migrate"
+    in_flight_wait_s = 3.0  # a fault waits this long for a migration to be in flight, then strikes anyway
+
+    def __init__(self, cluster: LocalCluster, rng: random.Random, log: Log, node_timeout_ms: int) -> None:
+        super().__init__(cluster, rng, log, node_timeout_ms)
+        self.mover = Mover(cluster, rng, log)
+
+    def start(self) -> None:
+        self.mover.start()
+
+    def hold_s(self) -> float:
+        """Sometimes shorter than a failover: a source or target that comes back still primary, mid-migration."""
+        return self.node_timeout_s * self.rng.uniform(0.3, 2.5)
+
+    def cycle(self) -> None:
+        if self.mover.error:
+            raise ClusterError(self.mover.error)
+        self.mover.in_flight.wait(self.in_flight_wait_s)
+        fault = self.rng.choice(("kill", "pause", "partition"))
+        nodes = self._targets()
+        if fault == "kill":
+            self._kill_and_restart(nodes, self.hold_s())
+        elif fault == "partition":
+            self._partition(nodes)
+        else:
+            for node in nodes[1:]:
+                node.pause()
+                self.log("pause", node)
+            self._pause_and_resume(nodes[0])
+            for node in nodes[1:]:
+                node.resume()
+                self.log("resume", node)
+
+    def _targets(self) -> list[Node]:
+        """Both primaries (the source and the target) one time in five, else one node of a random shard."""
+        shards = sorted(self.cluster.shards(), key=lambda s: s["id"])
+        if self.rng.random() < 0.2:
+            return [self.cluster.by_id(s["primary_id"]) for s in shards]
+        shard = self.rng.choice(shards)
+        primary = self.rng.random() < 0.6 or not shard.get("replica_ids")
+        ids = [shard["primary_id"]] if primary else shard["replica_ids"]
+        return [self._pick([self.cluster.by_id(i) for i in ids])]
+
+    def heal_all(self) -> None:
+        super().heal_all()
+        self.mover.stop()  # after the heal: the migration in flight can end
+        if self.mover.error:
+            raise ClusterError(self.mover.error)
+
+    def close(self) -> None:
+        self.mover.stop(abandon=True)
+
+    def summary(self) -> str:
+        return f"migrations: {self.mover.summary()}"
+
+
 NEMESES: dict[str, type[Nemesis]] = {
     cls.name: cls
     for cls in (KillPrimary, KillLeader, KillRandom, KillMinority, RestartAll, PausePrimary, PartitionPrimary,
-                PartitionRandom, TornTail, ReplicaChurn, DoubleFailover, FullSyncCrash, ClockStep)
+                PartitionRandom, TornTail, ReplicaChurn, DoubleFailover, FullSyncCrash, ClockStep, Migrate)
 }
 
 

@@ -72,6 +72,7 @@ class DrillResult:
     unread: int = 0
     error: str = ""
     crashes: tuple[str, ...] = ()
+    notes: str = ""  # the nemesis' own counts (the migrate drill's migrations)
 
     @property
     def exit_code(self) -> int:
@@ -86,6 +87,7 @@ class DrillResult:
         tail = f" unread={self.unread}" if self.unread else ""
         tail += f" crashes={len(self.crashes)}" if self.crashes else ""
         tail += f" error={self.error!r}" if self.error else ""
+        tail += f" ({self.notes})" if self.notes else ""
         return f"{head} {summary_line(self.check)}{tail}"
 
 
@@ -112,6 +114,7 @@ def run(options: DrillOptions) -> DrillResult:
 
         nemesis = kind(cluster, rng, log, options.node_timeout_ms)
         workload.start()
+        nemesis.start()
         _run_cycles(options, cluster, nemesis, rng)
         nemesis.heal_all()
         cluster.wait_settled(SETTLE_TIMEOUT_S)
@@ -126,12 +129,15 @@ def run(options: DrillOptions) -> DrillResult:
     except Exception as exc:  # a drill that breaks must still kill its cluster and say why
         error = f"{type(exc).__name__}: {exc}"
     finally:
+        if nemesis is not None:
+            nemesis.close()
         if workload is not None:
             workload.stop()
         cluster.close()
     crashes = tuple(nemesis.crashes) if nemesis else ()
     faults = nemesis.faults if nemesis else 0
-    return _finish(options, workload, faults, events, unread, error, crashes, kind.clock_margin_s)
+    notes = nemesis.summary() if nemesis else ""
+    return _finish(options, workload, faults, events, unread, error, crashes, kind.clock_margin_s, notes)
 
 
 def _run_cycles(options: DrillOptions, cluster: LocalCluster, nemesis: Any, rng: random.Random) -> None:
@@ -144,7 +150,8 @@ def _run_cycles(options: DrillOptions, cluster: LocalCluster, nemesis: Any, rng:
 
 
 def _finish(options: DrillOptions, workload: Workload | None, faults: int, events: list[dict[str, Any]],
-            unread: int, error: str, crashes: tuple[str, ...], clock_margin_s: float) -> DrillResult:  # fmt: skip
+            unread: int, error: str, crashes: tuple[str, ...], clock_margin_s: float,
+            notes: str = "") -> DrillResult:  # fmt: skip
     out = options.out_dir
     dump_jsonl(events, out / "nemesis.jsonl")
     check = None
@@ -156,7 +163,7 @@ def _finish(options: DrillOptions, workload: Workload | None, faults: int, event
                 fh.write(f"{finding.kind} {finding.key}: {finding.message}\n")
             for crash in crashes:
                 fh.write(f"crash {crash}\n")
-    result = DrillResult(options, faults, check, unread, error, crashes)
+    result = DrillResult(options, faults, check, unread, error, crashes, notes)
     (out / "summary.txt").write_text(result.line() + "\n")
     if workload is not None:
         write_timeline(out / "timeline.svg", workload.recorder.records, events, result.line())

@@ -12,6 +12,10 @@ opens at an injection and closes at the matching heal on the same node
 (:data:`OPENS`, :data:`CLOSES`), or at the end of the run. One-off events
 (``promoted``, ``torn-tail``, ``full-sync-crash``, ...) are dashed lines.
 
+Slot migrations (the ``migrate`` drill's ``migrate*`` events) are drawn as a
+strip between the panels: a bar from each ``migrate`` to how it ended,
+coloured by that end (:data:`MIGRATION_COLOURS`).
+
 The SVG is written by hand (no plotting dependency). ``python -m
 scripts.drills.timeline RUN_DIR`` redraws a saved run.
 """
@@ -37,6 +41,10 @@ LATENCY_MIN_S, LATENCY_MAX_S = 1e-4, 100.0
 DOTS_MAX = 20_000  # beyond this, every k-th operation is drawn (the rate panel still counts all)
 OPENS = ("kill", "pause", "partition", "crash", "clock-step")
 CLOSES = {"kill": "start", "crash": "start", "pause": "resume", "partition": "heal", "clock-step": "clock-step"}
+
+MIGRATION_TOP, MIGRATION_HEIGHT = LATENCY_TOP + LATENCY_HEIGHT + 10, 10
+MIGRATION_COLOURS = {"commit": "#4cae4c", "abort": "#909090", "refused": "#f0a020", "unstarted": "#f0a020",
+                     "stuck": "#d9534f"}  # fmt: skip
 
 Record = Mapping[str, Any]
 
@@ -77,6 +85,8 @@ def fault_windows(events: Sequence[Record], end_s: float) -> tuple[list[Window],
         closing = [k for k in open_at if k[1] == node and CLOSES[k[0]] == action]
         if action == "clock-step" and ev.get("offset_s"):
             closing = []  # a step to a new offset opens a window; the step back to 0 closes it
+        if action.startswith("migrate"):
+            continue  # drawn in their own strip (migration_windows)
         for key in closing:
             start, label = open_at.pop(key)
             windows.append(Window(start, t, label))
@@ -88,6 +98,23 @@ def fault_windows(events: Sequence[Record], end_s: float) -> tuple[list[Window],
             instants.append(Window(t, t, _label(ev)))
     windows += [Window(start, end_s, label) for start, label in open_at.values()]
     return sorted(windows, key=lambda w: w.start_s), instants
+
+
+def migration_windows(events: Sequence[Record], end_s: float) -> list[Window]:
+    """One window per ``migrate`` event, to the next ``migrate-<end>`` event (one migration at a time).
+
+    The label is the slots and the end (``5172-8191 commit``); a migration the run left unfinished ends at ``end_s``.
+    """
+    windows, started = [], None
+    for ev in events:
+        if ev["action"] == "migrate":
+            started = ev
+        elif started is not None and ev["action"].removeprefix("migrate-") in MIGRATION_COLOURS:
+            windows.append(Window(started["time"], ev["time"], f"{started['slots']} {ev['action'][8:]}"))
+            started = None
+    if started is not None:
+        windows.append(Window(started["time"], end_s, f"{started['slots']} unfinished"))
+    return windows
 
 
 def _label(ev: Record) -> str:
@@ -127,6 +154,7 @@ def render(records: Sequence[Record], events: Sequence[Record], title: str) -> s
         f'<text x="{LEFT}" y="18" font-size="13">{escape(title)}</text>',
     ]
     parts += _faults(axes, windows, instants)
+    parts += _migrations(axes, migration_windows(events, end_s))
     parts += _latency_panel(axes, ops)
     parts += _rate_panel(axes, ops)
     parts += _time_axis(axes)
@@ -152,6 +180,21 @@ def _faults(axes: _Axes, windows: list[Window], instants: list[Window]) -> list[
                    f'stroke-dasharray="3,3"><title>{label} at {w.start_s:.2f}s</title></line>'
                    f'<text x="{x - 2:.1f}" y="{base}" transform="rotate(-90 {x - 2:.1f} {base})" '
                    f'fill="#606060" font-size="9">{label}</text>')  # fmt: skip
+    out.append("</g>")
+    return out
+
+
+def _migrations(axes: _Axes, windows: list[Window]) -> list[str]:
+    if not windows:
+        return []
+    top = MIGRATION_TOP
+    out = ['<g class="migrations">', f'<text x="{LEFT - 5}" y="{top + 9}" text-anchor="end">migrations</text>']
+    for w in windows:
+        x0, x1 = axes.x(w.start_s), axes.x(w.end_s)
+        colour = MIGRATION_COLOURS.get(w.label.rsplit(" ", 1)[1], "#d9534f")
+        out.append(f'<rect class="migration" x="{x0:.1f}" y="{top}" width="{max(x1 - x0, 1):.1f}" '
+                   f'height="{MIGRATION_HEIGHT}" fill="{colour}" stroke="white" stroke-width="0.5">'
+                   f"<title>{escape(w.label)} [{w.start_s:.2f}s, {w.end_s:.2f}s]</title></rect>")  # fmt: skip
     out.append("</g>")
     return out
 

@@ -1,6 +1,6 @@
 """Every drill, briefly: real nodes, real faults, the broadened workload, the independent checker.
 
-Each of the 13 drills runs 10 s of faults (``DRILL_DURATION_S``) plus start-up, recovery
+Each of the 14 drills runs 10 s of faults (``DRILL_DURATION_S``) plus start-up, recovery
 and final reads: with three more drills than before, 10 s instead of 15 s keeps the
 total about the same. A failure prints the drill's one-line summary, its findings and
 where its history, timeline.svg and node logs are (pytest keeps the test's tmp_path).

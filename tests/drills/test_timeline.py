@@ -66,3 +66,28 @@ def test_the_svg_parses_and_holds_the_operations_and_the_fault_windows(tmp_path:
 def test_an_empty_run_still_draws() -> None:
     root = ET.fromstring(render([], [], "nothing"))
     assert root.findall(f".//{SVG}rect[@class='fault']") == []
+
+
+MIGRATIONS = [
+    {"time": 0.5, "action": "migrate", "node": "n1", "slots": "0-99", "to": "n2"},
+    {"time": 0.7, "action": "migrate-start", "node": "n1", "slots": "0-99", "id": "ab"},
+    {"time": 1.5, "action": "kill", "node": "n2"},
+    {"time": 2.0, "action": "migrate-abort", "node": "n1", "slots": "0-99", "id": "ab"},
+    {"time": 3.0, "action": "start", "node": "n2"},
+    {"time": 4.0, "action": "migrate", "node": "n1", "slots": "0-99", "to": "n2"},
+    {"time": 5.0, "action": "migrate-commit", "node": "n1", "slots": "0-99", "id": "cd"},
+    {"time": 6.0, "action": "migrate", "node": "n2", "slots": "0-99", "to": "n1"},
+]
+
+
+def test_migrations_are_bars_of_their_own_not_faults_or_event_lines() -> None:
+    windows, instants = fault_windows(MIGRATIONS, 8.0)
+    assert [(w.start_s, w.end_s, w.label) for w in windows] == [(1.5, 3.0, "kill n2")]
+    assert instants == []
+    root = ET.fromstring(render(history(), MIGRATIONS, "migrate"))
+    bars = root.findall(f".//{SVG}rect[@class='migration']")
+    assert [(r.find(f"{SVG}title").text, r.get("fill")) for r in bars] == [
+        ("0-99 abort [0.50s, 2.00s]", "#909090"),
+        ("0-99 commit [4.00s, 5.00s]", "#4cae4c"),
+        ("0-99 unfinished [6.00s, 14.60s]", "#d9534f"),  # to the history's last completion
+    ]

@@ -359,12 +359,16 @@ class Replication:
             log.info("primary of shard %s at epoch %d from offset %d", shard.id[:12], shard.epoch,
                      self.store.data.applied_offset)
         side = self.primary
+        # A replica that has seen a later epoch may have deposed us already: the entry that replaced
+        # us is committed but further down our log than this one. Deposed stays deposed.
+        deposed_before = side.driver.tracker.deposed
         side.execute(side.driver.on_config(shard.epoch, shard.primary_id, shard.replica_ids, shard.isr_ids,
                                            shard.isr_version))  # fmt: skip
         # The driver may be deposed while the configuration still names us primary at our epoch:
         # a member fenced at the next epoch told us so before any failover committed. We serve no
         # write it could acknowledge; the leader promotes another member or reinstates us at the
         # next epoch (core/failover/controller.py). That used to crash the node here (exit 4).
+        assert deposed_before or not side.driver.tracker.deposed, "a configuration naming us primary deposed us"
 
     def _stop_sides(self) -> None:
         if self.primary is not None:
