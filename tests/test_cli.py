@@ -38,3 +38,54 @@ def test_a_bad_rebalance_weight_is_refused_naming_it(text: str, message: str, ca
     with pytest.raises(SystemExit) as exited:
         cli._parse_weights((text,), PRIMARIES)
     assert exited.value.code == 1 and message in capsys.readouterr().err
+
+
+class _LaggingCluster:
+    """Six fresh nodes behind ``cli._call``. A node applies a shard made on another node only after one more
+    look at it (its applied view lags the leader's commit, as a busy follower's does); REPLICATE is judged
+    from the replica's own view, as the node judges it."""
+
+    def __init__(self) -> None:
+        self.formed = False
+        self.seen: dict[str, dict[str, list]] = {a: {} for a in ADDRS}  # node -> primary -> its slot ranges
+        self.pending: dict[str, dict[str, list]] = {a: {} for a in ADDRS}
+        self.replicated: list[str] = []
+
+    def call(self, addr: str, *args: str | int) -> object:
+        op = " ".join(str(a).upper() for a in args[:2])
+        if op == "CLUSTER MYID":
+            return IDS[addr].encode()
+        if op == "INFO CLUSTER":
+            return f"cluster_id:{'c' * 40 if self.formed else ''}\r\ncluster_bus_port:{BUS_PORTS[addr]}\r\n".encode()
+        if op == "CLUSTER BOOTSTRAP":
+            self.formed = True
+        if op == "CLUSTER NODES":
+            return "".join(f"{IDS[a]} {a}@{BUS_PORTS[a]} master - 0 0 0 connected\n" for a in ADDRS).encode()
+        if op == "CLUSTER ADDSLOTSRANGE":
+            ranges = [[int(args[i]), int(args[i + 1])] for i in range(2, len(args), 2)]
+            self.seen[addr][addr] = ranges
+            for other in ADDRS:
+                self.pending[other].setdefault(addr, ranges)
+        if op == "CLUSTER SLOTS":
+            view = [[a, b] for ranges in self.seen[addr].values() for a, b in ranges]
+            self.seen[addr].update(self.pending[addr])
+            self.pending[addr] = {}
+            return view
+        if op == "CLUSTER REPLICATE":
+            primary = next(a for a in ADDRS if IDS[a] == args[2])
+            if primary not in self.seen[addr]:
+                cli._fail(f"{addr} refused CLUSTER REPLICATE: ERR I can only replicate a master, not a replica.")
+            self.replicated.append(addr)
+        return b"OK"
+
+
+def test_create_asks_a_replica_to_replicate_only_once_it_sees_its_primarys_shard(monkeypatch) -> None:
+    # REPLICATE sent right after the primary's ADDSLOTSRANGE reached a replica whose view did not hold
+    # that shard yet, and the node refused it ("I can only replicate a master"): a race under load.
+    from click.testing import CliRunner
+
+    fake = _LaggingCluster()
+    monkeypatch.setattr(cli, "_call", fake.call)
+    out = CliRunner().invoke(cli.main, ["cluster", "create", *ADDRS, "--replicas", "1", "--yes"])
+    assert out.exit_code == 0, out.output
+    assert fake.replicated == list(ADDRS[3:])

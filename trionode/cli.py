@@ -225,9 +225,10 @@ def cluster_create(addrs: tuple[str, ...], replicas: int, yes: bool) -> None:
     _wait_for("every node to join", lambda: all(_knows(a, ids.values()) for a in addrs))
     for addr, ranges in slots:
         _call(addr, "CLUSTER", "ADDSLOTSRANGE", *(bound for pair in ranges for bound in pair))
+    # Before REPLICATE: a replica judges it from its own applied view, which may lag its primary's new shard.
+    _wait_for("every node to see all slots served", lambda: all(_covered(a) for a in addrs))
     for replica, primary in attach:
         _call(replica, "CLUSTER", "REPLICATE", ids[primary])
-    _wait_for("every node to see all slots served", lambda: all(_covered(a) for a in addrs))
     click.echo(f"cluster {cluster_id} created: {len(primaries)} shards, {len(addrs)} nodes")
 
 

@@ -531,6 +531,29 @@ async def test_a_full_disk_pauses_the_writer_until_space_is_back(
     assert [obj for _, obj in load(tmp_path).records] == ["before", "during"]
 
 
+async def test_a_writer_opened_on_a_full_disk_waits_for_space_instead_of_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    # A node restarted on a still-full disk died at start (DiskFull out of the constructor, exit 4).
+    await write_records(tmp_path, ["before"])
+    failures = ["full"] * 1000
+    _full_disk(monkeypatch, failures)
+    writer = make_writer(tmp_path, next_seq=2)
+    changes: list[bool] = []
+    writer.on_disk_full = changes.append
+    assert writer.disk_full
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        seq = writer.append_obj("during")
+        await trio.sleep(5 * limits.wal_disk_full_retry_ms / 1000)
+        assert (writer.disk_full, writer.durable_seq) == (True, 1)
+        failures.clear()  # space is free again: the writer resumes by itself
+        await writer.wait_durable(seq)
+        assert not writer.disk_full and changes == [False]
+        await writer.aclose()
+    assert [obj for _, obj in load(tmp_path).records] == ["before", "during"]
+
+
 def test_a_segment_that_cannot_be_preallocated_is_removed_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -84,3 +84,32 @@ def _writes_work(r: redis.Redis) -> bool:
     except redis.ResponseError:
         time.sleep(0.2)
         return False
+
+
+def test_a_node_restarted_on_the_still_full_disk_serves_reads_and_refuses_writes(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    # Issue 12 §3.5: restarted on the still-full disk, the node died at start (DiskFull from the WAL, exit 4).
+    node = NodeProcess(small_disk / "n1")
+    node.log_path = tmp_path / "node.log"
+    try:
+        node.start()
+        r = node.client()
+        r.set("before", "1")
+        filler = small_disk / "filler"
+        _fill(filler)
+        node.kill9()
+        node.start()
+        r = node.client()
+        assert r.get("before") == b"1"
+        for _ in range(3):
+            with pytest.raises(redis.ResponseError, match="MISCONF"):
+                r.set("during", "1")
+        assert r.get("before") == b"1" and node.proc.poll() is None
+        assert "data WAL: the disk is full" in node.log()
+        filler.unlink()
+        wait_for(lambda: _writes_work(r), "writes to resume once space is free")
+        assert node.proc.poll() is None and r.get("after") == b"1"
+        assert "writes resume" in node.log() and "Traceback" not in node.log()
+    finally:
+        node.kill9()

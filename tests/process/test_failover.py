@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from tests.process.harness import NodeProcess, form_shard, readonly_get, run_cli, status, wait_for
+from trionode import limits
 from trionode.io.history_file import save_fence
 
 FAILOVER_WAIT_S = 30.0
@@ -205,3 +206,19 @@ def test_a_shard_that_never_took_a_write_gets_its_primary_back_after_a_kill(node
     assert readonly_get(replica, "after-failover") == b"1"
     time.sleep(1.0)
     assert primary.proc is not None and primary.proc.poll() is None, primary.log()[-3000:]
+
+
+def test_a_primary_killed_after_a_quiet_spell_is_failed_over(node_factory, tmp_path: Path) -> None:
+    # Issue 12 §2: an idle replica left the ISR after replica_lag_timeout_ms, so a primary killed
+    # after a pause in writes had no eligible successor and its shard stayed down.
+    primary, replica, witness, _, replica_id = form_shard(node_factory, tmp_path, FAST)
+    client = primary.client()
+    client.set("before-the-pause", "1")
+    assert client.wait(1, 5000) == 1
+    time.sleep(limits.replica_lag_timeout_ms / 1000 + 1.0)
+    assert replica_id in _shard(witness)["isr_ids"]
+    primary.kill9()
+    wait_for(lambda: _shard(witness)["primary_id"] == replica_id, "the replica to be promoted", FAILOVER_WAIT_S)
+    wait_for(lambda: _try_set(replica), "the new primary to accept writes", FAILOVER_WAIT_S)
+    assert replica.client().get("before-the-pause") == b"1"
+    assert "no ISR member is eligible" not in witness.log() + replica.log()

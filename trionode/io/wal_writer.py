@@ -24,7 +24,9 @@ Invariants:
   once space is free. Batches are written with ``pwrite`` at the segment's
   tracked end, so even a write that ran out of space halfway is retried in
   place. Its waiters simply wait longer: their effects are already applied in
-  memory, so the records can be neither dropped nor reported failed.
+  memory, so the records can be neither dropped nor reported failed. Opened
+  on a full disk (a restart before space was freed), the writer starts on an
+  empty segment with ``disk_full`` set and ``run()`` preallocates it once it can.
 - A preallocated segment ends in zeros until it is full; recovery reads a zero
   tail as the end of the log (``codec.scan``). A segment is cut to its used
   length when it is rotated out and when the WAL is closed.
@@ -114,15 +116,18 @@ def preallocate(fd: int, allocated: int, needed: int) -> int:
     return end
 
 
-def create_segment(directory: str, prefix: str, first_seq: int, needed: int = 0) -> tuple[int, int]:
-    """Create a preallocated segment and make its name durable; return (fd, allocated bytes).
+def create_segment(
+    directory: str, prefix: str, first_seq: int, needed: int = 0, *, allocate: bool = True
+) -> tuple[int, int]:
+    """Create a segment, preallocated unless ``allocate`` is false, and make its name durable;
+    return (fd, allocated bytes).
 
     On a full disk the half-made file is removed again and DiskFull raised.
     """
     path = os.path.join(directory, wal_files.segment_name(prefix, first_seq))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        allocated = preallocate(fd, 0, needed)
+        allocated = preallocate(fd, 0, needed) if allocate else 0
         wal_files.fsync_dir(directory)
     except BaseException:
         os.close(fd)
@@ -249,8 +254,13 @@ class WalWriter:
                 )
             fd = os.open(segments[-1].path, os.O_WRONLY)
             return segments, fd, os.fstat(fd).st_size
-        # At startup a full disk is an error like any other: the operator frees space and restarts.
-        fd, allocated = create_segment(self._directory, self._prefix, next_seq)
+        try:
+            fd, allocated = create_segment(self._directory, self._prefix, next_seq)
+        except DiskFull as full:
+            # Not fatal at startup either (a node restarted before space was freed would crash-loop):
+            # start on an empty segment, a name without blocks, and let run() wait for the space.
+            fd, allocated = create_segment(self._directory, self._prefix, next_seq, allocate=False)
+            self._set_disk_full(True, str(full))
         return [*segments, wal_files.Segment(next_seq, self._segment_path(next_seq))], fd, allocated
 
     def _segment_path(self, first_seq: int) -> str:
@@ -379,6 +389,7 @@ class WalWriter:
             return  # aclose() ran before this task started, and closed the file itself
         self._running = True
         try:
+            await self._wait_for_first_space()
             while True:
                 while not self._has_work():
                     if self._closing:
@@ -393,6 +404,16 @@ class WalWriter:
             # Whatever stopped us, the batch in hand may be lost: no waiter may succeed now.
             self._fail(exc)
             raise
+
+    async def _wait_for_first_space(self) -> None:
+        """Opened on a full disk: preallocate the empty segment once there is room (or until closing)."""
+        while self.disk_full and not self._closing:
+            try:
+                self._allocated = await trio.to_thread.run_sync(preallocate, self._fd, self._allocated, 0)
+            except DiskFull:
+                await trio.sleep(limits.wal_disk_full_retry_ms / 1000)
+                continue
+            self._set_disk_full(False)
 
     def _take_batch(self) -> _Batch:
         """Dequeue everything queued up to the batch bounds and the next segment start."""

@@ -444,3 +444,12 @@ def test_only_a_node_that_bootstrapped_alone_and_never_held_data_may_leave_its_c
     h.ok("node_forget", node_id=N[1])  # gone again, but it was a member once
     assert "has had other members" in reset_refusal(h.state, N[0], (N[0],), (), data_offset=0)
 
+
+def test_a_lone_node_whose_cluster_holds_acl_users_may_not_leave_it() -> None:
+    # Users live in the cluster state: a reset would drop them without a word.
+    h = _lone()
+    h.ok("acl_setuser", user="app", rules=["on", "nopass", "~app:*", "+@read"])
+    assert "ACL users (app)" in reset_refusal(h.state, N[0], (N[0],), (), data_offset=0)
+    h.ok("acl_deluser", user="app")  # deleted again: nothing is lost
+    assert reset_refusal(h.state, N[0], (N[0],), (), data_offset=0) is None
+

@@ -11,6 +11,8 @@ is safe only if nothing is lost and nobody else ever relied on it:
   learner;
 - the node never held data: its data offset is 0. A key written and deleted
   again still counts, since its records are in the WAL.
+- its cluster holds no ACL users: they live in the cluster state, which the
+  reset discards, so an operator's users would vanish without a word.
 
 :func:`reset_refusal` is that decision; the shell (``io/cluster_admin.py``)
 makes the reset durable in a crash-safe order.
@@ -30,4 +32,7 @@ def reset_refusal(
         return f"its cluster {state.cluster_id} has had other members"
     if data_offset:
         return f"it holds data (data offset {data_offset}); only a node that never held data is reset"
+    if state.acl_users:
+        names = ", ".join(sorted(state.acl_users)[:3])
+        return f"its cluster holds ACL users ({names}); delete them (ACL DELUSER) to reset it"
     return None
