@@ -25,7 +25,7 @@ from trionode import limits
 from trionode.core.cluster.state import ClusterState, normalize_ranges
 from trionode.core.migration.commands import JobRow
 from trionode.core.migration.staging import AckSource, ImportJob, ImportRequest, Ready, import_over, refuse_import
-from trionode.core.migration.stream import apply_record, well_formed
+from trionode.core.migration.stream import receive
 from trionode.io.data_store import AckAborted
 
 if TYPE_CHECKING:
@@ -101,27 +101,17 @@ class ImportShell:
 
     def _on_data(self, peer_id: str, payload: dict) -> None:
         job = self.jobs.get(payload["id"])
+        if job is None or job.source_node_id != peer_id:
+            return  # not ours
         runtime = self.runtime
-        if job is None or job.source_node_id != peer_id or not runtime.wal.has_room():
-            return  # not ours, or no room: the source sends it again
-        data, slots, offset = runtime.data, job.slot_set(), payload["from"]
-        duplicate = False
-        for record in payload["recs"]:
-            if offset <= job.received:
-                duplicate = True
-            elif not job.admit(offset) or not well_formed(record, slots):
-                break  # a gap (the bus dropped something) or a bad record: the source resends
-            else:
-                apply_record(data, record)
-                if not job.on_applied(offset, data.applied_offset):
-                    log.warning("migration %s: too far behind; the source will abort", job.migration_id[:12])
-                    self._end(job.migration_id, self.control.state)
-                    break
-            offset += 1
+        receipt = receive(job, runtime.data, payload["from"], payload["recs"], wal_room=runtime.wal.has_room())
+        if receipt.overflow:
+            log.warning("migration %s: too far behind; the source will abort", job.migration_id[:12])
+            self._end(job.migration_id, self.control.state)
         runtime.log_outbox()
-        if duplicate:
-            self._send_acks(job.reack())
-        self._applied.set()
+        self._send_acks(receipt.reack)
+        if receipt.applied:
+            self._applied.set()
 
     def _send_acks(self, acks: list[AckSource]) -> None:
         for ack in acks:

@@ -16,7 +16,8 @@ slots, which are of two kinds:
 - **leftovers**: nothing moves the slot here: the keys of a committed export
   on the source, or the staged keys of an aborted import on the target. They
   stay hidden and the primary deletes them in bounded chunks
-  (:func:`cleanup_chunk`); replicas follow its DELs.
+  (:func:`cleanup_delete`, only while it may write: :class:`WriteGate`);
+  replicas follow its DELs.
 
 The rule reads only the Raft configuration, so every member of a shard, a
 restarted node and a freshly promoted replica all reach the same answer
@@ -47,6 +48,7 @@ from dataclasses import dataclass, field
 from trionode import limits
 from trionode.core.cluster.state import ClusterState, SlotRange, normalize_ranges, slots_of
 from trionode.core.cluster_view import ranges_from_slots
+from trionode.core.keyspace.store import Keyspace
 
 OWNED, STAGED, FOREIGN = 0, 1, 2
 CountInSlot = Callable[[int], int]
@@ -104,6 +106,42 @@ def cleanup_chunk(roles: SlotRoles, count_in_slot: CountInSlot, *, config_caught
               if (role == FOREIGN or (role == STAGED and slot in clearing)) and count_in_slot(slot)]  # fmt: skip
     assert all(not roles.serves(slot) for slot in doomed)
     return DeleteChunk(ranges_from_slots(doomed), keys_max) if doomed else None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteGate:
+    """What the shell knows, right now, of this node's right to make a write of its own."""
+
+    primary: bool
+    lease_valid: bool
+    disk_full: bool
+    wal_room: bool  # the WAL's queue has room; a full one would raise or block
+
+    def open(self) -> bool:
+        return self.primary and self.lease_valid and not self.disk_full and self.wal_room
+
+
+def cleanup_delete(roles: SlotRoles | None, keyspace: Keyspace, gate: WriteGate, *, config_caught_up: bool,
+                   clearing: frozenset[int] = frozenset(),
+                   keys_max: int = limits.migration_delete_keys_max) -> list[bytes] | None:  # fmt: skip
+    """The ``DEL`` a primary should log now to clean up hidden keys, or None.
+
+    Only a primary whose lease holds, with disk and WAL room, deletes (a deposed or
+    stalled one would log a write no one acknowledges); which keys is :func:`cleanup_chunk`'s.
+    """
+    if roles is None or not gate.open():
+        return None
+    chunk = cleanup_chunk(roles, keyspace.count_in_slot, config_caught_up=config_caught_up, clearing=clearing,
+                          keys_max=keys_max)  # fmt: skip
+    if chunk is None:
+        return None
+    keys: list[bytes] = []
+    for slot in sorted(slots_of(chunk.slots)):
+        keys += keyspace.keys_in_slot(slot, chunk.keys_max - len(keys))
+        if len(keys) >= chunk.keys_max:
+            break
+    assert keys and not any(roles.serves(slot) for slot in slots_of(chunk.slots))
+    return [b"DEL", *keys]
 
 
 @dataclass(slots=True)
