@@ -116,9 +116,22 @@ def test_001_failover_after_the_commit_leaves_the_slots_with_the_target() -> Non
     w = World()
     _committing(w)
     assert w.commit_next()
-    w.entry("failover", shard_id=S1, epoch=1, node_id=N[2])
     w.entry("failover", shard_id=S2, epoch=2, node_id=N[4])
     assert w.job.state == CLEANING and w.state.slot_owners[0:3] == [S2] * 3
+    w.entry("failover", shard_id=S1, epoch=1, node_id=N[2])
+    # This node is a replica now: its successor deletes the leftovers, the job is done here.
+    assert w.job.state == SUCCESS and not w.controller.jobs and w.state.slot_owners[0:3] == [S2] * 3
+
+
+def test_a_cleaning_job_whose_slots_moved_back_ends_instead_of_waiting_for_ever() -> None:
+    w = World()
+    _committing(w)
+    assert w.commit_next()
+    assert w.job.state == CLEANING
+    w.h.migrate_start("f" * 40, S2, S1, [[0, 2]])
+    w.entry("migration_commit", migration_id="f" * 40, source_epoch=2, target_epoch=1)
+    assert w.state.slot_owners[0:3] == [S1] * 3
+    assert w.job.state == SUCCESS and not w.controller.jobs  # its slots' keys here are owned again
 
 
 def test_a_failover_while_copying_aborts_the_job() -> None:
