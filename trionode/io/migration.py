@@ -175,11 +175,14 @@ class MigrationShell:
         self._forget_finished()
 
     def _pause(self, action: export.PauseWrites) -> None:
-        self.runtime.log_outbox()  # whatever ran before the pause is in the stream before its end
+        job, sender = self.controller.job(action.migration_id), self.senders.get(action.migration_id)
+        if job is not None:
+            self.runtime.log_outbox()  # whatever ran before the pause is in the stream before its end
         self.held[action.migration_id] = frozenset(slots_of(action.slots))
         self.runtime.refresh_routing()
-        job, sender = self.controller.job(action.migration_id), self.senders.get(action.migration_id)
-        assert job is not None and sender is not None
+        if job is None:
+            return  # an orphan's slots: held until the configuration shows its fate; nothing streams
+        assert sender is not None
         self._carry(job.on_paused(sender.last_offset, self.runtime.clock_ms()))
 
     def _resume(self, migration_id: str) -> None:

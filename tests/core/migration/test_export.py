@@ -251,12 +251,35 @@ def test_orphans_of_a_restarted_primary_are_aborted_and_retried() -> None:
     w = World()
     assert w.commit_next()  # running
     fresh = MigrationController(N[0], bounds=BOUNDS)  # the node restarted: no jobs
-    assert [type(a) for a in fresh.on_config(w.state, w.now)] == [ProposeAbort]
+    assert [type(a) for a in fresh.on_config(w.state, w.now)] == [PauseWrites, ProposeAbort]
     assert fresh.on_config(w.state, w.now + 1) == []
     assert [type(a) for a in fresh.tick(w.now + BOUNDS.propose_retry_ms)] == [ProposeAbort]
+    w.h.ok("migration_abort", migration_id=w.job.migration_id)
+    assert fresh.on_config(w.state, w.now + 2) == [ResumeWrites(w.job.migration_id, w.job.slots)]
     # A replica of the source, or another shard's primary, leaves it alone.
     assert MigrationController(N[2], bounds=BOUNDS).on_config(w.state, w.now) == []
     assert MigrationController(N[1], bounds=BOUNDS).on_config(w.state, w.now) == []
+
+
+def test_an_orphan_holds_its_slots_writes_until_its_fate_is_known_since_its_commit_may_apply() -> None:
+    """Seed 28 of the two-shard simulation: the source primary restarted while the commit it had
+    proposed was applying; with no job and a configuration not showing the commit yet, it took
+    writes on slots the target already served, and they were lost."""
+    w = World()
+    _committing(w)
+    fresh = MigrationController(N[0], bounds=BOUNDS)  # the node restarted mid-commit, its view before it
+    held = fresh.on_config(w.state, w.now)
+    assert held[0] == PauseWrites(w.job.migration_id, w.job.slots)
+    assert w.commit_next()  # the old process's commit applies
+    assert fresh.on_config(w.state, w.now + 1) == [ResumeWrites(w.job.migration_id, w.job.slots)]
+    assert w.state.slot_owners[0:3] == [S2] * 3  # the held writes now get MOVED
+    # A node that stops being the source's primary lets them go too.
+    w2 = World()
+    assert w2.commit_next()
+    orphaned = MigrationController(N[0], bounds=BOUNDS)
+    assert isinstance(orphaned.on_config(w2.state, w2.now)[0], PauseWrites)
+    w2.entry("failover", shard_id=S1, epoch=1, node_id=N[2])
+    assert ResumeWrites(w2.job.migration_id, w2.job.slots) in orphaned.on_config(w2.state, w2.now)
 
 
 def test_a_commit_seen_only_after_it_scrolled_out_of_the_history_still_counts_as_committed() -> None:
