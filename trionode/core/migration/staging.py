@@ -42,7 +42,7 @@ on every ISR member) has reached it (Valkey #2723).
 """
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from trionode import limits
@@ -92,18 +92,21 @@ class DeleteChunk:
 
 
 def cleanup_chunk(roles: SlotRoles, count_in_slot: CountInSlot, *, config_caught_up: bool,
-                  clearing: frozenset[int] = frozenset(),
-                  keys_max: int = limits.migration_delete_keys_max) -> DeleteChunk | None:  # fmt: skip
+                  clearing: frozenset[int] = frozenset(), keys_max: int = limits.migration_delete_keys_max,
+                  occupied: Iterable[int] | None = None) -> DeleteChunk | None:  # fmt: skip
     """The next bounded deletion a primary should make, or None when nothing is left.
 
     It deletes the keys of FOREIGN slots (leftovers) and of ``clearing``
     slots (staged for an import that must start empty), never of an OWNED or
     any other STAGED slot. Nothing is deleted before ``config_caught_up``.
+    ``occupied``, if given, holds every slot with keys (the others are not looked at).
     """
     if not config_caught_up:
         return None
-    doomed = [slot for slot, role in enumerate(roles.roles)
-              if (role == FOREIGN or (role == STAGED and slot in clearing)) and count_in_slot(slot)]  # fmt: skip
+    slots = range(limits.slots_count) if occupied is None else occupied
+    doomed = [slot for slot in slots
+              if (roles.roles[slot] == FOREIGN or (roles.roles[slot] == STAGED and slot in clearing))
+              and count_in_slot(slot)]  # fmt: skip
     assert all(not roles.serves(slot) for slot in doomed)
     return DeleteChunk(ranges_from_slots(doomed), keys_max) if doomed else None
 
@@ -131,8 +134,9 @@ def cleanup_delete(roles: SlotRoles | None, keyspace: Keyspace, gate: WriteGate,
     """
     if roles is None or not gate.open():
         return None
+    occupied = [slot for slot, keys in enumerate(keyspace.slot_keys) if keys]  # a cheap walk: no call per slot
     chunk = cleanup_chunk(roles, keyspace.count_in_slot, config_caught_up=config_caught_up, clearing=clearing,
-                          keys_max=keys_max)  # fmt: skip
+                          keys_max=keys_max, occupied=occupied)  # fmt: skip
     if chunk is None:
         return None
     keys: list[bytes] = []

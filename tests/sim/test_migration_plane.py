@@ -1,0 +1,64 @@
+"""The two-shard migration simulation: a CI seed range passes with coverage, and planted bugs fail it."""
+
+import concurrent.futures
+import multiprocessing
+
+import pytest
+
+from tests.sim.planted import SelfAckingSource, StagedServer, UnheldOrphans, UnheldPause
+from trionode.sim.migration_plane import MigrationCoverage, MigrationPlane, MigrationResult, report, run_migration
+
+CI_SEEDS = range(1, 13)  # more run outside CI: python -m trionode sim --migration --seeds 1..200
+CI_STEPS = 1000
+WORKERS = 2
+PLANTED_SEEDS = range(1, 21)  # searched in order until one fails
+PLANTED_STEPS = 1000
+
+
+def _run_seed(seed: int) -> MigrationResult:
+    return run_migration(seed, CI_STEPS)
+
+
+@pytest.mark.timeout(240)  # CPU-bound: about 10 s on two idle cores, several times that on a loaded machine
+def test_ci_seed_range_passes_with_faults_in_every_phase_on_both_sides() -> None:
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
+        results = list(pool.map(_run_seed, CI_SEEDS))
+    failed = [line for r in results if not r.ok for line in report(r)]
+    assert not failed, "\n".join(failed)
+    total = MigrationCoverage()
+    for r in results:
+        total.add(r.coverage)
+    missing = [name for name, value in total.items() if value == 0]
+    assert not missing, f"never happened across seeds {CI_SEEDS.start}..{CI_SEEDS.stop - 1}: {missing}"
+    assert total.commits >= len(CI_SEEDS) and total.aborts >= len(CI_SEEDS)
+
+
+def test_a_seed_runs_the_same_twice() -> None:
+    first, second = run_migration(7, 400), run_migration(7, 400)
+    assert first.notes == second.notes and first.coverage == second.coverage
+
+
+def _first_failure(plane_type: type[MigrationPlane]) -> str:
+    for seed in PLANTED_SEEDS:
+        result = run_migration(seed, PLANTED_STEPS, plane_type=plane_type)
+        if not result.ok:
+            return result.failure
+    return ""
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize(
+    ("plane_type", "caught_by"),
+    [
+        (SelfAckingSource, ("(a lost write)", "found nothing")),
+        (UnheldPause, ("(a lost write)", "accepts writes on")),
+        (StagedServer, ("accepts writes on",)),
+        # Seed 28's bug: a source restarted mid-commit took writes on slots the target served.
+        (UnheldOrphans, ("(a lost write)", "accepts writes on")),
+    ],
+)
+def test_a_planted_migration_bug_is_caught(plane_type: type[MigrationPlane], caught_by: tuple[str, ...]) -> None:
+    failure = _first_failure(plane_type)
+    assert failure, f"{plane_type.__name__}: no seed of {PLANTED_SEEDS} failed"
+    assert any(fragment in failure for fragment in caught_by), failure
