@@ -109,4 +109,5 @@ class MigrationChecker:
         if value not in history.values:
             raise MigrationViolation(f"{what} returned {value!r}, never written")
         if history.values.index(value) < acked:
-            raise MigrationViolation(f"{what} returned #{value.decode()}; #{acked} was acknowledged (a lost write)")
+            raise MigrationViolation(f"{what} returned #{value.decode()}; #{acked} was acknowledged before "
+                                     "(a lost write, or a stale read)")  # fmt: skip

@@ -327,11 +327,12 @@ class MigrationPlane:
         mine, committed = self.view(node).shards[node.shard], self.clog.state.shards[node.shard]
         return self.is_primary(node) and mine.epoch == committed.epoch
 
-    def serves(self, node: Node, slot: int, *, write: bool) -> bool:
+    def serves(self, node: Node, slot: int) -> bool:
+        """Routing and the session's rule: owned in the node's view, not held by a pause (reads neither)."""
         proc = node.proc
         if not self.leased(node) or proc is None or proc.roles is None or not proc.roles.serves(slot):
             return False
-        return not (write and any(slot in held for held in proc.held.values()))
+        return not any(slot in held for held in proc.held.values())
 
     # --- the step ----------------------------------------------------------------------------
 
@@ -770,7 +771,7 @@ class MigrationPlane:
 
     def write(self, key: bytes) -> None:
         node = self.route(key_slot(key))
-        if not node.up or self.cut(node) or not self.serves(node, key_slot(key), write=True):
+        if not node.up or self.cut(node) or not self.serves(node, key_slot(key)):
             self.coverage.refused += 1
             return
         value = self.checker.on_write(key)
@@ -781,7 +782,7 @@ class MigrationPlane:
 
     def read(self, key: bytes) -> None:
         node = self.route(key_slot(key))
-        if not node.up or self.cut(node) or not self.serves(node, key_slot(key), write=False):
+        if not node.up or self.cut(node) or not self.serves(node, key_slot(key)):
             return
         reply, wait = node.data.execute(_GET, [b"GET", key], self.now_ms, primary=True)
         self.log_outbox(node)
@@ -805,7 +806,7 @@ class MigrationPlane:
         for node in self.nodes.values():
             if node.up and self.leased(node):
                 for slot in CHECKED_SLOTS:
-                    if self.serves(node, slot, write=True):
+                    if self.serves(node, slot):
                         writers.setdefault(slot, []).append((self.name(node.id), node.shard))
         self.checker.on_writers(writers, self.clog.state)
 
