@@ -6,7 +6,8 @@ import multiprocessing
 import pytest
 
 from tests.sim.planted import SelfAckingSource, StagedServer, UnheldOrphans, UnheldPause
-from trionode.sim.migration_plane import MigrationCoverage, MigrationPlane, MigrationResult, report, run_migration
+from trionode.sim.migration_coverage import MigrationCoverage, MigrationResult, report
+from trionode.sim.migration_plane import MigrationPlane, run_migration
 
 CI_SEEDS = range(1, 13)  # more run outside CI: python -m trionode sim --migration --seeds 1..200
 CI_STEPS = 1000

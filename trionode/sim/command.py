@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable
 
 from trionode.sim.failover_plane import FailoverCoverage
-from trionode.sim.migration_plane import MigrationCoverage, MigrationResult, run_migration
-from trionode.sim.migration_plane import report as migration_report
+from trionode.sim.migration_coverage import MigrationCoverage, MigrationResult
+from trionode.sim.migration_coverage import report as migration_report
+from trionode.sim.migration_plane import run_migration
 from trionode.sim.runner import SimConfig, SimResult, report, run
 from trionode.sim.trace import Coverage, DataCoverage
 

@@ -58,7 +58,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from trionode.core.cluster import ApplyResult, ClusterState, apply, command, copy_state
+from trionode.core.cluster import ClusterState, command
 from trionode.core.cluster.state import normalize_ranges, slots_of
 from trionode.core.data_state import DataState
 from trionode.core.errors import CommandError
@@ -79,8 +79,9 @@ from trionode.core.migration.staging import (
 )
 from trionode.core.migration.stream import StreamSender, receive, stream_writes
 from trionode.core.slots import key_slot
-from trionode.sim.data_config import CommitFaults
+from trionode.sim.cluster_log import ConfigLog
 from trionode.sim.migration_checks import MigrationChecker, MigrationViolation
+from trionode.sim.migration_coverage import MigrationCoverage, MigrationFaults, MigrationResult
 
 STEP_MS = 10
 S_ID, T_ID = "5a" * 20, "7b" * 20
@@ -119,121 +120,6 @@ S_KEYS = _keys(3, lambda s: s < 8192, _TAKEN)
 T_KEYS = _keys(3, lambda s: s >= 8192, _TAKEN)
 MOVING = sorted(key_slot(k) for k in MOVING_KEYS)  # the slots that move back and forth
 CHECKED_SLOTS = sorted(key_slot(k) for k in (*MOVING_KEYS, *S_KEYS, *T_KEYS))
-
-
-@dataclass(frozen=True, slots=True)
-class MigrationFaults:
-    write_probability: float = 0.6
-    read_probability: float = 0.4
-    stale_route_probability: float = 0.3  # a client routes by some node's view, not the committed one
-    learn_probability: float = 0.35
-    crash_probability: float = 0.006
-    job_crash_probability: float = 0.01  # a crash aimed at a running job's source or target primary...
-    handover_crash_probability: float = 0.08  # ...while it is paused, committing or cleaning (short phases)
-    restart_probability: float = 0.05
-    cut_probability: float = 0.004
-    heal_probability: float = 0.05
-    manual_failover_probability: float = 0.002
-    wal_full_probability: float = 0.05
-    msg_loss_probability: float = 0.05
-    msg_delay_ms_max: int = 40
-    migrate_probability: float = 0.05  # the operator starts the next job when none runs
-    commit: CommitFaults = field(default_factory=lambda: CommitFaults(delay_ms_max=100))
-
-
-@dataclass(slots=True)
-class MigrationCoverage:
-    writes: int = 0
-    writes_acked: int = 0
-    reads_checked: int = 0
-    refused: int = 0
-    jobs_started: int = 0
-    commits: int = 0
-    aborts: int = 0
-    starts_refused: int = 0
-    copy_chunks: int = 0
-    stream_records: int = 0
-    pauses: int = 0
-    orphans_held: int = 0
-    cleanup_deletes: int = 0
-    crashes: int = 0
-    crashes_in_job: int = 0
-    # A crash, cut or failover on the job's source or target shard, by the job's phase then.
-    source_snapshotting: int = 0
-    source_streaming: int = 0
-    source_paused: int = 0
-    source_committing: int = 0
-    source_cleaning: int = 0
-    target_snapshotting: int = 0
-    target_streaming: int = 0
-    target_paused: int = 0
-    target_committing: int = 0
-    target_cleaning: int = 0
-    cuts: int = 0
-    failovers: int = 0
-    manual_failovers: int = 0
-    msgs_lost: int = 0
-
-    def items(self) -> list[tuple[str, int]]:
-        return [(name, getattr(self, name)) for name in self.__slots__]
-
-    def add(self, other: "MigrationCoverage") -> None:
-        for name, value in other.items():
-            setattr(self, name, getattr(self, name) + value)
-
-    def format(self) -> str:
-        return " ".join(f"{name}={value}" for name, value in self.items())
-
-
-@dataclass(slots=True)
-class MigrationResult:
-    seed: int
-    steps: int
-    failure: str = ""
-    failed_at: int = -1
-    coverage: MigrationCoverage = field(default_factory=MigrationCoverage)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failure
-
-
-class ConfigLog:
-    """The committed configuration: proposals commit late, perhaps never, perhaps twice."""
-
-    def __init__(self, rng: random.Random, faults: CommitFaults) -> None:
-        self.rng, self.faults = rng, faults
-        self.state = ClusterState()
-        self.states: list[ClusterState] = []  # the state after each index, from 1
-        self._in_flight: list[tuple[int, int, dict[str, Any]]] = []
-        self._proposals = 0
-
-    @property
-    def index(self) -> int:
-        return len(self.states)
-
-    def commit_now(self, cmd: dict[str, Any]) -> ApplyResult:
-        result = apply(self.state, self.index + 1, cmd)
-        self.states.append(copy_state(self.state))
-        assert result.ok, (cmd, result)
-        return result
-
-    def propose(self, cmd: dict[str, Any], now_ms: int) -> None:
-        if self.rng.random() < self.faults.loss_probability:
-            return
-        for _ in range(2 if self.rng.random() < self.faults.duplicate_probability else 1):
-            self._proposals += 1
-            self._in_flight.append((now_ms + self.rng.randint(0, self.faults.delay_ms_max), self._proposals, cmd))
-        self._in_flight.sort(key=lambda item: item[:2])
-
-    def commit_due(self, now_ms: int) -> Iterator[tuple[dict[str, Any], ApplyResult, list[str | None]]]:
-        while self._in_flight and self._in_flight[0][0] <= now_ms:
-            _, _, cmd = self._in_flight.pop(0)
-            before = list(self.state.slot_owners)
-            result = apply(self.state, self.index + 1, dict(cmd))
-            self.states.append(copy_state(self.state))
-            yield cmd, result, before
 
 
 @dataclass(slots=True)
@@ -868,10 +754,3 @@ def run_migration(seed: int, steps: int = 2_000, *, plane_type: type[MigrationPl
     except MigrationViolation as e:
         result.failure, result.failed_at = str(e), plane.now_ms
     return result
-
-
-def report(result: MigrationResult, notes_max: int = 30) -> list[str]:
-    if result.ok:
-        return [f"seed {result.seed}: ok"]
-    return [f"seed {result.seed}: FAILED at {result.failed_at} ms: {result.failure}",
-            *result.notes[-notes_max:]]  # fmt: skip
