@@ -24,7 +24,7 @@ import trio
 from trionode import limits
 from trionode.core.cluster.state import ClusterState, normalize_ranges
 from trionode.core.migration.commands import JobRow
-from trionode.core.migration.staging import AckSource, ImportJob, ImportRequest, Ready, import_over, refuse_import
+from trionode.core.migration.staging import AckSource, ImportJob, ImportRequest, Ready, answer_import, import_over
 from trionode.core.migration.stream import receive
 from trionode.io.data_store import AckAborted
 
@@ -74,20 +74,18 @@ class ImportShell:
 
     def _on_import(self, peer_id: str, payload: dict) -> None:
         migration_id = payload["id"]
-        job = self.jobs.get(migration_id)
-        if job is not None:
-            self._send_ready(job.on_asked_again(self.runtime.data.keyspace.count_in_slot))
-            return
         request = ImportRequest(migration_id, peer_id, normalize_ranges([tuple(r) for r in payload["slots"]]))
-        reason = refuse_import(request, self.control.state, self.runtime.node_id)
+        new = migration_id not in self.jobs
+        answers, reason = answer_import(self.jobs, request, self.control.state, self.runtime.node_id,
+                                        self.runtime.data.keyspace.count_in_slot)  # fmt: skip
         if reason is not None:
             self.control.bus.send(peer_id, {"k": "mig_ready", "id": migration_id, "error": reason})
             return
-        self.jobs[migration_id] = ImportJob(migration_id, peer_id, request.slots)
-        self.created_ms[migration_id] = self.runtime.clock_ms()
-        log.info("migration %s: importing %s from %s", migration_id[:12], request.slots, peer_id[:12])
-        self.on_cleared()
-        self.wake_cleanup()  # an earlier attempt's keys may be staged there: delete them first
+        self._send_ready(answers)
+        if new:
+            self.created_ms[migration_id] = self.runtime.clock_ms()
+            log.info("migration %s: importing %s from %s", migration_id[:12], request.slots, peer_id[:12])
+            self.wake_cleanup()  # an earlier attempt's keys may be staged there: delete them first
 
     def on_cleared(self) -> None:
         """A cleanup chunk ran (or nothing was to delete): imports whose slots are empty may stream."""

@@ -73,9 +73,9 @@ from trionode.core.migration.staging import (
     ImportRequest,
     SlotRoles,
     WriteGate,
+    answer_import,
     cleanup_delete,
     import_over,
-    refuse_import,
 )
 from trionode.core.migration.stream import StreamSender, receive, stream_writes
 from trionode.core.slots import key_slot
@@ -518,17 +518,15 @@ class MigrationPlane:
     def on_import(self, node: Node, frm: str, payload: dict[str, Any]) -> None:
         proc = node.proc
         assert proc is not None
-        migration_id, count = payload["id"], node.data.keyspace.count_in_slot
-        if (job := proc.imports.get(migration_id)) is not None:
-            answers = job.on_asked_again(count)
-        else:
-            request = ImportRequest(migration_id, frm, normalize_ranges([tuple(r) for r in payload["slots"]]))
-            reason = refuse_import(request, self.view(node), node.id)
-            if reason is not None:
-                self.send(node, frm, {"k": "mig_ready", "id": migration_id, "error": reason})
-                return
-            job = proc.imports[migration_id] = ImportJob(migration_id, frm, request.slots, BOUNDS.lag_records_max)
-            answers = job.on_cleared(count)
+        migration_id = payload["id"]
+        request = ImportRequest(migration_id, frm, normalize_ranges([tuple(r) for r in payload["slots"]]))
+        new = migration_id not in proc.imports
+        answers, reason = answer_import(proc.imports, request, self.view(node), node.id,
+                                        node.data.keyspace.count_in_slot, BOUNDS.lag_records_max)  # fmt: skip
+        if reason is not None:
+            self.send(node, frm, {"k": "mig_ready", "id": migration_id, "error": reason})
+            return
+        if new:
             proc.cleanup_at_ms = self.now_ms  # an earlier attempt's keys may be staged there: delete them first
         for ready in answers:
             self.send(node, frm, {"k": "mig_ready", "id": ready.migration_id})

@@ -12,6 +12,7 @@ from trionode.core.migration.staging import (
     Ready,
     SlotRoles,
     WriteGate,
+    answer_import,
     cleanup_chunk,
     cleanup_delete,
     import_over,
@@ -82,6 +83,20 @@ def test_only_a_primary_that_may_write_deletes_leftovers_and_only_hidden_keys() 
         gate = replace(may, **closed)
         assert cleanup_delete(roles, keyspace, gate, config_caught_up=True) is None, closed
     assert cleanup_delete(None, keyspace, may, config_caught_up=True) is None  # not in a shard yet
+
+
+def test_a_request_adds_one_import_that_answers_once_its_slots_are_empty_and_again_when_asked() -> None:
+    h = two_shards()
+    h.migrate_start(M1, S1, S2, [[0, 9]])
+    jobs: dict = {}
+    request = ImportRequest(M1, N[0], ((0, 9),))
+    assert answer_import(jobs, request, h.state, N[4], _counts({})) == ([], "Target node is not a primary")
+    assert not jobs
+    assert answer_import(jobs, request, h.state, N[1], _counts({3: 2})) == ([], None)  # an earlier attempt's keys
+    job = jobs[M1]
+    assert answer_import(jobs, request, h.state, N[1], _counts({})) == ([Ready(M1, N[0])], None)
+    assert jobs == {M1: job} and job.accepts_stream()
+    assert answer_import(jobs, request, h.state, N[1], _counts({})) == ([Ready(M1, N[0])], None)  # answer lost
 
 
 def test_an_import_is_accepted_only_when_the_configuration_agrees() -> None:

@@ -218,6 +218,25 @@ def refuse_import(request: ImportRequest, state: ClusterState, myself_id: str) -
     return None if agreed else "Target node does not agree about current slot ownership"
 
 
+def answer_import(jobs: dict[str, "ImportJob"], request: ImportRequest, state: ClusterState, myself_id: str,
+                  count_in_slot: CountInSlot, lag_records_max: int = limits.migration_lag_records_max,
+                  ) -> tuple[list["Ready"], str | None]:  # fmt: skip
+    """A source's request, perhaps asked again: the answers to send now, or the refusal.
+
+    An accepted new request adds its :class:`ImportJob` to ``jobs``; it answers once its
+    staged slots are empty (the caller wakes the cleanup to empty them).
+    """
+    job = jobs.get(request.migration_id)
+    if job is not None:
+        return job.on_asked_again(count_in_slot), None
+    reason = refuse_import(request, state, myself_id)
+    if reason is not None:
+        return [], reason
+    job = jobs[request.migration_id] = ImportJob(request.migration_id, request.source_node_id, request.slots,
+                                                  lag_records_max)  # fmt: skip
+    return job.on_cleared(count_in_slot), None
+
+
 def import_over(state: ClusterState, migration_id: str, myself_id: str) -> bool:
     """An import ends once its migration is not running any more (committed: its keys are served
     here now; aborted: they are leftovers for cleanup) or this node is no longer a primary."""
