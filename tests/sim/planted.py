@@ -120,3 +120,10 @@ class UnheldOrphans(MigrationPlane):
     def carry(self, node: Any, actions: list[Any]) -> None:
         jobs = node.proc.controller.jobs
         super().carry(node, [a for a in actions if not (isinstance(a, PauseWrites) and a.migration_id not in jobs)])
+
+
+class EarlyAckingTarget(MigrationPlane):
+    """A target that acknowledges the stream once applied on its primary, not on its whole ISR (Valkey #2723)."""
+
+    def import_durable(self, node: Any) -> int:
+        return len(node.log)

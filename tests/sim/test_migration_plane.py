@@ -5,7 +5,7 @@ import multiprocessing
 
 import pytest
 
-from tests.sim.planted import SelfAckingSource, StagedServer, UnheldOrphans, UnheldPause
+from tests.sim.planted import EarlyAckingTarget, SelfAckingSource, StagedServer, UnheldOrphans, UnheldPause
 from trionode.sim.migration_coverage import MigrationCoverage, MigrationResult, report
 from trionode.sim.migration_plane import MigrationPlane, run_migration
 
@@ -55,6 +55,7 @@ def _first_failure(plane_type: type[MigrationPlane]) -> str:
         (SelfAckingSource, ("a lost write", "found nothing")),
         (UnheldPause, ("a lost write", "accepts writes on")),
         (StagedServer, ("accepts writes on",)),
+        (EarlyAckingTarget, ("a lost write", "found nothing")),
         # Seed 28's bug: a source restarted mid-commit took writes on slots the target served.
         (UnheldOrphans, ("a lost write", "accepts writes on")),
     ],

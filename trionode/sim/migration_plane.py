@@ -374,6 +374,10 @@ class MigrationPlane:
         primary.hw = (shard.epoch, max(primary.hw[1], now))
         return primary.hw[1]
 
+    def import_durable(self, node: Node) -> int:
+        """What an import may acknowledge to its source: the shard's acknowledged offset (a planted bug overrides)."""
+        return self.acked(node)
+
     def pull(self, node: Node) -> None:
         """A replica copies the next records of the primary its view names (not across a fence)."""
         shard = self.view(node).shards[node.shard]
@@ -427,7 +431,7 @@ class MigrationPlane:
             proc.catch_up.on_read_index(self.clog.index)  # the leader's read index, asked once per process
         if self.now_ms >= proc.cleanup_at_ms:
             self.cleanup(node)
-        acked = self.acked(node)
+        acked = self.import_durable(node)
         for job in list(proc.imports.values()):
             for ack in job.on_durable(acked):
                 self.send(node, ack.source_node_id, {"k": "mig_ack", "id": ack.migration_id, "offset": ack.offset})
