@@ -11,6 +11,7 @@ class MigrationFaults:
     read_probability: float = 0.4
     stale_route_probability: float = 0.3  # a client routes by some node's view, not the committed one
     learn_probability: float = 0.35
+    pull_probability: float = 0.5  # a replica copies from its primary this step
     crash_probability: float = 0.006
     job_crash_probability: float = 0.01  # a crash aimed at a running job's source or target primary...
     handover_crash_probability: float = 0.08  # ...while it is paused, committing or cleaning (short phases)

@@ -25,8 +25,9 @@ and a :class:`DataState` built from it. A replica pulls records from the
 primary its view names, unless fenced at a later epoch; when it follows a new
 primary it first cuts its log back to their common prefix. A primary's
 acknowledged offset is the least log length among the members of its view's
-ISR (and replicas it proposed to add) that follow it. The primary proposes
-``isr_expand`` for a replica that caught up.
+ISR (and replicas it proposed to add) that follow it, and nothing until an
+``isr_fence`` it proposed at its start has applied (as the PrimaryDriver
+does). The primary proposes ``isr_expand`` for a replica that caught up.
 
 *Failover*. The control plane fences a shard's replicas and proposes
 ``failover`` to the up ISR replica with the longest log when the primary is
@@ -94,7 +95,7 @@ BOUNDS = ExportBounds(pause_ms_max=300, copy_keys_max=2, copy_lag_records_max=4,
 RESEND_MS = 150
 CLEANUP_IDLE_MS = 500
 CLEANUP_KEYS_MAX = 1  # one key per chunk: cleaning lasts a few steps, so faults land in it
-PULL_RECORDS_MAX = 6
+PULL_RECORDS_MAX = 3
 FAILOVER_AFTER_MS = 150
 FAILOVER_RETRY_MS = 400
 _SET, _GET = KEYSPACE_COMMANDS["set"], KEYSPACE_COMMANDS["get"]
@@ -151,7 +152,8 @@ class Node:
     data: DataState = field(default_factory=DataState)
     proc: Process | None = None
     following: tuple[str, int] | None = None  # (primary, epoch) whose log this one's is a prefix of
-    expanding: dict[str, int] = field(default_factory=dict)  # replica -> ms its isr_expand was proposed
+    expanding: dict[str, int] = field(default_factory=dict)  # replica -> ISR version its isr_expand named
+    isr_fenced: tuple[int, int, int] | None = None  # (epoch, ISR version, ms) of this process's isr_fence
     hw: tuple[int, int] = (0, 0)  # (epoch, offset) this process acknowledged as primary (Primary.acked)
 
 
@@ -365,6 +367,9 @@ class MigrationPlane:
         while this process is primary of this epoch (a member cuts its log only to follow another).
         """
         shard = self.view(primary).shards[primary.shard]
+        fenced = primary.isr_fenced
+        if fenced is None or fenced[0] != shard.epoch or shard.isr_version <= fenced[1]:
+            return 0  # before its isr_fence applied, its view's ISR may be older than the one it must count
         members = (set(shard.isr_ids) | set(primary.expanding)) - {primary.id}
         me = (primary.id, shard.epoch)
         now = min([len(primary.log), *(len(self.nodes[m].log) if self.nodes[m].following == me else 0
@@ -373,6 +378,17 @@ class MigrationPlane:
             primary.hw = (shard.epoch, 0)
         primary.hw = (shard.epoch, max(primary.hw[1], now))
         return primary.hw[1]
+
+    def isr_fence(self, node: Node, shard: Any) -> None:
+        """A primary process commits an ``isr_fence`` before it acknowledges anything (as PrimaryDriver does):
+        an ISR change its previous process proposed may have applied unseen."""
+        fenced = node.isr_fenced
+        if fenced is not None and fenced[0] == shard.epoch and (shard.isr_version > fenced[1]
+                                                                or self.now_ms - fenced[2] < FAILOVER_RETRY_MS):
+            return  # fenced, or the proposal is still on its way
+        node.isr_fenced = (shard.epoch, shard.isr_version, self.now_ms)
+        self.clog.propose(command("isr_fence", shard_id=node.shard, epoch=shard.epoch,
+                                  isr_version=shard.isr_version), self.now_ms)  # fmt: skip
 
     def import_durable(self, node: Node) -> int:
         """What an import may acknowledge to its source: the shard's acknowledged offset (a planted bug overrides)."""
@@ -399,7 +415,7 @@ class MigrationPlane:
             node.log.append(effect)
             node.data.replay(len(node.log), list(effect))
         if node.id not in shard.isr_ids and len(node.log) == len(primary.log) and node.id not in primary.expanding:
-            primary.expanding[node.id] = self.now_ms
+            primary.expanding[node.id] = shard.isr_version
             self.clog.propose(command("isr_expand", shard_id=node.shard, epoch=shard.epoch,
                                       isr_version=shard.isr_version, node_id=node.id), self.now_ms)  # fmt: skip
 
@@ -414,13 +430,14 @@ class MigrationPlane:
         proc = node.proc
         assert proc is not None
         if not self.is_primary(node):
-            if not self.cut(node):
+            if not self.cut(node) and self.rng.random() < self.faults.pull_probability:
                 self.pull(node)
             self.carry(node, proc.controller.tick(self.now_ms))
             return
         shard = self.view(node).shards[node.shard]
-        node.expanding = {n: t for n, t in node.expanding.items()
-                          if n not in shard.isr_ids and self.now_ms - t < 3 * FAILOVER_AFTER_MS}  # fmt: skip
+        # An expansion counts until the view shows it applied or refused (the ISR version moved on).
+        node.expanding = {n: v for n, v in node.expanding.items() if n not in shard.isr_ids and v == shard.isr_version}
+        self.isr_fence(node, shard)
         self.carry(node, proc.controller.tick(self.now_ms))
         for job_id, sender in list(proc.senders.items()):
             if sender.tick(self.now_ms):
@@ -578,7 +595,8 @@ class MigrationPlane:
         if node.proc is not None and (node.proc.controller.jobs or node.proc.imports):
             self.coverage.crashes_in_job += 1
         self.coverage.crashes += 1
-        node.up, node.proc, node.following, node.expanding, node.hw = False, None, None, {}, (0, 0)
+        node.up, node.proc, node.following = False, None, None
+        node.expanding, node.hw, node.isr_fenced = {}, (0, 0), None  # the process's primary state
         node.incarnation += 1
         self.note(f"{self.name(node.id)} crashes")
 
