@@ -136,8 +136,8 @@ class MigrationShell:
             self._carry(actions)
 
     def _on_ready(self, peer_id: str, payload: dict) -> None:
-        job = self.controller.job(payload["id"])
-        if job is None or job.target_node_id != peer_id:
+        job = self.controller.from_target(payload["id"], peer_id)
+        if job is None:
             return
         if "error" in payload:
             log.info("migration %s: the target refused: %s", job.migration_id[:12], payload["error"])
@@ -145,9 +145,9 @@ class MigrationShell:
         self._carry(job.on_established(self.runtime.clock_ms()))
 
     def _on_ack(self, peer_id: str, payload: dict) -> None:
-        job = self.controller.job(payload["id"])
+        job = self.controller.from_target(payload["id"], peer_id)
         sender = self.senders.get(payload["id"])
-        if job is None or sender is None or job.target_node_id != peer_id:
+        if job is None or sender is None:
             return
         now = self.runtime.clock_ms()
         sender.on_ack(payload["offset"], now)

@@ -529,7 +529,7 @@ class MigrationPlane:
             self.log_outbox(node)
             for ack in receipt.reack:
                 self.send(node, frm, {"k": "mig_ack", "id": ack.migration_id, "offset": ack.offset})
-        elif (job := proc.controller.job(payload["id"])) is not None and job.target_node_id == frm:
+        elif (job := proc.controller.from_target(payload["id"], frm)) is not None:
             if kind == "mig_ready" and "error" not in payload:
                 self.carry(node, job.on_established(self.now_ms))
             elif kind == "mig_ack" and (sender := proc.senders.get(job.migration_id)) is not None:

@@ -321,3 +321,10 @@ def test_the_target_is_asked_again_until_it_answers() -> None:
     assert world.tick(1) == [establish]
     world.take(world.job.on_established(world.now))
     assert world.job.state != ESTABLISHING and establish not in world.tick(BOUNDS.establish_retry_ms * 2)
+
+
+def test_only_the_jobs_target_speaks_for_it() -> None:
+    w = World()
+    assert w.controller.from_target(w.job.migration_id, N[1]) is w.job
+    assert w.controller.from_target(w.job.migration_id, N[4]) is None  # another node of the target's shard
+    assert w.controller.from_target("f" * 40, N[1]) is None

@@ -76,6 +76,11 @@ class MigrationController:
     def job(self, migration_id: str) -> ExportJob | None:
         return self.jobs.get(migration_id)
 
+    def from_target(self, migration_id: str, peer_id: str) -> ExportJob | None:
+        """The job a target's answer (ready, ack) is for; None unless ``peer_id`` is that job's target."""
+        job = self.jobs.get(migration_id)
+        return job if job is not None and job.target_node_id == peer_id else None
+
     def exporting(self) -> set[int]:
         return set().union(*(slots_of(job.slots) for job in self.jobs.values()))
 
