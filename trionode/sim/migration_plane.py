@@ -414,10 +414,12 @@ class MigrationPlane:
         for effect in primary.log[start : start + PULL_RECORDS_MAX]:
             node.log.append(effect)
             node.data.replay(len(node.log), list(effect))
-        if node.id not in shard.isr_ids and len(node.log) == len(primary.log) and node.id not in primary.expanding:
-            primary.expanding[node.id] = shard.isr_version
-            self.clog.propose(command("isr_expand", shard_id=node.shard, epoch=shard.epoch,
-                                      isr_version=shard.isr_version, node_id=node.id), self.now_ms)  # fmt: skip
+        # The primary proposes the expansion, from its own view (the replica's may differ).
+        mine = self.view(primary).shards[node.shard]
+        if node.id not in mine.isr_ids and len(node.log) == len(primary.log) and node.id not in primary.expanding:
+            primary.expanding[node.id] = mine.isr_version
+            self.clog.propose(command("isr_expand", shard_id=node.shard, epoch=mine.epoch,
+                                      isr_version=mine.isr_version, node_id=node.id), self.now_ms)  # fmt: skip
 
     # --- the nodes ------------------------------------------------------------------------------------
 
