@@ -42,7 +42,6 @@ class KeyHistory:
 class MigrationChecker:
     def __init__(self, keys: list[bytes]) -> None:
         self.keys = {key: KeyHistory() for key in keys}
-        self.checked_replies = 0
 
     # --- the configuration -------------------------------------------------------------
 
@@ -86,7 +85,6 @@ class MigrationChecker:
         history.acked = max(history.acked, index)
 
     def on_read(self, key: bytes, value: bytes | None, acked_before: int, where: str) -> None:
-        self.checked_replies += 1
         self._at_least(key, value, acked_before, f"a read of {key!r} on {where}")
 
     def acked_index(self, key: bytes) -> int:
