@@ -7,8 +7,10 @@ here must make some seed fail with the invariant it breaks.
 import dataclasses
 from typing import Any
 
+from trionode.core.migration.export import PAUSED, PauseWrites
 from trionode.core.raft.messages import Message, MsgType, Ready
 from trionode.sim.backend import Backend, real_backend
+from trionode.sim.migration_plane import MigrationPlane
 
 VOTE_RESPONSES = (MsgType.VOTE_RESP, MsgType.PRE_VOTE_RESP)
 
@@ -76,3 +78,52 @@ def ack_without_persist_backend(liar: str) -> Backend:
         return EntryDropper(inner) if node_id == liar else inner
 
     return dataclasses.replace(real, make_raw_node=make)
+
+
+# --- slot migration (trionode/sim/migration_plane.py) ------------------------------------------
+
+
+class SelfAckingSource(MigrationPlane):
+    """A source that takes the end of its stream as acknowledged once writes pause: it commits
+    before the target holds the last records (the rule the export job keeps: commit only on the
+    target's acknowledgement of the final offset)."""
+
+    def carry(self, node: Any, actions: list[Any]) -> None:
+        super().carry(node, actions)
+        for action in actions:
+            job = node.proc.controller.job(action.migration_id) if isinstance(action, PauseWrites) else None
+            if job is not None and job.state == PAUSED:
+                super().carry(node, job.on_target_ack(job.progress.sent_offset, self.now_ms))
+
+
+class UnheldPause(MigrationPlane):
+    """A pause that holds nothing: commands on the moving slots run on the source during the handover."""
+
+    def serves(self, node: Any, slot: int) -> bool:
+        proc = node.proc
+        return self.leased(node) and proc is not None and proc.roles is not None and proc.roles.serves(slot)
+
+
+class StagedServer(MigrationPlane):
+    """A target that serves the slots it is importing as if it owned them (staged keys visible)."""
+
+    def serves(self, node: Any, slot: int) -> bool:
+        proc = node.proc
+        if proc is not None and proc.roles is not None and proc.roles.staged(slot) and self.leased(node):
+            return True
+        return super().serves(node, slot)
+
+
+class UnheldOrphans(MigrationPlane):
+    """A restarted source that lets writes to an orphan migration's slots run (the rule before seed 28)."""
+
+    def carry(self, node: Any, actions: list[Any]) -> None:
+        jobs = node.proc.controller.jobs
+        super().carry(node, [a for a in actions if not (isinstance(a, PauseWrites) and a.migration_id not in jobs)])
+
+
+class EarlyAckingTarget(MigrationPlane):
+    """A target that acknowledges the stream once applied on its primary, not on its whole ISR (Valkey #2723)."""
+
+    def import_durable(self, node: Any) -> int:
+        return len(node.log)

@@ -11,7 +11,10 @@ client gets ``MOVED slot host:port`` (the owner's primary), or
 Writes are refused with ``NOREPLICAS`` while the shard's ISR is smaller than
 ``min_insync_replicas``, and with ``MISCONF`` while the node's disk is full.
 During a slot migration's handover the moving slots are ``paused``: their
-writes wait (the session hands them back to the shell) instead of failing.
+commands, reads too, wait (the session hands them back to the shell) instead
+of failing: once the commit may have applied, the target may already take
+writes that this node's configuration does not show, and a read here would
+return a value older than an acknowledged write.
 The errors are Valkey's, byte for byte, because cluster clients act on them.
 """
 
@@ -40,7 +43,7 @@ class Routing:
     # A slot migration involves this node's shard: FLUSHALL would empty the target's own slots
     # along with the staged ones, or leave the target's copy of the moving slots stale.
     migrating: bool = False
-    paused: frozenset[int] = frozenset()  # slots in a migration's handover: their writes wait (Session)
+    paused: frozenset[int] = frozenset()  # slots in a migration's handover: their commands wait (Session)
 
     def error_for(self, slot: int, write: bool = True, readonly_session: bool = False) -> str | None:
         """None when this node serves ``slot`` for this command; otherwise the error line to send."""

@@ -38,9 +38,9 @@ from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.migration import export
 from trionode.core.migration.commands import JobRow
 from trionode.core.migration.controller import MigrationController
-from trionode.core.migration.copy import SlotCopier
-from trionode.core.migration.staging import ConfigCatchUp, SlotRoles, cleanup_chunk
-from trionode.core.migration.stream import COPY, WRITE, StreamSender, stream_effect
+from trionode.core.migration.copy import SlotCopier, copy_step
+from trionode.core.migration.staging import ConfigCatchUp, SlotRoles, WriteGate, cleanup_delete
+from trionode.core.migration.stream import StreamSender, stream_writes
 from trionode.core.reply import OK
 from trionode.io.control import ProposalError, monotonic_ms
 from trionode.io.migration_import import ImportShell
@@ -126,22 +126,18 @@ class MigrationShell:
         if not self.senders:
             return
         now = self.runtime.clock_ms()
+        effects = [effect for _, effect in batch]
         for job_id, sender in list(self.senders.items()):
             job = self.controller.job(job_id)
-            if job is None or not job.streams():
+            if job is None:
                 continue
-            slots = frozenset(slots_of(job.slots))
-            actions: list[export.Action] = []
-            for _, effect in batch:
-                part = stream_effect(effect, slots)
-                if part is not None:
-                    actions += job.on_stream(sender.append([WRITE, part], now), now)
+            actions = stream_writes(job, sender, effects, now)
             self._send(job_id)
             self._carry(actions)
 
     def _on_ready(self, peer_id: str, payload: dict) -> None:
-        job = self.controller.job(payload["id"])
-        if job is None or job.target_node_id != peer_id:
+        job = self.controller.from_target(payload["id"], peer_id)
+        if job is None:
             return
         if "error" in payload:
             log.info("migration %s: the target refused: %s", job.migration_id[:12], payload["error"])
@@ -149,9 +145,9 @@ class MigrationShell:
         self._carry(job.on_established(self.runtime.clock_ms()))
 
     def _on_ack(self, peer_id: str, payload: dict) -> None:
-        job = self.controller.job(payload["id"])
+        job = self.controller.from_target(payload["id"], peer_id)
         sender = self.senders.get(payload["id"])
-        if job is None or sender is None or job.target_node_id != peer_id:
+        if job is None or sender is None:
             return
         now = self.runtime.clock_ms()
         sender.on_ack(payload["offset"], now)
@@ -179,11 +175,14 @@ class MigrationShell:
         self._forget_finished()
 
     def _pause(self, action: export.PauseWrites) -> None:
-        self.runtime.log_outbox()  # whatever ran before the pause is in the stream before its end
+        job, sender = self.controller.job(action.migration_id), self.senders.get(action.migration_id)
+        if job is not None:
+            self.runtime.log_outbox()  # whatever ran before the pause is in the stream before its end
         self.held[action.migration_id] = frozenset(slots_of(action.slots))
         self.runtime.refresh_routing()
-        job, sender = self.controller.job(action.migration_id), self.senders.get(action.migration_id)
-        assert job is not None and sender is not None
+        if job is None:
+            return  # an orphan's slots: held until the configuration shows its fate; nothing streams
+        assert sender is not None
         self._carry(job.on_paused(sender.last_offset, self.runtime.clock_ms()))
 
     def _resume(self, migration_id: str) -> None:
@@ -216,17 +215,13 @@ class MigrationShell:
 
     def _copy(self, action: export.CopyChunk) -> None:
         job, sender = self.controller.job(action.migration_id), self.senders.get(action.migration_id)
-        if job is None or sender is None or job.state != export.SNAPSHOTTING:
-            return  # the job aborted while this chunk waited
+        if job is None or sender is None:
+            return  # the job ended while this chunk waited
         self.runtime.log_outbox()  # writes before the cut are in the stream before it
-        keyspace = self.runtime.data.keyspace
-        entries, next_cursor = self.copiers[action.migration_id].chunk(keyspace, action.slot, action.cursor,
-                                                                       action.keys_max)  # fmt: skip
-        now = self.runtime.clock_ms()
-        offset = sender.append([COPY, entries], now) if entries else sender.last_offset
-        nbytes = sum(len(key) + _plain_bytes(plain) for key, _, plain, _ in entries)
+        copier, keyspace = self.copiers[action.migration_id], self.runtime.data.keyspace
+        actions = copy_step(job, sender, copier, keyspace, action, self.runtime.clock_ms())
         self._send(action.migration_id)
-        self._carry(job.on_copied(action.slot, next_cursor, len(entries), nbytes, offset, now))
+        self._carry(actions)
 
     def _send(self, migration_id: str) -> None:
         job, sender = self.controller.job(migration_id), self.senders[migration_id]
@@ -240,26 +235,19 @@ class MigrationShell:
         """Delete one bounded chunk of hidden keys this primary must not keep; False if none."""
         runtime = self.runtime
         routing = runtime.node.routing
-        lease_ok = monotonic_ms() < runtime.node.lease_until_ms
-        if self.roles is None or not routing.am_primary or routing.disk_full or not lease_ok:
-            return False
-        if not runtime.wal.has_room():
+        gate = WriteGate(primary=routing.am_primary, lease_valid=monotonic_ms() < runtime.node.lease_until_ms,
+                         disk_full=routing.disk_full, wal_room=runtime.wal.has_room())  # fmt: skip
+        if not gate.open():
             return False
         keyspace = runtime.data.keyspace
         caught_up = self.catch_up.caught_up(self.control.state.applied_index)
-        chunk = cleanup_chunk(self.roles, keyspace.count_in_slot, config_caught_up=caught_up,
-                              clearing=self.imports.clearing())  # fmt: skip
-        if chunk is not None:
-            keys: list[bytes] = []
-            for slot in sorted(slots_of(chunk.slots)):
-                keys += keyspace.keys_in_slot(slot, chunk.keys_max - len(keys))
-                if len(keys) >= chunk.keys_max:
-                    break
-            runtime.data.execute(_DEL, [b"DEL", *keys], runtime.clock_ms(), primary=True)
+        argv = cleanup_delete(self.roles, keyspace, gate, config_caught_up=caught_up, clearing=self.imports.clearing())
+        if argv is not None:
+            runtime.data.execute(_DEL, argv, runtime.clock_ms(), primary=True)
             runtime.log_outbox()
         self.controller.on_cleaned(keyspace.count_in_slot, runtime.clock_ms())
         self.imports.on_cleared()
-        return chunk is not None
+        return argv is not None
 
     def _ask_read_index(self) -> None:
         rawnode = self.control.rawnode
@@ -318,11 +306,3 @@ class MigrationShell:
             with trio.move_on_after(limits.migration_cleanup_idle_ms / 1000):
                 await self._cleanup_wanted.wait()
             self._cleanup_wanted = trio.Event()
-
-
-def _plain_bytes(plain: Any) -> int:
-    if isinstance(plain, bytes):
-        return len(plain)
-    if isinstance(plain, dict):
-        return sum(len(k) + len(v) for k, v in plain.items())
-    return sum(map(len, plain))

@@ -24,8 +24,8 @@ import trio
 from trionode import limits
 from trionode.core.cluster.state import ClusterState, normalize_ranges
 from trionode.core.migration.commands import JobRow
-from trionode.core.migration.staging import AckSource, ImportJob, ImportRequest, Ready, import_over, refuse_import
-from trionode.core.migration.stream import apply_record, well_formed
+from trionode.core.migration.staging import AckSource, ImportJob, ImportRequest, Ready, answer_import, import_over
+from trionode.core.migration.stream import receive
 from trionode.io.data_store import AckAborted
 
 if TYPE_CHECKING:
@@ -74,20 +74,18 @@ class ImportShell:
 
     def _on_import(self, peer_id: str, payload: dict) -> None:
         migration_id = payload["id"]
-        job = self.jobs.get(migration_id)
-        if job is not None:
-            self._send_ready(job.on_asked_again(self.runtime.data.keyspace.count_in_slot))
-            return
         request = ImportRequest(migration_id, peer_id, normalize_ranges([tuple(r) for r in payload["slots"]]))
-        reason = refuse_import(request, self.control.state, self.runtime.node_id)
+        new = migration_id not in self.jobs
+        answers, reason = answer_import(self.jobs, request, self.control.state, self.runtime.node_id,
+                                        self.runtime.data.keyspace.count_in_slot)  # fmt: skip
         if reason is not None:
             self.control.bus.send(peer_id, {"k": "mig_ready", "id": migration_id, "error": reason})
             return
-        self.jobs[migration_id] = ImportJob(migration_id, peer_id, request.slots)
-        self.created_ms[migration_id] = self.runtime.clock_ms()
-        log.info("migration %s: importing %s from %s", migration_id[:12], request.slots, peer_id[:12])
-        self.on_cleared()
-        self.wake_cleanup()  # an earlier attempt's keys may be staged there: delete them first
+        self._send_ready(answers)
+        if new:
+            self.created_ms[migration_id] = self.runtime.clock_ms()
+            log.info("migration %s: importing %s from %s", migration_id[:12], request.slots, peer_id[:12])
+            self.wake_cleanup()  # an earlier attempt's keys may be staged there: delete them first
 
     def on_cleared(self) -> None:
         """A cleanup chunk ran (or nothing was to delete): imports whose slots are empty may stream."""
@@ -101,27 +99,17 @@ class ImportShell:
 
     def _on_data(self, peer_id: str, payload: dict) -> None:
         job = self.jobs.get(payload["id"])
+        if job is None or job.source_node_id != peer_id:
+            return  # not ours
         runtime = self.runtime
-        if job is None or job.source_node_id != peer_id or not runtime.wal.has_room():
-            return  # not ours, or no room: the source sends it again
-        data, slots, offset = runtime.data, job.slot_set(), payload["from"]
-        duplicate = False
-        for record in payload["recs"]:
-            if offset <= job.received:
-                duplicate = True
-            elif not job.admit(offset) or not well_formed(record, slots):
-                break  # a gap (the bus dropped something) or a bad record: the source resends
-            else:
-                apply_record(data, record)
-                if not job.on_applied(offset, data.applied_offset):
-                    log.warning("migration %s: too far behind; the source will abort", job.migration_id[:12])
-                    self._end(job.migration_id, self.control.state)
-                    break
-            offset += 1
+        receipt = receive(job, runtime.data, payload["from"], payload["recs"], wal_room=runtime.wal.has_room())
+        if receipt.overflow:
+            log.warning("migration %s: too far behind; the source will abort", job.migration_id[:12])
+            self._end(job.migration_id, self.control.state)
         runtime.log_outbox()
-        if duplicate:
-            self._send_acks(job.reack())
-        self._applied.set()
+        self._send_acks(receipt.reack)
+        if receipt.applied:
+            self._applied.set()
 
     def _send_acks(self, acks: list[AckSource]) -> None:
         for ack in acks:

@@ -159,7 +159,7 @@ class Connection:
 
 
     async def _run_paused(self, argv: list[bytes]) -> tuple[Any, int]:
-        """A write to a slot in a migration's handover: wait until the pause ends, then run it again.
+        """A command on a slot in a migration's handover: wait until the pause ends, then run it again.
 
         It then runs here (the migration aborted) or gets MOVED to the target (it committed).
         The wait is bounded; past it the client is told to retry, the write not made.

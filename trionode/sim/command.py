@@ -11,6 +11,9 @@ import time
 from collections.abc import Callable
 
 from trionode.sim.failover_plane import FailoverCoverage
+from trionode.sim.migration_coverage import MigrationCoverage, MigrationResult
+from trionode.sim.migration_coverage import report as migration_report
+from trionode.sim.migration_plane import run_migration
 from trionode.sim.runner import SimConfig, SimResult, report, run
 from trionode.sim.trace import Coverage, DataCoverage
 
@@ -53,9 +56,35 @@ def run_seeds(seeds: range, steps: int, nodes: int, out: Callable[[str], None],
     return results, steps_run
 
 
+def run_migration_seeds(seeds: range, steps: int, out: Callable[[str], None]) -> list[MigrationResult]:
+    """``--migration``: one line per seed (the trace of a failure), then totals."""
+    results, total = [], MigrationCoverage()
+    for seed in seeds:
+        result = run_migration(seed, steps)
+        results.append(result)
+        total.add(result.coverage)
+        if result.ok:
+            out(f"ok seed={seed} steps={steps} {result.coverage.format()}")
+        else:
+            for line in migration_report(result):
+                out(line)
+    failed = [r.seed for r in results if not r.ok]
+    out(f"seeds={seeds.start}..{seeds.stop - 1} runs={len(results)} ok={len(results) - len(failed)} "
+        f"failed={len(failed)}{' ' + ','.join(map(str, failed)) if failed else ''}")  # fmt: skip
+    out(f"total migration: {total.format()}")
+    return results
+
+
 def main(seed: int, seeds: str | None, steps: int, nodes: int, out: Callable[[str], None],
-         err: Callable[[str], None], data_plane: bool = False, failover: bool = False) -> int:  # fmt: skip
+         err: Callable[[str], None], data_plane: bool = False, failover: bool = False,
+         migration: bool = False) -> int:  # fmt: skip
     started = time.perf_counter()
+    if migration:
+        picked = parse_seeds(seeds) if seeds is not None else range(seed, seed + 1)
+        migration_results = run_migration_seeds(picked, steps, out)
+        elapsed_s = max(time.perf_counter() - started, 1e-9)
+        err(f"{steps * len(picked)} steps in {elapsed_s:.2f} s: {steps * len(picked) / elapsed_s:.0f} steps/s")
+        return 0 if all(r.ok for r in migration_results) else 1
     if seeds is None:
         result = run(SimConfig(seed=seed, steps=steps, nodes=nodes, data_plane=data_plane, failover=failover))
         for line in report(result):

@@ -116,9 +116,22 @@ def test_001_failover_after_the_commit_leaves_the_slots_with_the_target() -> Non
     w = World()
     _committing(w)
     assert w.commit_next()
-    w.entry("failover", shard_id=S1, epoch=1, node_id=N[2])
     w.entry("failover", shard_id=S2, epoch=2, node_id=N[4])
     assert w.job.state == CLEANING and w.state.slot_owners[0:3] == [S2] * 3
+    w.entry("failover", shard_id=S1, epoch=1, node_id=N[2])
+    # This node is a replica now: its successor deletes the leftovers, the job is done here.
+    assert w.job.state == SUCCESS and not w.controller.jobs and w.state.slot_owners[0:3] == [S2] * 3
+
+
+def test_a_cleaning_job_whose_slots_moved_back_ends_instead_of_waiting_for_ever() -> None:
+    w = World()
+    _committing(w)
+    assert w.commit_next()
+    assert w.job.state == CLEANING
+    w.h.migrate_start("f" * 40, S2, S1, [[0, 2]])
+    w.entry("migration_commit", migration_id="f" * 40, source_epoch=2, target_epoch=1)
+    assert w.state.slot_owners[0:3] == [S1] * 3
+    assert w.job.state == SUCCESS and not w.controller.jobs  # its slots' keys here are owned again
 
 
 def test_a_failover_while_copying_aborts_the_job() -> None:
@@ -238,12 +251,35 @@ def test_orphans_of_a_restarted_primary_are_aborted_and_retried() -> None:
     w = World()
     assert w.commit_next()  # running
     fresh = MigrationController(N[0], bounds=BOUNDS)  # the node restarted: no jobs
-    assert [type(a) for a in fresh.on_config(w.state, w.now)] == [ProposeAbort]
+    assert [type(a) for a in fresh.on_config(w.state, w.now)] == [PauseWrites, ProposeAbort]
     assert fresh.on_config(w.state, w.now + 1) == []
     assert [type(a) for a in fresh.tick(w.now + BOUNDS.propose_retry_ms)] == [ProposeAbort]
+    w.h.ok("migration_abort", migration_id=w.job.migration_id)
+    assert fresh.on_config(w.state, w.now + 2) == [ResumeWrites(w.job.migration_id, w.job.slots)]
     # A replica of the source, or another shard's primary, leaves it alone.
     assert MigrationController(N[2], bounds=BOUNDS).on_config(w.state, w.now) == []
     assert MigrationController(N[1], bounds=BOUNDS).on_config(w.state, w.now) == []
+
+
+def test_an_orphan_holds_its_slots_writes_until_its_fate_is_known_since_its_commit_may_apply() -> None:
+    """Seed 28 of the two-shard simulation: the source primary restarted while the commit it had
+    proposed was applying; with no job and a configuration not showing the commit yet, it took
+    writes on slots the target already served, and they were lost."""
+    w = World()
+    _committing(w)
+    fresh = MigrationController(N[0], bounds=BOUNDS)  # the node restarted mid-commit, its view before it
+    held = fresh.on_config(w.state, w.now)
+    assert held[0] == PauseWrites(w.job.migration_id, w.job.slots)
+    assert w.commit_next()  # the old process's commit applies
+    assert fresh.on_config(w.state, w.now + 1) == [ResumeWrites(w.job.migration_id, w.job.slots)]
+    assert w.state.slot_owners[0:3] == [S2] * 3  # the held writes now get MOVED
+    # A node that stops being the source's primary lets them go too.
+    w2 = World()
+    assert w2.commit_next()
+    orphaned = MigrationController(N[0], bounds=BOUNDS)
+    assert isinstance(orphaned.on_config(w2.state, w2.now)[0], PauseWrites)
+    w2.entry("failover", shard_id=S1, epoch=1, node_id=N[2])
+    assert ResumeWrites(w2.job.migration_id, w2.job.slots) in orphaned.on_config(w2.state, w2.now)
 
 
 def test_a_commit_seen_only_after_it_scrolled_out_of_the_history_still_counts_as_committed() -> None:
@@ -285,3 +321,10 @@ def test_the_target_is_asked_again_until_it_answers() -> None:
     assert world.tick(1) == [establish]
     world.take(world.job.on_established(world.now))
     assert world.job.state != ESTABLISHING and establish not in world.tick(BOUNDS.establish_retry_ms * 2)
+
+
+def test_only_the_jobs_target_speaks_for_it() -> None:
+    w = World()
+    assert w.controller.from_target(w.job.migration_id, N[1]) is w.job
+    assert w.controller.from_target(w.job.migration_id, N[4]) is None  # another node of the target's shard
+    assert w.controller.from_target("f" * 40, N[1]) is None

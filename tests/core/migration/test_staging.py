@@ -1,5 +1,8 @@
 """The staged-keys slot rule and the target's import job."""
 
+from dataclasses import replace
+
+from trionode.core.keyspace.store import Keyspace
 from trionode.core.migration.staging import (
     AckSource,
     CountInSlot,
@@ -8,7 +11,10 @@ from trionode.core.migration.staging import (
     ImportRequest,
     Ready,
     SlotRoles,
+    WriteGate,
+    answer_import,
     cleanup_chunk,
+    cleanup_delete,
     import_over,
     refuse_import,
 )
@@ -60,6 +66,37 @@ def test_cleanup_waits_for_a_caught_up_config_and_spares_staged_slots_unless_cle
     cleared = cleanup_chunk(roles, counts, config_caught_up=True, clearing=frozenset(range(10)))
     assert cleared.slots == ((3, 3), (20, 20))
     assert cleanup_chunk(roles, _counts({9000: 7}), config_caught_up=True) is None
+
+
+def test_only_a_primary_that_may_write_deletes_leftovers_and_only_hidden_keys() -> None:
+    h = two_shards()
+    h.migrate_start(M1, S1, S2, [[0, 9]])
+    h.ok("migration_abort", migration_id=M1)
+    roles = SlotRoles.from_config(h.state, S2)
+    keyspace = Keyspace()
+    for key in (b"{k596}", b"{k2603}", b"mine"):  # slots 0 and 2 (the aborted import's), 12680 (S2's own)
+        keyspace.put_string(key, b"v")
+    may = WriteGate(primary=True, lease_valid=True, disk_full=False, wal_room=True)
+    assert cleanup_delete(roles, keyspace, may, config_caught_up=True) == [b"DEL", b"{k596}", b"{k2603}"]
+    assert cleanup_delete(roles, keyspace, may, config_caught_up=True, keys_max=1) == [b"DEL", b"{k596}"]
+    for closed in (dict(primary=False), dict(lease_valid=False), dict(disk_full=True), dict(wal_room=False)):
+        gate = replace(may, **closed)
+        assert cleanup_delete(roles, keyspace, gate, config_caught_up=True) is None, closed
+    assert cleanup_delete(None, keyspace, may, config_caught_up=True) is None  # not in a shard yet
+
+
+def test_a_request_adds_one_import_that_answers_once_its_slots_are_empty_and_again_when_asked() -> None:
+    h = two_shards()
+    h.migrate_start(M1, S1, S2, [[0, 9]])
+    jobs: dict = {}
+    request = ImportRequest(M1, N[0], ((0, 9),))
+    assert answer_import(jobs, request, h.state, N[4], _counts({})) == ([], "Target node is not a primary")
+    assert not jobs
+    assert answer_import(jobs, request, h.state, N[1], _counts({3: 2})) == ([], None)  # an earlier attempt's keys
+    job = jobs[M1]
+    assert answer_import(jobs, request, h.state, N[1], _counts({})) == ([Ready(M1, N[0])], None)
+    assert jobs == {M1: job} and job.accepts_stream()
+    assert answer_import(jobs, request, h.state, N[1], _counts({})) == ([Ready(M1, N[0])], None)  # answer lost
 
 
 def test_an_import_is_accepted_only_when_the_configuration_agrees() -> None:

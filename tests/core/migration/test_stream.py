@@ -10,6 +10,7 @@ from trionode.core.migration.stream import (
     WRITE,
     StreamSender,
     apply_record,
+    receive,
     record_effects,
     stream_effect,
     well_formed,
@@ -99,6 +100,23 @@ def test_the_target_applies_only_the_next_record_and_reacknowledges_duplicates()
     assert job.reack() == []
     assert job.on_durable(10) == [AckSource("m" * 40, "n" * 40, 1)]
     assert job.reack() == [AckSource("m" * 40, "n" * 40, 1)]
+
+
+def test_a_stream_message_is_applied_only_with_wal_room_in_order_and_duplicates_ask_for_the_ack_again() -> None:
+    data, job = DataState(), ImportJob("m" * 40, "n" * 40, tuple((s, s) for s in SLOTS), lag_records_max=2)
+    message = [[WRITE, [b"SET", MOVING, b"1"]], [WRITE, [b"SET", MOVING, b"2"]]]
+    assert receive(job, data, 1, message, wal_room=True).applied == 0  # still clearing: dropped
+    job.on_cleared(lambda slot: 0)
+    assert receive(job, data, 1, message, wal_room=False).applied == 0  # the WAL is full: dropped, resent later
+    assert MOVING not in data.keyspace.data
+    assert receive(job, data, 2, message, wal_room=True).applied == 0  # a gap: the resend fills it
+    first = receive(job, data, 1, message, wal_room=True)
+    assert (first.applied, first.reack, first.overflow) == (2, [], False)
+    assert data.keyspace.data[MOVING] == b"2"
+    job.on_durable(data.applied_offset)
+    assert receive(job, data, 1, message, wal_room=True).reack == [AckSource("m" * 40, "n" * 40, 2)]
+    overflow = receive(job, data, 3, [[WRITE, [b"SET", MOVING, b"%d" % i]] for i in range(3)], wal_room=True)
+    assert overflow.overflow and overflow.applied == 3  # three records not yet durable on the ISR: too far behind
 
 
 def test_the_config_is_caught_up_once_the_leaders_read_index_is_applied() -> None:

@@ -17,7 +17,13 @@ Besides routing, it holds three rules:
   that applied later) would otherwise block its slots for ever. The primary
   of the source shard proposes its abort, again every ``propose_retry_ms``
   until the configuration shows it gone. Aborting is always safe: the source
-  keeps its slots and data;
+  keeps its slots and data. Until then the orphan's slots are held
+  (:class:`PauseWrites`, then :class:`ResumeWrites`): the job that drove it
+  may have proposed ``migration_commit``, which may apply before the abort,
+  and this node's configuration may not show it yet; a write accepted here
+  meanwhile would be lost with the slots (found by the two-shard simulation,
+  seed 28: a source primary restarted during the commit took writes on slots
+  the target already served);
 - finished jobs move to a bounded log (``migration_log_jobs_max``) that
   ``CLUSTER GETSLOTMIGRATIONS`` lists after the active ones, newest first. As
   in Valkey the log is not persisted.
@@ -29,7 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from trionode import limits
 from trionode.core import errors
 from trionode.core.cluster.commands import command
-from trionode.core.cluster.state import ClusterState, migrations_max, slots_of
+from trionode.core.cluster.state import ClusterState, SlotRange, migrations_max, slots_of
 from trionode.core.errors import CommandError
 from trionode.core.migration.commands import JobRow, parse_migrateslots
 from trionode.core.migration.export import (
@@ -38,7 +44,9 @@ from trionode.core.migration.export import (
     Action,
     ExportBounds,
     ExportJob,
+    PauseWrites,
     ProposeAbort,
+    ResumeWrites,
 )
 from trionode.core.migration.staging import CountInSlot
 
@@ -62,10 +70,16 @@ class MigrationController:
         self.jobs: dict[str, ExportJob] = {}  # Invariant: none finished; len <= migrations_max.
         self.log: deque[ExportJob] = deque(maxlen=log_jobs_max)  # finished, oldest first
         self._orphans: dict[str, int] = {}  # migration id -> when its abort was last proposed
+        self._held_orphans: dict[str, tuple[SlotRange, ...]] = {}  # Invariant: the orphans whose writes wait
         self._state: ClusterState | None = None
 
     def job(self, migration_id: str) -> ExportJob | None:
         return self.jobs.get(migration_id)
+
+    def from_target(self, migration_id: str, peer_id: str) -> ExportJob | None:
+        """The job a target's answer (ready, ack) is for; None unless ``peer_id`` is that job's target."""
+        job = self.jobs.get(migration_id)
+        return job if job is not None and job.target_node_id == peer_id else None
 
     def exporting(self) -> set[int]:
         return set().union(*(slots_of(job.slots) for job in self.jobs.values()))
@@ -124,9 +138,14 @@ class MigrationController:
     def _orphan_aborts(self, state: ClusterState, now_ms: int) -> list[Action]:
         me = state.nodes.get(self.node_id)
         mine = me.shard_id if me is not None and me.role == "primary" else None
-        orphans = [m.id for m in state.migrations.values() if m.source_shard_id == mine and m.id not in self.jobs]
+        orphans = {m.id: m.slots for m in state.migrations.values()
+                   if m.source_shard_id == mine and m.id not in self.jobs}  # fmt: skip
         self._orphans = {mid: self._orphans.get(mid, now_ms - self.bounds.propose_retry_ms) for mid in orphans}
         due = sorted(mid for mid, last in self._orphans.items() if now_ms - last >= self.bounds.propose_retry_ms)
         for mid in due:
             self._orphans[mid] = now_ms
-        return [ProposeAbort(command("migration_abort", migration_id=mid)) for mid in due]
+        actions: list[Action] = [ResumeWrites(mid, slots) for mid, slots in self._held_orphans.items()
+                                 if mid not in orphans]  # fmt: skip
+        actions += [PauseWrites(mid, slots) for mid, slots in orphans.items() if mid not in self._held_orphans]
+        self._held_orphans = orphans
+        return [*actions, *(ProposeAbort(command("migration_abort", migration_id=mid)) for mid in due)]

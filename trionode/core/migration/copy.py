@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trionode.core.keyspace.store import Keyspace
+from trionode.core.migration.export import SNAPSHOTTING, Action, CopyChunk, ExportJob
+from trionode.core.migration.stream import COPY, StreamSender
 
 
 @dataclass(slots=True)
@@ -39,3 +41,26 @@ class SlotCopier:
             self.slot, self.cut = None, []
             return entries, None
         return entries, end
+
+
+def copy_step(job: ExportJob, sender: StreamSender, copier: SlotCopier, keyspace: Keyspace, action: CopyChunk,
+              now_ms: int) -> list[Action]:  # fmt: skip
+    """Carry out one :class:`CopyChunk`: read it from the cut, append it to the stream, tell the job.
+
+    The shell logs its outbox first, so every write made before the cut is in the stream
+    before the chunk. A chunk that waited while its job aborted is dropped.
+    """
+    if job.state != SNAPSHOTTING:
+        return []
+    entries, next_cursor = copier.chunk(keyspace, action.slot, action.cursor, action.keys_max)
+    offset = sender.append([COPY, entries], now_ms) if entries else sender.last_offset
+    nbytes = sum(len(key) + _plain_bytes(plain) for key, _, plain, _ in entries)
+    return job.on_copied(action.slot, next_cursor, len(entries), nbytes, offset, now_ms)
+
+
+def _plain_bytes(plain: Any) -> int:
+    if isinstance(plain, bytes):
+        return len(plain)
+    if isinstance(plain, dict):
+        return sum(len(k) + len(v) for k, v in plain.items())
+    return sum(map(len, plain))

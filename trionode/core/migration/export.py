@@ -50,6 +50,11 @@ Rules that keep S3 and every acknowledged write:
   (``on_cleaned``). An aborted job leaves the source with its slots and data.
 - The job is ended by the configuration: ``cleaning`` starts when it shows
   the commit, ``failed``/``cancelled`` when it shows the migration gone.
+  ``cleaning`` ends when the keys are gone here, or when they are no longer
+  this job's: this node stopped being the source's primary (its successor
+  cleans up), or a later migration moved a slot back (found by the
+  simulation: the job stayed ``cleaning`` for ever and counted against
+  ``migrations_max``).
 """
 
 from dataclasses import dataclass, field
@@ -211,6 +216,8 @@ class ExportJob:
 
     def on_config(self, state: ClusterState, now_ms: int) -> list[Action]:
         """The applied configuration changed: follow the migration's fate in it."""
+        if self.state == CLEANING and self._cleanup_not_ours(state):
+            self._set_state(SUCCESS, now_ms)
         if self.state in FINISHED or self.state == CLEANING:
             return []
         outcome = self._outcome(state)
@@ -325,6 +332,18 @@ class ExportJob:
         if self.state != STARTING and all(state.slot_owners[s] == self.target_shard_id for s in self._slot_list):
             return "committed"  # applied, then scrolled out of the bounded history
         return "absent"
+
+    def _cleanup_not_ours(self, state: ClusterState) -> bool:
+        """Whether the moved keys here are no longer this job's to wait for.
+
+        Once this node is not the source's primary, cleanup is its successor's (the slot
+        rule is the configuration's). Once a later migration moved a slot back, its keys
+        here are owned again. Either way ``on_cleaned`` would never come.
+        """
+        me = state.nodes.get(self.source_node_id)
+        if me is None or me.role != "primary" or me.shard_id != self.source_shard_id:
+            return True
+        return any(state.slot_owners[slot] != self.target_shard_id for slot in self._slot_list)
 
     def _check_shards(self, state: ClusterState, now_ms: int) -> list[Action]:
         """Abort for what the configuration says dooms the job."""

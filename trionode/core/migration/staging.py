@@ -16,7 +16,8 @@ slots, which are of two kinds:
 - **leftovers**: nothing moves the slot here: the keys of a committed export
   on the source, or the staged keys of an aborted import on the target. They
   stay hidden and the primary deletes them in bounded chunks
-  (:func:`cleanup_chunk`); replicas follow its DELs.
+  (:func:`cleanup_delete`, only while it may write: :class:`WriteGate`);
+  replicas follow its DELs.
 
 The rule reads only the Raft configuration, so every member of a shard, a
 restarted node and a freshly promoted replica all reach the same answer
@@ -41,12 +42,13 @@ on every ISR member) has reached it (Valkey #2723).
 """
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from trionode import limits
 from trionode.core.cluster.state import ClusterState, SlotRange, normalize_ranges, slots_of
 from trionode.core.cluster_view import ranges_from_slots
+from trionode.core.keyspace.store import Keyspace
 
 OWNED, STAGED, FOREIGN = 0, 1, 2
 CountInSlot = Callable[[int], int]
@@ -90,20 +92,60 @@ class DeleteChunk:
 
 
 def cleanup_chunk(roles: SlotRoles, count_in_slot: CountInSlot, *, config_caught_up: bool,
-                  clearing: frozenset[int] = frozenset(),
-                  keys_max: int = limits.migration_delete_keys_max) -> DeleteChunk | None:  # fmt: skip
+                  clearing: frozenset[int] = frozenset(), keys_max: int = limits.migration_delete_keys_max,
+                  occupied: Iterable[int] | None = None) -> DeleteChunk | None:  # fmt: skip
     """The next bounded deletion a primary should make, or None when nothing is left.
 
     It deletes the keys of FOREIGN slots (leftovers) and of ``clearing``
     slots (staged for an import that must start empty), never of an OWNED or
     any other STAGED slot. Nothing is deleted before ``config_caught_up``.
+    ``occupied``, if given, holds every slot with keys (the others are not looked at).
     """
     if not config_caught_up:
         return None
-    doomed = [slot for slot, role in enumerate(roles.roles)
-              if (role == FOREIGN or (role == STAGED and slot in clearing)) and count_in_slot(slot)]  # fmt: skip
+    slots = range(limits.slots_count) if occupied is None else occupied
+    doomed = [slot for slot in slots
+              if (roles.roles[slot] == FOREIGN or (roles.roles[slot] == STAGED and slot in clearing))
+              and count_in_slot(slot)]  # fmt: skip
     assert all(not roles.serves(slot) for slot in doomed)
     return DeleteChunk(ranges_from_slots(doomed), keys_max) if doomed else None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteGate:
+    """What the shell knows, right now, of this node's right to make a write of its own."""
+
+    primary: bool
+    lease_valid: bool
+    disk_full: bool
+    wal_room: bool  # the WAL's queue has room; a full one would raise or block
+
+    def open(self) -> bool:
+        return self.primary and self.lease_valid and not self.disk_full and self.wal_room
+
+
+def cleanup_delete(roles: SlotRoles | None, keyspace: Keyspace, gate: WriteGate, *, config_caught_up: bool,
+                   clearing: frozenset[int] = frozenset(),
+                   keys_max: int = limits.migration_delete_keys_max) -> list[bytes] | None:  # fmt: skip
+    """The ``DEL`` a primary should log now to clean up hidden keys, or None.
+
+    Only a primary whose lease holds, with disk and WAL room, deletes (a deposed or
+    stalled one would log a write no one acknowledges); which keys is :func:`cleanup_chunk`'s.
+    """
+    if roles is None or not gate.open():
+        return None
+    occupied = [slot for slot, keys in enumerate(keyspace.slot_keys) if keys]  # a cheap walk: no call per slot
+    chunk = cleanup_chunk(roles, keyspace.count_in_slot, config_caught_up=config_caught_up, clearing=clearing,
+                          keys_max=keys_max, occupied=occupied)  # fmt: skip
+    if chunk is None:
+        return None
+    keys: list[bytes] = []
+    for slot in sorted(slots_of(chunk.slots)):
+        keys += keyspace.keys_in_slot(slot, chunk.keys_max - len(keys))
+        if len(keys) >= chunk.keys_max:
+            break
+    assert keys and not any(roles.serves(slot) for slot in slots_of(chunk.slots))
+    return [b"DEL", *keys]
 
 
 @dataclass(slots=True)
@@ -174,6 +216,25 @@ def refuse_import(request: ImportRequest, state: ClusterState, myself_id: str) -
     agreed = (m is not None and m.target_shard_id == me.shard_id and m.source_shard_id == source.shard_id
               and source.role == "primary" and m.slots == normalize_ranges(request.slots))  # fmt: skip
     return None if agreed else "Target node does not agree about current slot ownership"
+
+
+def answer_import(jobs: dict[str, "ImportJob"], request: ImportRequest, state: ClusterState, myself_id: str,
+                  count_in_slot: CountInSlot, lag_records_max: int = limits.migration_lag_records_max,
+                  ) -> tuple[list["Ready"], str | None]:  # fmt: skip
+    """A source's request, perhaps asked again: the answers to send now, or the refusal.
+
+    An accepted new request adds its :class:`ImportJob` to ``jobs``; it answers once its
+    staged slots are empty (the caller wakes the cleanup to empty them).
+    """
+    job = jobs.get(request.migration_id)
+    if job is not None:
+        return job.on_asked_again(count_in_slot), None
+    reason = refuse_import(request, state, myself_id)
+    if reason is not None:
+        return [], reason
+    job = jobs[request.migration_id] = ImportJob(request.migration_id, request.source_node_id, request.slots,
+                                                  lag_records_max)  # fmt: skip
+    return job.on_cleared(count_in_slot), None
 
 
 def import_over(state: ClusterState, migration_id: str, myself_id: str) -> bool:

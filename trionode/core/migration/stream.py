@@ -34,9 +34,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trionode import limits
+from trionode.core.cluster.state import slots_of
 from trionode.core.data_state import DataState
 from trionode.core.errors import CommandError
 from trionode.core.keyspace import KEYSPACE_COMMANDS
+from trionode.core.migration.export import Action, ExportJob
+from trionode.core.migration.staging import AckSource, ImportJob
 from trionode.core.slots import key_slot
 
 COPY, WRITE = "c", "w"
@@ -63,6 +66,20 @@ def stream_effect(effect: tuple[bytes, ...] | list[bytes], slots: frozenset[int]
         return list(effect)
     assert name in _MULTI_SLOT_EFFECTS, f"{effect[0]!r} spans slots"
     return [b"DEL", *moving]
+
+
+def stream_writes(job: ExportJob, sender: "StreamSender", effects: list[tuple[bytes, ...]],
+                  now_ms: int) -> list[Action]:  # fmt: skip
+    """Effects just logged on the source: the moving slots' parts join the job's stream, in WAL order."""
+    if not job.streams():
+        return []
+    slots = frozenset(slots_of(job.slots))
+    actions: list[Action] = []
+    for effect in effects:
+        part = stream_effect(effect, slots)
+        if part is not None:
+            actions += job.on_stream(sender.append([WRITE, part], now_ms), now_ms)
+    return actions
 
 
 def record_effects(record: Record, present: Callable[[bytes], bool]) -> list[list[bytes]]:
@@ -99,6 +116,39 @@ def apply_record(data: DataState, record: Record) -> None:
             # Only a write streamed before its key's copy can fail here (the target holds part
             # of the key's history); the copy replaces the key whole, so nothing is lost.
             continue
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What receiving one message of the stream did on the target."""
+
+    applied: int  # records applied (written as logged effects: the shell logs its outbox)
+    reack: list[AckSource]  # the last acknowledgement again, for a source that resent what we hold
+    overflow: bool  # too many records not yet durable on the ISR: the import ends, the source aborts
+
+
+def receive(job: ImportJob, data: DataState, first: int, records: list[Any], *, wal_room: bool) -> Receipt:
+    """Apply the records of a stream message that start at offset ``first``, in order.
+
+    Nothing is applied without WAL room (the writes could not be logged) nor before the
+    import accepts the stream; a duplicate asks for the last acknowledgement again; a gap or
+    a malformed record ends the message. In every refusal the source's resend brings it again.
+    """
+    if not wal_room or not job.accepts_stream():
+        return Receipt(0, [], False)
+    slots, offset, applied, duplicate = job.slot_set(), first, 0, False
+    for record in records:
+        if offset <= job.received:
+            duplicate = True
+        elif not job.admit(offset) or not well_formed(record, slots):
+            break
+        else:
+            apply_record(data, record)
+            applied += 1
+            if not job.on_applied(offset, data.applied_offset):
+                return Receipt(applied, [], True)
+        offset += 1
+    return Receipt(applied, job.reack() if duplicate else [], False)
 
 
 def _rebuild(key: bytes, type_name: str, plain: Any) -> list[bytes]:
