@@ -23,7 +23,7 @@ from trionode.core.replication.messages import Ack, Records, SyncReply, SyncRequ
 from trionode.io import snapshot_file
 from trionode.io.data_store import LOADING_NAME, SNAPSHOT_KIND, SNAPSHOT_NAME, DataStore
 from trionode.io.failover import FailoverDriver
-from trionode.io.replication import Replication, save_history
+from trionode.io.replication import ReplicaSide, Replication, save_history
 
 from .test_replication_shell import SHARD, P, R, _state
 
@@ -51,6 +51,13 @@ def _get(store: DataStore, key: bytes) -> bytes | None:
     return store.data.execute(KEYSPACE_COMMANDS["get"], [b"GET", key], now_ms=0, primary=True)[0]
 
 
+def _replica(store: DataStore) -> tuple[ReplicaSide, SyncRequest]:
+    """R's replication side of the shard at epoch 1, and the sync request it starts with."""
+    side = _replication(R, store, []).replica
+    assert side is not None
+    return side, side.state.sync_request()
+
+
 def _replication(node_id: str, store: object, sent: list) -> Replication:
     control = SimpleNamespace(bus_handlers={}, bus=SimpleNamespace(send=lambda peer, m: sent.append(m["m"])))
     repl = Replication(node_id, store, control, clock_ms=lambda: int(trio.current_time() * 1000))
@@ -65,10 +72,7 @@ async def test_a_partial_resync_cuts_only_the_divergent_suffix(
     async with _running_store(tmp_path) as store:
         _write(store, 5)
         await store.wal.wait_durable(5)
-        repl = _replication(R, store, [])
-        side = repl.replica
-        assert side is not None
-        request = side.state.sync_request()
+        side, request = _replica(store)
         # A failover started epoch 2 at offset 4: our 4..5 were never acknowledged.
         reply = SyncReply(SHARD, 2, "partial", 3, EpochHistory([(1, 1), (2, 4)]), 9, request.sync_id)
         side.inbox.append(reply)
@@ -186,10 +190,7 @@ async def test_a_record_written_locally_on_a_replica_is_cut_before_the_stream_co
 ) -> None:
     """The repro of issue 10: a replica ran FLUSHALL at its own next offset and then met the primary's record."""
     async with _running_store(tmp_path) as store:
-        repl = _replication(R, store, [])
-        side = repl.replica
-        assert side is not None
-        request = side.state.sync_request()
+        side, request = _replica(store)
         side.inbox.append(SyncReply(SHARD, 1, "partial", 0, EpochHistory([(1, 1)]), 2, request.sync_id))
         side.inbox.append(Records(SHARD, 1, 1, [[b"SET", b"k1", b"p1"]], 0, request.sync_id))
         await side.process()
@@ -241,10 +242,7 @@ async def test_the_replica_driver_alone_moves_a_replicas_acknowledged_offset(
 ) -> None:
     """Issue 10 §1: the replica's acknowledged offset (what its READONLY reads may see) was computed in io."""
     async with _running_store(tmp_path) as store:
-        repl = _replication(R, store, [])
-        side = repl.replica
-        assert side is not None
-        request = side.state.sync_request()
+        side, request = _replica(store)
         side.inbox.append(SyncReply(SHARD, 1, "partial", 0, EpochHistory([(1, 1)]), 3, request.sync_id))
         side.inbox.append(Records(SHARD, 1, 1, [[b"SET", b"k%d" % i, b"p"] for i in (1, 2, 3)], 2, request.sync_id))
         await side.process()  # appended, durable, acked: the primary acknowledged 2 of them

@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,9 @@ def _fill(path: Path) -> None:
             pass
 
 
-def test_a_full_disk_refuses_writes_serves_reads_and_recovers(small_disk: Path, tmp_path: Path) -> None:
+@contextmanager
+def _node_on_a_full_disk(small_disk: Path, tmp_path: Path) -> Iterator[tuple[NodeProcess, redis.Redis, Path]]:
+    """A node on the small disk that wrote ``before`` = 1, then the disk filled by ``filler``; killed at the end."""
     node = NodeProcess(small_disk / "n1")
     node.log_path = tmp_path / "node.log"  # not on the small disk
     try:
@@ -50,6 +53,13 @@ def test_a_full_disk_refuses_writes_serves_reads_and_recovers(small_disk: Path, 
         r.set("before", "1")
         filler = small_disk / "filler"
         _fill(filler)
+        yield node, r, filler
+    finally:
+        node.kill9()
+
+
+def test_a_full_disk_refuses_writes_serves_reads_and_recovers(small_disk: Path, tmp_path: Path) -> None:
+    with _node_on_a_full_disk(small_disk, tmp_path) as (node, r, filler):
         value = b"v" * 100_000
         stuck = node.client(timeout_s=2)
         written = []
@@ -74,8 +84,6 @@ def test_a_full_disk_refuses_writes_serves_reads_and_recovers(small_disk: Path, 
         r = node.client()
         assert r.get("before") == b"1" and r.get("after") == b"1"
         assert all(r.get(key) == value for key in written)
-    finally:
-        node.kill9()
 
 
 def _writes_work(r: redis.Redis) -> bool:
@@ -90,14 +98,7 @@ def test_a_node_restarted_on_the_still_full_disk_serves_reads_and_refuses_writes
     small_disk: Path, tmp_path: Path
 ) -> None:
     # Issue 12 §3.5: restarted on the still-full disk, the node died at start (DiskFull from the WAL, exit 4).
-    node = NodeProcess(small_disk / "n1")
-    node.log_path = tmp_path / "node.log"
-    try:
-        node.start()
-        r = node.client()
-        r.set("before", "1")
-        filler = small_disk / "filler"
-        _fill(filler)
+    with _node_on_a_full_disk(small_disk, tmp_path) as (node, r, filler):
         node.kill9()
         node.start()
         r = node.client()
@@ -111,5 +112,3 @@ def test_a_node_restarted_on_the_still_full_disk_serves_reads_and_refuses_writes
         wait_for(lambda: _writes_work(r), "writes to resume once space is free")
         assert node.proc.poll() is None and r.get("after") == b"1"
         assert "writes resume" in node.log() and "Traceback" not in node.log()
-    finally:
-        node.kill9()
