@@ -314,6 +314,38 @@ async def test_rotate_splits_segments_at_the_call(tmp_path: Path) -> None:
     assert load(tmp_path).records == [(n + 1, n) for n in range(5)]
 
 
+async def test_rotating_again_while_the_new_segment_is_being_created_does_not_create_it_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI, test_a_snapshot_is_installed_only_once_its_cut_is_acknowledged: a compaction that gave up
+    rotated again while the writer thread was still creating the segment the first one asked for;
+    the writer then created that file a second time and the node died on EEXIST (StorageFailed)."""
+    creating, release = threading.Event(), threading.Event()
+    create = wal_writer.create_segment
+
+    def slow_create(*args: object, **kwargs: object) -> tuple[int, int]:
+        creating.set()
+        release.wait(10)
+        return create(*args, **kwargs)
+
+    writer = make_writer(tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        writer.append_obj(0)
+        await writer.wait_durable(1)
+        monkeypatch.setattr(wal_writer, "create_segment", slow_create)
+        assert writer.rotate() == 2
+        await trio.to_thread.run_sync(creating.wait, 10)  # the writer thread is creating segment 2
+        assert writer.rotate() == 2  # nothing appended since: no second request for segment 2
+        release.set()
+        writer.append_obj(1)
+        await writer.wait_durable(2)
+        await writer.aclose()
+    assert [path.name for path in segment_paths(tmp_path)] == [
+        wal_files.segment_name(PREFIX, 1), wal_files.segment_name(PREFIX, 2)]
+    assert load(tmp_path).records == [(1, 0), (2, 1)]
+
+
 async def test_rotate_on_fresh_writer_is_noop(tmp_path: Path) -> None:
     writer = make_writer(tmp_path, next_seq=7)
     assert writer.rotate() == 7

@@ -213,6 +213,10 @@ class WalWriter:
         self._pending_bytes = 0
         self._rotations: deque[int] = deque()  # seqs where a new segment must start, ascending
         self._rotate_requested_seq = 0
+        # The first seq of the newest segment on disk, being created, or queued. rotate() compares
+        # against it, not against _segments: a segment whose creation is in flight is in neither
+        # _rotations nor _segments, and asking for it again would create the same file twice.
+        self._newest_segment_seq = next_seq
 
         self._work = trio.Event()  # set by appenders when the writer sleeps
         self._writer_idle = False
@@ -329,10 +333,11 @@ class WalWriter:
         the new. A no-op when the current segment would be left empty.
         """
         seq = self.appended_seq + 1
-        planned = self._rotations[-1] if self._rotations else self._segments[-1].first_seq
+        planned = self._newest_segment_seq
         assert seq >= planned, (seq, planned)
         if seq != planned:
             self._rotations.append(seq)
+            self._newest_segment_seq = seq
             self._rotate_requested_seq = seq
             self._wake_writer()
         return seq
@@ -423,6 +428,7 @@ class WalWriter:
             new_segment_seq = self._rotations.popleft()
         elif self._segment_bytes >= self._segment_bytes_max and self._segments[-1].first_seq < first_seq:
             new_segment_seq = first_seq
+            self._newest_segment_seq = max(self._newest_segment_seq, first_seq)
         assert not self._rotations or self._rotations[0] >= first_seq, (self._rotations, first_seq)
         records_max = self._batch_records_max
         if self._rotations:
