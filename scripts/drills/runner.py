@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -170,6 +171,14 @@ def _finish(options: DrillOptions, workload: Workload | None, faults: int, event
     return result
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    """SIGTERM or SIGHUP: unwind through run()'s cleanup, which kills the nodes, instead of dying
+    on the spot and leaving them running. A second signal must not cut that cleanup short."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/drill", description="Run a fault drill against a local cluster.")
     parser.add_argument("name", choices=sorted(NEMESES), help="which fault to inject")
@@ -189,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("drill-runs") / f"{args.name}-seed-{args.seed}"
     options = DrillOptions(args.name, args.duration, args.seed, out.resolve(), args.clients, args.node_timeout_ms,
                            without=without)  # fmt: skip
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
     result = run(options)
     print(result.line())
     if result.exit_code:
