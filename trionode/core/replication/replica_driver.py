@@ -43,22 +43,23 @@ Rules it keeps (each was once a shell's, and one of them was missing there):
   until then it reports 0 and ``loading``, so it is never counted or promoted.
   A crash at any point before that is a full sync again;
 - a partial sync that keeps less than we hold truncates in place, then saves
-  the history. No marker: the cut must be crash-safe on its own (the node
-  writes the kept prefix as its snapshot before it removes the WAL, so a crash
-  between the two replays the old records: the log before the cut), because a
-  marker would make a crash discard everything, acknowledged records of an ISR
-  member included (S1);
+  the history. No marker: the cut must be crash-safe on its own (the node cuts
+  only its WAL, newest records first, so a crash leaves a prefix of the log
+  before the cut), because a marker would make a crash discard everything,
+  acknowledged records of an ISR member included (S1);
 - ``truncate_floor``: the lowest offset the local store can cut back to in
-  place (its snapshot's offset). A cut below it discards everything and asks
-  for a sync from empty: the marker is set before anything is discarded and
-  stays until that sync completes, so the replica is ``loading`` (reports 0,
-  is never promoted) meanwhile, and its request says so: the primary takes it
+  place (its snapshot's offset: given at the start, raised by each compaction
+  the shell reports, :meth:`on_compacted`; a full sync's snapshot sets it and
+  a discard clears it). A cut below it discards everything and asks for a
+  sync from empty: the marker is set before anything is discarded and stays
+  until that sync completes, so the replica is ``loading`` (reports 0, is
+  never promoted) meanwhile, and its request says so: the primary takes it
   out of the ISR at once instead of waiting for it, as for a full sync (it
-  holds nothing the watermark could count on). No assert keeps ISR members
-  from it: compaction and full syncs snapshot only acknowledged offsets, but a cut in place
-  writes the kept prefix as the snapshot, unacknowledged records included,
-  and a second failover may choose a primary without them. An assert would
-  crash a healthy replica, again at every restart, where a resync costs time;
+  holds nothing the watermark could count on). Every snapshot holds
+  acknowledged offsets only (compaction and a full sync's; a cut in place
+  writes none) and no cut goes below the acknowledged offset, so an ISR
+  member should never get here. Still no assert: it would crash a replica,
+  again at every restart, where a resync costs time;
 - a restart with the marker: the data is junk; the driver starts from an empty
   log, keeps the marker and reports ``loading`` until a sync completes;
 - acks: whenever the durable offset moved, while loading (the primary's sign
@@ -237,6 +238,12 @@ class ReplicaDriver:
         out = self._publish()
         assert all(isinstance(a, AckUpTo) for a in out), out
         return out
+
+    def on_compacted(self, snapshot_offset: int) -> None:
+        """The local store's snapshot now covers ``1..snapshot_offset`` (a compaction, heard at any time):
+        a cut in place can no longer go below it (``truncate_floor``)."""
+        assert snapshot_offset >= 0, snapshot_offset
+        self.truncate_floor = max(self.truncate_floor, snapshot_offset)
 
     def tick(self, now_ms: int) -> list[ReplicaAction]:
         """Time passed: re-send an unanswered sync request; start again after a silence."""
