@@ -135,6 +135,8 @@ def test_a_member_whose_request_says_it_is_loading_leaves_the_isr_at_once() -> N
     cfg = Config(isr=(R1,))
     d = driver(cfg)  # a lag timeout of 200 ms
     fence(d, cfg)
+    d.on_sync_request(SyncRequest(SHARD, R1, 1, EpochHistory(), 0, 1, loading=True), 0)
+    assert d.tracker.replica_status()[R1]["state"] == "syncing"  # an empty log: nothing to load, no shrink
     d.on_log(1, 10, 10, 0)
     sync(d, R1, 1)
     assert ack(d, R1, 10, 1) == [Acked(R1, 10), AckUpTo(10)]

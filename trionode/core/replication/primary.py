@@ -228,12 +228,13 @@ class PrimaryTracker:
         # received but never fsynced, and a full sync discards everything (S5).
         follower.offset = 0
         # A replica whose data is junk (it discarded everything: a cut below its snapshot, or a
-        # sync cut short) reports 0 until it has caught up, as one in a full sync does: loading.
-        follower.state = SYNCING if partial and not req.loading else LOADING
+        # sync cut short) reports 0 until it has caught up, as one in a full sync does: loading
+        # (unless there is nothing to catch up: its acks of 0 would keep it loading for good).
+        follower.state = LOADING if not partial or (req.loading and log_end > 0) else SYNCING
         follower.caught_up_ms = follower.prev_ack_ms = None
         if not partial:
             self._report(f"replica {req.replica_id} needs a full sync: keep {keep}, WAL starts at {log_start}")
-        elif req.loading:
+        elif follower.state == LOADING:
             self._report(f"replica {req.replica_id} is loading: it syncs from {keep} and holds nothing until then")
         mode = "partial" if partial else "full"
         return SyncReply(self.shard_id, self.epoch, mode, keep if partial else 0, self.history, log_end, req.sync_id)
