@@ -339,3 +339,27 @@ def test_a_command_on_a_paused_slot_goes_back_to_the_shell_reads_too() -> None:
     assert isinstance(reply, Action) and reply.kind == "paused"
     assert session.execute([b"SET", b"other", b"v"])[0] == "OK"
     assert session.execute([b"GET", b"other"])[0] == b"v"
+
+
+@pytest.mark.parametrize(
+    ("routes", "lease_left_ms", "wal_room"),
+    [
+        (routing.serve_everything("s1"), 0, True),  # deposed or cut off: the lease ran out
+        (dataclasses.replace(routing.serve_everything("s1"), disk_full=True), 1_000, True),
+        (routing.serve_everything("s1"), 1_000, False),
+        (half_owned(am_primary=False, replica_serving=True), 1_000, True),
+    ],
+    ids=["lease ran out", "disk full", "WAL queue full", "replica"],
+)
+def test_active_expiry_deletes_only_on_a_primary_that_may_write(routes: Routing, lease_left_ms: int,
+                                                                 wal_room: bool) -> None:  # fmt: skip
+    session = make_session(routes)
+    node, data = session.node, session.node.data
+    data.apply_replicated(1, [b"SET", b"k", b"v", b"PXAT", str(NOW_MS - 1).encode()])
+    data.take_outbox()
+    node.lease_until_ms = 5_000 + lease_left_ms
+    assert node.expire_some(NOW_MS, 5_000, random.Random(1), wal_room=wal_room) == 0
+    assert b"k" in data.keyspace.data and data.outbox == [] and data.applied_offset == 1
+    node.routing, node.lease_until_ms = routing.serve_everything("s1"), 6_000
+    assert node.expire_some(NOW_MS, 5_000, random.Random(1), wal_room=True) == 1
+    assert data.take_outbox() == [(2, (b"DEL", b"k"))]

@@ -16,11 +16,10 @@ import trio.testing
 
 from trionode.config import Config
 from trionode.core.cluster.commands import apply, command
-from trionode.core.data_state import DataState
 from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import Ack, Records, SyncReply, SyncRequest, from_wire, to_wire
-from trionode.io import snapshot_file
+from trionode.io import snapshot_file, wal_files
 from trionode.io.data_store import LOADING_NAME, SNAPSHOT_KIND, SNAPSHOT_NAME, DataStore
 from trionode.io.failover import FailoverDriver
 from trionode.io.replication import ReplicaSide, Replication, save_history
@@ -102,28 +101,82 @@ async def test_a_crash_between_the_snapshot_and_the_segments_comes_back_empty_an
     await again.close()
 
 
-async def test_a_crash_in_the_middle_of_a_cut_in_place_gives_back_the_log_before_the_cut(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+async def test_a_crash_in_the_middle_of_a_cut_in_place_gives_back_a_prefix_of_the_log_before_the_cut(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No marker around a cut in place (sim seed 38: under the marker, a crash here wiped an
-    in-sync replica's acknowledged records): the kept prefix was written as our snapshot, the
-    crash came before the old WAL went, and recovery replays the WAL over it: the old log."""
+    in-sync replica's acknowledged records). The WAL is cut newest segment first, each step
+    durable: a crash between two steps leaves the old log's first records, at least those kept."""
     async with _running_store(tmp_path) as store:
-        _write(store, 5, tag="old")
-        await store.wal.wait_durable(5)
-    kept = DataState()
-    for offset in range(1, 4):
-        kept.replay(offset, [b"SET", b"k%d" % offset, b"old%d" % offset])
-    header = {"kind": SNAPSHOT_KIND, "offset": 3, "acked": 3}
-    snapshot_file.write_snapshot(str(tmp_path / SNAPSHOT_NAME), header, list(kept.keyspace.dump(16)))
+        _write(store, 3, tag="old")
+        store.wal.rotate()
+        for i in range(4, 7):
+            store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"k%d" % i, b"old%d" % i], now_ms=0, primary=True)
+        store.log_outbox()
+        await store.wal.wait_durable(6)
+    assert len(wal_files.list_segments(str(tmp_path), "data")) == 2
+
+    def crash(path: str, size_bytes: int) -> None:
+        raise KeyboardInterrupt("the process died here")
+
+    monkeypatch.setattr(wal_files, "truncate_file", crash)
+    with pytest.raises(KeyboardInterrupt):
+        wal_files.cut_after(str(tmp_path), "data", 2)  # the second segment went; the first is not cut yet
+    monkeypatch.undo()
     again = DataStore.recover(tmp_path, Config(data_dir=str(tmp_path)))
-    assert again.data.applied_offset == 5 and [_get(again, b"k%d" % i) for i in (1, 3, 5)] == [
-        b"old1", b"old3", b"old5"]  # fmt: skip
+    assert again.data.applied_offset == 3 and [_get(again, b"k%d" % i) for i in (1, 3, 4)] == [
+        b"old1", b"old3", None]  # fmt: skip
     assert not again.loading_marker
     await again.close()
 
 
-async def test_a_cut_below_the_local_snapshot_reports_0_and_is_loading_before_it_resyncs_from_empty(
+async def test_a_cut_in_place_at_a_segment_boundary_then_new_writes_survive_a_restart(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with _running_store(tmp_path) as store:
+        _write(store, 3, tag="old")
+        store.wal.rotate()
+        store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"k4", b"old4"], now_ms=0, primary=True)
+        store.log_outbox()
+        await store.wal.wait_durable(4)
+        await store.truncate_after(3)  # the second segment holds only 4: it goes whole
+        assert store.data.applied_offset == 3 and _get(store, b"k4") is None
+        store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"k4", b"new4"], now_ms=0, primary=True)
+        store.log_outbox()
+        await store.wal.wait_durable(4)
+    again = DataStore.recover(tmp_path, Config(data_dir=str(tmp_path)))
+    assert again.data.applied_offset == 4 and [_get(again, b"k%d" % i) for i in (3, 4)] == [b"old3", b"new4"]
+    await again.close()
+
+
+async def test_a_second_cut_in_place_below_the_first_keeps_the_data_and_the_isr(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Issue 10: a cut in place wrote its kept prefix, unacknowledged records included, as the snapshot.
+    A second failover that cut some of those off found the cut below that snapshot, and the replica
+    (an ISR member) discarded everything and synced from empty. Now only the WAL is cut."""
+    save_history(tmp_path, EpochHistory([(1, 1)]))
+    async with _running_store(tmp_path) as store:
+        _write(store, 6)
+        await store.wal.wait_durable(6)
+        side, request = _replica(store)
+        # Epoch 2 started at 6: our 6 was never acknowledged; nor were 4..5, which we keep for now.
+        side.inbox.append(SyncReply(SHARD, 2, "partial", 5, EpochHistory([(1, 1), (2, 6)]), 9, request.sync_id))
+        await side.process()
+        assert store.data.applied_offset == 5
+        # Epoch 2's primary died before 4..5 were acknowledged; epoch 3's started at 4.
+        request = side.state.sync_request()
+        side.inbox.append(SyncReply(SHARD, 3, "partial", 3, EpochHistory([(1, 1), (3, 4)]), 9, request.sync_id))
+        await side.process()
+        assert store.data.applied_offset == 3 and [_get(store, b"k%d" % i) for i in (1, 3, 4)] == [
+            b"v1", b"v3", None]  # fmt: skip
+        assert not (tmp_path / LOADING_NAME).exists() and side.driver.health == "online"
+    again = DataStore.recover(tmp_path, Config(data_dir=str(tmp_path)))
+    assert again.data.applied_offset == 3 and _get(again, b"k3") == b"v3"
+    await again.close()
+
+
+async def test_a_cut_below_the_local_snapshot_is_loading_before_it_resyncs_from_empty(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """The node carries out the driver's order for a cut it cannot make in place (issue 10)."""
@@ -140,11 +193,25 @@ async def test_a_cut_below_the_local_snapshot_reports_0_and_is_loading_before_it
         request = side.state.sync_request()
         side.inbox.append(SyncReply(SHARD, 1, "partial", 3, EpochHistory([(1, 1)]), 9, request.sync_id))
         await side.process()
-        ack, again = (from_wire(m) for m in sent[:2])
-        assert isinstance(ack, Ack) and (ack.durable_offset, ack.sync_id) == (0, request.sync_id)
+        (again,) = (from_wire(m) for m in sent)
         assert isinstance(again, SyncRequest) and again.log_end == 0 and again.history == EpochHistory()
+        assert again.loading  # the primary takes it out of the ISR at once
         assert (tmp_path / LOADING_NAME).exists() and store.data.applied_offset == 0 and store.snapshot_offset == 0
         assert repl.offsets()[R] == 0 and repl.health() == {R: "loading"} and not repl.serving_reads()
+
+
+async def test_a_compaction_on_a_replica_reaches_its_driver_at_once(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The driver's floor is an input the node reports when it compacts, not a field it writes."""
+    save_history(tmp_path, EpochHistory([(1, 1)]))
+    async with _running_store(tmp_path) as store:
+        _write(store, 5)
+        await store.wal.wait_durable(5)
+        side, _ = _replica(store)
+        store.publish_acked(5)  # as the driver would, once the primary's watermark says so
+        await store.compact()
+        assert store.snapshot_offset == 5 and side.driver.truncate_floor == 5
 
 
 async def test_a_full_sync_snapshot_is_streamed_only_once_acknowledged_on_the_primary(

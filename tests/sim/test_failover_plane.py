@@ -4,9 +4,9 @@ The range runs in two worker processes (one per core); every nemesis kind and
 failover itself must have happened across it. Each planted bug breaks one
 rule of the failover protocol and the checker must name the property:
 promoting a replica outside the ISR (S5), a primary that serves past its
-lease (S2), a failover that does not wait for the old lease to drain (S2).
-Each plants the bug in the shipped controller (core/failover), which the
-simulator drives.
+lease (S2), a failover that does not wait for the old lease to drain (S2),
+an expiry cycle that ignores the lease. Each plants the bug in shipped core
+code (core/failover, core/session), which the simulator drives.
 """
 
 import concurrent.futures
@@ -16,6 +16,8 @@ from collections.abc import Iterable
 import pytest
 
 from trionode.core.failover import LeaseGranter, controller
+from trionode.core.migration.staging import WriteGate
+from trionode.core.session import Node
 from trionode.sim.failover_plane import NODE_IDS, FailoverCoverage, FailoverPlane, SimNode
 from trionode.sim.runner import SimConfig, SimResult, Simulation, report, run
 
@@ -87,9 +89,19 @@ def test_a_primary_that_ignores_its_lease_is_caught(monkeypatch: pytest.MonkeyPa
     assert failures and all(f.startswith("S2 one writer") for f in failures), failures
 
 
+def test_an_expiry_cycle_that_ignores_the_lease_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    def leaseless(self: Node, mono_ms: int, wal_room: bool) -> WriteGate:
+        routes = self.routing
+        return WriteGate(primary=routes.am_primary, lease_valid=True, disk_full=routes.disk_full, wal_room=wal_room)
+
+    monkeypatch.setattr(Node, "write_gate", leaseless)
+    failures = _failures(range(1, 5))
+    assert failures and all(f.startswith("own write") for f in failures), failures
+
+
 def test_a_failover_that_does_not_wait_for_the_lease_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(LeaseGranter, "expired", lambda self, node_id, now_ms: True)
-    # Seeds 11, 20 and 25 of 1..39 catch it with PrimaryDriver, the node's gossip detector and the broadened
-    # workload (a few seeds, as any change to the simulation moves the ones that do).
-    failures = _failures((11, 20, 25))
+    # Seeds 1 and 21 of 1..39 catch it with PrimaryDriver, the node's gossip detector, the broadened workload
+    # and expiry tried on every node (a few seeds, as any change to the simulation moves the ones that do).
+    failures = _failures((1, 21))
     assert failures and all(f.startswith("S2 one writer") for f in failures), failures

@@ -29,6 +29,8 @@ from trionode.core.auth import Users
 from trionode.core.command_spec import CommandSpec
 from trionode.core.data_state import DataState
 from trionode.core.errors import CommandError
+from trionode.core.keyspace.store import RandomSource
+from trionode.core.migration.staging import WriteGate
 from trionode.core.reply import Action, ErrorReply
 from trionode.core.routing import Routing
 from trionode.core.slots import key_slot
@@ -92,6 +94,26 @@ class Node:
             )
             self._checked_routing = routing
         return self._every_slot
+
+    def write_gate(self, mono_ms: int, wal_room: bool) -> WriteGate:
+        """This node's right, at ``mono_ms`` (monotonic), to log a write no client sent (expiry, cleanup).
+
+        The rule a client's write obeys (routing, then the lease), with no client to refuse:
+        a deposed or partitioned primary whose lease ran out must log nothing (S2), since a
+        new primary may be writing the same offsets already.
+        """
+        routing = self.routing
+        return WriteGate(primary=routing.am_primary, lease_valid=mono_ms < self.lease_until_ms,
+                         disk_full=routing.disk_full, wal_room=wal_room)  # fmt: skip
+
+    def expire_some(self, now_ms: int, mono_ms: int, rng: RandomSource, *, wal_room: bool) -> int:
+        """One active expiry cycle, if :meth:`write_gate` is open: the keys deleted (their DELs are logged).
+
+        ``now_ms`` (wall clock) decides which keys are past their deadline; ``mono_ms`` the lease.
+        """
+        if not self.write_gate(mono_ms, wal_room).open():
+            return 0
+        return self.data.expire_some(now_ms, rng)
 
 
 class Session:

@@ -19,17 +19,22 @@ Compaction, in an order that is safe at every crash point:
 A crash between any two steps leaves either the old snapshot plus a complete
 WAL, or the new snapshot plus a contiguous WAL that reaches back past N.
 
-A replica's full sync and its in-place truncation replace the snapshot and
-remove every WAL segment. A full sync runs under the durable loading marker
-(``data-loading``, set and cleared as the replication driver says): a crash
-between the snapshot's rename and the segments' removal would otherwise replay
-the old WAL over the primary's snapshot, two histories mixed. A truncation
-needs no marker: its snapshot is this node's own prefix, so replaying the old
-WAL over it after such a crash gives back the log before the cut, which the
-history (saved only after the cut) still describes; with the marker, a crash
-there discarded an in-sync replica's acknowledged records. Recovery that finds the marker discards the
+A replica's full sync replaces the snapshot and removes every WAL segment. It
+runs under the durable loading marker (``data-loading``, set and cleared as the
+replication driver says): a crash between the snapshot's rename and the
+segments' removal would otherwise replay the old WAL over the primary's
+snapshot, two histories mixed. Recovery that finds the marker discards the
 data directory's keyspace files and starts empty, keeping the marker, so the
 replica reports offset 0 and ``loading`` until a sync completes (S5).
+
+A replica's truncation in place cuts only the WAL, newest records first, and
+leaves the snapshot alone: a crash in the middle gives back a prefix of the
+log before the cut, which the history (saved only after the cut) still
+describes, so it needs no marker (with one, a crash there discarded an in-sync
+replica's acknowledged records). Every snapshot holds acknowledged offsets
+only (a compaction waits for the ISR, a full sync's snapshot is sent once
+acknowledged), and no cut goes below the acknowledged offset, so an in-sync
+replica can always cut in place (``ReplicaDriver.truncate_floor``).
 """
 
 import errno
@@ -88,6 +93,7 @@ class DataStore:
         # PrimaryDriver alone) and publishes it here; ``on_durable`` tells it the WAL moved on.
         self.acked_offset = snapshot_offset  # the snapshot was taken from acknowledged state
         self.on_durable: Callable[[], None] = lambda: self.publish_acked(self.wal.durable_seq)
+        self.on_compacted: Callable[[int], None] = lambda snapshot_offset: None  # a compaction moved the snapshot
         self._acked_changed = trio.Event()
         # Recent effects, for replicas that reconnect (Redis's replication backlog).
         self.backlog: deque[tuple[int, list[bytes]]] = deque()
@@ -180,9 +186,13 @@ class DataStore:
     async def truncate_after(self, keep: int) -> None:
         """Cut the log and the keyspace back to ``keep`` in place: offsets ``1..keep`` stay.
 
-        Rebuilt from this node's own snapshot and WAL (``keep`` must not be below the
-        snapshot's offset), then written as the new snapshot with the WAL removed: a crash
-        in between replays the old WAL over that snapshot, which restores the log as it was.
+        Only the WAL is cut (``wal_files.cut_after``: a crash leaves a prefix of the old log, at
+        least ``keep`` long, which the history, saved only after the cut, still describes); the
+        snapshot stays as it is. It holds acknowledged offsets only, which no cut goes below, so an
+        in-sync replica can always cut in place. Writing the kept prefix as the snapshot instead put
+        unacknowledged records in it, and a second failover that cut them off found the cut below
+        the snapshot: the replica had to discard everything (issue 10). ``keep`` 0 discards
+        everything, snapshot included.
         """
         if keep >= self.data.applied_offset:
             return
@@ -190,18 +200,27 @@ class DataStore:
             await self._replace(DataState(), [])
             log.info("truncation: every local record discarded")
             return
-        assert keep >= self.snapshot_offset, f"cannot cut to {keep} below the snapshot at {self.snapshot_offset}"
-        self.log_outbox()
-        await self.wal.wait_durable(self.wal.appended_seq)
+        self.abort_waiters("this node's log was cut by a resync")
+        async with self._compacting:
+            assert keep >= self.snapshot_offset, f"cannot cut to {keep} below the snapshot at {self.snapshot_offset}"
+            self.log_outbox()
+            await self._stop_writer()
+            data = await trio.to_thread.run_sync(self._cut_and_reload, keep)
+            log.info("truncation: local records %d..%d discarded, %d kept", keep + 1, self.data.applied_offset, keep)
+            self._restart_writer(data)
+
+    def _cut_and_reload(self, keep: int) -> DataState:
+        """Cut the WAL after ``keep`` and rebuild the keyspace from the snapshot and what is left, as recovery does."""
+        for line in wal_files.cut_after(str(self.directory), WAL_PREFIX, keep):
+            log.info("truncation: %s", line)
         data, snapshot_offset, _ = _load_snapshot(self.directory)
         assert snapshot_offset == self.snapshot_offset, (snapshot_offset, self.snapshot_offset)
         result = wal_files.load(str(self.directory), WAL_PREFIX, repair=False, empty_next_seq=snapshot_offset + 1)
         for seq, effect in result.records:
-            if snapshot_offset < seq <= keep:
+            if seq > snapshot_offset:
                 data.replay(seq, effect)
         assert data.applied_offset == keep, (data.applied_offset, keep)
-        log.info("truncation: local records %d..%d discarded, %d kept", keep + 1, self.data.applied_offset, keep)
-        await self._replace(data, list(data.keyspace.dump(limits.snapshot_chunk_keys_max)))
+        return data
 
     async def _replace(self, data: DataState, chunks: list[list]) -> None:
         """Make ``data`` (with ``chunks``, its dump) the snapshot and the keyspace, with an empty WAL."""
@@ -210,25 +229,45 @@ class DataStore:
         # records this discards: they must never be sent, and the old offsets mean nothing in the new WAL.
         self.abort_waiters("this node's data was replaced by a resync")
         async with self._compacting:
-            self._new_writer = trio.Event()
-            await self.wal.aclose()
+            await self._stop_writer()
             # What the ISR has confirmed stays as it was (never more than the new data holds),
             # in memory and in the header, so a restart serves nothing it had not confirmed.
-            acked = min(self.acked_offset, offset)
-            header = {"kind": SNAPSHOT_KIND, "offset": offset, "acked": acked}
+            header = {"kind": SNAPSHOT_KIND, "offset": offset, "acked": min(self.acked_offset, offset)}
             path = str(self.directory / SNAPSHOT_NAME)
             self.snapshot_bytes = await trio.to_thread.run_sync(snapshot_file.write_snapshot, path, header, chunks)
             _remove_segments(self.directory, wal_files.list_segments(str(self.directory), WAL_PREFIX), "replaced")
-            self.data.replace_with(data, acked)
             self.snapshot_offset = offset
-            self.acked_offset = acked
-            self.backlog.clear()
-            self._backlog_sizes.clear()
-            self._backlog_bytes = 0
-            self.wal = WalWriter(str(self.directory), WAL_PREFIX, offset + 1, **self._writer_bounds)
-            self.wal.on_disk_full = self._disk_full_changed
-            self._new_writer.set()
-            self._new_writer = None
+            self._clear_backlog_after(0)  # records of the old data, whatever their offsets
+            self._restart_writer(data)
+
+    async def _stop_writer(self) -> None:
+        """Close the WAL (everything appended is durable) and have ``run`` wait for the next writer."""
+        self._new_writer = trio.Event()
+        await self.wal.aclose()
+
+    def _restart_writer(self, data: DataState) -> None:
+        """Adopt ``data`` as the keyspace and start a new WAL writer after its last offset.
+
+        The acknowledged offset stays as it was, but never past the new data (the snapshot's header
+        says as much), and the backlog keeps only records the new data holds.
+        """
+        assert self._new_writer is not None, "the writer was not stopped"
+        offset = data.applied_offset
+        acked = min(self.acked_offset, offset)
+        self.data.replace_with(data, acked)
+        self.acked_offset = acked
+        self._clear_backlog_after(offset)
+        self.wal = WalWriter(str(self.directory), WAL_PREFIX, offset + 1, **self._writer_bounds)
+        self.wal.on_disk_full = self._disk_full_changed
+        self._new_writer.set()
+        self._new_writer = None
+
+    def _clear_backlog_after(self, offset: int) -> None:
+        backlog, sizes = self.backlog, self._backlog_sizes
+        while backlog and backlog[-1][0] > offset:
+            backlog.pop()
+            self._backlog_bytes -= sizes.pop()
+        assert self._backlog_bytes >= 0 and (backlog or self._backlog_bytes == 0)
 
     def _disk_full_changed(self, full: bool) -> None:
         self.on_disk_full()
@@ -350,6 +389,7 @@ class DataStore:
             await self.wal.remove_segments_before(offset + 1)
             self.snapshot_offset = offset
             self.compactions += 1
+            self.on_compacted(offset)
             log.info("compaction: snapshot at offset %d (%d bytes); older WAL segments removed",
                      offset, self.snapshot_bytes)
 

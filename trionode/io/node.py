@@ -298,10 +298,12 @@ class NodeRuntime:
     async def expire_loop(self) -> None:
         while True:
             await trio.sleep(limits.expire_cycle_interval_ms / 1000)
-            routing = self.node.routing
-            if self.shutting_down or not self.wal.has_room() or not routing.am_primary or routing.disk_full:
-                continue  # only a primary decides expiry; replicas delete when its DEL arrives
-            self.stats.expired_keys += self.data.expire_some(self.clock_ms(), self._rng)
+            if self.shutting_down:
+                continue
+            # Only a primary whose lease holds expires keys (Node.write_gate, as in the simulator);
+            # replicas delete when its DEL arrives.
+            self.stats.expired_keys += self.node.expire_some(self.clock_ms(), monotonic_ms(), self._rng,
+                                                             wal_room=self.wal.has_room())  # fmt: skip
             self.log_outbox()
 
     async def lazyfree_loop(self) -> None:

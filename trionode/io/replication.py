@@ -224,7 +224,6 @@ class ReplicaSide:
         """Handle queued messages in order, then time and durability; each may need the disk."""
         driver, now = self.driver, self.repl.clock_ms
         while self.inbox:
-            driver.truncate_floor = max(driver.truncate_floor, self.repl.store.snapshot_offset)  # compaction
             msg = self.inbox.popleft()
             await self.execute(driver.on_local_end(self.repl.store.data.applied_offset))
             if isinstance(msg, _Fence):
@@ -291,6 +290,7 @@ class Replication:
         self._appended = trio.Event()
         self._ack_event = trio.Event()
         store.on_durable = self.on_local_durable
+        store.on_compacted = self.on_compacted
         for kind in BUS_KINDS:
             control.bus_handlers[kind] = self._on_bus_message
 
@@ -310,6 +310,11 @@ class Replication:
             self.replica.on_local_durable()  # the driver owns the acknowledged offset
         else:
             self.store.publish_acked(self.store.wal.durable_seq)  # no replicas: the local fsync acknowledges
+
+    def on_compacted(self, snapshot_offset: int) -> None:
+        """The store's snapshot moved to ``snapshot_offset``: a replica's driver cuts in place no lower."""
+        if self.replica is not None:
+            self.replica.driver.on_compacted(snapshot_offset)
 
     def on_appended(self) -> None:
         """New effects went into the WAL: stream them once they are durable."""

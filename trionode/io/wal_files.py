@@ -207,6 +207,36 @@ def load(
     return LoadResult(records, segments[0].first_seq, expected_seq, report, segments, torn)
 
 
+def cut_after(
+    directory: str, prefix: str, keep: int, record_bytes_max: int = limits.wal_record_bytes_max
+) -> list[str]:
+    """Cut the WAL back to ``keep`` in place (no writer may be open on it); one line per step.
+
+    The newest segment goes first and every step is durable before the next (an unlink, then
+    the directory's fsync; the cut of the segment holding ``keep + 1``, then its fsync): a crash
+    at any point leaves a WAL that holds a prefix of the old records, ``keep`` of them or more,
+    never a gap. ``keep`` may not lie before the WAL's first record.
+    """
+    segments = list_segments(directory, prefix)
+    assert not segments or segments[0].first_seq <= keep + 1, (segments[0].name, keep)
+    report: list[str] = []
+    for segment in reversed(segments):
+        if segment.first_seq > keep:
+            os.unlink(segment.path)
+            fsync_dir(directory)
+            report.append(f"{segment.name}: removed (all of it after {keep})")
+            continue
+        result = scan_segment(segment, record_bytes_max)
+        kept = keep - segment.first_seq + 1
+        if len(result.records) < kept:
+            raise codec.WalCorruption(segment.name, result.valid_end, f"holds no record {keep} to cut after")
+        if kept < len(result.records):
+            truncate_file(segment.path, result.records[kept][0])
+            report.append(f"{segment.name}: cut after seq {keep} ({len(result.records) - kept} records)")
+        break
+    return report
+
+
 def check(directory: str) -> tuple[int, list[str]]:
     """``trionode wal check DIR``: (exit code 0/1/2, report lines); see ``wal_check``."""
     from trionode.io import wal_check  # imported here: wal_check reads snapshots, which import this module

@@ -57,7 +57,7 @@ TTL_MS_MAX = 1500
 WAIT_PIPELINE_PROBABILITY = 0.1  # of commands to the primary: write, WAIT, read, read in one pipeline
 WAIT_TIMEOUT_MS_MAX = 1500
 CLIENT_TIMEOUT_MS = 5000  # a client gives up on a connection busy this long (outcome unknown)
-EXPIRY_PROBABILITY = 0.2  # a serving primary runs an active expiry cycle in this share of steps
+EXPIRY_PROBABILITY = 0.2  # every node runs an active expiry cycle (only a serving primary deletes) this often
 TABLE = {name.encode(): spec for name, spec in {**KEYSPACE_COMMANDS, **SERVER_COMMANDS}.items()}
 KEYS = {kind: [b"%s%d" % (kind, i) for i in range(3)] for kind in (b"s", b"n", b"l", b"h", b"z")}
 READS = {b"s": [b"GET"], b"n": [b"GET"], b"l": [b"LRANGE", b"0", b"-1"], b"h": [b"HGETALL"], b"z": [b"SMEMBERS"]}
@@ -159,7 +159,7 @@ class KVWorkload:
         for node in self.plane.nodes.values():
             if self.alive(node):
                 self.release(node)
-                if self.plane.serves(node) and self.rng.random() < EXPIRY_PROBABILITY:
+                if self.rng.random() < EXPIRY_PROBABILITY:
                     self.active_expiry(node)
             elif node.id in self.keyspaces:
                 self.drop(self.keyspaces.pop(node.id))
@@ -321,10 +321,16 @@ class KVWorkload:
         kv.node.lease_until_ms = node.failover.lease_until_ms
 
     def active_expiry(self, node: "SimNode") -> None:
-        """A serving primary's expiry cycle: the deletions are logged like any write."""
+        """The node's expiry cycle, on any node: the node's rule (``Node.expire_some``) says whether it may
+        delete; the deletions are logged like any write, and only a serving primary may log them."""
         kv = self.keyspace(node)
-        kv.data.expire_some(self.wall(node.id), self.rng)
-        node.disk.append([list(effect) for _, effect in kv.data.take_outbox()])
+        self.route(node, kv)
+        kv.node.expire_some(self.wall(node.id), node.clock(self.plane.now_ms), self.rng, wal_room=True)
+        if effects := kv.data.take_outbox():
+            if not self.plane.serves(node):
+                self.checker.fail(f"own write: {self.plane.name(node.id)}, not the serving primary, logs expiry "
+                                  f"deletes at its own offset {effects[0][0]}")  # fmt: skip
+            node.disk.append([list(effect) for _, effect in effects])
 
     # --- commands ----------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ SAMPLES = [
     SnapshotChunk(SHARD, 3, 100, 0, [[b"k", b"v"]], False, 6),
     SnapshotChunk(SHARD, 3, 100, 1, [], True, 6),
     Ack(SHARD, NODE, 3, 42, 5),
+    SyncRequest(SHARD, NODE, 3, H, 9, 6, loading=True),
 ]
 
 
@@ -56,6 +57,7 @@ def _mutations() -> list[tuple[str, dict[str, Any]]]:
         ("bad replica id", {**req, "replica_id": 5}),
         ("negative log end", {**req, "log_end": -1}),
         ("bool epoch", {**req, "epoch_seen": True}),
+        ("loading not a bool", {**req, "loading": 1}),
         ("history past log end", {**req, "log_end": 2}),
         ("bad history", {**req, "history": [[3, 7], [1, 1]]}),
         ("bad mode", {**reply, "mode": "half"}),

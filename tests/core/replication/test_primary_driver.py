@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from trionode.core.cluster.commands import command
 from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import Ack, SyncReply, SyncRequest
 from trionode.core.replication.primary import PrimaryTracker
@@ -125,6 +126,35 @@ def test_acks_move_the_acknowledged_offset_and_wake_wait() -> None:
     assert ack(d, R2, 8, 2) == [Acked(R2, 8), AckUpTo(6)]
     assert d.wait_count(7) == 1 and d.wait_count(6) == 2
     assert ack(d, R1, 6, sync_id=99) == []  # another session's ack
+
+
+def test_a_member_whose_request_says_it_is_loading_leaves_the_isr_at_once() -> None:
+    """A member that discarded everything (a cut below its snapshot) reports 0 until it has caught up
+    from empty. As a partial sync at 0 it stayed in the ISR and every write waited for it until the
+    lag timeout; like a full sync it is loading, so it is shrunk at once and holds up nothing."""
+    cfg = Config(isr=(R1,))
+    d = driver(cfg)  # a lag timeout of 200 ms
+    fence(d, cfg)
+    d.on_sync_request(SyncRequest(SHARD, R1, 1, EpochHistory(), 0, 1, loading=True), 0)
+    assert d.tracker.replica_status()[R1]["state"] == "syncing"  # an empty log: nothing to load, no shrink
+    d.on_log(1, 10, 10, 0)
+    sync(d, R1, 1)
+    assert ack(d, R1, 10, 1) == [Acked(R1, 10), AckUpTo(10)]
+    assert d.tick(1_000) == []  # in sync, nothing to propose
+    request = SyncRequest(SHARD, R1, 1, EpochHistory(), 0, 2, loading=True)
+    (reply,) = d.on_sync_request(request, 1_010)
+    assert isinstance(reply.msg, SyncReply) and (reply.msg.mode, reply.msg.keep_offset) == ("partial", 0)
+    assert d.tracker.replica_status()[R1]["state"] == "loading"
+    (propose,) = d.tick(1_020)  # at once: 20 ms since the tracker started watching, not the lag timeout
+    assert propose.command == command("isr_shrink", shard_id=SHARD, epoch=1, isr_version=cfg.shard.isr_version,
+                                      node_id=R1)  # fmt: skip
+    assert ack(d, R1, 0, 2) == [Acked(R1, 0)] and d.wait_count(1) == 0  # alive, still loading
+    assert cfg.commit(propose.command).ok
+    d.on_config(**cfg.config_args())
+    d.on_log(1, 12, 12, 1_030)
+    assert d.acked_offset == 12  # writes go on without it
+    assert ack(d, R1, 12, 2, 1_040) == [Acked(R1, 12)]  # caught up and whole: streaming, to be expanded
+    assert d.tracker.replica_status()[R1]["state"] == "streaming"
 
 
 def test_a_refused_duplicate_does_not_end_a_newer_proposal() -> None:

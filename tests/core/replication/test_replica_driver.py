@@ -76,23 +76,35 @@ def test_a_partial_sync_that_keeps_everything_sets_no_marker() -> None:
     assert d.health == "online" and d.rs.log_end == 5
 
 
-def test_a_cut_below_the_local_snapshot_leaves_the_isr_before_it_discards_and_stays_loading() -> None:
-    """Issue 10: this path discards everything. An ISR member can reach it (a cut in place writes its kept
-    prefix, unacknowledged records included, as the snapshot; a second failover may cut those), so it
-    is no assert: like a full sync it reports offset 0 and sets the marker before it discards (S5)."""
+def test_a_cut_below_the_local_snapshot_sets_the_marker_before_it_discards_and_asks_again_as_loading() -> None:
+    """Issue 10: this path discards everything. It is no assert (a node once reached it as an ISR
+    member: its cuts in place wrote unacknowledged records into its snapshot): like a full sync it
+    sets the marker before it discards (S5), and its new request says it is loading, so that the
+    primary takes it out of the ISR at once."""
     d = driver(log_end=5, truncate_floor=4)
     req = request(d)
+    assert not req.loading
     out = d.on_message(SyncReply(SHARD, 2, "partial", 3, H12, 9, req.sync_id), 10)
-    assert out[:5] == [SaveFence(2), Send(Ack(SHARD, R1, 2, 0, req.sync_id)), SetLoadingMarker(True), Truncate(0),
-                       SaveHistory(EpochHistory())]  # fmt: skip
-    (again,) = out[5:]
-    assert isinstance(again, Send) and isinstance(again.msg, SyncRequest) and again.msg.log_end == 0
+    assert out[:4] == [SaveFence(2), SetLoadingMarker(True), Truncate(0), SaveHistory(EpochHistory())]
+    (again,) = out[4:]
+    assert isinstance(again, Send) and isinstance(again.msg, SyncRequest)
+    assert again.msg.log_end == 0 and again.msg.loading
     assert d.health == "loading" and d.reported_offset() == 0
     d.on_message(SyncReply(SHARD, 2, "partial", 0, H12, 2, again.msg.sync_id), 20)
     assert d.health == "loading"  # synced from empty, not caught up yet
     d.on_message(Records(SHARD, 2, 1, [[b"SET", b"k", b"1"], [b"SET", b"k", b"2"]], 0, again.msg.sync_id), 30)
     cleared, ack = d.on_durable(2, 40)
     assert cleared == SetLoadingMarker(False) and isinstance(ack, Send) and ack.msg.durable_offset == 2
+
+
+def test_a_compaction_the_shell_reports_raises_the_floor_a_cut_in_place_stops_at() -> None:
+    """The floor is an input (the node's compaction reports it), never written by a shell."""
+    d = driver(log_end=5)
+    d.on_compacted(4)
+    d.on_compacted(2)  # a report overtaken by a newer one: the floor never goes down
+    assert d.truncate_floor == 4
+    out = d.on_message(SyncReply(SHARD, 2, "partial", 3, H12, 9, request(d).sync_id), 10)
+    assert out[1:4] == [SetLoadingMarker(True), Truncate(0), SaveHistory(EpochHistory())]
 
 
 def test_a_replica_discarding_below_its_floor_claims_nothing_in_a_fencing_round() -> None:
@@ -117,7 +129,7 @@ def test_a_full_sync_discards_the_local_snapshot_and_its_floor() -> None:
 def test_a_restart_with_the_marker_is_empty_loading_and_asks_from_zero() -> None:
     d = driver(log_end=5, loading_marker=True)
     assert d.reported_offset() == 0 and d.health == "loading" and d.read_bound() is None
-    assert request(d).log_end == 0 and request(d, 10**6).history == EpochHistory()
+    assert request(d).log_end == 0 and request(d, 10**6).history == EpochHistory() and request(d, 10**7).loading
 
 
 def test_an_idle_replica_re_acks_its_position_as_a_heartbeat() -> None:

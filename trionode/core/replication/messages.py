@@ -54,6 +54,9 @@ class SyncRequest:
     history: EpochHistory  # the replica's epoch history, cut at log_end
     log_end: int  # the replica's last offset (durable or not: the primary only uses it as an upper bound)
     sync_id: int  # echoed in the reply, so a reply to an older request is recognised
+    # The replica's data is junk until a sync completes (its loading marker is set): it reports
+    # offset 0 until then, so it holds nothing the ISR could count on, whatever the sync's mode.
+    loading: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +127,7 @@ def to_wire(msg: ReplMessage) -> dict[str, Any]:
         case SyncRequest():
             return {"type": "repl_sync", "shard_id": msg.shard_id, "replica_id": msg.replica_id,
                     "epoch_seen": msg.epoch_seen, "history": msg.history.to_list(),
-                    "log_end": msg.log_end, "sync_id": msg.sync_id}  # fmt: skip
+                    "log_end": msg.log_end, "sync_id": msg.sync_id, "loading": msg.loading}  # fmt: skip
         case SyncReply():
             return {"type": "repl_sync_reply", "shard_id": msg.shard_id, "epoch": msg.epoch, "mode": msg.mode,
                     "keep_offset": msg.keep_offset, "history": msg.history.to_list(),
@@ -183,11 +186,13 @@ def _effects(value: Any) -> list[list[bytes]]:
 
 
 def _sync_request(raw: dict[str, Any]) -> SyncRequest:
-    shard, replica, epoch, history, log_end, sync_id = _fields(
-        raw, ("shard_id", "replica_id", "epoch_seen", "history", "log_end", "sync_id")
+    shard, replica, epoch, history, log_end, sync_id, loading = _fields(
+        raw, ("shard_id", "replica_id", "epoch_seen", "history", "log_end", "sync_id", "loading")
     )
+    if not isinstance(loading, bool):
+        raise ReplWireError(f"loading must be a boolean, not {loading!r:.20}")
     msg = SyncRequest(_id(shard, "shard_id"), _id(replica, "replica_id"), _count(epoch, "epoch_seen"),
-                      _history(history), _count(log_end, "log_end"), _count(sync_id, "sync_id"))  # fmt: skip
+                      _history(history), _count(log_end, "log_end"), _count(sync_id, "sync_id"), loading)  # fmt: skip
     if msg.history.last_start() > msg.log_end + 1:
         raise ReplWireError(f"history {msg.history.to_list()[-1:]} runs past log_end {msg.log_end}")
     return msg

@@ -21,8 +21,9 @@ is pure bookkeeping driven by the shell:
 
 Rules:
 
-- shrink an ISR member (never the primary) that is loading (it reports 0, S5)
-  at once, or whose *lag* exceeds ``lag_timeout_ms``. The lag is measured from
+- shrink an ISR member (never the primary) that is loading (a full sync, or a
+  request that says its data is junk; it reports 0, S5) at once, or whose
+  *lag* exceeds ``lag_timeout_ms``. The lag is measured from
   the first record it has not acknowledged: the time since that record was
   appended here (``set_log_end``), or since this tracker started watching the
   replica if the record is older. A replica that holds everything has no lag,
@@ -226,10 +227,15 @@ class PrimaryTracker:
         # Nothing is known durable there until it acks in this session: ``keep`` may cover records it
         # received but never fsynced, and a full sync discards everything (S5).
         follower.offset = 0
-        follower.state = SYNCING if partial else LOADING
+        # A replica whose data is junk (it discarded everything: a cut below its snapshot, or a
+        # sync cut short) reports 0 until it has caught up, as one in a full sync does: loading
+        # (unless there is nothing to catch up: its acks of 0 would keep it loading for good).
+        follower.state = LOADING if not partial or (req.loading and log_end > 0) else SYNCING
         follower.caught_up_ms = follower.prev_ack_ms = None
         if not partial:
             self._report(f"replica {req.replica_id} needs a full sync: keep {keep}, WAL starts at {log_start}")
+        elif follower.state == LOADING:
+            self._report(f"replica {req.replica_id} is loading: it syncs from {keep} and holds nothing until then")
         mode = "partial" if partial else "full"
         return SyncReply(self.shard_id, self.epoch, mode, keep if partial else 0, self.history, log_end, req.sync_id)
 

@@ -43,21 +43,23 @@ Rules it keeps (each was once a shell's, and one of them was missing there):
   until then it reports 0 and ``loading``, so it is never counted or promoted.
   A crash at any point before that is a full sync again;
 - a partial sync that keeps less than we hold truncates in place, then saves
-  the history. No marker: the cut must be crash-safe on its own (the node
-  writes the kept prefix as its snapshot before it removes the WAL, so a crash
-  between the two replays the old records: the log before the cut), because a
-  marker would make a crash discard everything, acknowledged records of an ISR
-  member included (S1);
+  the history. No marker: the cut must be crash-safe on its own (the node cuts
+  only its WAL, newest records first, so a crash leaves a prefix of the log
+  before the cut), because a marker would make a crash discard everything,
+  acknowledged records of an ISR member included (S1);
 - ``truncate_floor``: the lowest offset the local store can cut back to in
-  place (its snapshot's offset). A cut below it discards everything and asks
-  for a sync from empty, in the order of a full sync: offset 0 is reported,
-  the marker is set, and only then is anything discarded; the marker stays
+  place (its snapshot's offset: given at the start, raised by each compaction
+  the shell reports, :meth:`on_compacted`; a full sync's snapshot sets it and
+  a discard clears it). A cut below it discards everything and asks for a
+  sync from empty: the marker is set before anything is discarded and stays
   until that sync completes, so the replica is ``loading`` (reports 0, is
-  never promoted) meanwhile. No assert keeps ISR members from it: compaction
-  and full syncs snapshot only acknowledged offsets, but a cut in place
-  writes the kept prefix as the snapshot, unacknowledged records included,
-  and a second failover may choose a primary without them. An assert would
-  crash a healthy replica, again at every restart, where a resync costs time;
+  never promoted) meanwhile, and its request says so: the primary takes it
+  out of the ISR at once instead of waiting for it, as for a full sync (it
+  holds nothing the watermark could count on). Every snapshot holds
+  acknowledged offsets only (compaction and a full sync's; a cut in place
+  writes none) and no cut goes below the acknowledged offset, so an ISR
+  member should never get here. Still no assert: it would crash a replica,
+  again at every restart, where a resync costs time;
 - a restart with the marker: the data is junk; the driver starts from an empty
   log, keeps the marker and reports ``loading`` until a sync completes;
 - acks: whenever the durable offset moved, while loading (the primary's sign
@@ -82,7 +84,7 @@ from typing import Any
 
 from trionode import limits
 from trionode.core.replication.history import EpochHistory
-from trionode.core.replication.messages import Ack, ReplMessage, SnapshotChunk, SyncRefused, SyncReply
+from trionode.core.replication.messages import ReplMessage, SnapshotChunk, SyncRefused, SyncReply
 from trionode.core.replication.primary_driver import AckUpTo
 from trionode.core.replication.replica import CONNECTING, LOADING, STREAMING, ReplicaState, Step
 
@@ -237,6 +239,12 @@ class ReplicaDriver:
         assert all(isinstance(a, AckUpTo) for a in out), out
         return out
 
+    def on_compacted(self, snapshot_offset: int) -> None:
+        """The local store's snapshot now covers ``1..snapshot_offset`` (a compaction, heard at any time):
+        a cut in place can no longer go below it (``truncate_floor``)."""
+        assert snapshot_offset >= 0, snapshot_offset
+        self.truncate_floor = max(self.truncate_floor, snapshot_offset)
+
     def tick(self, now_ms: int) -> list[ReplicaAction]:
         """Time passed: re-send an unanswered sync request; start again after a silence."""
         if self.rs.state != CONNECTING and now_ms - self._heard_ms > self.silence_ms:
@@ -288,7 +296,9 @@ class ReplicaDriver:
     def _sync_request(self, now_ms: int) -> list[ReplicaAction]:
         self._next_request_ms = now_ms + self.sync_retry_ms
         self._heard_ms = now_ms
-        out = [*self._save_fence(), Send(self.rs.sync_request())]  # it names the epoch we refuse below
+        # It names the epoch we refuse below, and says whether our data is junk (the primary
+        # then takes us out of the ISR at once: we report 0 until we have caught up).
+        out = [*self._save_fence(), Send(replace(self.rs.sync_request(), loading=self.marker))]
         assert self._fence_saved == self.rs.epoch
         return out
 
@@ -361,14 +371,12 @@ class ReplicaDriver:
     def _discard_below_floor(self, keep: int, now_ms: int) -> list[ReplicaAction]:
         """The local snapshot holds records past the cut to ``keep``: discard everything and sync from empty.
 
-        It leaves the ISR first, as a full sync does (see the top): offset 0 goes out on the
-        session that asked for the cut, and the marker is durable, before anything is discarded.
+        The marker is durable before anything is discarded, and the new session's request says
+        we are loading, so the primary leaves us out of the ISR (see the top). The session that
+        asked for the cut had reset our offset there to 0 already: nothing here was counted.
         """
         rs, floor = self.rs, self.truncate_floor
-        out: list[ReplicaAction] = []
-        if rs.state != CONNECTING:
-            out.append(Send(Ack(rs.shard_id, rs.my_id, rs.epoch, 0, rs.sync_id)))
-        out += [*self._mark(), *self._cut(0), SaveHistory(EpochHistory())]
+        out: list[ReplicaAction] = [*self._mark(), *self._cut(0), SaveHistory(EpochHistory())]
         assert self.marker and self.reported_offset() == 0 and self.truncate_floor == 0
         self.rs = ReplicaState(rs.shard_id, rs.my_id, rs.epoch, EpochHistory(), 0, rs.sync_id)
         self.rs.note(f"cut to {keep} below the local snapshot at {floor}: everything was discarded")
