@@ -83,6 +83,11 @@ def test_malformed_input_is_refused(why: str, raw: dict[str, Any]) -> None:
         from_wire(raw)
 
 
+def test_a_sync_request_from_a_node_that_predates_loading_is_not_loading() -> None:
+    raw = {k: v for k, v in to_wire(SAMPLES[0]).items() if k != "loading"}
+    assert from_wire(raw) == SAMPLES[0] and not SAMPLES[0].loading
+
+
 @pytest.mark.parametrize("raw", [None, [], "repl_ack", {"type": 1}, {}])
 def test_non_messages_are_refused(raw: Any) -> None:
     with pytest.raises(ReplWireError):

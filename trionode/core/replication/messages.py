@@ -186,6 +186,9 @@ def _effects(value: Any) -> list[list[bytes]]:
 
 
 def _sync_request(raw: dict[str, Any]) -> SyncRequest:
+    # ``loading`` came later: a request from a node that predates it is one that is not loading,
+    # which is how such a node was always taken.
+    raw = {"loading": False, **raw}
     shard, replica, epoch, history, log_end, sync_id, loading = _fields(
         raw, ("shard_id", "replica_id", "epoch_seen", "history", "log_end", "sync_id", "loading")
     )
