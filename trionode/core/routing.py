@@ -65,6 +65,9 @@ class Routing:
         The keyed rules with no slot to look up: a write runs only on a shard's primary, a read
         there or, for a READONLY connection, on an in-sync streaming replica. There is no slot
         to redirect with, so a replica refuses with Valkey's replica errors instead of MOVED.
+        Valkey runs any command without keys on any node, replicas included (getNodeByQuery);
+        here a replica without READONLY refuses, as it would otherwise show a client data older
+        than writes it saw acknowledged (§5.4: READONLY is the opt-in to stale reads).
         The primary's lease is the caller's to check, as for keyed commands.
         """
         if not self.member:

@@ -123,13 +123,15 @@ class Session:
             return ErrorReply(refused), 0
         try:
             if spec.handler is None:
+                if server_commands.reads_slot_keys(spec, argv) and (error := self._keyless_error(write=False)):
+                    return ErrorReply(error), 0
                 # Replies that describe the keyspace (INFO keyspace, CLUSTER COUNTKEYSINSLOT) wait for
                 # what was applied before them, like any read; the rest reveal no data.
                 reply = server_commands.run(self, spec, argv)
                 return reply, (node.data.applied_offset if server_commands.reads_keyspace(spec, argv) else 0)
             if spec.first_key <= 0:
                 # FLUSHALL, DBSIZE, KEYS, SCAN: the same rules as keyed commands, minus the slot.
-                error = node.routing.keyless_error(spec.is_write, self.readonly) or self._lease_error()
+                error = self._keyless_error(spec.is_write)
             elif spec.single_key and node.serves_every_slot():
                 # Every slot is served here, so only the lease can refuse (see _route).
                 error = errors.LEASE_EXPIRED if self.mono_ms >= node.lease_until_ms else None
@@ -157,6 +159,10 @@ class Session:
                 if key_slot(argv[i]) != slot:
                     return errors.CROSSSLOT
         return self.node.routing.error_for(slot, spec.is_write, self.readonly) or self._lease_error()
+
+    def _keyless_error(self, write: bool) -> str | None:
+        """The keyed rules minus the slot (Routing.keyless_error), then the lease; None to run."""
+        return self.node.routing.keyless_error(write, self.readonly) or self._lease_error()
 
     def _lease_error(self) -> str | None:
         """LEASE_EXPIRED on a primary whose lease ran out (partitioned or paused: another
