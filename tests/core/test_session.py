@@ -96,7 +96,7 @@ COMMANDS = [
 def general_path_reply(session: Session, argv: list[bytes]) -> object:
     """What the dispatcher must answer: _route's verdict always, then execution."""
     spec = TABLE[argv[0].lower()]
-    error = session._route(spec, argv)
+    error = session._route(spec, argv, key_slot(argv[spec.first_key]))
     if error is not None:
         return ErrorReply(error)
     try:

@@ -15,18 +15,25 @@ commands, reads too, wait (the session hands them back to the shell) instead
 of failing: once the commit may have applied, the target may already take
 writes that this node's configuration does not show, and a read here would
 return a value older than an acknowledged write.
+The commit reaches the nodes one by one, so just after it the source may
+send a client here, to the target's primary, while this node's configuration
+still names the source. Answering MOVED back would bounce the client between
+the two until the commit applies here (Valkey's handover avoids this by the
+target taking ownership before the source lets go). So the slots a running
+migration moves to this shard are ``importing`` on its primary: a command for
+one is handed back to the shell, which first applies what the Raft leader had
+committed when asked (its read index), and runs the command again. It is
+served if the commit was among that, and redirected to the source otherwise:
+then the source had not applied the commit either, and will not send it back.
 The errors are Valkey's, byte for byte, because cluster clients act on them.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from trionode import limits
 from trionode.core import errors
-
-if TYPE_CHECKING:
-    from trionode.core.cluster.state import ClusterState
+from trionode.core.cluster.state import ClusterState, slots_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +51,9 @@ class Routing:
     # along with the staged ones, or leave the target's copy of the moving slots stale.
     migrating: bool = False
     paused: frozenset[int] = frozenset()  # slots in a migration's handover: their commands wait (Session)
+    # Slots a running migration moves to this node's shard, on its primary: a redirect for one waits
+    # until the configuration has caught up with the leader's (Session).
+    importing: frozenset[int] = frozenset()
 
     def error_for(self, slot: int, write: bool = True, readonly_session: bool = False) -> str | None:
         """None when this node serves ``slot`` for this command; otherwise the error line to send."""
@@ -95,7 +105,7 @@ def not_a_member() -> Routing:
 
 
 def from_cluster_state(
-    state: "ClusterState", my_id: str, *, min_insync_replicas: int = 1, replica_serving: bool = False,
+    state: ClusterState, my_id: str, *, min_insync_replicas: int = 1, replica_serving: bool = False,
     disk_full: bool = False, paused: frozenset[int] = frozenset(),
 ) -> Routing:
     """The routing a node derives from the applied configuration (and its replication state)."""
@@ -113,8 +123,12 @@ def from_cluster_state(
         refused = errors.DISK_FULL
     in_isr = my_shard is not None and my_id in my_shard.isr_ids
     migrating = any(me.shard_id in (m.source_shard_id, m.target_shard_id) for m in state.migrations.values())
+    importing: set[int] = set()
+    for m in state.migrations.values():
+        if m.target_shard_id == me.shard_id and me.role == "primary":
+            importing |= slots_of(m.slots)
     return Routing(
         tuple(state.slot_owners), me.shard_id, me.role == "primary", primary_addr,
         replica_serving=replica_serving and in_isr and me.role == "replica", writes_refused=refused,
-        disk_full=disk_full, migrating=migrating, paused=paused,
+        disk_full=disk_full, migrating=migrating, paused=paused, importing=frozenset(importing),
     )
