@@ -23,8 +23,10 @@ target taking ownership before the source lets go). So the slots a running
 migration moves to this shard are ``importing`` on its primary: a command for
 one is handed back to the shell, which first applies what the Raft leader had
 committed when asked (its read index), and runs the command again. It is
-served if the commit was among that, and redirected to the source otherwise:
-then the source had not applied the commit either, and will not send it back.
+served if the commit was among that. Otherwise the source had not applied the
+commit when the client left it either (whatever it had applied was committed
+before the question), so this client did not follow a MOVED of the commit:
+it is redirected to the source, which still holds the slots.
 The errors are Valkey's, byte for byte, because cluster clients act on them.
 """
 
