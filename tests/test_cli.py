@@ -1,6 +1,9 @@
 """The command line: the cluster create plan is the planner's (core/cluster/planner.py), cut as redis-cli cuts;
 rebalance weights name shards by their primary."""
 
+import json
+from typing import Any
+
 import pytest
 
 from trionode import cli
@@ -89,3 +92,73 @@ def test_create_asks_a_replica_to_replicate_only_once_it_sees_its_primarys_shard
     out = CliRunner().invoke(cli.main, ["cluster", "create", *ADDRS, "--replicas", "1", "--yes"])
     assert out.exit_code == 0, out.output
     assert fake.replicated == list(ADDRS[3:])
+
+
+class _MigratingCluster:
+    """Primaries behind ``cli._call`` whose migrations each take a few looks to end; it records which ran at once."""
+
+    def __init__(self, owned: dict[str, list], polls: dict[str, int], fail: str = "") -> None:
+        self.owned = owned  # shard id -> slot ranges; the primary of shard s is node "n" + s, at addr s
+        self.polls = polls  # source shard id -> how many looks its job takes to end
+        self.fail = fail  # the source shard whose job fails
+        self.jobs: dict[str, list[dict]] = {shard: [] for shard in owned}
+        self.overlaps: set[frozenset[str]] = set()  # pairs of targets whose jobs ran at the same time
+
+    def _running(self) -> list[dict]:
+        return [job for jobs in self.jobs.values() for job in jobs if job["state"] not in cli._JOB_ENDS]
+
+    def call(self, addr: str, *args: str | int) -> object:
+        op = " ".join(str(a).upper() for a in args[:2])
+        if op == "CLUSTER MIGRATESLOTS":
+            target = str(args[-1])
+            self.jobs[addr].append({"name": f"{len(self.jobs[addr])}".rjust(40, "0"), "operation": "EXPORT",
+                                    "slot_ranges": " ".join(map(str, args[3:-2])), "state": "snapshotting",
+                                    "keys_copied": 0, "bytes_copied": 0, "lag": 0, "write_pause_ms": 0, "message": "",
+                                    "target": target, "looks": 0})  # fmt: skip
+            running = [job["target"] for job in self._running()]
+            self.overlaps |= {frozenset((a, b)) for a in running for b in running if a != b}
+            return b"OK"
+        assert op == "CLUSTER STATUS", op
+        for job in self.jobs[addr]:
+            job["looks"] += 1
+            if job["state"] not in cli._JOB_ENDS and job["looks"] > self.polls[addr]:
+                job["state"] = "failed" if addr == self.fail else "success"
+                job["message"] = "the target's ISR shrank" if addr == self.fail else ""
+        shards = [{"id": s, "primary_id": "n" + s, "slots": r} for s, r in self.owned.items()]
+        nodes = [{"id": "n" + s, "addr": s} for s in self.owned]
+        return json.dumps({"shards": shards, "nodes": nodes, "migrations": [], "migration_jobs": self.jobs[addr]})
+
+
+def _rebalance(fake: _MigratingCluster, monkeypatch) -> Any:
+    from click.testing import CliRunner
+
+    monkeypatch.setattr(cli, "_call", fake.call)
+    monkeypatch.setattr(cli, "_POLL_S", 0)
+    return CliRunner().invoke(cli.main, ["cluster", "rebalance", "a"])
+
+
+def test_rebalance_runs_migrations_between_distinct_shards_at_once(monkeypatch) -> None:
+    # Two new shards c and d take from a and b: a -> c and b -> d ran one after the other.
+    fake = _MigratingCluster({"a": [[0, 8191]], "b": [[8192, 16383]], "c": [], "d": []}, {"a": 3, "b": 6})
+    out = _rebalance(fake, monkeypatch)
+    assert out.exit_code == 0, out.output
+    assert fake.overlaps == {frozenset(("nc", "nd"))}
+    lines = out.output.splitlines()
+    assert "[2/2 migrations, 0/8192 slots moved]" in "\n".join(lines)  # both started before either ended
+    assert lines[-1] == "[2/2 migrations, 8192/8192 slots moved] the cluster is balanced"
+
+
+def test_rebalance_moves_from_one_source_one_at_a_time(monkeypatch) -> None:
+    fake = _MigratingCluster({"a": [[0, 16383]], "c": [], "d": []}, {"a": 2})
+    out = _rebalance(fake, monkeypatch)
+    assert out.exit_code == 0, out.output
+    assert fake.overlaps == set() and [job["target"] for job in fake.jobs["a"]] == ["nc", "nd"]
+
+
+def test_a_failed_migration_starts_no_other_and_ends_the_rebalance_once_the_running_ones_end(monkeypatch) -> None:
+    fake = _MigratingCluster({"a": [[0, 8191]], "b": [[8192, 16383]], "c": [], "d": []}, {"a": 2, "b": 5}, fail="a")
+    out = _rebalance(fake, monkeypatch)
+    assert out.exit_code == 1, out.output
+    assert fake.jobs["b"][0]["state"] == "success"  # followed to its end
+    assert ("migration 1/2 (slots 4096-8191) ended failed: the target's ISR shrank; 4096 of 8192 slots were moved"
+            in out.output), out.output  # fmt: skip

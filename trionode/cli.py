@@ -8,6 +8,7 @@ stderr that names the problem and a non-zero exit status, never a traceback.
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -185,8 +186,6 @@ def _cluster_id(addr: str) -> str:
 
 
 def _wait_for(what: str, check: Any, timeout_s: float = CLUSTER_SETTLE_TIMEOUT_S) -> None:
-    import time
-
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
@@ -316,33 +315,46 @@ def cluster_migrate(addr: str, slots_text: str, target_id: str) -> None:
     """Move slots from ADDR (their shard's primary) to another shard, showing progress until the job ends.
 
     Exits 0 once the slots have moved, 1 if the migration aborted (it says why; the source keeps its data)."""
-    job = _run_migration(addr, _parse_slot_ranges(slots_text), target_id)
+    name = _start_migration(addr, _parse_slot_ranges(slots_text), target_id)
+    shown = ""
+    while (job := _job(addr, name))["state"] not in _JOB_ENDS:
+        shown = _show(_job_text(job, target_id), shown)
+        time.sleep(_POLL_S)
+    _show(_job_text(job, target_id), shown)
     sys.exit(0 if job["state"] == "success" else 1)
 
 
 _JOB_ENDS = ("success", "failed", "cancelled")
+_POLL_S = 0.5  # how often a running job's progress is read
 
 
-def _run_migration(addr: str, ranges: Sequence[Sequence[int]], target_id: str, prefix: str = "") -> dict[str, Any]:
-    """Start a migration of ``ranges`` on ADDR (their primary) to ``target_id``; show its progress, one
-    line per change (after ``prefix``), until it ends; its last row."""
-    import time
-
+def _start_migration(addr: str, ranges: Sequence[Sequence[int]], target_id: str) -> str:
+    """Start a migration of ``ranges`` on ADDR (their primary) to ``target_id``; its job's name."""
     before = {job["name"] for job in _migrations(addr)}
     _call(addr, "CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", *(bound for pair in ranges for bound in pair), "NODE",
           target_id)  # fmt: skip
-    shown = ""
-    while True:
-        job = next((j for j in _migrations(addr) if j["name"] not in before and j["operation"] == "EXPORT"), None)
-        if job is None:
-            _fail(f"{addr} accepted the migration but does not list it")
-        line = f"{prefix}{job['name'][:12]} slots {job['slot_ranges']} -> {target_id[:12]}: {_progress_text(job)}"
-        if line != shown:
-            click.echo(line)
-            shown = line
-        if job["state"] in _JOB_ENDS:
-            return job
-        time.sleep(0.5)
+    job = next((j for j in _migrations(addr) if j["name"] not in before and j["operation"] == "EXPORT"), None)
+    if job is None:
+        _fail(f"{addr} accepted the migration but does not list it")
+    return job["name"]
+
+
+def _job(addr: str, name: str) -> dict[str, Any]:
+    job = next((j for j in _migrations(addr) if j["name"] == name), None)
+    if job is None:
+        _fail(f"{addr} no longer lists migration {name[:12]}")
+    return job
+
+
+def _job_text(job: dict[str, Any], target_id: str) -> str:
+    return f"{job['name'][:12]} slots {job['slot_ranges']} -> {target_id[:12]}: {_progress_text(job)}"
+
+
+def _show(line: str, shown: str) -> str:
+    """Print ``line`` unless it is what was shown last; what is shown now."""
+    if line != shown:
+        click.echo(line)
+    return line
 
 
 @cluster.command("rebalance")
@@ -352,8 +364,8 @@ def _run_migration(addr: str, ranges: Sequence[Sequence[int]], target_id: str, p
                    "(default 1; 0 empties it). Repeat for each shard.")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Print the plan and move nothing.")
 def cluster_rebalance(addr: str, weight_texts: tuple[str, ...], dry_run: bool) -> None:
-    """Move slots until every shard holds its weight's share (to within one slot), one migration at a time,
-    moving the fewest slots.
+    """Move slots until every shard holds its weight's share (to within one slot), moving the fewest slots;
+    migrations between distinct shards run at once.
 
     Exits 0 once balanced, 1 if a migration aborted (it says why; the slots moved before it stay moved)."""
     from trionode.core.cluster.planner import apply_moves, plan_rebalance
@@ -411,19 +423,48 @@ def _primary_text(report: dict[str, Any], shard_id: str) -> str:
 
 
 def _run_moves(addr: str, moves: "list[SlotMove]", total: int) -> None:
-    """Run the plan's migrations in order, each from its source shard's primary of the moment."""
-    done = 0
-    for i, move in enumerate(moves, 1):
-        report = json.loads(_call(addr, "CLUSTER", "STATUS"))
-        primaries = {shard["id"]: shard["primary_id"] for shard in report["shards"]}
-        source_addr = next(n["addr"] for n in report["nodes"] if n["id"] == primaries[move.source_shard_id])
-        prefix = f"[{i}/{len(moves)} migrations, {done}/{total} slots moved] "
-        job = _run_migration(source_addr, move.slots, primaries[move.target_shard_id], prefix)
-        if job["state"] != "success":
-            _fail(f"migration {i}/{len(moves)} (slots {_ranges_text(move.slots)}) ended {job['state']}: "
-                  f"{job['message'] or 'no reason given'}; {done} of {total} slots were moved", 1)  # fmt: skip
-        done += _slot_count(move.slots)
+    """Run the plan's migrations, those on distinct shards at once (``moves_to_start``), each from its
+    source shard's primary of the moment; one progress line per change, after the plan's counters.
+
+    Once one fails, no other starts; those running are followed to their end, then the exit is 1."""
+    from trionode.core.cluster.planner import moves_to_start
+    from trionode.core.cluster.state import migrations_max
+
+    pending, running = list(range(len(moves))), {}  # running: move index -> (source addr, job name, target id)
+    shown: dict[int, str] = {}
+    started = done = 0
+    failures: list[str] = []
+    while running or (pending and not failures):
+        for i in [] if failures else moves_to_start(moves, pending, running, migrations_max):
+            pending.remove(i)
+            started += 1
+            running[i] = _start_move(addr, moves[i])
+        for i, (source_addr, name, target_id) in list(running.items()):
+            job = _job(source_addr, name)
+            prefix = f"[{started}/{len(moves)} migrations, {done}/{total} slots moved] "
+            shown[i] = _show(prefix + _job_text(job, target_id), shown.get(i, ""))
+            if job["state"] not in _JOB_ENDS:
+                continue
+            del running[i]
+            if job["state"] == "success":
+                done += _slot_count(moves[i].slots)
+            else:
+                failures.append(f"migration {i + 1}/{len(moves)} (slots {_ranges_text(moves[i].slots)}) ended "
+                                f"{job['state']}: {job['message'] or 'no reason given'}")  # fmt: skip
+        if running:
+            time.sleep(_POLL_S)
+    if failures:
+        _fail(f"{'; '.join(failures)}; {done} of {total} slots were moved", 1)
     click.echo(f"[{len(moves)}/{len(moves)} migrations, {total}/{total} slots moved] the cluster is balanced")
+
+
+def _start_move(addr: str, move: "SlotMove") -> tuple[str, str, str]:
+    """Start ``move`` on its source shard's primary of the moment: (that primary's addr, job name, target id)."""
+    report = json.loads(_call(addr, "CLUSTER", "STATUS"))
+    primaries = {shard["id"]: shard["primary_id"] for shard in report["shards"]}
+    source_addr = next(n["addr"] for n in report["nodes"] if n["id"] == primaries[move.source_shard_id])
+    target_id = primaries[move.target_shard_id]
+    return source_addr, _start_migration(source_addr, move.slots, target_id), target_id
 
 
 def _parse_slot_ranges(text: str) -> list[tuple[int, int]]:

@@ -91,6 +91,7 @@ assert bus_inbound_per_peer_max <= bus_inbound_connections_max
 fds_bus_max = 2 * bus_inbound_connections_max + bus_handshakes_max
 assert raft_heartbeat_ticks < raft_election_ticks
 raft_forwarded_max = 256                       # operator commands forwarded to the leader, in flight
+raft_read_indexes_max = 256                    # read-index questions to the leader in flight
 
 # --- Replication -------------------------------------------------------------------
 repl_backlog_bytes_max = 64 * 1024 * 1024      # recent effects kept in memory for partial resyncs
@@ -117,6 +118,9 @@ migration_establish_retry_ms = 200             # the target is asked again this 
 migration_resend_ms = 500                      # no acknowledgement for this long: the stream is sent again from it
 migration_records_per_msg_max = 64             # stream records in one bus message
 migration_paused_wait_ms_max = 5_000           # a client's write held by a pause waits this long, then TRYAGAIN
+# A command for a slot this shard imports waits this long for the configuration to catch up with the
+# leader's (the commit may be on its way), then is redirected to the source.
+routing_catch_up_ms_max = 1_000
 migration_cleanup_idle_ms = 1_000              # with nothing to delete, cleanup looks again this often
 migration_log_jobs_max = 32                    # finished jobs CLUSTER GETSLOTMIGRATIONS still lists
 

@@ -1,12 +1,21 @@
 """Routing: who serves a slot, and the exact error every other client gets."""
 
+import copy
+
 from trionode.core import errors
 from trionode.core.cluster.commands import apply, command
 from trionode.core.cluster.state import ClusterState
-from trionode.core.routing import from_cluster_state, not_a_member
+from trionode.core.data_state import DataState
+from trionode.core.keyspace import KEYSPACE_COMMANDS
+from trionode.core.reply import Action, ErrorReply
+from trionode.core.routing import Routing, from_cluster_state, not_a_member
+from trionode.core.server_specs import SERVER_COMMANDS
+from trionode.core.session import Node, NodeFacts, Session
+from trionode.core.slots import key_slot
 
 A, B, R = "a" * 40, "b" * 40, "c" * 40
 SA, SB = "1" * 40, "2" * 40
+MID = "9" * 40
 
 
 def _state() -> ClusterState:
@@ -67,13 +76,72 @@ def test_a_node_outside_any_cluster_is_down() -> None:
 
 def test_flushall_is_refused_on_both_shards_of_a_migration_and_paused_slots_are_carried() -> None:
     state = _state()
-    mid = "9" * 40
-    cmd = command("migration_start", migration_id=mid, source_shard_id=SA, target_shard_id=SB, source_epoch=1,
+    cmd = command("migration_start", migration_id=MID, source_shard_id=SA, target_shard_id=SB, source_epoch=1,
                   target_epoch=2, slots=[(0, 9)])  # fmt: skip
     assert apply(state, state.applied_index + 1, cmd).ok
     for node in (A, B):
         routing = from_cluster_state(state, node, paused=frozenset({3}))
         assert routing.keyless_error(write=True) == errors.FLUSHALL_MIGRATING
         assert routing.keyless_error(write=False) is None and routing.paused == frozenset({3})
-    assert apply(state, state.applied_index + 1, command("migration_abort", migration_id=mid)).ok
+    assert apply(state, state.applied_index + 1, command("migration_abort", migration_id=MID)).ok
     assert from_cluster_state(state, A).keyless_error(write=True) is None
+
+
+# --- just after a migration's commit: the two primaries apply it one after the other ------------
+
+MOVING = (0, 9)
+KEY = next(k for k in (b"key%d" % i for i in range(100_000)) if MOVING[0] <= key_slot(k) <= MOVING[1])
+MOVED_TO_A = f"MOVED {key_slot(KEY)} 127.0.0.1:7001"
+MOVED_TO_B = f"MOVED {key_slot(KEY)} 127.0.0.1:7002"
+
+
+def _migrating() -> tuple[ClusterState, ClusterState]:
+    """The configuration once SA -> SB's migration of MOVING started, and the same once it committed."""
+    started = _state()
+    cmd = command("migration_start", migration_id=MID, source_shard_id=SA, target_shard_id=SB, source_epoch=1,
+                  target_epoch=2, slots=[MOVING])  # fmt: skip
+    assert apply(started, started.applied_index + 1, cmd).ok
+    committed = copy.deepcopy(started)
+    commit = command("migration_commit", migration_id=MID, source_epoch=1, target_epoch=2)
+    assert apply(committed, committed.applied_index + 1, commit).ok
+    return started, committed
+
+
+def _session(routes: Routing) -> Session:
+    table = {name.encode(): spec for name, spec in {**KEYSPACE_COMMANDS, **SERVER_COMMANDS}.items()}
+    facts = NodeFacts(B, SB, "127.0.0.1", 7002, 17002, 1, 0, "", "0")
+    return Session(Node(DataState(), table, facts, dict, routes, lease_until_ms=1 << 62), 1, "127.0.0.1:1")
+
+
+def test_only_the_target_primary_holds_the_slots_it_imports() -> None:
+    started, committed = _migrating()
+    assert from_cluster_state(started, B).importing == frozenset(range(MOVING[0], MOVING[1] + 1))
+    assert from_cluster_state(started, A).importing == frozenset()  # the source
+    assert from_cluster_state(committed, B).importing == frozenset()  # the slots are its own now
+
+
+def test_a_client_sent_to_the_target_by_the_committed_source_is_not_sent_back() -> None:
+    # The source applied the commit first and sends the client to the target, whose configuration
+    # still names the source: the target answered MOVED back, and the client bounced between the two
+    # until the target applied the commit too.
+    started, committed = _migrating()
+    assert _session(from_cluster_state(committed, A)).execute([b"SET", KEY, b"v"])[0] == ErrorReply(MOVED_TO_B)
+    target = _session(from_cluster_state(started, B))
+    for argv in ([b"SET", KEY, b"v"], [b"GET", KEY]):
+        reply, _ = target.execute(argv)
+        # Handed to the shell, which catches up with the leader's configuration before it redirects.
+        assert isinstance(reply, Action) and reply.kind == "importing", reply
+        assert reply.args == (argv, MOVED_TO_A)
+    target.node.routing = from_cluster_state(committed, B)  # caught up: the commit was applied here
+    assert target.execute([b"SET", KEY, b"v"])[0] == "OK" and target.execute([b"GET", KEY])[0] == b"v"
+
+
+def test_other_redirects_of_the_target_are_unchanged() -> None:
+    started, _ = _migrating()
+    target = _session(from_cluster_state(started, B))
+    other = next(k for k in (b"other%d" % i for i in range(100_000)) if MOVING[1] < key_slot(k) <= 8000)
+    assert target.execute([b"GET", other])[0] == ErrorReply(f"MOVED {key_slot(other)} 127.0.0.1:7001")
+    assert target.execute([b"MGET", KEY, other])[0] == ErrorReply(errors.CROSSSLOT)
+    aborted = copy.deepcopy(started)
+    assert apply(aborted, aborted.applied_index + 1, command("migration_abort", migration_id=MID)).ok
+    assert _session(from_cluster_state(aborted, B)).execute([b"GET", KEY])[0] == ErrorReply(MOVED_TO_A)

@@ -96,7 +96,7 @@ COMMANDS = [
 def general_path_reply(session: Session, argv: list[bytes]) -> object:
     """What the dispatcher must answer: _route's verdict always, then execution."""
     spec = TABLE[argv[0].lower()]
-    error = session._route(spec, argv)
+    error = session._route(spec, argv, key_slot(argv[spec.first_key]))
     if error is not None:
         return ErrorReply(error)
     try:
@@ -194,6 +194,7 @@ def test_only_replies_that_describe_the_keyspace_wait_for_what_was_applied():
     # primary dies, that watermark stalls. PING and CLUSTER SLOTS must still answer
     # (clients refresh the topology with them); INFO's key counts must not run ahead.
     session = make_session(half_owned(am_primary=False, replica_serving=True))
+    session.readonly = True  # a replica lists keys only to READONLY connections
     session.node.data.apply_replicated(1, [b"SET", b"k", b"v"])
     applied = session.node.data.applied_offset
     assert applied == 1
@@ -220,7 +221,11 @@ def test_info_sections_that_reveal_no_data_answer_at_once():
 
 # --- keyless commands (FLUSHALL, DBSIZE, KEYS, SCAN) obey the keyed rules ---------------
 
-KEYLESS_READS = ([b"DBSIZE"], [b"KEYS", b"*"], [b"SCAN", b"0"])
+K_SLOT = str(key_slot(b"k")).encode()
+# CLUSTER COUNTKEYSINSLOT and GETKEYSINSLOT were answered on any node: a replica served them to a
+# connection that never sent READONLY, and while it was loading or catching up (stale counts and keys).
+KEYLESS_READS = ([b"DBSIZE"], [b"KEYS", b"*"], [b"SCAN", b"0"], [b"CLUSTER", b"COUNTKEYSINSLOT", K_SLOT],
+                 [b"CLUSTER", b"GETKEYSINSLOT", K_SLOT, b"10"])  # fmt: skip
 NO_SHARD = Routing(half_owned().owners, None, False, {"s1": "h:1", "s2": "h:2"})
 
 

@@ -6,12 +6,14 @@ from typing import Any
 import pytest
 import trio
 
+from trionode import limits
 from trionode.config import Config
 from trionode.core import errors, routing
 from trionode.core.data_state import DataState
 from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.server_specs import SERVER_COMMANDS
 from trionode.core.session import Node, NodeFacts
+from trionode.core.slots import key_slot
 from trionode.io import resp_server
 
 pytestmark = pytest.mark.timeout(30)
@@ -65,3 +67,31 @@ async def test_a_read_pipelined_after_a_wait_sees_the_lease_that_ran_out(waiting
     replies = bytes(stream.sent).split(b"\r\n")
     assert replies[:2] == [b"$1", b"v"]  # served while the lease held
     assert replies[3:5] == [f"-{errors.LEASE_EXPIRED}".encode()] * 2, replies
+
+
+@pytest.mark.parametrize("commit_applied", [True, False])
+async def test_a_command_for_an_imported_slot_runs_again_once_the_configuration_caught_up(
+    commit_applied: bool, monkeypatch
+) -> None:
+    # The target's primary, before it applied the commit that gives it k's slot: its routing names the
+    # source (s2). The command waits for the control plane to catch up, then runs again.
+    slot = key_slot(b"k")
+    runtime = _runtime({"mono_ms": 0})
+    monkeypatch.setattr(resp_server, "monotonic_ms", lambda: 0)  # within the lease
+    before = routing.Routing(("s2",) * limits.slots_count, "s1", True, {"s1": "h:1", "s2": "h:2"},
+                             importing=frozenset({slot}))  # fmt: skip
+    runtime.node.routing = before
+    caught_up: list[int] = []
+
+    async def catch_up(timeout_ms: int) -> bool:
+        caught_up.append(timeout_ms)
+        await trio.sleep(0)
+        if commit_applied:
+            runtime.node.routing = routing.serve_everything("s1")
+        return commit_applied
+
+    runtime.control = SimpleNamespace(catch_up=catch_up)
+    stream = _Stream(b"GET k\r\n")
+    await resp_server.Connection(runtime, stream, 1, "127.0.0.1:1").serve()  # type: ignore[arg-type]
+    assert caught_up == [limits.routing_catch_up_ms_max]
+    assert bytes(stream.sent) == (b"$1\r\nv\r\n" if commit_applied else f"-MOVED {slot} h:2\r\n".encode())

@@ -91,7 +91,8 @@ SCHEMAS: dict[str, dict[str, Field]] = {
     "mig_ready": {"id": (is_id, True), "error": (_text, False)},
     "mig_data": {"id": (is_id, True), "from": (_count, True), "recs": (_records, True)},
     "mig_ack": {"id": (is_id, True), "offset": (_count, True)},
-    # Whether a restarted node's configuration has caught up (cleanup waits for it): the leader's read index.
+    # The leader's read index (io/control.py): whether a node's configuration has caught up with what was
+    # committed before it asked (a restarted node's cleanup, a redirect for a slot its shard imports).
     "read_index": {"req": (_count, True), "index": (_count, False)},
 }
 

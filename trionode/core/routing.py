@@ -15,18 +15,27 @@ commands, reads too, wait (the session hands them back to the shell) instead
 of failing: once the commit may have applied, the target may already take
 writes that this node's configuration does not show, and a read here would
 return a value older than an acknowledged write.
+The commit reaches the nodes one by one, so just after it the source may
+send a client here, to the target's primary, while this node's configuration
+still names the source. Answering MOVED back would bounce the client between
+the two until the commit applies here (Valkey's handover avoids this by the
+target taking ownership before the source lets go). So the slots a running
+migration moves to this shard are ``importing`` on its primary: a command for
+one is handed back to the shell, which first applies what the Raft leader had
+committed when asked (its read index), and runs the command again. It is
+served if the commit was among that. Otherwise the source had not applied the
+commit when the client left it either (whatever it had applied was committed
+before the question), so this client did not follow a MOVED of the commit:
+it is redirected to the source, which still holds the slots.
 The errors are Valkey's, byte for byte, because cluster clients act on them.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from trionode import limits
 from trionode.core import errors
-
-if TYPE_CHECKING:
-    from trionode.core.cluster.state import ClusterState
+from trionode.core.cluster.state import ClusterState, slots_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +53,9 @@ class Routing:
     # along with the staged ones, or leave the target's copy of the moving slots stale.
     migrating: bool = False
     paused: frozenset[int] = frozenset()  # slots in a migration's handover: their commands wait (Session)
+    # Slots a running migration moves to this node's shard, on its primary: a redirect for one waits
+    # until the configuration has caught up with the leader's (Session).
+    importing: frozenset[int] = frozenset()
 
     def error_for(self, slot: int, write: bool = True, readonly_session: bool = False) -> str | None:
         """None when this node serves ``slot`` for this command; otherwise the error line to send."""
@@ -65,6 +77,9 @@ class Routing:
         The keyed rules with no slot to look up: a write runs only on a shard's primary, a read
         there or, for a READONLY connection, on an in-sync streaming replica. There is no slot
         to redirect with, so a replica refuses with Valkey's replica errors instead of MOVED.
+        Valkey runs any command without keys on any node, replicas included (getNodeByQuery);
+        here a replica without READONLY refuses, as it would otherwise show a client data older
+        than writes it saw acknowledged (§5.4: READONLY is the opt-in to stale reads).
         The primary's lease is the caller's to check, as for keyed commands.
         """
         if not self.member:
@@ -92,7 +107,7 @@ def not_a_member() -> Routing:
 
 
 def from_cluster_state(
-    state: "ClusterState", my_id: str, *, min_insync_replicas: int = 1, replica_serving: bool = False,
+    state: ClusterState, my_id: str, *, min_insync_replicas: int = 1, replica_serving: bool = False,
     disk_full: bool = False, paused: frozenset[int] = frozenset(),
 ) -> Routing:
     """The routing a node derives from the applied configuration (and its replication state)."""
@@ -110,8 +125,12 @@ def from_cluster_state(
         refused = errors.DISK_FULL
     in_isr = my_shard is not None and my_id in my_shard.isr_ids
     migrating = any(me.shard_id in (m.source_shard_id, m.target_shard_id) for m in state.migrations.values())
+    importing: set[int] = set()
+    for m in state.migrations.values():
+        if m.target_shard_id == me.shard_id and me.role == "primary":
+            importing |= slots_of(m.slots)
     return Routing(
         tuple(state.slot_owners), me.shard_id, me.role == "primary", primary_addr,
         replica_serving=replica_serving and in_isr and me.role == "replica", writes_refused=refused,
-        disk_full=disk_full, migrating=migrating, paused=paused,
+        disk_full=disk_full, migrating=migrating, paused=paused, importing=frozenset(importing),
     )

@@ -35,6 +35,17 @@ def run(session: "Session", spec: CommandSpec, argv: list[bytes]) -> Any:
 _KEYSPACE_SUBCOMMANDS = frozenset({b"countkeysinslot", b"getkeysinslot"})
 
 
+def reads_slot_keys(spec: CommandSpec, argv: list[bytes]) -> bool:
+    """CLUSTER COUNTKEYSINSLOT and GETKEYSINSLOT: keyless reads of the data, like DBSIZE and KEYS.
+
+    They obey the same rules (DESIGN §5.1, §5.4): a replica answers them only to a READONLY
+    connection while it streams, a primary only with its lease. Valkey answers them on any
+    node, stale replicas included, which our rule against stale reads does not allow.
+    INFO's key counts stay unrouted: every node answers INFO, as monitoring tools expect.
+    """
+    return spec.name == "cluster" and len(argv) > 1 and argv[1].lower() in _KEYSPACE_SUBCOMMANDS
+
+
 def reads_keyspace(spec: CommandSpec, argv: list[bytes]) -> bool:
     """INFO's keyspace section (key counts) and CLUSTER COUNTKEYSINSLOT/GETKEYSINSLOT describe the keyspace.
 
@@ -46,7 +57,7 @@ def reads_keyspace(spec: CommandSpec, argv: list[bytes]) -> bool:
     """
     if spec.name == "info":
         return describes_keyspace(_info_sections(argv))
-    return spec.name == "cluster" and len(argv) > 1 and argv[1].lower() in _KEYSPACE_SUBCOMMANDS
+    return reads_slot_keys(spec, argv)
 
 
 def _ping(session: "Session", argv: list[bytes]) -> Any:

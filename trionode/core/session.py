@@ -17,6 +17,10 @@ read would. A primary whose lease ran out serves nothing, keyed or not.
 A write to a slot in a migration's handover pause is handed back to the shell
 (``Action("paused")``), which waits for the pause to end and runs it again:
 then it executes here (the migration aborted) or gets MOVED (it committed).
+On the target's primary, a command for a slot it imports is handed back too
+(``Action("importing", argv, redirect)``) instead of being sent back to the
+source: the shell catches up with the committed configuration and runs it
+again, and sends ``redirect`` only if it is still not served here.
 """
 
 from collections.abc import Callable
@@ -145,23 +149,30 @@ class Session:
             return ErrorReply(refused), 0
         try:
             if spec.handler is None:
+                if server_commands.reads_slot_keys(spec, argv) and (error := self._keyless_error(write=False)):
+                    return ErrorReply(error), 0
                 # Replies that describe the keyspace (INFO keyspace, CLUSTER COUNTKEYSINSLOT) wait for
                 # what was applied before them, like any read; the rest reveal no data.
                 reply = server_commands.run(self, spec, argv)
                 return reply, (node.data.applied_offset if server_commands.reads_keyspace(spec, argv) else 0)
             if spec.first_key <= 0:
                 # FLUSHALL, DBSIZE, KEYS, SCAN: the same rules as keyed commands, minus the slot.
-                error = node.routing.keyless_error(spec.is_write, self.readonly) or self._lease_error()
+                error = self._keyless_error(spec.is_write)
             elif spec.single_key and node.serves_every_slot():
                 # Every slot is served here, so only the lease can refuse (see _route).
                 error = errors.LEASE_EXPIRED if self.mono_ms >= node.lease_until_ms else None
             else:
-                error = self._route(spec, argv)
-                paused = node.routing.paused
-                if error is None and paused and key_slot(argv[spec.first_key]) in paused:
+                slot = key_slot(argv[spec.first_key])
+                error = self._route(spec, argv, slot)
+                routing = node.routing
+                if error is None and slot in routing.paused:
                     # Reads wait too: once the commit may have applied, the target may take writes
                     # this node's configuration does not show yet (two-shard simulation, seed 46).
                     return Action("paused", argv), 0  # the shell waits out the handover, then retries
+                if error is not None and error != errors.CROSSSLOT and slot in routing.importing:
+                    # The source may have applied the commit and sent this client here: the shell
+                    # catches up with the configuration before it sends the client back (Routing).
+                    return Action("importing", argv, error), 0
             if error is not None:
                 return ErrorReply(error), 0
             reply, required = node.data.execute(spec, argv, self.now_ms, primary=node.routing.am_primary)
@@ -171,14 +182,18 @@ class Session:
             self.last_write_offset = required
         return reply, required
 
-    def _route(self, spec: CommandSpec, argv: list[bytes]) -> str | None:
-        """CROSSSLOT, MOVED or CLUSTERDOWN for a keyed command this node must not run; else None."""
-        slot = key_slot(argv[spec.first_key])
+    def _route(self, spec: CommandSpec, argv: list[bytes], slot: int) -> str | None:
+        """CROSSSLOT, MOVED or CLUSTERDOWN for a keyed command (its first key in ``slot``) this node
+        must not run; else None."""
         if spec.last_key != spec.first_key:
             for i in spec.key_positions(len(argv))[1:]:
                 if key_slot(argv[i]) != slot:
                     return errors.CROSSSLOT
         return self.node.routing.error_for(slot, spec.is_write, self.readonly) or self._lease_error()
+
+    def _keyless_error(self, write: bool) -> str | None:
+        """The keyed rules minus the slot (Routing.keyless_error), then the lease; None to run."""
+        return self.node.routing.keyless_error(write, self.readonly) or self._lease_error()
 
     def _lease_error(self) -> str | None:
         """LEASE_EXPIRED on a primary whose lease ran out (partitioned or paused: another

@@ -71,6 +71,7 @@ class ControlPlane:
         self._wake = trio.Event()
         self._waiters: dict[int, _Waiter] = {}
         self._forwarded: dict[int, _Waiter] = {}   # Invariant: len <= forwarded_max
+        self._read_indexes: dict[int, _Waiter] = {}  # Invariant: len <= raft_read_indexes_max
         self.authority = LeaderAuthority(node_id, limits.raft_election_ticks * limits.raft_tick_ms)
         self._next_request = 0
         self._nursery: trio.Nursery | None = None
@@ -111,6 +112,9 @@ class ControlPlane:
             return
         if kind == "fwd_reply":
             self._forwarded_reply(payload)
+            return
+        if kind == "read_index":
+            self._on_read_index(peer_id, payload)
             return
         if kind in self.bus_handlers:
             self.bus_handlers[kind](peer_id, payload)
@@ -419,6 +423,52 @@ class ControlPlane:
             waiter.result = ProposalError(message)
             waiter.done.set()
         self._waiters.clear()
+
+    # --- read index: has this node applied what was committed before a moment? ---------
+    async def read_index(self, timeout_ms: int) -> int | None:
+        """The leader's read index: at or above every entry committed anywhere before the call.
+
+        Asked of the leader over the bus (answered at once on the leader itself); None when no
+        leader is known, it cannot answer yet (nothing committed in its term), too many questions
+        are in flight, or no answer came within ``timeout_ms``.
+        """
+        node = self.rawnode
+        if node is None or node.is_leader:
+            return node.read_index() if node is not None else None
+        if not self.leader or self.leader == self.node_id or len(self._read_indexes) >= limits.raft_read_indexes_max:
+            return None
+        self._next_request += 1
+        request = self._next_request
+        waiter = self._read_indexes[request] = _Waiter(None, trio.Event())
+        try:
+            self.bus.send(self.leader, {"k": "read_index", "req": request})
+            with trio.move_on_after(timeout_ms / 1000):
+                await waiter.done.wait()
+        finally:
+            del self._read_indexes[request]
+        return waiter.result
+
+    async def catch_up(self, timeout_ms: int) -> bool:
+        """Wait until this node has applied every entry committed before the call; False past ``timeout_ms``."""
+        with trio.move_on_after(timeout_ms / 1000):
+            index = await self.read_index(timeout_ms)
+            if index is None:
+                return False
+            while self.state.applied_index < index:
+                await self._applied.wait()
+            return True
+        return False
+
+    def _on_read_index(self, peer_id: str, payload: dict) -> None:
+        if "index" in payload:  # an answer
+            waiter = self._read_indexes.get(payload["req"])
+            if waiter is not None and waiter.result is None:
+                waiter.result = payload["index"]
+                waiter.done.set()
+            return
+        index = self.rawnode.read_index() if self.rawnode is not None else None
+        if index is not None:  # a question; unanswered unless this node leads (the asker's wait is bounded)
+            self.bus.send(peer_id, {"k": "read_index", "req": payload["req"], "index": index})
 
     # --- bootstrap and membership ---------------------------------------------
     async def bootstrap(self, host: str, port: int, bus_port: int) -> None:

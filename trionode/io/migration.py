@@ -19,7 +19,7 @@ hidden or deleted (``staging.py``). This shell only executes:
   ends (``wait_resumed``), then run again (here, or MOVED after a commit);
 * cleanup deletes hidden keys on a primary in bounded chunks of ordinary
   logged DELs, once the configuration is known to be caught up (the leader's
-  read index, asked once per process).
+  read index, asked of the control plane once per process).
 
 The target's side (``ImportShell``) lives in ``migration_import.py``.
 """
@@ -80,8 +80,7 @@ class MigrationShell:
         self._ids = _job_ids()
         self.imports.wake_cleanup = lambda: self._cleanup_wanted.set()  # (the event is replaced after each wait)
         runtime.store.on_logged = self._on_logged
-        self.control.bus_handlers.update({"mig_ready": self._on_ready, "mig_ack": self._on_ack,
-                                          "read_index": self._on_read_index})  # fmt: skip
+        self.control.bus_handlers.update({"mig_ready": self._on_ready, "mig_ack": self._on_ack})
 
     # --- commands ------------------------------------------------------------------------
     def command(self, argv: list[bytes]) -> Any:
@@ -249,25 +248,12 @@ class MigrationShell:
         self.imports.on_cleared()
         return argv is not None
 
-    def _ask_read_index(self) -> None:
-        rawnode = self.control.rawnode
-        if self.catch_up.target is not None or rawnode is None:
-            return
-        if rawnode.is_leader:
-            if (index := rawnode.read_index()) is not None:
-                self.catch_up.on_read_index(index)
-        elif self.control.leader and self.control.leader != self.runtime.node_id:
-            self.control.bus.send(self.control.leader, {"k": "read_index", "req": 1})
-
-    def _on_read_index(self, peer_id: str, payload: dict) -> None:
-        if "index" in payload:
-            self.catch_up.on_read_index(payload["index"])
-            self._cleanup_wanted.set()
-            return
-        rawnode = self.control.rawnode
-        index = rawnode.read_index() if rawnode is not None else None
-        if index is not None:
-            self.control.bus.send(peer_id, {"k": "read_index", "req": payload["req"], "index": index})
+    async def _catch_up_loop(self) -> None:
+        """The leader's read index, for ``catch_up``: asked once per process, every tick until answered."""
+        while (index := await self.control.read_index(TICK_MS)) is None:
+            await trio.sleep(TICK_MS / 1000)
+        self.catch_up.on_read_index(index)
+        self._cleanup_wanted.set()
 
     # --- tasks ------------------------------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -278,6 +264,7 @@ class MigrationShell:
             self._early.clear()
             nursery.start_soon(self._tick_loop)
             nursery.start_soon(self._cleanup_loop)
+            nursery.start_soon(self._catch_up_loop)
             nursery.start_soon(self.imports.ack_loop)
             task_status.started()
             while True:
@@ -295,8 +282,6 @@ class MigrationShell:
             for job_id, sender in list(self.senders.items()):
                 if sender.tick(now):
                     self._send(job_id)
-            if not self.catch_up.done:
-                self._ask_read_index()
 
     async def _cleanup_loop(self) -> None:
         while True:

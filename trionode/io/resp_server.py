@@ -141,6 +141,9 @@ class Connection:
         if action.kind == "paused":
             self._reply(*await self._run_paused(action.args[0]))
             return
+        if action.kind == "importing":
+            self._reply(*await self._run_importing(*action.args))
+            return
         if action.kind == "migration":
             try:
                 self._reply(self.runtime.migration.command(action.args[0]), 0)
@@ -171,10 +174,30 @@ class Connection:
             reply, required = self.session.execute(argv)
             if type(reply) is not Action:
                 return reply, required
+            if reply.kind == "importing":
+                return ErrorReply(reply.args[1]), 0  # moved away and straight back: the redirect stands
             if trio.current_time() >= deadline:
                 return ErrorReply(errors.PAUSED_TOO_LONG), 0
             with trio.move_on_at(deadline):
                 await self.runtime.migration.wait_resumed()
+
+    async def _run_importing(self, argv: list[bytes], redirect: str) -> tuple[Any, int]:
+        """A command for a slot this shard's running migration imports: catch up, then run it again.
+
+        The source sends clients here once it has applied the commit, which this node may not have
+        applied yet; ``redirect`` (MOVED back to the source) would bounce them between the two. So this
+        node first applies what the Raft leader had committed when asked (bounded), and the command
+        runs again: it is served if the commit was among that, else the redirect is still right.
+        """
+        await self._flush()
+        await self.runtime.control.catch_up(limits.routing_catch_up_ms_max)
+        self._stamp()
+        reply, required = self.session.execute(argv)
+        if type(reply) is not Action:
+            return reply, required
+        if reply.kind == "paused":
+            return await self._run_paused(argv)  # committed, and already in a handover back out
+        return ErrorReply(reply.args[1]), 0
 
 
 async def serve_listeners(runtime: "NodeRuntime", listeners: list[trio.SocketListener]) -> None:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trionode import limits
-from trionode.core.cluster import SlotMove, apply_moves, plan_rebalance, slot_quotas, split_slots
+from trionode.core.cluster import SlotMove, apply_moves, moves_to_start, plan_rebalance, slot_quotas, split_slots
 from trionode.core.cluster.state import slots_of
 
 from .helpers import S1, S2
@@ -118,3 +118,43 @@ def test_an_even_split_is_balanced_and_weight_zero_empties_a_shard() -> None:
 def test_a_bad_weighting_is_refused(weights: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         plan_rebalance({S1: ((0, 8191),), S2: ((8192, 16383),)}, weights)
+
+
+# --- running a plan: moves that share no shard run at once ------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(clusters(), st.integers(1, 4), st.randoms(use_true_random=False))
+def test_moves_run_at_once_only_on_distinct_shards_in_plan_order_and_all_run(cluster, running_max, rng) -> None:
+    owned, weights = cluster
+    moves = plan_rebalance(owned, weights)
+    pending, running, order = list(range(len(moves))), [], []
+    while pending or running:
+        started = moves_to_start(moves, pending, running, running_max)
+        assert started or running, "a plan never stalls"
+        for i in started:
+            pending.remove(i)
+        running += started
+        order += started
+        shards = [shard for i in running for shard in moves[i][:2]]
+        assert len(shards) == len(set(shards)) and len(running) <= running_max
+        running.remove(rng.choice(running))  # jobs end in any order
+    for shard in owned:  # each shard's moves run in plan order
+        mine = [i for i in order if shard in moves[i][:2]]
+        assert mine == sorted(mine)
+    # Moves are independent: the order they ran in ends where the plan does.
+    assert apply_moves(owned, [moves[i] for i in order]) == apply_moves(owned, moves)
+
+
+def test_two_new_shards_take_from_two_old_ones_at_once() -> None:
+    a, b, c, d = SHARDS[:4]
+    moves = plan_rebalance({a: ((0, 8191),), b: ((8192, 16383),), c: (), d: ()}, dict.fromkeys((a, b, c, d), 1))
+    assert [m[:2] for m in moves] == [(a, c), (b, d)]
+    assert moves_to_start(moves, [0, 1], [], 64) == [0, 1]
+    assert moves_to_start(moves, [0, 1], [], 1) == [0]  # migrations_max
+    # One source giving to two targets: one at a time, in plan order.
+    moves = plan_rebalance({a: ((0, 16383),), c: (), d: ()}, dict.fromkeys((a, c, d), 1))
+    assert [m[:2] for m in moves] == [(a, c), (a, d)]
+    assert moves_to_start(moves, [0, 1], [], 64) == [0]
+    assert moves_to_start(moves, [1], [0], 64) == []
+    assert moves_to_start(moves, [1], [], 64) == [1]

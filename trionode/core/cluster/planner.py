@@ -29,6 +29,11 @@ each receiver contiguous when it held one range. Ties break on shard ids,
 so the same cluster and weights always give the same plan; a cluster already
 within one slot everywhere gets an empty plan. The plan names shards, not
 primaries: the shell resolves each move's current primaries when it runs it.
+
+No shard both gives and receives, so each move takes only slots its source
+held when planned, and the moves may run in any order. :func:`moves_to_start`
+runs them concurrently where they share no shard: each shard takes part in one
+migration at a time, in plan order, and at most ``migrations_max`` run at once.
 """
 
 from collections.abc import Collection, Mapping, Sequence
@@ -206,3 +211,23 @@ def apply_moves(
         slots[move.source_shard_id] -= moving
         slots[move.target_shard_id] |= moving
     return {shard: ranges_from_slots(s) for shard, s in slots.items()}
+
+
+def moves_to_start(
+    moves: Sequence[SlotMove], pending: Sequence[int], running: Collection[int], running_max: int
+) -> list[int]:
+    """Which of the ``pending`` moves (indexes into ``moves``, in plan order) start now.
+
+    A move starts once no move before it in the plan that shares a shard with it is running
+    or still pending, and while fewer than ``running_max`` run: one migration per shard
+    at a time (one handover pause on a source, one import on a target), in plan order.
+    """
+    assert running_max >= 1 and not set(pending) & set(running), (pending, running)
+    claimed = {shard for i in running for shard in moves[i][:2]}
+    started: list[int] = []
+    for i in pending:
+        shards = set(moves[i][:2])
+        if not shards & claimed and len(running) + len(started) < running_max:
+            started.append(i)
+        claimed |= shards  # a move that waits keeps its shards' later moves waiting too
+    return started
