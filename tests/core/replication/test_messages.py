@@ -83,9 +83,10 @@ def test_malformed_input_is_refused(why: str, raw: dict[str, Any]) -> None:
         from_wire(raw)
 
 
-def test_a_sync_request_from_a_node_that_predates_loading_is_not_loading() -> None:
-    raw = {k: v for k, v in to_wire(SAMPLES[0]).items() if k != "loading"}
-    assert from_wire(raw) == SAMPLES[0] and not SAMPLES[0].loading
+def test_the_loading_field_is_sent_only_when_set_so_nodes_that_predate_it_still_agree() -> None:
+    """A node that predates ``loading`` refuses a request carrying it, and sends none itself."""
+    assert "loading" not in to_wire(SAMPLES[0]) and to_wire(SAMPLES[-1])["loading"] is True
+    assert from_wire(to_wire(SAMPLES[0])) == SAMPLES[0] and not SAMPLES[0].loading
 
 
 @pytest.mark.parametrize("raw", [None, [], "repl_ack", {"type": 1}, {}])

@@ -125,9 +125,12 @@ ReplMessage = SyncRequest | SyncReply | SyncRefused | Records | SnapshotChunk | 
 def to_wire(msg: ReplMessage) -> dict[str, Any]:
     match msg:
         case SyncRequest():
-            return {"type": "repl_sync", "shard_id": msg.shard_id, "replica_id": msg.replica_id,
-                    "epoch_seen": msg.epoch_seen, "history": msg.history.to_list(),
-                    "log_end": msg.log_end, "sync_id": msg.sync_id, "loading": msg.loading}  # fmt: skip
+            raw = {"type": "repl_sync", "shard_id": msg.shard_id, "replica_id": msg.replica_id,
+                   "epoch_seen": msg.epoch_seen, "history": msg.history.to_list(),
+                   "log_end": msg.log_end, "sync_id": msg.sync_id}  # fmt: skip
+            if msg.loading:  # only then: a primary that predates the field refuses a request that has it
+                raw["loading"] = True
+            return raw
         case SyncReply():
             return {"type": "repl_sync_reply", "shard_id": msg.shard_id, "epoch": msg.epoch, "mode": msg.mode,
                     "keep_offset": msg.keep_offset, "history": msg.history.to_list(),
