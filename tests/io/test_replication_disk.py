@@ -17,7 +17,6 @@ import trio.testing
 from trionode.config import Config
 from trionode.core.cluster.commands import apply, command
 from trionode.core.data_state import DataState
-from trionode.core.failover import fence_info
 from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import Ack, Records, SyncReply, SyncRequest, from_wire, to_wire
@@ -316,4 +315,4 @@ async def test_a_fenced_replica_still_refuses_the_deposed_primary_after_a_restar
         await side.process()
         assert store.data.applied_offset == 0 and _get(store, b"k1") is None
         # And it still tells the gossip so, for a Raft leader that never saw the round (core/failover/fences.py).
-        assert fence_info(_state(), R, **repl.fence_facts()) == {"fence_shard": SHARD, "fence_epoch": 2}
+        assert repl.fence_facts() == {"replica": (SHARD, 2)}
