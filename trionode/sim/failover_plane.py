@@ -32,10 +32,11 @@ the fenced members answered with, and proposes the failover. ``L`` is
 replaced now and then: a new controller in a new term, which trusts no grant
 before ``leader_since + HANDOVER_MS``, and knows of its predecessor's fences
 only what the nodes say in gossip (core/failover/fences.py); the nemesis
-replaces it between a fence and its commit too. A node *serves* (accepts writes and
-answers reads) only while it believes it is primary and its lease is valid on
-its own clock (:meth:`FailoverPlane.serves`). A fenced replica's driver
-persists the fence epoch before it answers (the same driver as the node's).
+replaces it between a fence and its commit too. A node *serves* (accepts
+writes and answers reads) only while it believes it is primary and its lease
+is valid on its own clock (:meth:`FailoverPlane.serves`). A fenced replica's
+driver persists the fence epoch before it answers (the same driver as the
+node's).
 
 *Failure detection* is the node's own detector (core/gossip), as
 io/gossip_driver.py runs it: every data node and ``L`` (all five the voters)

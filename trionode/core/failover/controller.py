@@ -11,9 +11,9 @@ Every decision below lives here and nowhere else.
 Raft term and leader), ``on_health`` (the failure detector's verdicts, with
 ``loading`` from replication), ``on_gossip_info`` (the members' gossip info,
 for the fences they report, fences.py), ``on_authority`` (until when this node
-surely leads, authority.py), lease requests and grants, fence replies, the outcome of
-a failover proposal, manual failover requests, and ``tick(now_ms)`` with a
-monotonic clock.
+surely leads, authority.py), lease requests and grants, fence replies, the
+outcome of a failover proposal, manual failover requests, and ``tick(now_ms)``
+with a monotonic clock.
 
 *Leases* (lease.py). Every primary renews its lease every quarter lease: the
 leader grants its own locally; others get ``RequestLease`` to the leader. The
@@ -53,11 +53,11 @@ fenced above its configured epoch, and a later leader treats that shard as
 fenced by itself: it withholds the primary's lease, fences the ISR again and
 promotes or reinstates (fences.py says why that cannot flap); without it, a
 Raft leader change between the fence and the commit left the shard down for
-ever. Losing leadership, or leading again in a later term, drops every round, and a fence and its answer carry the
-round's term: an answer to a round of an earlier term (late on the network, or
-queued on a replica) is never counted in a round of a later one, even at the
-same epoch, so only what a member said to this leadership can choose a
-successor.
+ever. Losing leadership, or leading again in a later term, drops every round,
+and a fence and its answer carry the round's term: an answer to a round of an
+earlier term (late on the network, or queued on a replica) is never counted in
+a round of a later one, even at the same epoch, so only what a member said to
+this leadership can choose a successor.
 
 Invariants: at most one round and one proposal per shard; a granter exists
 exactly while this node leads, and was made in the current term; every round
