@@ -28,6 +28,8 @@ VALID = [
     {"k": "fwd_reply", "id": 1, "error": "", "index": 7},
     {"k": "repl", "m": {"type": "repl_ack"}},
     {"k": "gossip", "m": {"type": "ping"}},
+    {"k": "gossip", "m": {"type": "pong", "sender": ID, "incarnation": 1, "seq": 2, "suspects": [],
+                          "info": {"fence_shard": "1" * 40, "fence_epoch": 3}}},
     {"k": "lease", "req": 3},
     {"k": "lease", "req": 3, "ok": True},
     {"k": "failover_req", "shard": "1" * 40, "node": ID},

@@ -15,6 +15,8 @@ from trionode.core.failover import (
     SendFence,
     choose_successor,
 )
+from trionode.core.failover.fences import fence_info
+from trionode.core.gossip.messages import valid_info
 
 P, A, B, C = "p" * 40, "a" * 40, "b" * 40, "c" * 40
 
@@ -63,7 +65,7 @@ def test_a_loading_or_empty_replica_is_never_promoted_even_alone() -> None:
 
 # --- the controller --------------------------------------------------------------------------------------
 
-ME, SHARD = "l" * 40, "s" * 40
+ME, SHARD = "l" * 40, "5" * 40  # a shard id is 40 hex digits, as gossip checks
 TERM = 2  # the term _leader leads in
 CFG = FailoverConfig(ME, lease_ms=1000, drift_ms=200, handover_ms=2000, fence_timeout_ms=500, retry_ms=4000)
 DRAINED_MS = CFG.handover_ms + CFG.lease_ms + CFG.drift_ms  # a new leader's wait for its predecessor's grants
@@ -299,3 +301,65 @@ def test_a_member_with_data_is_promoted_rather_than_the_primary_reinstated_and_n
     dead.on_fence_reply(A, SHARD, 2, TERM, 0, "online")
     dead.on_fence_reply(B, SHARD, 2, TERM, 0, "online")
     assert _proposed(dead.tick(DRAINED_MS + 1)) == []  # P is still failed: the shard stays down
+
+
+# --- fences that outlive a leadership (fences.py) ----------------------------------------------------------
+
+def _fence_at(epoch: int, shard: str = SHARD) -> dict:
+    return {"fence_shard": shard, "fence_epoch": epoch}
+
+
+def test_a_node_reports_a_fence_above_its_configured_epoch_and_only_then() -> None:
+    state = _state()  # epoch 1: P primary, A and B in the ISR, C a replica outside it
+    assert fence_info(state, A, replica=(SHARD, 2)) == _fence_at(2)  # fenced by a round
+    assert fence_info(state, C, replica=(SHARD, 3)) == _fence_at(3)
+    assert fence_info(state, A, replica=(SHARD, 1)) == {}  # refuses nothing the configuration does not
+    assert fence_info(state, A, replica=("6" * 40, 5)) == {}  # its side still replicates another shard
+    assert fence_info(state, P, deposed=(SHARD, 1)) == _fence_at(2)  # a replica told it of a later epoch
+    assert fence_info(state, P) == {} and fence_info(state, P, deposed=(SHARD, 0)) == {}
+    assert fence_info(state, ME, replica=(SHARD, 2)) == {}  # no member of any shard
+    assert valid_info(fence_info(state, A, replica=(SHARD, 2)))
+
+
+def test_a_new_leader_reinstates_a_primary_an_earlier_leadership_fenced() -> None:
+    # The leader of term 1 fenced A and B at epoch 2 while P was briefly lost, and lost its leadership
+    # before it reinstated P. P is online again; A refuses its stream and P, told so, is deposed. This
+    # leader never saw the round: only the gossip tells it. It used to grant P and do nothing, and the
+    # shard refused every write for ever.
+    c = _leader()
+    c.on_gossip_info({A: _fence_at(2), P: _fence_at(2), B: {}})
+    assert c.on_lease_request(P, 1, 0) == []  # P cannot serve: its lease must run out, not be renewed
+    assert c.tick(DRAINED_MS - 1) == []  # a predecessor may have granted P a lease
+    assert _fences(c.tick(DRAINED_MS)) == [(A, 2), (B, 2)]
+    c.on_fence_reply(A, SHARD, 2, TERM, 0, "online")  # the shard never took a write
+    c.on_fence_reply(B, SHARD, 2, TERM, 0, "online")
+    actions = c.tick(DRAINED_MS + 1)
+    (propose,) = [a for a in actions if isinstance(a, Propose)]
+    assert propose.command == {"op": "reinstate", "shard_id": SHARD, "epoch": 1, "node_id": P}
+    c.on_config(_state(epoch=2))
+    c.on_proposal_done(SHARD, 1)
+    assert c.tick(DRAINED_MS + 2) == []  # the reports are not above epoch 2: nothing more to do
+    assert c.on_lease_request(P, 2, DRAINED_MS + 2) == [GrantLease(P, 2)]
+
+
+def test_a_new_leader_promotes_the_member_with_data_when_only_the_deposed_primary_reports_the_fence() -> None:
+    c = _leader()
+    c.on_gossip_info({P: _fence_at(2)})  # the fenced member's gossip has not reached this leader
+    assert _fences(c.tick(DRAINED_MS)) == [(A, 2), (B, 2)]
+    c.on_fence_reply(A, SHARD, 2, TERM, 0, "loading")
+    c.on_fence_reply(B, SHARD, 2, TERM, 7, "online")
+    assert _proposed(c.tick(DRAINED_MS + 1)) == [B]  # the ISR rules as always: never A (seed 002)
+    dead = _leader(health={P: "failed"})
+    dead.on_gossip_info({A: _fence_at(2)})
+    dead.tick(DRAINED_MS)
+    dead.on_fence_reply(A, SHARD, 2, TERM, 0, "online")
+    assert _proposed(dead.tick(DRAINED_MS + CFG.fence_timeout_ms)) == []  # nobody eligible, P failed: down
+
+
+def test_a_fence_report_from_a_non_member_of_another_shard_or_not_above_the_epoch_changes_nothing() -> None:
+    c = _leader()
+    reports = [{ME: _fence_at(2)}, {A: _fence_at(2, "6" * 40)}, {A: _fence_at(1)}, {A: None, B: {"offset": 3}}]
+    for infos in reports:
+        c.on_gossip_info(infos)
+        assert c.tick(DRAINED_MS) == []
+    assert c.on_lease_request(P, 1, DRAINED_MS) == [GrantLease(P, 1)]

@@ -381,3 +381,5 @@ async def test_a_fenced_replica_still_refuses_the_deposed_primary_after_a_restar
         side.inbox.append(Records(SHARD, 1, 1, [[b"SET", b"k1", b"stale"]], 0, request.sync_id))
         await side.process()
         assert store.data.applied_offset == 0 and _get(store, b"k1") is None
+        # And it still tells the gossip so, for a Raft leader that never saw the round (core/failover/fences.py).
+        assert repl.fence_facts() == {"replica": (SHARD, 2)}

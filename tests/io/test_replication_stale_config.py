@@ -15,6 +15,7 @@ import pytest
 
 from tests.io.test_replication_shell import SHARD, P, R, _control, _state, _store
 from trionode.core.cluster.commands import apply, command
+from trionode.core.failover import fence_info
 from trionode.core.replication.history import EpochHistory
 from trionode.core.replication.messages import SyncRequest
 from trionode.io.replication import Replication
@@ -49,3 +50,5 @@ def test_a_stale_configuration_naming_a_deposed_primary_does_not_kill_it(tmp_pat
     repl.on_config(state)  # still names P primary at epoch 1: it used to fail an assertion here
     assert repl.primary is side and side.driver.tracker.deposed  # deposed stays deposed
     assert repl.store.acked == acked_before  # and acknowledges nothing more
+    # It says so in its gossip: a Raft leader that never saw the round fences again (core/failover/fences.py).
+    assert fence_info(state, P, **repl.fence_facts()) == {"fence_shard": SHARD, "fence_epoch": 2}

@@ -4,7 +4,10 @@ Every decision (who gets a lease, when a primary is failed over, whom to fence
 and whom to promote) is the controller's. This task feeds it what the node
 knows (the applied configuration, the Raft term and leader, the failure
 detector's health, the leader's authority), ticks it on the monotonic clock,
-and carries its actions out over the cluster bus:
+and carries its actions out over the cluster bus. It also tells the gossip
+what fence of its shard this node knows of, and the controller what every
+node told (core/failover/fences.py), so a leader sees a fence that an earlier
+leader made. The actions:
 
 * ``RequestLease`` / ``GrantLease``: ``lease`` messages between a primary and
   the Raft leader;
@@ -71,6 +74,9 @@ class FailoverDriver:
         leader = me if leading else ("" if control.leader == me else control.leader)
         c.on_leadership(control.term, leader, now_ms)
         c.on_health(self.runtime.cluster_health())
+        gossip = self.runtime.gossip
+        gossip.detector.set_info(core.fence_info(control.state, me, **self.runtime.replication.fence_facts()) or None)
+        c.on_gossip_info(gossip.infos(control.state.nodes))
         c.on_authority(control.authority_until_ms())
 
     def _on_lease(self, peer: str, payload: dict) -> None:

@@ -9,13 +9,14 @@ round to once per ``ping_interval_ms``.
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import trio
 
 from trionode.core.cluster.state import ClusterState
 from trionode.core.gossip import Detector, GossipConfig, GossipWireError, Ping, Pong, from_wire
+from trionode.core.gossip.messages import Info
 
 log = logging.getLogger("trionode.gossip")
 
@@ -40,6 +41,10 @@ class GossipDriver:
 
     def healths(self) -> dict[str, str]:
         return self.detector.healths(self.clock_ms())
+
+    def infos(self, node_ids: Iterable[str]) -> dict[str, Info | None]:
+        """The latest info each node sent (this node's own for its id), checked when it arrived."""
+        return {node_id: self.detector.info(node_id) for node_id in node_ids}
 
     def on_message(self, peer: str, payload: dict) -> None:
         try:

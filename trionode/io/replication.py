@@ -397,6 +397,14 @@ class Replication:
         return True
 
     # --- what others ask -----------------------------------------------------------
+    def fence_facts(self) -> dict[str, tuple[str, int]]:
+        """What this node's replication knows of its shard's fence, for its gossip (core/failover/fences.py)."""
+        if self.replica is not None:
+            return {"replica": (self.replica.shard_id, self.replica.state.epoch)}
+        if self.primary is not None and self.primary.driver.tracker.deposed:
+            return {"deposed": (self.primary.shard_id, self.primary.epoch)}
+        return {}
+
     def serving_reads(self) -> bool:
         return self.replica is not None and self.replica.driver.read_bound() is not None
 

@@ -35,6 +35,11 @@ now and then, runs the actions scheduled for this tick, and with
   replica_driver.py's order); a cut and a saved history also end steps of a
   partial sync, which the crash point catches as well.
 
+Besides, when ``L`` starts a fencing round, with ``MID_ROUND_PROBABILITY``
+(from its own Random) the control plane elects a new leader a few ticks later,
+most often before the round's failover or reinstatement commits: the new ``L``
+knows of the fence only what the nodes say in gossip.
+
 Scheduled actions are kept as (tick, sequence, action), so their order is a
 pure function of the seed.
 """
@@ -63,6 +68,8 @@ KINDS = ("kill", "crash", "isolate_with_client", "isolate_without_client", "isol
          "full_sync_crash")  # fmt: skip
 SECOND_KILL_TICKS_MAX = 40  # double_failover: the promoted primary dies within this many ticks
 WALL_STEP_MS_MAX = 5000
+MID_ROUND_PROBABILITY = 0.2
+MID_ROUND_TICKS_MAX = 12  # the new leader comes within this many ticks of the fence
 SYNC_CRASH_WINDOW_TICKS = 1500  # full_sync_crash: how long the crash point stays armed
 # The steps of a sync (replica_driver.py), by the action that ends each: a crash point. A cut and
 # a saved history end steps of a partial sync too.
@@ -84,6 +91,7 @@ class FailoverNemesis:
         self.sequence = 0
         self.second_kill_after: int | None = None  # double_failover: the epoch whose successor dies too
         self.sync_crash: dict[str, tuple[int, int]] = {}  # node -> (SYNC_STEPS index, armed until tick)
+        self.mid_round_rng = plane.rng_for("failover-mid-round")  # draws apart: the other faults are unmoved
 
     def at(self, ticks: int, action: Callable[[], None]) -> None:
         self.sequence += 1
@@ -105,12 +113,22 @@ class FailoverNemesis:
         while self.schedule and self.schedule[0][0] <= p.now_ticks:
             self.schedule.pop(0)[2]()
         if rng.random() < f.leader_change_probability:
-            p.leader = p.new_leader()
-            p.coverage.leader_changes += 1
-            p.note("the control plane elects a new leader")
+            self.new_leader()
         if rng.random() < f.nemesis_probability:
             kind = rng.choice(KINDS)
             getattr(self, kind)()
+
+    def new_leader(self, *, mid_round: bool = False) -> None:
+        p = self.plane
+        p.leader = p.new_leader()
+        p.coverage.leader_changes += not mid_round
+        p.coverage.leader_changes_mid_round += mid_round
+        p.note(f"the control plane elects a new leader{' in the middle of a fencing round' if mid_round else ''}")
+
+    def on_round(self) -> None:
+        """``L`` sent a fencing round's fences."""
+        if self.mid_round_rng.random() < MID_ROUND_PROBABILITY:
+            self.at(self.mid_round_rng.randint(1, MID_ROUND_TICKS_MAX), lambda: self.new_leader(mid_round=True))
 
     # --- the kinds -------------------------------------------------------------------------------
 

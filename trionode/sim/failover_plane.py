@@ -30,10 +30,13 @@ clocks: a primary renews its lease by messages to ``L`` every quarter lease,
 and ``L`` grants, fences the ISR, chooses the successor by the durable offsets
 the fenced members answered with, and proposes the failover. ``L`` is
 replaced now and then: a new controller in a new term, which trusts no grant
-before ``leader_since + HANDOVER_MS``. A node *serves* (accepts writes and
-answers reads) only while it believes it is primary and its lease is valid on
-its own clock (:meth:`FailoverPlane.serves`). A fenced replica's driver
-persists the fence epoch before it answers (the same driver as the node's).
+before ``leader_since + HANDOVER_MS``, and knows of its predecessor's fences
+only what the nodes say in gossip (core/failover/fences.py); the nemesis
+replaces it between a fence and its commit too. A node *serves* (accepts
+writes and answers reads) only while it believes it is primary and its lease
+is valid on its own clock (:meth:`FailoverPlane.serves`). A fenced replica's
+driver persists the fence epoch before it answers (the same driver as the
+node's).
 
 *Failure detection* is the node's own detector (core/gossip), as
 io/gossip_driver.py runs it: every data node and ``L`` (all five the voters)
@@ -133,6 +136,8 @@ class FailoverCoverage(_Counters):
     wall_steps: int = 0
     double_failovers: int = 0
     full_sync_crashes: int = 0
+    leader_changes_mid_round: int = 0  # L replaced after it fenced, before the round's outcome
+    fences_resumed: int = 0  # a later L fenced again a shard its predecessor fenced, on the gossip's word alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +213,7 @@ class FailoverPlane:
         # L's detector outlives its controllers: a new Raft leader has been gossiping all along.
         self.leader_detector = self.new_detector(LEADER, 0)
         self.member_change_at = -1  # ms a replica-set change was proposed
+        self.fence_terms: dict[int, set[int]] = {}  # epoch -> the terms of L that fenced at it
         self.nemesis = FailoverNemesis(self)
         self.kv = KVWorkload(self, rng_for("failover-clients"))
         for node in self.nodes.values():
@@ -430,8 +436,10 @@ class FailoverPlane:
     # --- the control plane's failover: L's controller -------------------------------------------------
 
     def feed_leader(self) -> None:
-        """L's inputs: its detector's verdicts; it always leads with authority (Raft is simulated apart)."""
+        """L's inputs: its detector's verdicts and the nodes' gossip info; it always leads with authority
+        (Raft is simulated apart)."""
         self.leader.on_health(self.leader_detector.healths(self.leader_clock()))
+        self.leader.on_gossip_info({n: self.leader_detector.info(n) for n in NODE_IDS})
         self.leader.on_authority(self.leader_clock() + LEASE_MS)
 
     def controller(self) -> None:
@@ -440,6 +448,9 @@ class FailoverPlane:
         self.execute_leader(self.leader.tick(self.leader_clock()))
 
     def execute_leader(self, actions: list[core.Action]) -> None:
+        fences = [a for a in actions if isinstance(a, core.SendFence)]
+        if fences:
+            self.on_round(fences[0])
         for action in actions:
             if isinstance(action, core.GrantLease):
                 self.coverage.lease_grants += 1
@@ -451,6 +462,17 @@ class FailoverPlane:
             elif isinstance(action, core.Report):
                 self.note(f"L: {action.line}")
 
+    def on_round(self, fence: core.SendFence) -> None:
+        """L starts a fencing round: count a predecessor's round taken over while the primary is not failed
+        and nobody asked for a failover (only the gossip told L of it); the nemesis may replace L next."""
+        terms = self.fence_terms.setdefault(fence.epoch, set())
+        shard = self.config.shard
+        failed = self.leader_detector.health(shard.primary_id, self.leader_clock()) == "failed"
+        if terms and fence.term not in terms and not failed and shard.id not in self.leader.requested:
+            self.coverage.fences_resumed += 1
+        terms.add(fence.term)
+        self.nemesis.on_round()
+
     def propose_failover(self, action: core.Propose) -> None:
         shard, node = self.config.shard, self.nodes[action.successor]
         loading = node.replica is not None and node.replica.driver.health == "loading"
@@ -461,6 +483,7 @@ class FailoverPlane:
     # --- the nodes' own steps -------------------------------------------------------------------------
 
     def node_step(self, node: SimNode) -> None:
+        node.detector.set_info(core.fence_info(node.view_state, node.id, **self.fence_facts(node)) or None)
         self.gossip(node.id, node.detector, node.clock(self.now_ms))
         self.renew_lease(node, node.clock(self.now_ms))
         if node.primary is not None:
@@ -469,6 +492,15 @@ class FailoverPlane:
             self.replica_step(node, node.replica)
 
     # --- failure detection: the nodes' detectors over the links (io/gossip_driver.py) -----------------
+
+    @staticmethod
+    def fence_facts(node: SimNode) -> dict[str, tuple[str, int]]:
+        """What the node's replication knows of the shard's fence, for its gossip (io/replication.py's)."""
+        if node.replica is not None:
+            return {"replica": (SHARD_ID, node.replica.driver.rs.epoch)}
+        if node.primary is not None and node.primary.driver.tracker.deposed:
+            return {"deposed": (SHARD_ID, node.primary.driver.epoch)}
+        return {}
 
     def gossip(self, me: str, detector: Detector, clock: int) -> None:
         """Time passed on ``me``'s clock: the pings its detector's round sends."""

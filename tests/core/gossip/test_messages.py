@@ -2,7 +2,11 @@
 
 import cbor2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from trionode.core.cluster.state import Shard
+from trionode.core.failover.fences import reported_fence
 from trionode.core.gossip import GossipWireError, Ping, Pong, from_wire
 from trionode.core.gossip.messages import info_keys_max, suspects_max, valid_info
 
@@ -16,7 +20,8 @@ def good() -> dict:
 
 @pytest.mark.parametrize(
     "msg",
-    [Ping(A, 0, 1, ()), Ping(A, 3, 9, (B, C), {"offset": 2**64 - 1, "role": "primary"}), Pong(B, 1, 2, (A,), {})],
+    [Ping(A, 0, 1, ()), Ping(A, 3, 9, (B, C), {"offset": 2**64 - 1, "role": "primary"}), Pong(B, 1, 2, (A,), {}),
+     Pong(B, 1, 3, (), {"fence_shard": C, "fence_epoch": 4})],
 )
 def test_round_trip_through_cbor_is_exact(msg: Ping | Pong) -> None:
     wire = msg.to_wire()
@@ -72,6 +77,14 @@ BAD = {
     "long info string": good() | {"info": {"a": "x" * 257}},
     "huge info int": good() | {"info": {"a": 2**64}},
     "too many info keys": good() | {"info": {f"k{i}": i for i in range(info_keys_max + 1)}},
+    "fence shard without epoch": good() | {"info": {"fence_shard": C}},
+    "fence epoch without shard": good() | {"info": {"fence_epoch": 2}},
+    "fence shard not an id": good() | {"info": {"fence_shard": "s1", "fence_epoch": 2}},
+    "fence epoch zero": good() | {"info": {"fence_shard": C, "fence_epoch": 0}},
+    "fence epoch a bool": good() | {"info": {"fence_shard": C, "fence_epoch": True}},
+    "fence epoch a string": good() | {"info": {"fence_shard": C, "fence_epoch": "2"}},
+    "fence epoch negative": good() | {"info": {"fence_shard": C, "fence_epoch": -2}},
+    "fence epoch huge": good() | {"info": {"fence_shard": C, "fence_epoch": 2**63}},
 }
 
 
@@ -83,4 +96,22 @@ def test_malformed_payloads_are_refused(name: str) -> None:
 
 def test_valid_info_agrees_with_the_wire_check() -> None:
     assert valid_info({"offset": 1, "role": "replica"}) and valid_info({})
+    assert valid_info({"fence_shard": C, "fence_epoch": 2, "offset": 1})  # the leader reads it (core/failover)
+    assert not valid_info({"fence_shard": C})
     assert not valid_info({"a": 0.5}) and not valid_info(None)
+
+
+fence_values = st.none() | st.booleans() | st.integers(-3, 2**64) | st.sampled_from([C, "c" * 39, "C" * 40, ""])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["fence_shard", "fence_epoch", "offset"]), fence_values))
+def test_a_fence_report_the_boundary_lets_through_is_one_the_leader_can_read(info: dict) -> None:
+    # The failover controller reads these keys of a peer's info (core/failover/fences.py).
+    try:
+        msg = from_wire(good() | {"info": info})
+    except GossipWireError:
+        return
+    shard = Shard(C, 1, A, (B,), (A, B))
+    epoch = reported_fence(shard, {B: msg.info})
+    assert epoch is None or (info["fence_shard"] == C and epoch == info["fence_epoch"] > 1)

@@ -15,10 +15,11 @@ from trionode.core.failover.controller import (
     RequestLease,
     SendFence,
 )
+from trionode.core.failover.fences import fence_info
 from trionode.core.failover.lease import LeaseGranter, LeaseHolder
 from trionode.core.failover.successor import Candidate, choose_successor
 
 __all__ = [
     "Action", "Candidate", "FailoverConfig", "FailoverController", "GrantLease", "LeaderAuthority", "LeaseGranter",
-    "LeaseHolder", "Propose", "Report", "RequestLease", "SendFence", "choose_successor",
+    "LeaseHolder", "Propose", "Report", "RequestLease", "SendFence", "choose_successor", "fence_info",
 ]

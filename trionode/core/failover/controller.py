@@ -9,10 +9,11 @@ Every decision below lives here and nowhere else.
 
 *Inputs.* ``on_config`` (the applied cluster state), ``on_leadership`` (the
 Raft term and leader), ``on_health`` (the failure detector's verdicts, with
-``loading`` from replication), ``on_authority`` (until when this node surely
-leads, authority.py), lease requests and grants, fence replies, the outcome of
-a failover proposal, manual failover requests, and ``tick(now_ms)`` with a
-monotonic clock.
+``loading`` from replication), ``on_gossip_info`` (the members' gossip info,
+for the fences they report, fences.py), ``on_authority`` (until when this node
+surely leads, authority.py), lease requests and grants, fence replies, the
+outcome of a failover proposal, manual failover requests, and ``tick(now_ms)``
+with a monotonic clock.
 
 *Leases* (lease.py). Every primary renews its lease every quarter lease: the
 leader grants its own locally; others get ``RequestLease`` to the leader. The
@@ -46,12 +47,17 @@ write has no member at an offset above 0, and stayed down for ever). A
 proposal whose outcome never arrives is given up after ``retry_ms``; a
 duplicate commits nothing, as its epoch is stale.
 
-A round belongs to the term that started it. Losing leadership, or leading
-again in a later term, drops every round, and a fence and its answer carry the
-round's term: an answer to a round of an earlier term (late on the network, or
-queued on a replica) is never counted in a round of a later one, even at the
-same epoch, so only what a member said to this leadership can choose a
-successor.
+A round belongs to the term that started it, but the fences it made outlive
+it: a member (or the primary it deposed) reports in gossip that the shard is
+fenced above its configured epoch, and a later leader treats that shard as
+fenced by itself: it withholds the primary's lease, fences the ISR again and
+promotes or reinstates (fences.py says why that cannot flap); without it, a
+Raft leader change between the fence and the commit left the shard down for
+ever. Losing leadership, or leading again in a later term, drops every round,
+and a fence and its answer carry the round's term: an answer to a round of an
+earlier term (late on the network, or queued on a replica) is never counted in
+a round of a later one, even at the same epoch, so only what a member said to
+this leadership can choose a successor.
 
 Invariants: at most one round and one proposal per shard; a granter exists
 exactly while this node leads, and was made in the current term; every round
@@ -64,8 +70,10 @@ from typing import Any
 
 from trionode.core.cluster.commands import command
 from trionode.core.cluster.state import ClusterState, Shard
+from trionode.core.failover.fences import reported_fence
 from trionode.core.failover.lease import LeaseGranter, LeaseHolder
 from trionode.core.failover.successor import Candidate, choose_successor
+from trionode.core.gossip.messages import Info
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +155,7 @@ class FailoverController:
         self.granter: LeaseGranter | None = None  # Invariant: not None exactly while this node leads
         self._granter_term = -1
         self._health: Mapping[str, str] = {}
+        self._infos: Mapping[str, Info | None] = {}  # node -> its latest gossip info
         self._authority_until_ms = -1
         self._next_renew_ms: int | None = None
         self.requested: dict[str, str] = {}  # manual failovers asked of this leader: shard -> replica
@@ -178,6 +187,10 @@ class FailoverController:
 
     def on_health(self, health: Mapping[str, str]) -> None:
         self._health = health
+
+    def on_gossip_info(self, infos: Mapping[str, Info | None]) -> None:
+        """The latest gossip info of each node (this one's own included), checked at the gossip boundary."""
+        self._infos = infos
 
     def on_authority(self, until_ms: int) -> None:
         self._authority_until_ms = until_ms
@@ -261,8 +274,12 @@ class FailoverController:
         return self._authority_until_ms > now_ms
 
     def _draining(self, shard_id: str | None) -> bool:
-        """A failover of this shard is under way: its primary's lease must run out, not be renewed."""
-        return shard_id in self.requested or shard_id in self._rounds or shard_id in self._in_flight
+        """A failover of this shard is under way, or its members are fenced (then one must follow):
+        its primary's lease must run out, not be renewed."""
+        if shard_id in self.requested or shard_id in self._rounds or shard_id in self._in_flight:
+            return True
+        shard = self.state.shards.get(shard_id or "")
+        return shard is not None and self._fenced_some(shard)
 
     # --- failover ----------------------------------------------------------------------------------
     def _check_shard(self, shard: Shard, now_ms: int) -> list[Action]:
@@ -298,6 +315,8 @@ class FailoverController:
         op = "reinstate" if successor == shard.primary_id else "failover"
         cmd = command(op, shard_id=shard.id, epoch=shard.epoch, node_id=successor)
         why = "manual failover" if wanted else f"primary {shard.primary_id[:12]} failed"
+        if not (wanted or failed):
+            why = "its members are fenced"
         if op == "reinstate":
             why = "no member is eligible and the fenced primary is back: reinstating it"
         report = Report(f"failover of shard {shard.id[:12]} at epoch {shard.epoch} ({why}): promoting "
@@ -305,13 +324,14 @@ class FailoverController:
         return [report, Propose(shard.id, cmd, successor)]
 
     def _fenced_some(self, shard: Shard) -> bool:
-        """Members answered a round of this shard: they refuse the old primary's stream from now on,
-        so the failover goes ahead (or the primary is reinstated) even if it looks alive again."""
+        """Members answered a round of this shard, or report a fence of an earlier leadership: they
+        refuse the old primary's stream from now on, so the failover goes ahead (or the primary is
+        reinstated) even if it looks alive again."""
         fenced = self._fenced.get(shard.id)
         if fenced is not None and fenced <= shard.epoch:
             del self._fenced[shard.id]  # a failover or reinstatement moved the shard past it
-            return False
-        return fenced == shard.epoch + 1
+            fenced = None
+        return fenced == shard.epoch + 1 or reported_fence(shard, self._infos) is not None
 
     def _start_round(self, shard: Shard, wanted: str | None, now_ms: int) -> list[Action]:
         members = tuple(n for n in shard.isr_ids if n != shard.primary_id and wanted in (None, n))

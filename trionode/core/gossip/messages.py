@@ -15,7 +15,10 @@ answers every ping with a pong. Both carry the same payload:
   observation (never hearsay), sorted, never the sender itself;
 - ``info``: optional node info riding on the ping (e.g. ``{"offset": 17,
   "role": "replica"}``): a small flat dict that the detector stores and never
-  reads.
+  reads. Keys this project reads have a schema, checked here with the rest:
+  ``fence_shard`` (a shard id) and ``fence_epoch`` (an epoch >= 1) come
+  together, the shard's fence above its configured epoch that the sender
+  knows of (core/failover/fences.py).
 
 ``to_wire`` turns a message into a dict of strings, ints and lists;
 ``from_wire`` rebuilds it and refuses anything else with
@@ -35,6 +38,7 @@ info_keys_max = 16             # keys in one node-info dict
 info_key_chars_max = 64
 info_str_chars_max = 256       # one string value in node info
 counter_max = 2**63 - 1        # incarnation and seq
+FENCE_SHARD, FENCE_EPOCH = "fence_shard", "fence_epoch"  # info keys read by core/failover/fences.py
 # fmt: on
 
 InfoValue = int | str | bool | None
@@ -161,4 +165,16 @@ def _info(value: Any) -> Info:
             ok = v is None or isinstance(v, bool)
         if not ok:
             raise GossipWireError(f"info[{k!r}] must be a 64-bit int, a short string, a bool or nil")
+    _fence(value)
     return dict(value)
+
+
+def _fence(info: dict[str, Any]) -> None:
+    """A fence report names a shard and an epoch, both or neither: the leader acts on it."""
+    if FENCE_SHARD not in info and FENCE_EPOCH not in info:
+        return
+    if FENCE_SHARD not in info or FENCE_EPOCH not in info:
+        raise GossipWireError(f"info holds {FENCE_SHARD} and {FENCE_EPOCH} together or neither")
+    _id(info[FENCE_SHARD], FENCE_SHARD)
+    if _counter(info[FENCE_EPOCH], FENCE_EPOCH) < 1:
+        raise GossipWireError(f"{FENCE_EPOCH} must be at least 1")
