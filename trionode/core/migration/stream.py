@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trionode import limits
-from trionode.core.cluster.state import slots_of
 from trionode.core.data_state import DataState
 from trionode.core.errors import CommandError
 from trionode.core.keyspace import KEYSPACE_COMMANDS
@@ -73,7 +72,7 @@ def stream_writes(job: ExportJob, sender: "StreamSender", effects: list[tuple[by
     """Effects just logged on the source: the moving slots' parts join the job's stream, in WAL order."""
     if not job.streams():
         return []
-    slots = frozenset(slots_of(job.slots))
+    slots = job.slot_set
     actions: list[Action] = []
     for effect in effects:
         part = stream_effect(effect, slots)
