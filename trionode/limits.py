@@ -119,8 +119,8 @@ migration_records_per_msg_max = 64             # stream records in one bus messa
 migration_paused_wait_ms_max = 5_000           # a client's write held by a pause waits this long, then TRYAGAIN
 migration_cleanup_idle_ms = 1_000              # with nothing to delete, cleanup looks again this often
 migration_log_jobs_max = 32                    # finished jobs CLUSTER GETSLOTMIGRATIONS still lists
-migration_loop_share = 0.5                     # of the event loop's time a migration's copy, apply or cleanup takes
-migration_slice_ms = 2                         # ... in slices this long (plus one chunk), each followed by a rest
+migration_loop_share = 0.3                     # of the event loop's time a migration's copy, apply or cleanup takes
+migration_slice_ms = 1                         # ... in slices this long (plus one chunk), each followed by a rest
 migration_rest_ms_max = 50                     # the longest rest after a slice (a slow chunk does not stall a job)
 migration_inbox_msgs_max = 128                 # stream messages a target queues to apply; past it they are dropped
 
