@@ -23,6 +23,10 @@ the loop can wait for IO and the writer thread gets the GIL at once. The rest
 is measured, not fixed: a slice slowed down by load rests longer. It is
 capped, so one slow chunk (a page fault, a GC pass) does not stall the
 migration for long. The shell measures the times; this decides.
+
+The price: an idle node also migrates at ``share`` of its full speed. The
+loop cannot tell an idle turn from one in which the writer thread waits for
+the GIL, so resting only when other tasks are ready would not spare the WAL.
 """
 
 from dataclasses import dataclass
