@@ -123,6 +123,10 @@ migration_paused_wait_ms_max = 5_000           # a client's write held by a paus
 routing_catch_up_ms_max = 1_000
 migration_cleanup_idle_ms = 1_000              # with nothing to delete, cleanup looks again this often
 migration_log_jobs_max = 32                    # finished jobs CLUSTER GETSLOTMIGRATIONS still lists
+migration_loop_share = 0.3                     # of the event loop's time a migration's copy, apply or cleanup takes
+migration_slice_ms = 1                         # ... in slices this long (plus one chunk), each followed by a rest
+migration_rest_ms_max = 50                     # the longest rest after a slice (a slow chunk does not stall a job)
+migration_inbox_msgs_max = 128                 # stream messages a target queues to apply; past it they are dropped
 
 assert migration_pause_lag_records_max <= migration_copy_lag_records_max < migration_lag_records_max
 assert migration_copy_keys_max >= 1 and migration_delete_keys_max >= 1

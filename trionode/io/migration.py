@@ -9,7 +9,9 @@ hidden or deleted (``staging.py``). This shell only executes:
   task; a refused start goes back to its job;
 * a copy chunk reads one bounded chunk of a slot's cut (``copy.py``) in the
   shell's task, appends it to the job's stream and yields, so the event loop
-  is held for one chunk at most;
+  is held for one chunk at most; copy and cleanup chunks run within the
+  migration's share of the loop (``pacing.py``), so client commands and the
+  WAL's writer thread keep most of it under load;
 * every effect the data WAL logs passes :meth:`_on_logged`: the parts that
   touch a streaming job's slots join its stream right after, in WAL order, so
   a copy chunk (read after the outbox was logged) and the writes around it
@@ -24,6 +26,7 @@ hidden or deleted (``staging.py``). This shell only executes:
 The target's side (``ImportShell``) lives in ``migration_import.py``.
 """
 
+import functools
 import logging
 import os
 from collections import deque
@@ -44,6 +47,7 @@ from trionode.core.migration.stream import StreamSender, stream_writes
 from trionode.core.reply import OK
 from trionode.io.control import ProposalError, monotonic_ms
 from trionode.io.migration_import import ImportShell
+from trionode.io.migration_pacing import Pacer
 
 if TYPE_CHECKING:
     from trionode.io.node import NodeRuntime
@@ -266,11 +270,12 @@ class MigrationShell:
             nursery.start_soon(self._cleanup_loop)
             nursery.start_soon(self._catch_up_loop)
             nursery.start_soon(self.imports.ack_loop)
+            nursery.start_soon(self.imports.apply_loop)
             task_status.started()
+            copying = Pacer()
             while True:
                 while self._copies:
-                    self._copy(self._copies.popleft())
-                    await trio.sleep(0)  # one bounded chunk per turn of the event loop
+                    await copying.run(functools.partial(self._copy, self._copies.popleft()))
                 await self._wake.wait()
                 self._wake = trio.Event()
 
@@ -284,9 +289,9 @@ class MigrationShell:
                     self._send(job_id)
 
     async def _cleanup_loop(self) -> None:
+        cleaning = Pacer()
         while True:
-            if self._cleanup_step():
-                await trio.sleep(0)
+            if await cleaning.run(self._cleanup_step):
                 continue
             with trio.move_on_after(limits.migration_cleanup_idle_ms / 1000):
                 await self._cleanup_wanted.wait()

@@ -9,9 +9,13 @@ write effects: logged in this node's data WAL and streamed to its replicas
 like any write, so staged keys are durable on the whole ISR and survive a
 restart or failover here. The ack task waits until the shard's acknowledged
 offset (durable on every ISR member) covers what was applied, and only then
-acknowledges the stream offsets (``mig_ack``). A job ends when the
-configuration no longer shows its migration running: committed (its keys are
-served now) or aborted (they are leftovers, deleted by cleanup).
+acknowledges the stream offsets (``mig_ack``). Stream messages are queued
+(a bounded queue: the source resends what it drops) and applied by their own
+task a record at a time, within the migration's share of the event loop
+(``pacing.py``), so the bus and client commands are not held behind a burst.
+A job ends when the configuration no longer shows its migration running:
+committed (its keys are served now) or aborted (they are leftovers, deleted
+by cleanup).
 """
 
 import logging
@@ -27,6 +31,7 @@ from trionode.core.migration.commands import JobRow
 from trionode.core.migration.staging import AckSource, ImportJob, ImportRequest, Ready, answer_import, import_over
 from trionode.core.migration.stream import receive
 from trionode.io.data_store import AckAborted
+from trionode.io.migration_pacing import Pacer
 
 if TYPE_CHECKING:
     from trionode.io.node import NodeRuntime
@@ -42,6 +47,9 @@ class ImportShell:
         self.created_ms: dict[str, int] = {}  # Invariant: same keys as jobs
         self.log: deque[JobRow] = deque(maxlen=limits.migration_log_jobs_max)  # finished imports, oldest first
         self._applied = trio.Event()
+        # (peer, message, its next record to apply); Invariant: len <= limits.migration_inbox_msgs_max
+        self._inbox: deque[tuple[str, dict, int]] = deque()
+        self._queued = trio.Event()
         self.wake_cleanup: Callable[[], None] = lambda: None  # installed by the migration shell
         self.control.bus_handlers.update({"mig_import": self._on_import, "mig_data": self._on_data})
 
@@ -98,11 +106,29 @@ class ImportShell:
             self.control.bus.send(ready.source_node_id, {"k": "mig_ready", "id": ready.migration_id})
 
     def _on_data(self, peer_id: str, payload: dict) -> None:
+        """Queue a stream message for the apply task; a full queue drops it (the source sends it again)."""
         job = self.jobs.get(payload["id"])
+        if job is None or job.source_node_id != peer_id or len(self._inbox) >= limits.migration_inbox_msgs_max:
+            return  # not ours, or too much already waiting
+        if payload["recs"]:
+            self._inbox.append((peer_id, payload, 0))
+        self._queued.set()
+
+    def _apply_next(self) -> None:
+        """Apply the next queued record (the apply task's bounded chunk), after any the import already holds."""
+        peer_id, payload, index = self._inbox[0]
+        job, first, records = self.jobs.get(payload["id"]), payload["from"], payload["recs"]
+        # Records already applied (a resend) are skipped in the same chunk: they cost nothing to skip.
+        held = 0 if job is None else max(0, min(job.received - (first + index) + 1, len(records) - index - 1))
+        end = index + held + 1
+        if end >= len(records):
+            self._inbox.popleft()
+        else:
+            self._inbox[0] = (peer_id, payload, end)
         if job is None or job.source_node_id != peer_id:
-            return  # not ours
+            return  # the import ended while the message waited
         runtime = self.runtime
-        receipt = receive(job, runtime.data, payload["from"], payload["recs"], wal_room=runtime.wal.has_room())
+        receipt = receive(job, runtime.data, first + index, records[index:end], wal_room=runtime.wal.has_room())
         if receipt.overflow:
             log.warning("migration %s: too far behind; the source will abort", job.migration_id[:12])
             self._end(job.migration_id, self.control.state)
@@ -114,6 +140,15 @@ class ImportShell:
     def _send_acks(self, acks: list[AckSource]) -> None:
         for ack in acks:
             self.control.bus.send(ack.source_node_id, {"k": "mig_ack", "id": ack.migration_id, "offset": ack.offset})
+
+    async def apply_loop(self) -> None:
+        """Apply queued stream records in order, within the migration's share of the event loop."""
+        applying = Pacer()
+        while True:
+            while self._inbox:
+                await applying.run(self._apply_next)
+            await self._queued.wait()
+            self._queued = trio.Event()
 
     async def ack_loop(self) -> None:
         """Acknowledge stream offsets once what they wrote is durable on every ISR member."""

@@ -10,6 +10,7 @@ from trionode.core.migration.stream import (
     WRITE,
     StreamSender,
     apply_record,
+    copy_record,
     receive,
     record_effects,
     stream_effect,
@@ -46,7 +47,7 @@ def test_a_copy_and_the_writes_after_it_rebuild_the_source_keys_on_the_target() 
     _run(source, b"SET", b"{m}str", b"v", b"PXAT", b"%d" % (NOW + 60_000))
     _run(target, b"SET", b"{m}str", b"stale")  # an earlier value the copy must replace whole
     keys = [b"{m}list", b"{m}hash", b"{m}set", b"{m}str"]
-    records = [[COPY, source.keyspace.dump_keys(keys)]]
+    records = [copy_record(source.keyspace.dump_keys(keys))]
     source.take_outbox()
     _run(source, b"LPUSH", b"{m}list", b"z")  # a write after the cut, streamed as logged
     records += [[WRITE, list(effect)] for _, effect in source.take_outbox()]
@@ -64,7 +65,7 @@ def test_a_write_that_fails_on_the_targets_partial_key_is_skipped_and_the_copy_r
     apply_record(target, [WRITE, [b"HSET", b"{m}k", b"g", b"2"]])
     assert target.keyspace.data[b"{m}k"].__class__ is not dict
     _run(source, b"HSET", b"{m}k", b"g", b"2")
-    apply_record(target, [COPY, source.keyspace.dump_keys([b"{m}k"])])
+    apply_record(target, copy_record(source.keyspace.dump_keys([b"{m}k"])))
     assert snapshot(target.keyspace) == snapshot(source.keyspace)
 
 
@@ -72,8 +73,11 @@ def test_malformed_records_are_refused() -> None:
     assert not well_formed([WRITE, [b"SET", STAYING, b"1"]], SLOTS)  # a key outside the import
     assert not well_formed([WRITE, [b"GET", MOVING]], SLOTS)
     assert not well_formed([WRITE, [b"SET", MOVING]], SLOTS)
-    assert not well_formed([COPY, [[MOVING, "string", 5, None]]], SLOTS)
-    assert not well_formed([COPY, [[MOVING, "zset", [b"a"], None]]], SLOTS)
+    assert not well_formed(copy_record([[MOVING, "string", 5, None]]), SLOTS)
+    assert not well_formed(copy_record([[MOVING, "zset", [b"a"], None]]), SLOTS)
+    assert not well_formed(copy_record([[STAYING, "string", b"v", None]]), SLOTS)
+    assert not well_formed([COPY, [MOVING, "string", b"v"]], SLOTS)  # an entry cut short
+    assert well_formed(copy_record([[MOVING, "string", b"v", None], [MOVING, "set", [b"a"], 5]]), SLOTS)
 
 
 def test_the_sender_resends_from_the_first_unacknowledged_record_after_silence() -> None:
@@ -139,6 +143,6 @@ def test_a_source_that_asks_again_gets_its_answer_again_once_the_slots_are_clear
 def test_a_copy_chunk_of_plain_strings_is_a_few_effects_not_one_per_key() -> None:
     entries = [[b"{m}%d" % i, "string", b"v", None] for i in range(100)]
     entries.append([b"{m}ttl", "string", b"v", NOW])
-    effects = record_effects([COPY, entries], lambda key: key in (b"{m}1", b"{m}2"))
+    effects = record_effects(copy_record(entries), lambda key: key in (b"{m}1", b"{m}2"))
     assert [e[0] for e in effects] == [b"DEL", b"SET", b"MSET"]
     assert effects[0] == [b"DEL", b"{m}1", b"{m}2"] and effects[1] == [b"SET", b"{m}ttl", b"v", b"PXAT", b"%d" % NOW]

@@ -117,7 +117,7 @@ class MigrationController:
     def on_cleaned(self, count_in_slot: CountInSlot, now_ms: int) -> None:
         """A cleanup chunk ran: jobs whose moved slots are empty here are done."""
         for job in self.jobs.values():
-            if job.state == CLEANING and not any(count_in_slot(slot) for slot in slots_of(job.slots)):
+            if job.state == CLEANING and not any(count_in_slot(slot) for slot in job.slot_set):
                 job.on_cleaned(now_ms)
         self._retire()
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from trionode.core.keyspace.store import Keyspace
 from trionode.core.migration.export import SNAPSHOTTING, Action, CopyChunk, ExportJob
-from trionode.core.migration.stream import COPY, StreamSender
+from trionode.core.migration.stream import StreamSender, copy_record
 
 
 @dataclass(slots=True)
@@ -53,7 +53,7 @@ def copy_step(job: ExportJob, sender: StreamSender, copier: SlotCopier, keyspace
     if job.state != SNAPSHOTTING:
         return []
     entries, next_cursor = copier.chunk(keyspace, action.slot, action.cursor, action.keys_max)
-    offset = sender.append([COPY, entries], now_ms) if entries else sender.last_offset
+    offset = sender.append(copy_record(entries), now_ms) if entries else sender.last_offset
     nbytes = sum(len(key) + _plain_bytes(plain) for key, _, plain, _ in entries)
     return job.on_copied(action.slot, next_cursor, len(entries), nbytes, offset, now_ms)
 

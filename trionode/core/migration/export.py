@@ -182,6 +182,7 @@ class ExportJob:
     cancelled: bool = field(default=False, init=False)
     progress: Progress = field(default_factory=Progress, init=False)
     _slot_list: list[int] = field(default_factory=list, init=False)
+    slot_set: frozenset[int] = field(default=frozenset(), init=False)  # Invariant: the slots of ``slots``
     _slot_index: int = field(default=0, init=False)  # Invariant: copying _slot_list[_slot_index].
     _cursor: int = field(default=0, init=False)
     _chunk_out: bool = field(default=False, init=False)  # Invariant: at most one CopyChunk unanswered.
@@ -193,7 +194,8 @@ class ExportJob:
     def __post_init__(self) -> None:
         self.slots = normalize_ranges(self.slots)
         assert self.slots and self.source_shard_id != self.target_shard_id
-        self._slot_list = sorted(slots_of(self.slots))
+        self.slot_set = frozenset(slots_of(self.slots))  # asked for every logged write while streaming
+        self._slot_list = sorted(self.slot_set)
         self.progress.last_update_ms = self.progress.last_ack_ms = self._state_since_ms = self.created_ms
 
     def streams(self) -> bool:
