@@ -42,7 +42,7 @@ from trionode.core.migration import export
 from trionode.core.migration.commands import JobRow
 from trionode.core.migration.controller import MigrationController
 from trionode.core.migration.copy import SlotCopier, copy_step
-from trionode.core.migration.staging import ConfigCatchUp, SlotRoles, WriteGate, cleanup_delete
+from trionode.core.migration.staging import ConfigCatchUp, SlotRoles, cleanup_delete
 from trionode.core.migration.stream import StreamSender, stream_writes
 from trionode.core.reply import OK
 from trionode.io.control import ProposalError, monotonic_ms
@@ -237,9 +237,7 @@ class MigrationShell:
     def _cleanup_step(self) -> bool:
         """Delete one bounded chunk of hidden keys this primary must not keep; False if none."""
         runtime = self.runtime
-        routing = runtime.node.routing
-        gate = WriteGate(primary=routing.am_primary, lease_valid=monotonic_ms() < runtime.node.lease_until_ms,
-                         disk_full=routing.disk_full, wal_room=runtime.wal.has_room())  # fmt: skip
+        gate = runtime.node.write_gate(monotonic_ms(), runtime.wal.has_room())
         if not gate.open():
             return False
         keyspace = runtime.data.keyspace
