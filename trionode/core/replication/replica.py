@@ -153,9 +153,14 @@ class ReplicaState:
         return Step(truncate_to=keep, history_changed=True)
 
     def _cut_log(self, keep: int) -> None:
-        """The local log now ends at ``keep``: nothing past it is received or durable here."""
+        """The local log now ends at ``keep``: nothing past it is received, durable or acknowledged here.
+
+        The primary's high watermark is bounded too: a cut below it would otherwise count the
+        next primary's records up to the old value as acknowledged before it says so.
+        """
         self.log_end = keep
         self.durable_offset = min(self.durable_offset, keep)
+        self.primary_hw = min(self.primary_hw, keep)
 
     def lost_records(self, local_end: int) -> None:
         """The local log ends at ``local_end``, before records this state received: claim only what is
