@@ -3,7 +3,8 @@
 A READONLY read that started during the cut was answered with a cut, never-acknowledged value, or
 waited on the new WAL for an offset only the old one had (an AssertionError: the node went down). A
 primary change during the cut built the new replica side from the data about to go: it claimed
-records the store no longer held, so a fence answer or an ack could count them (S1).
+records the store no longer held, so a fence answer or an ack could count them (S1). And a replica
+detached from its shard counted its own fsyncs as acknowledged.
 """
 
 import threading
@@ -204,3 +205,36 @@ async def test_a_replica_stops_serving_reads_before_its_cut_starts(
             await _until(lambda: serving == [True, False, True])
             assert store.data.applied_offset == 5 and _get(store, b"x") is None
             nursery.cancel_scope.cancel()
+
+
+async def test_a_detached_replica_acknowledges_nothing_of_its_tail(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Its fsyncs used to count as acknowledged: a compaction's snapshot then held 4..5, which no ISR
+    confirmed, as acknowledged, and a READONLY read waiting for 5 was answered."""
+    async with _running_store(tmp_path) as store:
+        _write(store, 5, "old")
+        await store.wal.wait_durable(5)
+        repl = _replication(R, store, [])
+        store.publish_acked(3)  # what the ISR confirmed while R replicated
+        outcome: list[str] = []
+
+        async def reader() -> None:
+            try:
+                await store.wait_acked(5)
+                outcome.append("sent")
+            except AckAborted:
+                outcome.append("aborted")
+
+        state = _state()
+        assert apply(state, 100, command("replica_detach", shard_id=SHARD, epoch=1, node_id=R)).ok
+        with trio.move_on_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(reader)
+                await _until(store.replies_waiting)
+                repl.on_config(state)
+                assert repl.replica is None and repl.primary is None
+        assert outcome == ["aborted"]
+        with trio.move_on_after(10) as waited:  # as a compaction waits for its offset to be confirmed
+            await store.wait_acked(5)
+        assert waited.cancelled_caught and store.acked_offset == 3

@@ -315,13 +315,17 @@ class Replication:
         await self._ack_event.wait()
 
     def on_local_durable(self) -> None:
-        """The local WAL may be durable further: publish what that acknowledges, as this node's role says."""
+        """The local WAL may be durable further: publish what that acknowledges, as this node's role says.
+
+        With no role nothing does. Such a node serves no command, and its log may end in records
+        no ISR confirmed (a detached replica's tail): publishing its fsyncs put them in a compaction's
+        snapshot as acknowledged (the compaction waits for the ISR for that reason), and a replica
+        side started later began from that acknowledged offset and could serve them.
+        """
         if self.primary is not None:
             self.primary.on_log()  # the driver owns the acknowledged offset
         elif self.replica is not None:
             self.replica.on_local_durable()  # the driver owns the acknowledged offset
-        else:
-            self.store.publish_acked(self.store.wal.durable_seq)  # no replicas: the local fsync acknowledges
 
     def on_compacted(self, snapshot_offset: int) -> None:
         """The store's snapshot moved to ``snapshot_offset``: a replica's driver cuts in place no lower."""
@@ -347,6 +351,8 @@ class Replication:
         me = state.nodes.get(self.node_id)
         shard = state.shards.get(me.shard_id) if me is not None and me.shard_id is not None else None
         if shard is None or me.role == "none":
+            if self.replica is not None:  # nothing acknowledges here from now on: READONLY reads waiting never get it
+                self.store.abort_waiters("this node no longer replicates its shard")
             self._stop_sides()
             return
         if me.role == "primary":
