@@ -468,6 +468,27 @@ async def test_unrepaired_torn_tail_becomes_fatal_once_not_last(tmp_path: Path) 
     assert wal_check.check(str(tmp_path))[0] == wal_check.EXIT_CORRUPT
 
 
+@pytest.mark.parametrize("damage", ["torn", "corrupt"])
+async def test_a_cut_right_before_damage_removes_the_damage(tmp_path: Path, damage: str) -> None:
+    """The cut keeps 1..3 and the damage that follows record 3 goes with the rest: it used to stay when no
+    good record followed it, and failed the check-only load right after the cut (corrupt), or the next
+    start once the writer had opened a new segment (torn: "a segment that is not the last")."""
+    await write_records(tmp_path, [f"value-{n}" for n in range(1, 6)])
+    (path,) = segment_paths(tmp_path)
+    record_bytes = len(codec.encode_record("value-1"))
+    with path.open("r+b") as file:
+        if damage == "torn":
+            file.truncate(3 * record_bytes + 5)  # record 4 half written, no 5
+        else:
+            file.seek(3 * record_bytes + codec.HEADER_BYTES + 2)
+            file.write(b"X")  # record 4's checksum fails; 5 is whole
+    wal_files.cut_after(str(tmp_path), PREFIX, 3)
+    assert load(tmp_path, repair=False).torn is None
+    await write_records(tmp_path, ["after"], next_seq=4)  # a new segment, as after a store's cut
+    assert [obj for _, obj in load(tmp_path, repair=False).records] == ["value-1", "value-2", "value-3", "after"]
+    assert path.stat().st_size == 3 * record_bytes
+
+
 async def test_seq_gap_between_segments_raises(tmp_path: Path) -> None:
     writer = make_writer(tmp_path)
     async with trio.open_nursery() as nursery:

@@ -256,6 +256,8 @@ class DataStore:
         acked = min(self.acked_offset, offset)
         self.data.replace_with(data, acked)
         self.acked_offset = acked
+        # A waiter that started while the data was being replaced waits for an offset of the old data.
+        self.abort_waiters("this node's data was replaced by a resync")
         self._clear_backlog_after(offset)
         self.wal = WalWriter(str(self.directory), WAL_PREFIX, offset + 1, **self._writer_bounds)
         self.wal.on_disk_full = self._disk_full_changed

@@ -22,7 +22,7 @@ any record of a new epoch (DESIGN §5.2).
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,7 +223,7 @@ class ReplicaSide:
     async def process(self) -> None:
         """Handle queued messages in order, then time and durability; each may need the disk."""
         driver, now = self.driver, self.repl.clock_ms
-        while self.inbox:
+        while self.inbox and not self.replaced:
             msg = self.inbox.popleft()
             await self.execute(driver.on_local_end(self.repl.store.data.applied_offset))
             if isinstance(msg, _Fence):
@@ -233,6 +233,8 @@ class ReplicaSide:
             else:
                 await self.execute(driver.on_message(msg, now()))
         await self.execute(driver.tick(now()))
+        if self.replaced:
+            return  # the configuration changed during a cut: the side that replaced us starts next round
         wal = self.repl.store.wal
         if self.state.log_end > wal.durable_seq:
             await wal.wait_durable(min(self.state.log_end, wal.appended_seq))
@@ -240,20 +242,27 @@ class ReplicaSide:
         for line in driver.take_reports():
             log.info("replication: %s", line)
 
+    @property
+    def replaced(self) -> bool:
+        """The configuration replaced this side (another primary, a promotion, no role): it is done."""
+        return self.repl.replica is not self
+
     async def execute(self, actions: list[ReplicaAction]) -> None:
-        """Carry the driver's actions out, in order."""
+        """Carry the driver's actions out, in order, until the configuration replaces this side."""
         store, repl = self.repl.store, self.repl
         for action in actions:
+            if self.replaced:
+                return  # its decisions (a history, an ack to the old primary) are no longer this node's
             match action:
                 case SetLoadingMarker(on=on):
                     store.set_loading_marker(on)
                 case Truncate(offset=offset):
                     self.snapshot_items = []
-                    await store.truncate_after(offset)
+                    await repl.changing_store(store.truncate_after(offset))
                 case LoadChunk(items=items):
                     self.snapshot_items.append(items)  # one keyspace dump chunk per message
                 case InstallSnapshot(offset=offset):
-                    await store.install_snapshot(offset, self.snapshot_items)
+                    await repl.changing_store(store.install_snapshot(offset, self.snapshot_items))
                     self.snapshot_items = []
                 case SaveHistory(history=history):
                     repl.history = history.copy()
@@ -286,6 +295,9 @@ class Replication:
         # Sends a fencing round's answer (io/failover.py sets it): called with the shard and the answer.
         self.on_fence_answer: Callable[[str, AnswerFence], None] = lambda shard_id, answer: None
         self._serving = False
+        # A configuration applied while the store is cut or replaced waits here for the end of it (see changing_store).
+        self._changing_store = False
+        self._pending_config: ClusterState | None = None
         self._wake = trio.Event()
         self._appended = trio.Event()
         self._ack_event = trio.Event()
@@ -303,13 +315,17 @@ class Replication:
         await self._ack_event.wait()
 
     def on_local_durable(self) -> None:
-        """The local WAL may be durable further: publish what that acknowledges, as this node's role says."""
+        """The local WAL may be durable further: publish what that acknowledges, as this node's role says.
+
+        With no role nothing does. Such a node serves no command, and its log may end in records
+        no ISR confirmed (a detached replica's tail): publishing its fsyncs put them in a compaction's
+        snapshot as acknowledged (the compaction waits for the ISR for that reason), and a replica
+        side started later began from that acknowledged offset and could serve them.
+        """
         if self.primary is not None:
             self.primary.on_log()  # the driver owns the acknowledged offset
         elif self.replica is not None:
             self.replica.on_local_durable()  # the driver owns the acknowledged offset
-        else:
-            self.store.publish_acked(self.store.wal.durable_seq)  # no replicas: the local fsync acknowledges
 
     def on_compacted(self, snapshot_offset: int) -> None:
         """The store's snapshot moved to ``snapshot_offset``: a replica's driver cuts in place no lower."""
@@ -329,15 +345,41 @@ class Replication:
 
     def on_config(self, state: ClusterState) -> None:
         """Follow the applied configuration: become or stop being this shard's primary or replica."""
+        if self._changing_store:
+            self._pending_config = state  # the latest one wins: each names every role
+            return
         me = state.nodes.get(self.node_id)
         shard = state.shards.get(me.shard_id) if me is not None and me.shard_id is not None else None
         if shard is None or me.role == "none":
+            if self.replica is not None:  # nothing acknowledges here from now on: READONLY reads waiting never get it
+                self.store.abort_waiters("this node no longer replicates its shard")
             self._stop_sides()
             return
         if me.role == "primary":
             self._be_primary(shard)
         else:
             self._be_replica(shard)
+
+    async def changing_store(self, change: Awaitable[None]) -> None:
+        """Await ``change`` (a cut in place, a full resync's install), then apply the configuration that came meanwhile.
+
+        A side built during it would start from the data about to go: a replica side's driver
+        from the old log end (it then claimed and acked records the store no longer held), a
+        primary's from the old durable offset. Reads stop first: a READONLY read computed
+        from the old data could not be answered from the new.
+        """
+        assert not self._changing_store, "one store change at a time"
+        self._changing_store = True
+        self._update_serving()
+        try:
+            await change
+        finally:
+            self._changing_store = False
+        state, self._pending_config = self._pending_config, None
+        if state is not None:
+            self.on_config(state)
+            self.wake()  # a new side starts on the next round
+        self._update_serving()
 
     def _be_replica(self, shard: Any) -> None:
         side = self.replica
@@ -406,7 +448,7 @@ class Replication:
         return {}
 
     def serving_reads(self) -> bool:
-        return self.replica is not None and self.replica.driver.read_bound() is not None
+        return not self._changing_store and self.replica is not None and self.replica.driver.read_bound() is not None
 
     def offsets(self) -> dict[str, int]:
         """Replication offsets this node knows: its own, and its replicas' if it is a primary."""
@@ -502,9 +544,13 @@ class Replication:
                     self.primary.tick(nursery)
                 elif self.replica is not None:
                     await self.replica.process()
-                if self.serving_reads() != self._serving:
-                    self._serving = not self._serving
-                    self.on_serving_change()
+                self._update_serving()
+
+    def _update_serving(self) -> None:
+        """Tell the node (its routing) when this replica starts or stops serving READONLY reads."""
+        if self.serving_reads() != self._serving:
+            self._serving = not self._serving
+            self.on_serving_change()
 
     async def _durability_watch(self) -> None:
         """Wake the streamer once what was appended is durable (only durable records are streamed)."""

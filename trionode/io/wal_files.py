@@ -213,9 +213,9 @@ def cut_after(
     """Cut the WAL back to ``keep`` in place (no writer may be open on it); one line per step.
 
     The newest segment goes first and every step is durable before the next (an unlink, then
-    the directory's fsync; the cut of the segment holding ``keep + 1``, then its fsync): a crash
-    at any point leaves a WAL that holds a prefix of the old records, ``keep`` of them or more,
-    never a gap. ``keep`` may not lie before the WAL's first record.
+    the directory's fsync; the cut of the segment holding ``keep`` to that record's end, then
+    its fsync): a crash at any point leaves a WAL that holds a prefix of the old records,
+    ``keep`` of them or more, never a gap. ``keep`` may not lie before the WAL's first record.
     """
     segments = list_segments(directory, prefix)
     assert not segments or segments[0].first_seq <= keep + 1, (segments[0].name, keep)
@@ -230,9 +230,13 @@ def cut_after(
         kept = keep - segment.first_seq + 1
         if len(result.records) < kept:
             raise codec.WalCorruption(segment.name, result.valid_end, f"holds no record {keep} to cut after")
-        if kept < len(result.records):
-            truncate_file(segment.path, result.records[kept][0])
-            report.append(f"{segment.name}: cut after seq {keep} ({len(result.records) - kept} records)")
+        # Up to the end of record ``keep``, whatever follows it: damage behind the last good record
+        # left in place failed the next load (corrupt), or the next start once a segment followed (torn).
+        end = result.records[kept][0] if kept < len(result.records) else result.valid_end
+        if os.path.getsize(segment.path) > end:
+            truncate_file(segment.path, end)
+            dropped = f" and damage at byte {result.damage.offset}" if result.damage is not None else ""
+            report.append(f"{segment.name}: cut after seq {keep} ({len(result.records) - kept} records{dropped})")
         break
     return report
 

@@ -218,6 +218,32 @@ def test_nothing_is_acknowledged_under_the_loading_marker_and_a_full_sync_starts
     assert cleared == SetLoadingMarker(False) and isinstance(ack, Send) and published == AckUpTo(6)
 
 
+def test_a_cut_below_the_primarys_watermark_counts_nothing_past_the_cut_before_the_next_primary_says_so() -> None:
+    """The watermark streamed before a cut describes records the cut removed: the next primary's records
+    at those offsets are not acknowledged by it."""
+    d = driver(log_end=0, history=EpochHistory())
+    d.on_message(SyncReply(SHARD, 1, "partial", 0, H1, 6, request(d).sync_id), 0)
+    d.on_message(records(d, 6, hw=6), 0)
+    assert AckUpTo(3) in d.on_durable(3, 0)
+    assert Truncate(3) in d.on_message(SyncReply(SHARD, 1, "partial", 3, H1, 6, request(d, 10**6).sync_id), 10)
+    assert d.rs.primary_hw == 3
+    d.on_message(records(d, 3, hw=3), 20)  # the next primary's 4..6, which it has not acknowledged yet
+    assert AckUpTo(6) not in d.on_durable(6, 30) and d.acked_offset == 3 and d.read_bound() == 3
+    assert d.on_message(records(d, 0, hw=5), 40) == [AckUpTo(5)]
+
+
+def test_a_local_log_shorter_than_the_stream_claims_only_what_it_holds_and_syncs_again() -> None:
+    """A store cut under the driver (once: a replica side rebuilt during a cut, from the old log end)
+    held 3 where the driver counted 5 and acked 5 to a new primary. Now it reports 3 and asks again."""
+    d = driver(log_end=5)
+    d.on_message(SyncReply(SHARD, 1, "partial", 5, H1, 5, request(d).sync_id), 0)
+    assert d.on_message(records(d, 0, hw=5), 0) == [AckUpTo(5)]
+    assert d.on_local_end(3) == [Truncate(3)]
+    assert (d.rs.log_end, d.reported_offset(), d.acked_offset, d.rs.primary_hw) == (3, 3, 3, 3)
+    assert d.read_bound() is None and d.on_durable(5, 10) == []  # no ack outside a session, nor past 3
+    assert request(d, 20).log_end == 3
+
+
 def test_a_restart_starts_from_the_acknowledged_offset_its_data_recorded() -> None:
     d = driver(log_end=5, acked_offset=3)
     assert d.acked_offset == 3 and d.on_local_durable(5) == []  # the primary has said nothing yet

@@ -114,7 +114,7 @@ class ReplicaState:
         # The local data was discarded at the full sync: until a new one completes, the log is empty.
         self._snapshot_offset, self._snapshot_seq, self._snapshot_done = None, 0, False
         self._leader_history = None
-        self.log_end = self.durable_offset = 0
+        self._cut_log(0)
         self.history = EpochHistory()
 
     def _check(self, shard_id: str, epoch: int, sync_id: int) -> str:
@@ -145,13 +145,31 @@ class ReplicaState:
             self.state = LOADING
             return Step(start_full_sync=True)
         keep = reply.keep_offset
-        self.log_end = keep
-        self.durable_offset = min(self.durable_offset, keep)
+        self._cut_log(keep)
         # Up to keep both histories agree, so adopting the primary's is exact and also names
         # the epochs of the records to come.
         self.history = reply.history.copy()
         self._enter_stream()
         return Step(truncate_to=keep, history_changed=True)
+
+    def _cut_log(self, keep: int) -> None:
+        """The local log now ends at ``keep``: nothing past it is received, durable or acknowledged here.
+
+        The primary's high watermark is bounded too: a cut below it would otherwise count the
+        next primary's records up to the old value as acknowledged before it says so.
+        """
+        self.log_end = keep
+        self.durable_offset = min(self.durable_offset, keep)
+        self.primary_hw = min(self.primary_hw, keep)
+
+    def lost_records(self, local_end: int) -> None:
+        """The local log ends at ``local_end``, before records this state received: claim only what is
+        there, and start a new session (the shell asks for a sync at its next tick)."""
+        assert local_end < self.log_end and self.state != LOADING, (local_end, self.log_end, self.state)
+        self._reports.append(f"resync: the local log ends at {local_end}, before the received {self.log_end}")
+        self._cut_log(local_end)
+        self.history.truncate_after(local_end)
+        self.state = CONNECTING
 
     def _enter_stream(self) -> None:
         self.state = STREAMING if self.log_end >= self._target else SYNCING

@@ -199,14 +199,24 @@ class ReplicaDriver:
         return self._carry_out(step, now_ms) + self._publish()  # records may carry a higher watermark
 
     def on_local_end(self, local_end: int) -> list[ReplicaAction]:
-        """The local log ends at ``local_end`` (call before each message): cut what the stream never gave us.
+        """The local log ends at ``local_end`` (call before each message): it must hold what we received.
 
         A replica's log holds only the primary's records. One past our stream's end was
         written here (a command a replica should have refused, issue 10): keeping it would
         put a record the primary never wrote at an offset the primary fills with another.
+
+        A log that ends before our stream's end lost records we counted (a cut this driver
+        did not ask for: the node's replica side was once rebuilt in the middle of a cut,
+        from the data about to go). We claim only what is here and sync again, as a restart
+        would from the same disk. Not an assert: the restart costs the shard a member for
+        nothing, and whatever we reported before cannot be taken back either way.
         """
-        if self.marker or local_end <= self.rs.log_end:
+        if self.marker or local_end == self.rs.log_end:
             return []
+        if local_end < self.rs.log_end:
+            self.rs.lost_records(local_end)
+            self._next_request_ms = self._heard_ms  # in the past: the next tick asks for a sync
+            return self._cut(local_end)  # the acknowledged offset follows; the store holds the cut already
         self.rs.note(f"local records {self.rs.log_end + 1}..{local_end} were not streamed: cut")
         return self._truncate(self.rs.log_end)
 
