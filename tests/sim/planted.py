@@ -99,7 +99,7 @@ class SelfAckingSource(MigrationPlane):
 class UnheldPause(MigrationPlane):
     """A pause that holds nothing: commands on the moving slots run on the source during the handover."""
 
-    def serves(self, node: Any, slot: int) -> bool:
+    def mig_serves(self, node: Any, slot: int) -> bool:
         proc = node.proc
         return self.leased(node) and proc is not None and proc.roles is not None and proc.roles.serves(slot)
 
@@ -107,11 +107,11 @@ class UnheldPause(MigrationPlane):
 class StagedServer(MigrationPlane):
     """A target that serves the slots it is importing as if it owned them (staged keys visible)."""
 
-    def serves(self, node: Any, slot: int) -> bool:
+    def mig_serves(self, node: Any, slot: int) -> bool:
         proc = node.proc
         if proc is not None and proc.roles is not None and proc.roles.staged(slot) and self.leased(node):
             return True
-        return super().serves(node, slot)
+        return super().mig_serves(node, slot)
 
 
 class UnheldOrphans(MigrationPlane):
