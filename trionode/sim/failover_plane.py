@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trionode.core import failover as core
-from trionode.core.cluster import ClusterState, Shard, command, copy_state
+from trionode.core.cluster import ApplyResult, ClusterState, Shard, command, copy_state
 from trionode.core.gossip import Detector, GossipConfig, Ping
 from trionode.core.gossip import from_wire as gossip_from_wire
 from trionode.core.replication.history import EpochHistory
@@ -172,6 +172,7 @@ class SimNode:
     replica: ReplicaShell | None = None
     failover: core.FailoverController | None = None  # its process's controller (the lease it holds), new at each start
     detector: Detector | None = None  # its process's failure detector, new at each start
+    proc: Any = None  # its process's migration shells (failover_migration.py), new at each start
 
     @property
     def view(self) -> Shard:
@@ -206,6 +207,7 @@ class FailoverPlane:
         self.coverage = FailoverCoverage()
         self.now_ticks = self.now_ms = 0
         self.serial = 0
+        self.quiet = False  # no faults: the quiet end of a run
         self.nodes: dict[str, SimNode] = {}
         for i, shard_id in enumerate(self.shard_ids):
             for node_id in GROUPS[shard_id]:
@@ -298,7 +300,8 @@ class FailoverPlane:
                 and self.rng.random() < self.faults.learn_probability
             ):
                 self.learn(node)
-        self.nemesis.step()
+        if not self.quiet:
+            self.nemesis.step()
         self.deliver()
         self.controller()
         for node in self.nodes.values():
@@ -323,24 +326,27 @@ class FailoverPlane:
         for cmd, result, before, after in self.config.commit_due_each(self.now_ms):
             self.committed.append((self.config.index, cmd, result.ok))
             self.check_owners(cmd, result)
-            op = cmd["op"]
-            if op in ("failover", "reinstate"):
-                self.on_failover_commit(cmd, result.ok)
-            elif op.startswith("replica_"):
-                self.coverage.member_changes += result.ok
-                self.coverage.member_refused += not result.ok
-                self.note(f"{op} {'committed' if result.ok else 'refused: ' + result.reason[:40]}")
-                if result.ok:
-                    self.checkers[before.id].on_member_change(op, before, after)
+            self.on_committed(cmd, result, before, after)
 
-    def check_owners(self, cmd: dict[str, Any], result: Any) -> None:
+    def on_committed(self, cmd: dict[str, Any], result: ApplyResult, before: Shard, after: Shard) -> None:
+        op = cmd["op"]
+        if op in ("failover", "reinstate"):
+            self.on_failover_commit(cmd, result.ok)
+        elif op.startswith("replica_"):
+            self.coverage.member_changes += result.ok
+            self.coverage.member_refused += not result.ok
+            self.note(f"{op} {'committed' if result.ok else 'refused: ' + result.reason[:40]}")
+            if result.ok:
+                self.checkers[before.id].on_member_change(op, before, after)
+
+    def check_owners(self, cmd: dict[str, Any], result: ApplyResult) -> None:
         """S3: only an applied ``migration_commit`` moves slots, each time to one shard of the configuration."""
         owners = self.config.state.slot_owners
         if owners != self.owners:
             self.on_owners_changed(cmd, result, self.owners)
             self.owners = list(owners)
 
-    def on_owners_changed(self, cmd: dict[str, Any], result: Any, before: list[str | None]) -> None:
+    def on_owners_changed(self, cmd: dict[str, Any], result: ApplyResult, before: list[str | None]) -> None:
         raise InvariantViolation(f"S3 one owner: {cmd['op']} changed slot owners with no migration running")
 
     def on_failover_commit(self, cmd: dict[str, Any], ok: bool) -> None:
@@ -564,6 +570,10 @@ class FailoverPlane:
         if rng.random() < f.replica_ack_probability:
             self.send_all(node.id, node.view.primary_id, shell.ack(now))
         self.send_all(node.id, node.view.primary_id, shell.tick(now))
+
+    def log_batch(self, node: SimNode, batch: list[tuple[int, tuple[bytes, ...]]]) -> None:
+        """Effects the node's data state made (kv_workload.py), appended to its data WAL."""
+        node.disk.append([list(effect) for _, effect in batch])
 
     # --- crashes and restarts (the nemesis calls these) --------------------------------------------------
 

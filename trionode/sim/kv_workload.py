@@ -307,7 +307,7 @@ class KVWorkload:
                 offset, effect = effects[0]
                 self.checker.fail(f"own write: {p.name(node.id)}, not the serving primary, logs {effect!r} at "
                                   f"its own offset {offset} for {b' '.join(argv)!r}")  # fmt: skip
-            node.disk.append([list(effect) for _, effect in effects])
+            p.log_batch(node, effects)
             p.coverage.writes += 1
             p.coverage.writes_while_isolated += not p.reaches(LEADER, node.id)
         if isinstance(reply, ErrorReply):
@@ -336,7 +336,7 @@ class KVWorkload:
         """A serving primary's expiry cycle: the deletions are logged like any write."""
         kv = self.keyspace(node)
         kv.data.expire_some(self.wall(node.id), self.rng)
-        node.disk.append([list(effect) for _, effect in kv.data.take_outbox()])
+        self.plane.log_batch(node, kv.data.take_outbox())
 
     # --- commands ----------------------------------------------------------------------------------
 

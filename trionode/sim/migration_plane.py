@@ -143,7 +143,7 @@ class MigrationPlane(MigrationShells):
     def view(self, node: Node) -> ClusterState:
         return self.clog.states[node.learned - 1]
 
-    def committed(self) -> ClusterState:
+    def committed_state(self) -> ClusterState:
         return self.clog.state
 
     def committed_index(self) -> int:

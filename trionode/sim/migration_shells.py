@@ -108,8 +108,8 @@ class Process:
     cleanup_at_ms: int = 0  # when the cleanup runs next (io: woken by a change, or after being idle)
 
 
-def new_process(node_id: str) -> Process:
-    return Process(MigrationController(node_id, bounds=BOUNDS))
+def new_process(node_id: str, bounds: ExportBounds = BOUNDS) -> Process:
+    return Process(MigrationController(node_id, bounds=bounds))
 
 
 class MigrationShells:
@@ -127,19 +127,16 @@ class MigrationShells:
     pending: dict[bytes, tuple[str, Any, int, bytes]]  # key -> (node, process token, offset, value)
     _roles: dict[tuple, tuple[SlotRoles, frozenset[int]]]
 
+    note: Callable[[str], None]  # the plane's trace
+    name: Callable[[str], str]  # a node's short name
+
     # --- hooks --------------------------------------------------------------------------------
-
-    def note(self, text: str) -> None:
-        raise NotImplementedError
-
-    def name(self, node_id: str) -> str:
-        raise NotImplementedError
 
     def view(self, node: Any) -> ClusterState:
         """The configuration ``node`` applied."""
         raise NotImplementedError
 
-    def committed(self) -> ClusterState:
+    def committed_state(self) -> ClusterState:
         raise NotImplementedError
 
     def committed_index(self) -> int:
@@ -407,7 +404,7 @@ class MigrationShells:
 
     def operator(self) -> None:
         """Move MOVING to the other shard whenever no migration runs (MIGRATESLOTS to the owner's primary)."""
-        state = self.committed()
+        state = self.committed_state()
         if state.migrations or self.mig_rng.random() >= self.mig_faults.migrate_probability:
             return
         source = state.slot_owners[MOVING[0]]
@@ -442,7 +439,7 @@ class MigrationShells:
 
     def route(self, slot: int) -> Any:
         """The node a client sends a command for ``slot`` to: by the committed configuration, or a stale view."""
-        state = self.committed()
+        state = self.committed_state()
         if self.mig_rng.random() < self.mig_faults.stale_route_probability:
             state = self.view(self.mig_rng.choice(list(self.nodes.values())))
         return self.nodes[state.shards[state.slot_owners[slot]].primary_id]
@@ -497,12 +494,12 @@ class MigrationShells:
                 for slot in CHECKED_SLOTS:
                     if self.mig_serves(node, slot):
                         writers.setdefault(slot, []).append((self.name(node.id), node.shard_id))
-        self.mig_checker.on_writers(writers, self.committed())
+        self.mig_checker.on_writers(writers, self.committed_state())
 
     # --- the quiet end ---------------------------------------------------------------------------------------
 
     def migrations_settled(self) -> bool:
-        state = self.committed()
+        state = self.committed_state()
         if state.migrations or self.pending:
             return False
         for shard_id in self.mig_shards:
@@ -517,10 +514,10 @@ class MigrationShells:
     def jobs_line(self) -> str:
         jobs = {self.name(n.id): sorted(j.state for j in n.proc.controller.jobs.values())
                 for n in self.nodes.values() if n.proc is not None and n.proc.controller.jobs}  # fmt: skip
-        return f"migrations {len(self.committed().migrations)}, jobs {jobs}, pending {len(self.pending)}"
+        return f"migrations {len(self.committed_state().migrations)}, jobs {jobs}, pending {len(self.pending)}"
 
     def final_check(self) -> None:
-        state = self.committed()
+        state = self.committed_state()
         owner_value: dict[bytes, bytes | None] = {}
         others: dict[bytes, bool] = {}
         for key in self.mig_checker.keys:
