@@ -127,3 +127,11 @@ class EarlyAckingTarget(MigrationPlane):
 
     def import_durable(self, node: Any) -> int:
         return len(node.log)
+
+
+class EarlyAckingShard:
+    """In the failover plane with migrations: a target primary that acknowledges the stream once it logged it,
+    not once its ISR holds it (Valkey #2723); a failover of the target may then lose moved keys."""
+
+    def import_durable(self, node: Any) -> int:
+        return len(node.disk.log)

@@ -53,6 +53,11 @@ the clients on its side, asymmetric cuts, flapping, double failures and
 replica-set changes, perhaps with a failover on top, double failovers,
 wall-clock steps and crashes inside a full sync.
 
+*Two shards* (``shards=2``, failover_migration.py): a second group of four
+(E primary, F and G replicas, H spare) serves slots 8192..16383; each shard
+has its own checker (its own log) and client workload, every fault aims at
+one shard, and S3 is checked at every commit (:meth:`check_owners`).
+
 Each step: commit, learn, nemesis, deliver, controller, nodes, clients, check
 (failover_checks.py). Every random choice comes from Randoms named
 ``failover-*``, so the Raft half of a run is the same with or without it.
