@@ -51,7 +51,9 @@ def test_ci_seed_range_passes_with_crashes_in_every_phase() -> None:
     for r in results:
         assert isinstance(r.data_coverage, CombinedCoverage)
         total.add(r.data_coverage)
-    missing = [name for name, value in total.items() if value == 0 and name not in RARE]
+    # Per side and phase (mig_source_*, mig_target_*) is detail: crashes_* and failovers_* sum both sides.
+    missing = [name for name, value in total.items()
+               if value == 0 and name not in RARE and not name.startswith(("mig_source_", "mig_target_"))]  # fmt: skip
     assert not missing, f"never happened across seeds {CI_SEEDS.start}..{CI_SEEDS.stop - 1}: {missing}"
     m = total.migration
     assert m.commits >= len(CI_SEEDS) // 2 and m.aborts >= len(CI_SEEDS) // 2, m

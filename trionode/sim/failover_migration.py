@@ -58,10 +58,11 @@ from trionode.sim.trace import Recorder, _Counters
 PHASES = ("snapshotting", "streaming", "paused", "committing", "cleaning")
 # Per step while a job is in the phase (else the faults' job_crash_probability): the short phases, a
 # few steps each unless a fault lands, are aimed at more often.
-AIM_PROBABILITY = {"snapshotting": 0.1, "paused": 0.03, "committing": 0.05, "cleaning": 0.03}
+AIM_PROBABILITY = {"snapshotting": 0.1, "paused": 0.03, "committing": 0.08, "cleaning": 0.08}
 # A failover takes a lease drain and a fencing round (hundreds of ms): a pause may outlast one, so a
 # failover can commit while writes are held, as it can on a node (migration_pause_ms_max, 1 s by default).
 BOUNDS = replace(SHELL_BOUNDS, pause_ms_max=1_500, ack_timeout_ms=1_500)
+MIN_INSYNC_REPLICAS = 2  # a job aborts once its target's ISR falls below (shrinks race the handover)
 SETTLE_STEPS_MAX = 3_000
 UNSTICK_STEPS = 300  # the quiet end's operator looks for a stalled shard this often
 AIMS = ("kill_source", "kill_target", "isolate_source", "isolate_target", "failover_source", "failover_target",
@@ -186,7 +187,7 @@ class FailoverMigrationPlane(MigrationShells, FailoverPlane):
 
     def start_process(self, node: SimNode) -> None:
         super().start_process(node)
-        node.proc = new_process(node.id, BOUNDS)
+        node.proc = new_process(node.id, BOUNDS, MIN_INSYNC_REPLICAS)
 
     def adopt(self, node: SimNode) -> None:
         super().adopt(node)

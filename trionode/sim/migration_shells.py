@@ -108,8 +108,8 @@ class Process:
     cleanup_at_ms: int = 0  # when the cleanup runs next (io: woken by a change, or after being idle)
 
 
-def new_process(node_id: str, bounds: ExportBounds = BOUNDS) -> Process:
-    return Process(MigrationController(node_id, bounds=bounds))
+def new_process(node_id: str, bounds: ExportBounds = BOUNDS, min_insync_replicas: int = 1) -> Process:
+    return Process(MigrationController(node_id, min_insync_replicas=min_insync_replicas, bounds=bounds))
 
 
 class MigrationShells:
