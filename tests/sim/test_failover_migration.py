@@ -1,5 +1,5 @@
 """``trionode sim --data-plane --failover --migration``: a seed range passes with faults in every phase, replays
-exactly, and a planted bug fails it.
+exactly, and planted bugs fail it.
 
 The range runs in two worker processes (one per core). Across it, jobs commit
 and abort, and crashes land in every phase of a job; failovers land in the
@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from tests.sim.planted import EarlyAckingShard
+from tests.sim.planted import EarlyAckingShard, UnheldPause
 from trionode.sim.failover_migration import CombinedCoverage, FailoverMigrationPlane
 from trionode.sim.runner import SimConfig, SimResult, Simulation, report, run
 
@@ -80,15 +80,20 @@ def test_cli_runs_the_combined_mode_and_refuses_half_of_it() -> None:
     assert half.returncode != 0 and "--migration runs alone" in half.stderr
 
 
-def test_a_target_that_acknowledges_before_its_isr_holds_the_stream_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Valkey #2723 planted in the combined mode: the target primary acknowledges the stream as soon as it
-    logged it; a failover of the target that promotes a replica without those records loses them."""
-    monkeypatch.setattr(FailoverMigrationPlane, "import_durable", EarlyAckingShard.import_durable)
-    failures = []
-    for seed in range(1, 41):
-        result = Simulation(_config(seed, 600)).run()
-        if not result.ok:
-            failures.append(result.failure)
-            break
-    assert failures, "no seed of 1..40 caught the early acknowledgement"
-    assert any(f in failures[0] for f in ("a lost write", "found nothing")), failures
+@pytest.mark.parametrize(
+    ("name", "bug", "caught_by"),
+    [
+        # Valkey #2723: the target primary acknowledges the stream once it logged it, not once its ISR
+        # holds it; a failover of the target that promotes a replica without those records loses them.
+        ("import_durable", EarlyAckingShard.import_durable, ("a lost write", "found nothing")),
+        # A pause that holds nothing: the source takes writes on the moving slots during the handover.
+        ("mig_serves", UnheldPause.mig_serves, ("accepts writes on", "a lost write")),
+    ],
+)
+def test_a_planted_migration_bug_is_caught(monkeypatch: pytest.MonkeyPatch, name: str, bug: object,
+                                           caught_by: tuple[str, ...]) -> None:  # fmt: skip
+    monkeypatch.setattr(FailoverMigrationPlane, name, bug)
+    failure = next((r.failure for r in (Simulation(_config(seed, 600)).run() for seed in range(1, 41)) if not r.ok),
+                   "")  # fmt: skip
+    assert failure, f"{name}: no seed of 1..40 caught it"
+    assert any(fragment in failure for fragment in caught_by), failure
