@@ -46,7 +46,10 @@ owner and no moved key left behind.
 
 What is abstract here: replication is a log copy, not the replication
 drivers of data_shells.py; leases are the committed epoch; the control plane
-is the ConfigLog, not the simulated Raft nodes.
+is the ConfigLog, not the simulated Raft nodes. The failover plane with
+migrations (failover_migration.py) runs the same shells over the real
+replication drivers, leases and failover controller; this plane stays the
+cheap one, for long seed ranges.
 """
 
 import random
