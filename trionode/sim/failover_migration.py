@@ -284,16 +284,27 @@ class FailoverMigrationPlane(MigrationShells, FailoverPlane):
         raise MigrationViolation(f"nothing settled in {SETTLE_STEPS_MAX} quiet steps: {self.jobs_line()}")
 
     def unstick(self) -> None:
-        """The operator's remedy for a shard whose primary was deposed without a failover: ``CLUSTER FAILOVER``.
+        """The operator's remedy for a shard whose primary was deposed without a failover.
 
-        A failover round that fenced the ISR and was then dropped with its leader's term leaves
-        the fenced members refusing the primary, which the configuration still names at its
-        epoch: it takes writes and acknowledges none, and no round starts again while it looks
-        healthy (the failover controller's liveness, not this simulation's business).
+        A failover round that fenced members at the next epoch and was then dropped (with its
+        leader's term) leaves them refusing the primary, which the configuration still names
+        at its epoch: it takes writes and acknowledges none, and no round starts again while it
+        looks healthy (the failover controller's liveness, not this simulation's business). The
+        operator asks for ``CLUSTER FAILOVER``, or, with no in-sync replica to hand over to,
+        restarts the primary, which is failed, then reinstated at the next epoch.
         """
+        for node in self.nodes.values():
+            if not node.up:
+                self.restart(node.id)  # the one the operator stopped last time
         for shard_id in self.shard_ids:
-            primary = self.nodes[self.config.shard_of(shard_id).primary_id]
-            if primary.primary is not None and primary.primary.tracker.deposed and not self.leader.requested:
-                self.nemesis.shard_id = shard_id
+            shard = self.config.shard_of(shard_id)
+            primary = self.nodes[shard.primary_id]
+            if primary.primary is None or not primary.primary.tracker.deposed or self.leader.requested:
+                continue
+            self.phases.stalls_unstuck += 1
+            self.nemesis.shard_id = shard_id
+            if len(shard.isr_ids) > 1:
                 self.nemesis.manual()
-                self.phases.stalls_unstuck += 1
+            else:
+                self.note(f"the operator restarts {self.name(primary.id)}, deposed and alone in its ISR")
+                self.crash(primary.id)
