@@ -95,3 +95,11 @@ def test_a_planted_migration_bug_is_caught(monkeypatch: pytest.MonkeyPatch, name
                    "")  # fmt: skip
     assert failure, f"{name}: no seed of 1..40 caught it"
     assert any(fragment in failure for fragment in caught_by), failure
+
+
+def test_a_stalled_shard_is_unstuck_at_the_quiet_end() -> None:
+    """Seed 150: shard T's primary, alone in its ISR, is deposed by a member fenced for a failover that never
+    committed; the quiet end's operator restarts it, so it is reinstated and the checks can run."""
+    result = run(_config(150, 1000))
+    assert result.ok, "\n".join(report(result))
+    assert isinstance(result.data_coverage, CombinedCoverage) and result.data_coverage.phases.stalls_unstuck >= 1
