@@ -99,7 +99,7 @@ class SelfAckingSource(MigrationPlane):
 class UnheldPause(MigrationPlane):
     """A pause that holds nothing: commands on the moving slots run on the source during the handover."""
 
-    def serves(self, node: Any, slot: int) -> bool:
+    def mig_serves(self, node: Any, slot: int) -> bool:
         proc = node.proc
         return self.leased(node) and proc is not None and proc.roles is not None and proc.roles.serves(slot)
 
@@ -107,11 +107,11 @@ class UnheldPause(MigrationPlane):
 class StagedServer(MigrationPlane):
     """A target that serves the slots it is importing as if it owned them (staged keys visible)."""
 
-    def serves(self, node: Any, slot: int) -> bool:
+    def mig_serves(self, node: Any, slot: int) -> bool:
         proc = node.proc
         if proc is not None and proc.roles is not None and proc.roles.staged(slot) and self.leased(node):
             return True
-        return super().serves(node, slot)
+        return super().mig_serves(node, slot)
 
 
 class UnheldOrphans(MigrationPlane):
@@ -127,3 +127,11 @@ class EarlyAckingTarget(MigrationPlane):
 
     def import_durable(self, node: Any) -> int:
         return len(node.log)
+
+
+class EarlyAckingShard:
+    """In the failover plane with migrations: a target primary that acknowledges the stream once it logged it,
+    not once its ISR holds it (Valkey #2723); a failover of the target may then lose moved keys."""
+
+    def import_durable(self, node: Any) -> int:
+        return len(node.disk.log)

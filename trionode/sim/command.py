@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable
 
+from trionode.sim.failover_migration import CombinedCoverage
 from trionode.sim.failover_plane import FailoverCoverage
 from trionode.sim.migration_coverage import MigrationCoverage, MigrationResult
 from trionode.sim.migration_coverage import report as migration_report
@@ -28,19 +29,23 @@ def parse_seeds(text: str) -> range:
     return range(int(match[1]), int(match[2]) + 1)
 
 
-def run_seeds(seeds: range, steps: int, nodes: int, out: Callable[[str], None],
-              data_plane: bool = False, failover: bool = False) -> tuple[list[SimResult], int]:  # fmt: skip
+def run_seeds(seeds: range, steps: int, nodes: int, out: Callable[[str], None], data_plane: bool = False,
+              failover: bool = False, migration: bool = False) -> tuple[list[SimResult], int]:  # fmt: skip
     """Run each seed; one line per seed (with the trace of a failure), then totals. Returns (results, steps run)."""
     results, total, steps_run = [], Coverage(), 0
-    data_total: DataCoverage | FailoverCoverage = FailoverCoverage() if failover else DataCoverage()
+    data_total: DataCoverage | FailoverCoverage | CombinedCoverage = (
+        CombinedCoverage() if migration else FailoverCoverage() if failover else DataCoverage()
+    )
     for seed in seeds:
-        result = run(SimConfig(seed=seed, steps=steps, nodes=nodes, data_plane=data_plane, failover=failover))
+        config = SimConfig(seed=seed, steps=steps, nodes=nodes, data_plane=data_plane, failover=failover,
+                           migration=migration)  # fmt: skip
+        result = run(config)
         results.append(result)
         total.add(result.coverage)
         steps_run += result.steps
         data = ""
         if result.data_coverage is not None:
-            data_total.add(result.data_coverage)
+            data_total.add(result.data_coverage)  # type: ignore[arg-type]
             data = f" data-plane: {result.data_coverage.format()}"
         if result.ok:
             out(f"ok seed={seed} steps={result.steps} {result.coverage.format()}{data}")
@@ -79,19 +84,20 @@ def main(seed: int, seeds: str | None, steps: int, nodes: int, out: Callable[[st
          err: Callable[[str], None], data_plane: bool = False, failover: bool = False,
          migration: bool = False) -> int:  # fmt: skip
     started = time.perf_counter()
-    if migration:
+    if migration and not failover:
         picked = parse_seeds(seeds) if seeds is not None else range(seed, seed + 1)
         migration_results = run_migration_seeds(picked, steps, out)
         elapsed_s = max(time.perf_counter() - started, 1e-9)
         err(f"{steps * len(picked)} steps in {elapsed_s:.2f} s: {steps * len(picked) / elapsed_s:.0f} steps/s")
         return 0 if all(r.ok for r in migration_results) else 1
     if seeds is None:
-        result = run(SimConfig(seed=seed, steps=steps, nodes=nodes, data_plane=data_plane, failover=failover))
+        result = run(SimConfig(seed=seed, steps=steps, nodes=nodes, data_plane=data_plane, failover=failover,
+                               migration=migration))  # fmt: skip
         for line in report(result):
             out(line)
         results, steps_run = [result], result.steps
     else:
-        results, steps_run = run_seeds(parse_seeds(seeds), steps, nodes, out, data_plane, failover)
+        results, steps_run = run_seeds(parse_seeds(seeds), steps, nodes, out, data_plane, failover, migration)
     elapsed_s = max(time.perf_counter() - started, 1e-9)
     err(f"{steps_run} steps in {elapsed_s:.2f} s: {steps_run / elapsed_s:.0f} steps/s")
     return 0 if all(r.ok for r in results) else 1

@@ -48,18 +48,33 @@ class ShardConfig:
         boot = command("bootstrap", cluster_id="c" * 40, node_id=primary_id, host="h", port=7000, bus_port=17000)
         self._commit_now(boot)
         for i, node in enumerate(replica_ids):
-            self._commit_now(command("node_join", node_id=node, host="h", port=7001 + i, bus_port=17001 + i))
-        self._commit_now(command("shard_create", shard_id=SHARD_ID, epoch=1, primary_id=primary_id))
+            self.add_node(node, i)
+        self._create(SHARD_ID, 1, primary_id, replica_ids)
+
+    def add_node(self, node_id: str, i: int) -> None:
+        self._commit_now(command("node_join", node_id=node_id, host="h", port=7001 + i, bus_port=17001 + i))
+
+    def add_shard(self, shard_id: str, node_ids: tuple[str, ...], epoch: int) -> None:
+        """Another shard: ``node_ids[0]`` its primary, the next two its replicas, the rest spares."""
+        for i, node in enumerate(node_ids):
+            self.add_node(node, len(self.state.nodes) + i)
+        self._create(shard_id, epoch, node_ids[0], node_ids[1:3])
+
+    def _create(self, shard_id: str, epoch: int, primary_id: str, replica_ids: tuple[str, ...]) -> None:
+        self._commit_now(command("shard_create", shard_id=shard_id, epoch=epoch, primary_id=primary_id))
         for node in replica_ids:
-            self._commit_now(command("replica_attach", shard_id=SHARD_ID, epoch=1, node_id=node))
+            self._commit_now(command("replica_attach", shard_id=shard_id, epoch=epoch, node_id=node))
         for node in replica_ids:
-            v = self.shard.isr_version
-            self._commit_now(command("isr_expand", shard_id=SHARD_ID, epoch=1, isr_version=v, node_id=node))
-        assert set(self.shard.isr_ids) == {primary_id, *replica_ids}
+            v = self.shard_of(shard_id).isr_version
+            self._commit_now(command("isr_expand", shard_id=shard_id, epoch=epoch, isr_version=v, node_id=node))
+        assert set(self.shard_of(shard_id).isr_ids) == {primary_id, *replica_ids}
 
     @property
     def shard(self) -> Shard:
         return self.state.shards[SHARD_ID]
+
+    def shard_of(self, shard_id: str) -> Shard:
+        return self.state.shards[shard_id]
 
     def config_args(self) -> dict[str, Any]:
         """The keyword arguments of ``PrimaryTracker.set_config`` for the applied configuration."""
@@ -84,14 +99,18 @@ class ShardConfig:
         self._in_flight.sort(key=lambda item: item[:2])
 
     def commit_due_each(self, now_ms: int) -> Iterator[tuple[dict[str, Any], ApplyResult, Shard, Shard]]:
-        """Like :meth:`commit_due`, one command at a time: (command, result, shard before, shard after)."""
+        """Like :meth:`commit_due`, one command at a time: (command, result, its shard before, after).
+
+        A command that names no shard (a migration's) comes with the first shard.
+        """
         due = [item for item in self._in_flight if item[0] <= now_ms]
         self._in_flight = self._in_flight[len(due) :]
         for _, _, cmd in due:
-            before = self.shard
+            shard_id = cmd.get("shard_id", SHARD_ID)
+            before = self.shard_of(shard_id)
             self.index += 1
             result = apply(self.state, self.index, cmd)
-            yield cmd, result, before, self.shard
+            yield cmd, result, before, self.shard_of(shard_id)
 
     def commit_due(self, now_ms: int) -> list[tuple[dict[str, Any], ApplyResult]]:
         """Apply every command due by ``now_ms``, in order; each with its result."""

@@ -76,7 +76,7 @@ class PrimaryShell:
         history = promotion_history(disk.history, shard.epoch, len(disk.log))
         if history is not None:
             disk.history = history  # persisted before the first write
-        self.driver = PrimaryDriver(SHARD_ID, node_id, shard.epoch, disk.history.copy(), disk.log_start,
+        self.driver = PrimaryDriver(shard.id, node_id, shard.epoch, disk.history.copy(), disk.log_start,
                                     disk.durable, records_per_msg_max=RECORDS_PER_MSG_MAX,
                                     fence_retry_ms=FENCE_RETRY_MS, lag_timeout_ms=lag_timeout_ms)  # fmt: skip
         self.snapshots: dict[str, tuple[int, list[Effect]]] = {}  # replica -> (sync_id, a full sync's cut)
@@ -125,7 +125,7 @@ class PrimaryShell:
         return out
 
     def execute(self, actions: list[PrimaryAction]) -> list[Outgoing]:
-        disk, out, epoch = self.disk, [], self.driver.epoch
+        disk, out, epoch, shard_id = self.disk, [], self.driver.epoch, self.tracker.shard_id
         for action in actions:
             match action:
                 case PrimarySend(to=to, msg=msg):
@@ -139,9 +139,9 @@ class PrimaryShell:
                     assert held_sync_id == sync_id and len(items) == offset, (held_sync_id, sync_id, offset)
                     lo = seq * SNAPSHOT_CHUNK_ITEMS_MAX
                     chunk = items[lo : lo + SNAPSHOT_CHUNK_ITEMS_MAX]
-                    out.append((to, SnapshotChunk(SHARD_ID, epoch, offset, seq, chunk, last, sync_id)))
+                    out.append((to, SnapshotChunk(shard_id, epoch, offset, seq, chunk, last, sync_id)))
                 case StreamRecords(to=to, sync_id=sync_id, first_offset=first, last_offset=last, acked_offset=hw):
-                    out.append((to, Records(SHARD_ID, epoch, first, disk.log[first - 1 : last], hw, sync_id)))
+                    out.append((to, Records(shard_id, epoch, first, disk.log[first - 1 : last], hw, sync_id)))
                 case Propose(command=cmd):
                     self.proposals.append(cmd)
                 case AckUpTo(offset=offset):
@@ -161,9 +161,10 @@ class ReplicaShell:
     round, the :class:`AnswerFence` for the leader, which the caller routes.
     """
 
-    def __init__(self, node_id: str, disk: DataDisk, incarnation: int, now_ms: int) -> None:
+    def __init__(self, node_id: str, disk: DataDisk, incarnation: int, now_ms: int,
+                 shard_id: str = SHARD_ID) -> None:  # fmt: skip
         self.id, self.disk = node_id, disk
-        self.driver = ReplicaDriver(SHARD_ID, node_id, disk.fence_epoch, disk.history, len(disk.log), now_ms,
+        self.driver = ReplicaDriver(shard_id, node_id, disk.fence_epoch, disk.history, len(disk.log), now_ms,
                                     sync_id_base=incarnation * SYNC_ID_STRIDE, loading_marker=disk.loading_marker,
                                     truncate_floor=disk.log_start - 1,  # what only a snapshot holds
                                     sync_retry_ms=SYNC_RETRY_MS, silence_ms=SILENCE_MS)  # fmt: skip

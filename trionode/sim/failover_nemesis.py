@@ -47,7 +47,7 @@ pure function of the seed.
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from trionode.core.cluster import command
+from trionode.core.cluster import Shard, command
 from trionode.core.replication.replica_driver import (
     InstallSnapshot,
     LoadChunk,
@@ -89,7 +89,8 @@ class FailoverNemesis:
         self.rng = plane.rng
         self.schedule: list[tuple[int, int, Callable[[], None]]] = []
         self.sequence = 0
-        self.second_kill_after: int | None = None  # double_failover: the epoch whose successor dies too
+        self.shard_id = SHARD_ID  # the shard the fault being started aims at
+        self.second_kill_after: tuple[str, int] | None = None  # double_failover: (shard, epoch) whose successor dies
         self.sync_crash: dict[str, tuple[int, int]] = {}  # node -> (SYNC_STEPS index, armed until tick)
         self.mid_round_rng = plane.rng_for("failover-mid-round")  # draws apart: the other faults are unmoved
 
@@ -104,9 +105,10 @@ class FailoverNemesis:
         for node in p.nodes.values():
             if not node.up and rng.random() < f.restart_probability:
                 p.restart(node.id)
-        if self.second_kill_after is not None and p.config.shard.epoch > self.second_kill_after:
-            self.second_kill_after = None
-            self.at(rng.randint(1, SECOND_KILL_TICKS_MAX), self.second_kill)
+        if self.second_kill_after is not None and p.config.shard_of(self.second_kill_after[0]).epoch > \
+                self.second_kill_after[1]:  # fmt: skip
+            shard_id, self.second_kill_after = self.second_kill_after[0], None
+            self.at(rng.randint(1, SECOND_KILL_TICKS_MAX), lambda: self.second_kill(shard_id))
         if p.network.blocked_links() and rng.random() < f.heal_probability:
             p.network.heal()
             p.note("network healed")
@@ -116,6 +118,7 @@ class FailoverNemesis:
             self.new_leader()
         if rng.random() < f.nemesis_probability:
             kind = rng.choice(KINDS)
+            self.aim()
             getattr(self, kind)()
 
     def new_leader(self, *, mid_round: bool = False) -> None:
@@ -130,10 +133,19 @@ class FailoverNemesis:
         if self.mid_round_rng.random() < MID_ROUND_PROBABILITY:
             self.at(self.mid_round_rng.randint(1, MID_ROUND_TICKS_MAX), lambda: self.new_leader(mid_round=True))
 
+    def aim(self) -> None:
+        """Choose the shard the next fault hits (one shard: always it)."""
+        shard_ids = self.plane.shard_ids
+        self.shard_id = shard_ids[0] if len(shard_ids) == 1 else self.rng.choice(shard_ids)
+
     # --- the kinds -------------------------------------------------------------------------------
 
+    @property
+    def shard(self) -> Shard:
+        return self.plane.config.shard_of(self.shard_id)
+
     def primary(self) -> str:
-        return self.plane.config.shard.primary_id
+        return self.shard.primary_id
 
     def others(self, node_id: str) -> list[str]:
         return [n for n in self.plane.nodes if n != node_id]
@@ -145,7 +157,7 @@ class FailoverNemesis:
             self.plane.crash(node.id)
 
     def crash(self) -> None:
-        up = [n for n in self.plane.config.shard.replica_ids if self.plane.nodes[n].up]
+        up = [n for n in self.shard.replica_ids if self.plane.nodes[n].up]
         if up:
             self.plane.coverage.replica_crashes += 1
             self.plane.crash(self.rng.choice(up))
@@ -220,17 +232,17 @@ class FailoverNemesis:
 
     def double(self) -> None:
         p = self.plane
-        replicas = [n for n in p.config.shard.replica_ids if p.nodes[n].up]
+        replicas = [n for n in self.shard.replica_ids if p.nodes[n].up]
         if p.nodes[self.primary()].up and replicas:
             p.coverage.double_failures += 1
             p.crash(self.primary())
             p.crash(self.rng.choice(replicas))
 
     def member(self) -> None:
-        p, shard = self.plane, self.plane.config.shard
-        spare = [n for n in p.nodes if n != shard.primary_id and n not in shard.replica_ids]
+        p, shard = self.plane, self.shard
+        spare = [n.id for n in p.group(shard.id) if n.id != shard.primary_id and n.id not in shard.replica_ids]
         op = self.rng.choice(("replica_attach", "replica_detach", "replica_replace"))
-        args: dict[str, object] = {"shard_id": SHARD_ID, "epoch": shard.epoch}
+        args: dict[str, object] = {"shard_id": shard.id, "epoch": shard.epoch}
         if op == "replica_attach" and spare:
             args["node_id"] = self.rng.choice(spare)
         elif op == "replica_detach" and shard.replica_ids:
@@ -246,7 +258,7 @@ class FailoverNemesis:
             self.at(self.rng.randint(0, 10), self.rng.choice((self.kill, self.isolate_without_client)))
 
     def manual(self) -> None:
-        p, shard = self.plane, self.plane.config.shard
+        p, shard = self.plane, self.shard
         isr = [n for n in shard.isr_ids if n != shard.primary_id]
         if isr and not p.leader.requested:
             wanted = self.rng.choice(isr)
@@ -257,29 +269,30 @@ class FailoverNemesis:
     def double_failover(self) -> None:
         """The primary dies, and its successor dies soon after its promotion."""
         if self.plane.nodes[self.primary()].up and self.second_kill_after is None:
-            self.second_kill_after = self.plane.config.shard.epoch
+            self.second_kill_after = (self.shard_id, self.shard.epoch)
             self.kill()
 
-    def second_kill(self) -> None:
+    def second_kill(self, shard_id: str) -> None:
         p = self.plane
-        if p.nodes[self.primary()].up:
+        primary = p.config.shard_of(shard_id).primary_id
+        if p.nodes[primary].up:
             p.coverage.double_failovers += 1
-            p.note(f"{p.name(self.primary())}, just promoted, dies too")
-            p.crash(self.primary())
+            p.note(f"{p.name(primary)}, just promoted, dies too")
+            p.crash(primary)
 
     def wall_step(self) -> None:
         """A node's wall clock steps back or forward: expiry deadlines move for it, nothing else."""
         p = self.plane
         node_id = self.rng.choice(list(p.nodes))
         delta_ms = self.rng.choice((-1, 1)) * self.rng.randint(1, WALL_STEP_MS_MAX)
-        p.kv.step_wall(node_id, delta_ms)
+        p.kvs[p.nodes[node_id].shard_id].step_wall(node_id, delta_ms)
         p.coverage.wall_steps += 1
         p.note(f"{p.name(node_id)}'s wall clock steps {delta_ms:+d} ms")
 
     def full_sync_crash(self) -> None:
         """A replica crashes now, and again at one step of its next sync (likely full: it falls behind meanwhile)."""
         p = self.plane
-        up = [n for n in p.config.shard.replica_ids if p.nodes[n].up]
+        up = [n for n in self.shard.replica_ids if p.nodes[n].up]
         if up:
             node_id = self.rng.choice(up)
             step = self.rng.randrange(len(SYNC_STEPS))

@@ -56,6 +56,11 @@ the clients on its side, asymmetric cuts, flapping, double failures and
 replica-set changes, perhaps with a failover on top, double failovers,
 wall-clock steps and crashes inside a full sync.
 
+*Two shards* (``shards=2``, failover_migration.py): a second group of four
+(E primary, F and G replicas, H spare) serves slots 8192..16383; each shard
+has its own checker (its own log) and client workload, every fault aims at
+one shard, and S3 is checked at every commit (:meth:`check_owners`).
+
 Each step: commit, learn, nemesis, deliver, controller, nodes, clients, check
 (failover_checks.py). Every random choice comes from Randoms named
 ``failover-*``, so the Raft half of a run is the same with or without it.
@@ -67,7 +72,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trionode.core import failover as core
-from trionode.core.cluster import ClusterState, Shard, command, copy_state
+from trionode.core.cluster import ApplyResult, ClusterState, Shard, command, copy_state
 from trionode.core.gossip import Detector, GossipConfig, Ping
 from trionode.core.gossip import from_wire as gossip_from_wire
 from trionode.core.replication.history import EpochHistory
@@ -87,6 +92,7 @@ from trionode.sim.data_plane import (
 from trionode.sim.data_shells import Outbound, PrimaryShell, ReplicaShell
 from trionode.sim.failover_checks import FailoverChecker
 from trionode.sim.failover_nemesis import CLIENT, LEADER, FailoverNemesis
+from trionode.sim.invariants import InvariantViolation
 from trionode.sim.kv_workload import KVWorkload
 from trionode.sim.trace import Recorder, _Counters
 
@@ -96,9 +102,11 @@ HANDOVER_MS = 400  # how long a deposed leader may still grant (scaled down with
 LEASE_MS = core.FailoverConfig.for_node(LEADER, NODE_TIMEOUT_MS, HANDOVER_MS).lease_ms  # as io/failover.py derives it
 DRIFT_RATE = 0.04  # clocks run at 1 +- this: (1 + r) / (1 - r) < (LEASE_MS + drift_ms) / LEASE_MS
 GOSSIP = GossipConfig.for_node_timeout(NODE_TIMEOUT_MS)  # as io/gossip_driver.py derives it
-NODE_IDS = tuple(data_node_id(i) for i in range(4))
-VOTERS = (*NODE_IDS, LEADER)  # the gossip members, all of them voters (L stands for the Raft voters' leader)
-NAMES = dict(zip(NODE_IDS, "ABCD", strict=True)) | {LEADER: "L", CLIENT: "K"}
+SHARD_IDS = (SHARD_ID, "e7" * 20)  # the second one only with ``shards=2`` (--migration)
+GROUPS = {sid: tuple(data_node_id(4 * i + j) for j in range(4)) for i, sid in enumerate(SHARD_IDS)}
+NODE_IDS = GROUPS[SHARD_ID]  # each shard: a primary, two replicas, a spare
+NAMES = dict(zip((*GROUPS[SHARD_IDS[0]], *GROUPS[SHARD_IDS[1]]), "ABCDEFGH", strict=True))
+NAMES |= {LEADER: "L", CLIENT: "K"}
 
 
 @dataclass(slots=True)
@@ -166,6 +174,7 @@ class SimNode:
     clock_offset: int
     clock_rate: float
     view_state: ClusterState  # the configuration it last learned (Raft state is durable: kept across crashes)
+    shard_id: str = SHARD_ID  # the shard whose group it belongs to (it serves, replicates or waits as a spare)
     learned: int = 0  # the config index it learned up to
     up: bool = True
     incarnation: int = 0
@@ -173,10 +182,11 @@ class SimNode:
     replica: ReplicaShell | None = None
     failover: core.FailoverController | None = None  # its process's controller (the lease it holds), new at each start
     detector: Detector | None = None  # its process's failure detector, new at each start
+    proc: Any = None  # its process's migration shells (failover_migration.py), new at each start
 
     @property
     def view(self) -> Shard:
-        return self.view_state.shards[SHARD_ID]
+        return self.view_state.shards[self.shard_id]
 
     def clock(self, now_ms: int) -> int:
         return self.clock_offset + int(now_ms * self.clock_rate)
@@ -184,38 +194,52 @@ class SimNode:
 
 class FailoverPlane:
     def __init__(self, rng_for: Callable[[str], random.Random], recorder: Recorder,
-                 faults: FailoverFaults | None = None) -> None:  # fmt: skip
+                 faults: FailoverFaults | None = None, shards: int = 1) -> None:  # fmt: skip
         self.faults = faults or FailoverFaults()
         self.rng = rng_for("failover-plane")
         self.rng_for = rng_for
         self.recorder = recorder
         self.network: LinkNetwork[Envelope] = LinkNetwork(rng_for("failover-network"), self.faults.network)
+        self.shard_ids = SHARD_IDS[:shards]
+        self.voters = (*(n for sid in self.shard_ids for n in GROUPS[sid]), LEADER)  # all of them Raft voters
         self.config = ShardConfig(rng_for("failover-config"), NODE_IDS[0], NODE_IDS[1:3], self.faults.commit)
-        self.config._commit_now(command("node_join", node_id=NODE_IDS[3], host="h", port=7003, bus_port=17003))
-        # The shard serves slots: a failover controller leaves a shard without any alone.
-        self.config._commit_now(command("slots_assign", shard_id=SHARD_ID, epoch=1, slots=[(0, 16383)]))
+        self.config.add_node(NODE_IDS[3], 2)
+        for i, shard_id in enumerate(self.shard_ids):
+            if i > 0:
+                self.config.add_shard(shard_id, GROUPS[shard_id], epoch=i + 1)
+            # The shard serves slots: a failover controller leaves a shard without any alone.
+            slots = [(16384 * i // shards, 16384 * (i + 1) // shards - 1)]
+            self.config._commit_now(command("slots_assign", shard_id=shard_id, epoch=i + 1, slots=slots))
         self.committed: list[tuple[int, dict[str, Any], bool]] = []  # (index, command, accepted)
-        self.checker = FailoverChecker(self.name)
+        self.checkers = {sid: FailoverChecker(self.name) for sid in self.shard_ids}  # per shard: its own log
+        self.checker = self.checkers[SHARD_ID]
+        self.owners = list(self.config.state.slot_owners)  # the committed owners, for S3
         self.coverage = FailoverCoverage()
         self.now_ticks = self.now_ms = 0
         self.serial = 0
+        self.quiet = False  # no faults: the quiet end of a run
         self.nodes: dict[str, SimNode] = {}
-        for node_id in NODE_IDS:
-            disk = DataDisk()
-            rate = 1 + self.rng.uniform(-DRIFT_RATE, DRIFT_RATE)
-            node = SimNode(node_id, disk, self.rng.randint(0, 100_000), rate, copy_state(self.config.state))
-            self.nodes[node_id] = node
-            self.start_process(node)
-        self.nodes[NODE_IDS[0]].disk.history = EpochHistory([(1, 1)])
+        for i, shard_id in enumerate(self.shard_ids):
+            for node_id in GROUPS[shard_id]:
+                disk = DataDisk()
+                rate = 1 + self.rng.uniform(-DRIFT_RATE, DRIFT_RATE)
+                node = SimNode(node_id, disk, self.rng.randint(0, 100_000), rate, copy_state(self.config.state),
+                               shard_id)  # fmt: skip
+                self.nodes[node_id] = node
+                self.start_process(node)
+            self.nodes[GROUPS[shard_id][0]].disk.history = EpochHistory([(i + 1, 1)])
         self.leader_offset, self.leader_rate = self.rng.randint(0, 100_000), 1 + self.rng.uniform(-0.04, 0.04)
         self.leader_term = 0
         self.leader = self.new_leader()
         # L's detector outlives its controllers: a new Raft leader has been gossiping all along.
         self.leader_detector = self.new_detector(LEADER, 0)
         self.member_change_at = -1  # ms a replica-set change was proposed
-        self.fence_terms: dict[int, set[int]] = {}  # epoch -> the terms of L that fenced at it
+        self.fence_terms: dict[tuple[str, int], set[int]] = {}  # (shard, epoch) -> the terms of L that fenced at it
         self.nemesis = FailoverNemesis(self)
-        self.kv = KVWorkload(self, rng_for("failover-clients"))
+        # One client workload per shard; with two, slots migrate and keyless commands are left out.
+        self.kvs = {sid: KVWorkload(self, rng_for("failover-clients" + ("" if i == 0 else f"-{i}")), sid,
+                                    keyless=shards == 1) for i, sid in enumerate(self.shard_ids)}  # fmt: skip
+        self.kv = self.kvs[SHARD_ID]
         for node in self.nodes.values():
             self.learn(node)
 
@@ -247,7 +271,7 @@ class FailoverPlane:
     def new_detector(self, node_id: str, incarnation: int) -> Detector:
         rng = self.rng_for(f"failover-gossip-{self.name(node_id)}-{incarnation}")
         detector = Detector(node_id, GOSSIP, rng, incarnation=incarnation)
-        detector.set_members(VOTERS, VOTERS)
+        detector.set_members(self.voters, self.voters)
         return detector
 
     def reaches(self, frm: str, to: str) -> bool:
@@ -287,33 +311,54 @@ class FailoverPlane:
                 and self.rng.random() < self.faults.learn_probability
             ):
                 self.learn(node)
-        self.nemesis.step()
+        if not self.quiet:
+            self.nemesis.step()
         self.deliver()
         self.controller()
         for node in self.nodes.values():
             if node.up:
                 self.node_step(node)
-        self.kv.step()
+        for kv in self.kvs.values():
+            kv.step()
         self.check()
 
+    def group(self, shard_id: str) -> list[SimNode]:
+        return [n for n in self.nodes.values() if n.shard_id == shard_id]
+
     def check(self) -> None:
-        serving = [n.id for n in self.nodes.values() if self.serves(n)]
-        loading = {n.id: n.replica.driver.reported_offset() for n in self.nodes.values()
-                   if n.up and n.replica is not None and n.replica.driver.health == "loading"}  # fmt: skip
-        self.checker.check({n.id: n.disk for n in self.nodes.values()}, self.config.shard, serving, loading)
+        for shard_id, checker in self.checkers.items():
+            group = self.group(shard_id)
+            serving = [n.id for n in group if self.serves(n)]
+            loading = {n.id: n.replica.driver.reported_offset() for n in group
+                       if n.up and n.replica is not None and n.replica.driver.health == "loading"}  # fmt: skip
+            checker.check({n.id: n.disk for n in group}, self.config.shard_of(shard_id), serving, loading)
 
     def commit_config(self) -> None:
         for cmd, result, before, after in self.config.commit_due_each(self.now_ms):
             self.committed.append((self.config.index, cmd, result.ok))
-            op = cmd["op"]
-            if op in ("failover", "reinstate"):
-                self.on_failover_commit(cmd, result.ok)
-            elif op.startswith("replica_"):
-                self.coverage.member_changes += result.ok
-                self.coverage.member_refused += not result.ok
-                self.note(f"{op} {'committed' if result.ok else 'refused: ' + result.reason[:40]}")
-                if result.ok:
-                    self.checker.on_member_change(op, before, after)
+            self.check_owners(cmd, result)
+            self.on_committed(cmd, result, before, after)
+
+    def on_committed(self, cmd: dict[str, Any], result: ApplyResult, before: Shard, after: Shard) -> None:
+        op = cmd["op"]
+        if op in ("failover", "reinstate"):
+            self.on_failover_commit(cmd, result.ok)
+        elif op.startswith("replica_"):
+            self.coverage.member_changes += result.ok
+            self.coverage.member_refused += not result.ok
+            self.note(f"{op} {'committed' if result.ok else 'refused: ' + result.reason[:40]}")
+            if result.ok:
+                self.checkers[before.id].on_member_change(op, before, after)
+
+    def check_owners(self, cmd: dict[str, Any], result: ApplyResult) -> None:
+        """S3: only an applied ``migration_commit`` moves slots, each time to one shard of the configuration."""
+        owners = self.config.state.slot_owners
+        if owners != self.owners:
+            self.on_owners_changed(cmd, result, self.owners)
+            self.owners = list(owners)
+
+    def on_owners_changed(self, cmd: dict[str, Any], result: ApplyResult, before: list[str | None]) -> None:
+        raise InvariantViolation(f"S3 one owner: {cmd['op']} changed slot owners with no migration running")
 
     def on_failover_commit(self, cmd: dict[str, Any], ok: bool) -> None:
         self.leader.on_proposal_done(cmd["shard_id"], cmd["epoch"])
@@ -323,7 +368,7 @@ class FailoverPlane:
         self.coverage.failovers += 1
         if self.member_change_at >= 0 and self.now_ms - self.member_change_at <= 2 * self.leader.cfg.retry_ms:
             self.coverage.changes_with_failover += 1
-        shard = self.config.shard
+        shard = self.config.shard_of(cmd["shard_id"])
         isr = ",".join(self.name(n) for n in shard.isr_ids)
         self.note(f"failover committed: {self.name(shard.primary_id)} primary at epoch {shard.epoch}, ISR [{isr}]")
 
@@ -335,7 +380,7 @@ class FailoverPlane:
         node.learned, node.view_state = self.config.index, copy_state(self.config.state)
         self.adopt(node)
         for cmd, ok in learned:
-            if node.primary is not None:
+            if node.primary is not None and cmd.get("shard_id", node.shard_id) == node.shard_id:
                 node.primary.execute(node.primary.driver.on_proposal_result(cmd, ACCEPTED if ok else REFUSED))
 
     def adopt(self, node: SimNode) -> None:
@@ -376,7 +421,7 @@ class FailoverPlane:
         """Replicate the view's primary at the view's epoch (the driver persists it as its fence)."""
         view, now = node.view, node.clock(self.now_ms)
         if node.replica is None:
-            node.replica = ReplicaShell(node.id, node.disk, node.incarnation, now)
+            node.replica = ReplicaShell(node.id, node.disk, node.incarnation, now, node.shard_id)
         shell = node.replica
         self.send_all(node.id, view.primary_id, shell.fence(view.epoch, now) + shell.tick(now))
 
@@ -431,7 +476,8 @@ class FailoverPlane:
             self.feed_leader()
             self.execute_leader(self.leader.on_lease_request(env.frm, wire["req"], now))
         elif wire["k"] == "fenced":
-            self.leader.on_fence_reply(env.frm, SHARD_ID, wire["epoch"], wire["term"], wire["offset"], wire["health"])
+            shard_id = self.nodes[env.frm].shard_id
+            self.leader.on_fence_reply(env.frm, shard_id, wire["epoch"], wire["term"], wire["offset"], wire["health"])
 
     # --- the control plane's failover: L's controller -------------------------------------------------
 
@@ -439,7 +485,7 @@ class FailoverPlane:
         """L's inputs: its detector's verdicts and the nodes' gossip info; it always leads with authority
         (Raft is simulated apart)."""
         self.leader.on_health(self.leader_detector.healths(self.leader_clock()))
-        self.leader.on_gossip_info({n: self.leader_detector.info(n) for n in NODE_IDS})
+        self.leader.on_gossip_info({n: self.leader_detector.info(n) for n in self.nodes})
         self.leader.on_authority(self.leader_clock() + LEASE_MS)
 
     def controller(self) -> None:
@@ -465,8 +511,8 @@ class FailoverPlane:
     def on_round(self, fence: core.SendFence) -> None:
         """L starts a fencing round: count a predecessor's round taken over while the primary is not failed
         and nobody asked for a failover (only the gossip told L of it); the nemesis may replace L next."""
-        terms = self.fence_terms.setdefault(fence.epoch, set())
-        shard = self.config.shard
+        terms = self.fence_terms.setdefault((fence.shard_id, fence.epoch), set())
+        shard = self.config.shard_of(fence.shard_id)
         failed = self.leader_detector.health(shard.primary_id, self.leader_clock()) == "failed"
         if terms and fence.term not in terms and not failed and shard.id not in self.leader.requested:
             self.coverage.fences_resumed += 1
@@ -474,9 +520,10 @@ class FailoverPlane:
         self.nemesis.on_round()
 
     def propose_failover(self, action: core.Propose) -> None:
-        shard, node = self.config.shard, self.nodes[action.successor]
+        node = self.nodes[action.successor]
+        shard = self.config.shard_of(node.shard_id)
         loading = node.replica is not None and node.replica.driver.health == "loading"
-        self.checker.on_successor(action.successor, shard, node.disk, loading)
+        self.checkers[node.shard_id].on_successor(action.successor, shard, node.disk, loading)
         self.note(f"L proposes failover of {self.name(shard.primary_id)} to {self.name(action.successor)}")
         self.config.propose(action.command, self.now_ms)
 
@@ -497,9 +544,9 @@ class FailoverPlane:
     def fence_facts(node: SimNode) -> dict[str, tuple[str, int]]:
         """What the node's replication knows of the shard's fence, for its gossip (io/replication.py's)."""
         if node.replica is not None:
-            return {"replica": (SHARD_ID, node.replica.driver.rs.epoch)}
+            return {"replica": (node.shard_id, node.replica.driver.rs.epoch)}
         if node.primary is not None and node.primary.driver.tracker.deposed:
-            return {"deposed": (SHARD_ID, node.primary.driver.epoch)}
+            return {"deposed": (node.shard_id, node.primary.driver.epoch)}
         return {}
 
     def gossip(self, me: str, detector: Detector, clock: int) -> None:
@@ -549,8 +596,8 @@ class FailoverPlane:
         if hw > shell.reported_hw:
             shell.reported_hw = hw
             self.coverage.hw_advances += 1
-            self.checker.on_watermark(node.id, hw, tracker.isr_ids, tracker.isr_version,
-                                      {n.id: n.disk for n in self.nodes.values()})  # fmt: skip
+            self.checkers[node.shard_id].on_watermark(node.id, hw, tracker.isr_ids, tracker.isr_version,
+                                                      {n.id: n.disk for n in self.group(node.shard_id)})  # fmt: skip
         return hw
 
     def replica_step(self, node: SimNode, shell: ReplicaShell) -> None:
@@ -560,6 +607,10 @@ class FailoverPlane:
         if rng.random() < f.replica_ack_probability:
             self.send_all(node.id, node.view.primary_id, shell.ack(now))
         self.send_all(node.id, node.view.primary_id, shell.tick(now))
+
+    def log_batch(self, node: SimNode, batch: list[tuple[int, tuple[bytes, ...]]]) -> None:
+        """Effects the node's data state made (kv_workload.py), appended to its data WAL."""
+        node.disk.append([list(effect) for _, effect in batch])
 
     # --- crashes and restarts (the nemesis calls these) --------------------------------------------------
 

@@ -41,6 +41,7 @@ from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.reply import Action, ErrorReply
 from trionode.core.server_specs import SERVER_COMMANDS
 from trionode.core.session import Node, NodeFacts, Session
+from trionode.sim.data_config import SHARD_ID
 from trionode.sim.failover_nemesis import CLIENT, LEADER
 from trionode.sim.kv_checks import READ_EMPTY, KVChecker
 
@@ -137,13 +138,23 @@ class Client:
 
 
 class KVWorkload:
-    def __init__(self, plane: "FailoverPlane", rng: random.Random) -> None:
+    """The clients of one shard and its nodes' keyspaces (with two shards, one each: their logs differ).
+
+    ``keyless``: DBSIZE and FLUSHALL too, which see every key of the shard; off while slots
+    migrate, as keys come and go then that this workload's checker does not follow.
+    """
+
+    def __init__(self, plane: "FailoverPlane", rng: random.Random, shard_id: str = SHARD_ID,
+                 keyless: bool = True) -> None:  # fmt: skip
         self.plane = plane
         self.rng = rng
-        self.checker = KVChecker(plane.checker.acked, plane.name)
+        self.shard_id, self.keyless = shard_id, keyless
+        self.node_ids = [n.id for n in plane.group(shard_id)]
+        self.shard_checker = plane.checkers[shard_id]
+        self.checker = KVChecker(self.shard_checker.acked, plane.name)
         self.clients = [Client() for _ in range(CLIENTS)]
         self.keyspaces: dict[str, NodeKeyspace] = {}
-        self.wall_offsets = {n: rng.randint(-WALL_SKEW_MS_MAX, WALL_SKEW_MS_MAX) for n in plane.nodes}
+        self.wall_offsets = {n: rng.randint(-WALL_SKEW_MS_MAX, WALL_SKEW_MS_MAX) for n in self.node_ids}
         self.serial = 0
 
     def wall(self, node_id: str) -> int:
@@ -156,7 +167,7 @@ class KVWorkload:
     # --- each step -------------------------------------------------------------------------------
 
     def step(self) -> None:
-        for node in self.plane.nodes.values():
+        for node in (self.plane.nodes[n] for n in self.node_ids):
             if self.alive(node):
                 self.release(node)
                 if self.rng.random() < EXPIRY_PROBABILITY:
@@ -216,7 +227,7 @@ class KVWorkload:
         client.held -= 1
         if held.write:
             checker.check_write(node.id, argv, held.reply, held.required)
-            isr = self.plane.checker.isr_at(held.required)
+            isr = self.shard_checker.isr_at(held.required)
             for member in isr:
                 client.floors[member] = max(client.floors.get(member, 0), held.required)
         elif argv[0] == b"DBSIZE":
@@ -231,10 +242,11 @@ class KVWorkload:
     def send(self, i: int, client: Client) -> None:
         p, rng = self.plane, self.rng
         to_primary = rng.random() < TO_PRIMARY_PROBABILITY
-        node = p.nodes[p.config.shard.primary_id if to_primary else rng.choice(list(p.nodes))]
+        primary_id = p.config.shard_of(self.shard_id).primary_id
+        node = p.nodes[primary_id if to_primary else rng.choice(self.node_ids)]
         if not self.alive(node) or not p.reaches(CLIENT, node.id):
             return  # the connection fails: nothing was sent
-        readonly = node.id != p.config.shard.primary_id
+        readonly = node.id != primary_id
         if not readonly and rng.random() < WAIT_PIPELINE_PROBABILITY:
             wait = [b"WAIT", b"%d" % rng.randint(1, 2), b"%d" % rng.randint(10, WAIT_TIMEOUT_MS_MAX)]
             client.pipeline = [self.write_argv(), wait, self.read_argv(), self.read_argv()]
@@ -277,7 +289,7 @@ class KVWorkload:
         count = node.primary.driver.wait_count(wait.offset) if node.primary is not None else 0
         if count < wait.replicas and now - wait.since_ms < wait.timeout_ms:
             return
-        holders = [n for n in p.nodes.values() if n is not node and n.disk.durable >= wait.offset]
+        holders = [n for n in p.group(self.shard_id) if n is not node and n.disk.durable >= wait.offset]
         if count > len(holders):
             self.checker.fail(f"WAIT: {p.name(node.id)} answers {count} for offset {wait.offset}, "
                               f"{len(holders)} replicas hold it durably")  # fmt: skip
@@ -295,7 +307,7 @@ class KVWorkload:
                 offset, effect = effects[0]
                 self.checker.fail(f"own write: {p.name(node.id)}, not the serving primary, logs {effect!r} at "
                                   f"its own offset {offset} for {b' '.join(argv)!r}")  # fmt: skip
-            node.disk.append([list(effect) for _, effect in effects])
+            p.log_batch(node, effects)
             p.coverage.writes += 1
             p.coverage.writes_while_isolated += not p.reaches(LEADER, node.id)
         if isinstance(reply, ErrorReply):
@@ -330,7 +342,7 @@ class KVWorkload:
             if not self.plane.serves(node):
                 self.checker.fail(f"own write: {self.plane.name(node.id)}, not the serving primary, logs expiry "
                                   f"deletes at its own offset {effects[0][0]}")  # fmt: skip
-            node.disk.append([list(effect) for _, effect in effects])
+            self.plane.log_batch(node, effects)
 
     # --- commands ----------------------------------------------------------------------------------
 
@@ -340,7 +352,7 @@ class KVWorkload:
 
     def read_argv(self) -> list[bytes]:
         rng = self.rng
-        if rng.random() < 0.1:
+        if rng.random() < 0.1 and self.keyless:
             return [b"DBSIZE"]
         kind = rng.choice(list(KEYS))
         read = READS[kind]
@@ -349,7 +361,7 @@ class KVWorkload:
 
     def write_argv(self) -> list[bytes]:
         rng = self.rng
-        if rng.random() < FLUSHALL_PROBABILITY:
+        if rng.random() < FLUSHALL_PROBABILITY and self.keyless:
             return [b"FLUSHALL"]
         kind = rng.choice(list(KEYS))
         key, roll = rng.choice(KEYS[kind]), rng.random()

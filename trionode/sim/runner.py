@@ -12,7 +12,9 @@ checker and the recorder. One step is one tick of simulated time:
 4. every up node handles its Readies (persist, send, apply, advance);
 5. the cross-node checks run (durable quorum, leaders hold all commits);
 6. with ``data_plane``, the data plane's shard takes its step and its checks
-   run (data_plane.py): same tick, same loop, its own seeded Randoms.
+   run (data_plane.py): same tick, same loop, its own seeded Randoms. With
+   ``failover`` and ``migration``, two shards move slots under failover
+   (failover_migration.py), and the run ends with its quiet end and checks.
 
 Nodes are always visited in id order and every random choice comes from a
 Random derived from (seed, subsystem name), so a seed replays exactly. The
@@ -31,8 +33,10 @@ from trionode.core.raft.messages import ConfChange, ConfChangeKind, ConfState, E
 from trionode.sim.backend import Backend, real_backend
 from trionode.sim.clock import SimClock, derive_rng
 from trionode.sim.data_plane import DataPlane
+from trionode.sim.failover_migration import CombinedCoverage, FailoverMigrationPlane
 from trionode.sim.failover_plane import FailoverCoverage, FailoverPlane
 from trionode.sim.invariants import InvariantViolation, SafetyChecker
+from trionode.sim.migration_checks import MigrationViolation
 from trionode.sim.mirror import LogMirror, data_digest
 from trionode.sim.nemesis import Nemesis, NemesisConfig
 from trionode.sim.network import NetworkConfig, SimNetwork
@@ -56,6 +60,7 @@ class SimConfig:
     faults: NodeFaults = field(default_factory=NodeFaults)
     data_plane: bool = False  # also simulate one shard's replication (--data-plane)
     failover: bool = False  # the data plane with failover, leases and replica-set changes (--failover)
+    migration: bool = False  # with failover: two shards moving slots back and forth (--migration)
 
     def __post_init__(self) -> None:
         assert self.seed >= 0 and self.steps >= 0, self
@@ -71,7 +76,7 @@ class SimResult:
     failure: str  # "" when every invariant held
     coverage: Coverage
     trace: list[str]
-    data_coverage: DataCoverage | FailoverCoverage | None = None  # None: the data plane did not run
+    data_coverage: DataCoverage | FailoverCoverage | CombinedCoverage | None = None  # None: no data plane
 
     @property
     def ok(self) -> bool:
@@ -97,7 +102,9 @@ class Simulation:
         self._leaders: dict[str, int] = {}  # node -> term it was last seen leading
         self._removals: dict[str, tuple[int, int, int]] = {}  # node -> its REMOVE entry (index, term, digest)
         self.data: DataPlane | FailoverPlane | None = None
-        if config.failover:
+        if config.failover and config.migration:
+            self.data = FailoverMigrationPlane(self.rng_for, self.recorder)
+        elif config.failover:
             self.data = FailoverPlane(self.rng_for, self.recorder)
         elif config.data_plane:
             self.data = DataPlane(self.rng_for, self.recorder)
@@ -145,7 +152,9 @@ class Simulation:
             for step in range(1, self.config.steps + 1):
                 self.recorder.step = step
                 self.step()
-        except InvariantViolation as violation:
+            if isinstance(self.data, FailoverMigrationPlane):
+                self.data.end()  # its quiet end: every job ends, every key is checked where it lives
+        except (InvariantViolation, MigrationViolation) as violation:
             return self._result(step, str(violation))
         except Exception as crash:  # the run is the boundary: any crash of a core is a failure with its seed
             frame = traceback.extract_tb(crash.__traceback__)[-1]
