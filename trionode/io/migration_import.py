@@ -30,6 +30,7 @@ from trionode.core.cluster.state import ClusterState, normalize_ranges
 from trionode.core.migration.commands import JobRow
 from trionode.core.migration.staging import AckSource, ImportJob, ImportRequest, Ready, answer_import, import_over
 from trionode.core.migration.stream import receive
+from trionode.io.control import monotonic_ms
 from trionode.io.data_store import AckAborted
 from trionode.io.migration_pacing import Pacer
 
@@ -128,7 +129,8 @@ class ImportShell:
         if job is None or job.source_node_id != peer_id:
             return  # the import ended while the message waited
         runtime = self.runtime
-        receipt = receive(job, runtime.data, first + index, records[index:end], wal_room=runtime.wal.has_room())
+        gate = runtime.node.write_gate(monotonic_ms(), runtime.wal.has_room())
+        receipt = receive(job, runtime.data, first + index, records[index:end], gate=gate)
         if receipt.overflow:
             log.warning("migration %s: too far behind; the source will abort", job.migration_id[:12])
             self._end(job.migration_id, self.control.state)

@@ -300,7 +300,8 @@ class MigrationShells:
             if job is None or job.source_node_id != frm:
                 return
             wal_room = self.mig_rng.random() >= self.mig_faults.wal_full_probability
-            receipt = receive(job, self.data_of(node), payload["from"], payload["recs"], wal_room=wal_room)
+            gate = WriteGate(primary=True, lease_valid=self.leased(node), disk_full=False, wal_room=wal_room)
+            receipt = receive(job, self.data_of(node), payload["from"], payload["recs"], gate=gate)
             if receipt.overflow:
                 del proc.imports[job.migration_id]
             self.log_outbox(node)

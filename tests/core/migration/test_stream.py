@@ -1,10 +1,12 @@
 """The migration stream: which effects it carries, how a copy rebuilds keys, and resending what the bus lost."""
 
+from dataclasses import replace
+
 import pytest
 
 from trionode.core.data_state import DataState
 from trionode.core.keyspace import KEYSPACE_COMMANDS
-from trionode.core.migration.staging import AckSource, ConfigCatchUp, ImportJob
+from trionode.core.migration.staging import AckSource, ConfigCatchUp, ImportJob, WriteGate
 from trionode.core.migration.stream import (
     COPY,
     WRITE,
@@ -106,21 +108,35 @@ def test_the_target_applies_only_the_next_record_and_reacknowledges_duplicates()
     assert job.reack() == [AckSource("m" * 40, "n" * 40, 1)]
 
 
+OPEN = WriteGate(primary=True, lease_valid=True, disk_full=False, wal_room=True)
+
+
 def test_a_stream_message_is_applied_only_with_wal_room_in_order_and_duplicates_ask_for_the_ack_again() -> None:
     data, job = DataState(), ImportJob("m" * 40, "n" * 40, tuple((s, s) for s in SLOTS), lag_records_max=2)
     message = [[WRITE, [b"SET", MOVING, b"1"]], [WRITE, [b"SET", MOVING, b"2"]]]
-    assert receive(job, data, 1, message, wal_room=True).applied == 0  # still clearing: dropped
+    assert receive(job, data, 1, message, gate=OPEN).applied == 0  # still clearing: dropped
     job.on_cleared(lambda slot: 0)
-    assert receive(job, data, 1, message, wal_room=False).applied == 0  # the WAL is full: dropped, resent later
+    full = replace(OPEN, wal_room=False)
+    assert receive(job, data, 1, message, gate=full).applied == 0  # the WAL is full: dropped, resent later
     assert MOVING not in data.keyspace.data
-    assert receive(job, data, 2, message, wal_room=True).applied == 0  # a gap: the resend fills it
-    first = receive(job, data, 1, message, wal_room=True)
+    assert receive(job, data, 2, message, gate=OPEN).applied == 0  # a gap: the resend fills it
+    first = receive(job, data, 1, message, gate=OPEN)
     assert (first.applied, first.reack, first.overflow) == (2, [], False)
     assert data.keyspace.data[MOVING] == b"2"
     job.on_durable(data.applied_offset)
-    assert receive(job, data, 1, message, wal_room=True).reack == [AckSource("m" * 40, "n" * 40, 2)]
-    overflow = receive(job, data, 3, [[WRITE, [b"SET", MOVING, b"%d" % i]] for i in range(3)], wal_room=True)
+    assert receive(job, data, 1, message, gate=OPEN).reack == [AckSource("m" * 40, "n" * 40, 2)]
+    overflow = receive(job, data, 3, [[WRITE, [b"SET", MOVING, b"%d" % i]] for i in range(3)], gate=OPEN)
     assert overflow.overflow and overflow.applied == 3  # three records not yet durable on the ISR: too far behind
+
+
+@pytest.mark.parametrize("closed", [{"lease_valid": False}, {"primary": False}, {"disk_full": True}])
+def test_a_target_whose_lease_ran_out_logs_no_streamed_write(closed: dict[str, bool]) -> None:
+    """A target primary deposed or cut off from its shard, which the source still reaches, must not log
+    the stream: a new primary of its shard may be writing the same offsets (S2). The resend brings it again."""
+    data, job = DataState(), ImportJob("m" * 40, "n" * 40, tuple((s, s) for s in SLOTS), lag_records_max=8)
+    job.on_cleared(lambda slot: 0)
+    receipt = receive(job, data, 1, [[WRITE, [b"SET", MOVING, b"1"]]], gate=replace(OPEN, **closed))
+    assert receipt.applied == 0 and data.applied_offset == 0 and MOVING not in data.keyspace.data
 
 
 def test_the_config_is_caught_up_once_the_leaders_read_index_is_applied() -> None:

@@ -41,7 +41,7 @@ from trionode.core.data_state import DataState
 from trionode.core.errors import CommandError
 from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.migration.export import Action, ExportJob
-from trionode.core.migration.staging import AckSource, ImportJob
+from trionode.core.migration.staging import AckSource, ImportJob, WriteGate
 from trionode.core.slots import key_slot
 
 COPY, WRITE = "c", "w"
@@ -141,14 +141,16 @@ class Receipt:
     overflow: bool  # too many records not yet durable on the ISR: the import ends, the source aborts
 
 
-def receive(job: ImportJob, data: DataState, first: int, records: list[Any], *, wal_room: bool) -> Receipt:
+def receive(job: ImportJob, data: DataState, first: int, records: list[Any], *, gate: WriteGate) -> Receipt:
     """Apply the records of a stream message that start at offset ``first``, in order.
 
-    Nothing is applied without WAL room (the writes could not be logged) nor before the
-    import accepts the stream; a duplicate asks for the last acknowledgement again; a gap or
-    a malformed record ends the message. In every refusal the source's resend brings it again.
+    Nothing is applied unless ``gate`` is open: the records are writes this primary logs, and a
+    target whose lease ran out (deposed or cut off, while the source still reaches it) would log
+    them at offsets a new primary is writing too (S2); nor without WAL room, nor before the import
+    accepts the stream. A duplicate asks for the last acknowledgement again; a gap or a malformed
+    record ends the message. In every refusal the source's resend brings it again.
     """
-    if not wal_room or not job.accepts_stream():
+    if not gate.open() or not job.accepts_stream():
         return Receipt(0, [], False)
     slots, offset, applied, duplicate = job.slot_set(), first, 0, False
     for record in records:
