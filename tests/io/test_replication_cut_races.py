@@ -25,7 +25,7 @@ from trionode.core.replication.messages import Records, SyncReply
 from trionode.io.data_store import AckAborted, DataStore
 from trionode.io.replication import Replication, save_history
 
-from .test_replication_disk import _get, _replication, _running_store, _write
+from .test_replication_disk import _durable_store, _get, _replication, _running_store, _write
 from .test_replication_shell import SHARD, R, _state
 
 pytestmark = pytest.mark.timeout(30)
@@ -178,10 +178,7 @@ async def test_a_promotion_during_a_cut_starts_the_primary_from_the_cut_data(
 async def test_a_replica_stops_serving_reads_before_its_cut_starts(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    save_history(tmp_path, EpochHistory([(1, 1)]))
-    async with _running_store(tmp_path) as store:
-        _write(store, 5)
-        await store.wal.wait_durable(5)
+    async with _durable_store(tmp_path, 5) as store:
         repl = _replication(R, store, [])
         serving: list[bool] = []
         repl.on_serving_change = lambda: serving.append(repl.serving_reads())

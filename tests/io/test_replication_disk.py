@@ -40,6 +40,16 @@ async def _running_store(tmp_path: Path) -> AsyncIterator[DataStore]:
         nursery.cancel_scope.cancel()
 
 
+@asynccontextmanager
+async def _durable_store(tmp_path: Path, records: int) -> AsyncIterator[DataStore]:
+    """A running store of epoch 1 holding ``k1..k<records>``, all durable."""
+    save_history(tmp_path, EpochHistory([(1, 1)]))
+    async with _running_store(tmp_path) as store:
+        _write(store, records)
+        await store.wal.wait_durable(records)
+        yield store
+
+
 def _write(store: DataStore, count: int, tag: str = "v") -> None:
     for i in range(1, count + 1):
         store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"k%d" % i, f"{tag}{i}".encode()], now_ms=0, primary=True)
@@ -67,10 +77,7 @@ def _replication(node_id: str, store: object, sent: list) -> Replication:
 async def test_a_partial_resync_cuts_only_the_divergent_suffix(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    save_history(tmp_path, EpochHistory([(1, 1)]))
-    async with _running_store(tmp_path) as store:
-        _write(store, 5)
-        await store.wal.wait_durable(5)
+    async with _durable_store(tmp_path, 5) as store:
         side, request = _replica(store)
         # A failover started epoch 2 at offset 4: our 4..5 were never acknowledged.
         reply = SyncReply(SHARD, 2, "partial", 3, EpochHistory([(1, 1), (2, 4)]), 9, request.sync_id)
@@ -155,10 +162,7 @@ async def test_a_second_cut_in_place_below_the_first_keeps_the_data_and_the_isr(
     """Issue 10: a cut in place wrote its kept prefix, unacknowledged records included, as the snapshot.
     A second failover that cut some of those off found the cut below that snapshot, and the replica
     (an ISR member) discarded everything and synced from empty. Now only the WAL is cut."""
-    save_history(tmp_path, EpochHistory([(1, 1)]))
-    async with _running_store(tmp_path) as store:
-        _write(store, 6)
-        await store.wal.wait_durable(6)
+    async with _durable_store(tmp_path, 6) as store:
         side, request = _replica(store)
         # Epoch 2 started at 6: our 6 was never acknowledged; nor were 4..5, which we keep for now.
         side.inbox.append(SyncReply(SHARD, 2, "partial", 5, EpochHistory([(1, 1), (2, 6)]), 9, request.sync_id))
@@ -180,10 +184,7 @@ async def test_a_cut_below_the_local_snapshot_is_loading_before_it_resyncs_from_
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """The node carries out the driver's order for a cut it cannot make in place (issue 10)."""
-    save_history(tmp_path, EpochHistory([(1, 1)]))
-    async with _running_store(tmp_path) as store:
-        _write(store, 5)
-        await store.wal.wait_durable(5)
+    async with _durable_store(tmp_path, 5) as store:
         await store.compact()  # acknowledged here alone (no replication yet): the snapshot is at 5
         assert store.snapshot_offset == 5
         sent: list = []
@@ -204,10 +205,7 @@ async def test_a_compaction_on_a_replica_reaches_its_driver_at_once(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """The driver's floor is an input the node reports when it compacts, not a field it writes."""
-    save_history(tmp_path, EpochHistory([(1, 1)]))
-    async with _running_store(tmp_path) as store:
-        _write(store, 5)
-        await store.wal.wait_durable(5)
+    async with _durable_store(tmp_path, 5) as store:
         side, _ = _replica(store)
         store.publish_acked(5)  # as the driver would, once the primary's watermark says so
         await store.compact()
