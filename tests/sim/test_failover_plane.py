@@ -6,11 +6,14 @@ rule of the failover protocol and the checker must name the property:
 promoting a replica outside the ISR (S5), a primary that serves past its
 lease (S2), a failover that does not wait for the old lease to drain (S2),
 an expiry cycle that ignores the lease. Each plants the bug in shipped core
-code (core/failover, core/session), which the simulator drives.
+code (core/failover, core/session), which the simulator drives, except a
+compaction that removes the WAL before its snapshot is installed: the order
+lives in io/data_store.py, so that bug is planted in the simulated disk.
 """
 
 import concurrent.futures
 import multiprocessing
+import random
 from collections.abc import Iterable
 
 import pytest
@@ -18,6 +21,7 @@ import pytest
 from trionode.core.failover import LeaseGranter, controller
 from trionode.core.migration.staging import WriteGate
 from trionode.core.session import Node
+from trionode.sim.data_disk import DataDisk
 from trionode.sim.failover_plane import NODE_IDS, FailoverCoverage, FailoverPlane, SimNode
 from trionode.sim.runner import SimConfig, SimResult, Simulation, report, run
 
@@ -105,3 +109,32 @@ def test_a_failover_that_does_not_wait_for_the_lease_is_caught(monkeypatch: pyte
     # and expiry tried on every node (a few seeds, as any change to the simulation moves the ones that do).
     failures = _failures((1, 21))
     assert failures and all(f.startswith("S2 one writer") for f in failures), failures
+
+
+def test_a_crash_between_compaction_steps_keeps_the_installed_snapshot_and_the_whole_wal() -> None:
+    disk = DataDisk()
+    disk.append([[b"set", str(i).encode()] for i in range(5)])
+    disk.fsync()
+    disk.write_pending_snapshot(3)
+    disk.crash(random.Random(1), keep_unsynced_probability=0.0)
+    assert (disk.snapshot_offset, disk.pending_snapshot, disk.log_start, len(disk.log)) == (0, None, 1, 5)
+    disk.write_pending_snapshot(3)
+    disk.install_snapshot()
+    disk.crash(random.Random(1), keep_unsynced_probability=0.0)
+    assert (disk.snapshot_offset, disk.log_start, disk.wal_gap()) == (3, 1, None)
+    disk.remove_log_before(4)
+    assert (disk.log_start, disk.wal_gap(), len(disk.log)) == (4, None, 5)
+
+
+def test_a_compaction_that_removes_the_wal_before_installing_the_snapshot_is_caught(
+        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    write_pending = DataDisk.write_pending_snapshot
+
+    def removes_early(self: DataDisk, offset: int) -> None:
+        write_pending(self, offset)
+        self.remove_log_before(offset + 1)
+
+    monkeypatch.setattr(DataDisk, "write_pending_snapshot", removes_early)
+    # Seeds 7 and 9 of 1..40 crash a primary between the two steps (any change to the simulation moves them).
+    failures = _failures((7, 9))
+    assert failures and all(f.startswith("S6 recovery") for f in failures), failures

@@ -260,7 +260,7 @@ class DataPlane:
                 self.send(PRIMARY_ID, to, msg)
         keep_from = shell.driver.wal_keep_from()
         if rng.random() < f.compact_probability and disk.log_start < keep_from:
-            disk.log_start = rng.randint(disk.log_start, keep_from)
+            disk.compact(rng.randint(disk.log_start, keep_from) - 1)
         for cmd in shell.tick(self.now_ms):
             self.config.propose(cmd, self.now_ms)
         for line in shell.driver.take_reports():

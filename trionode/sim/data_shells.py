@@ -166,7 +166,7 @@ class ReplicaShell:
         self.id, self.disk = node_id, disk
         self.driver = ReplicaDriver(shard_id, node_id, disk.fence_epoch, disk.history, len(disk.log), now_ms,
                                     sync_id_base=incarnation * SYNC_ID_STRIDE, loading_marker=disk.loading_marker,
-                                    truncate_floor=disk.log_start - 1,  # what only a snapshot holds
+                                    truncate_floor=disk.snapshot_offset,  # what only a snapshot holds
                                     sync_retry_ms=SYNC_RETRY_MS, silence_ms=SILENCE_MS)  # fmt: skip
         # The nemesis's crash point: once it answers True for an action just carried out, the
         # process is dead (``crashed``): nothing after it runs, and the plane crashes the node.

@@ -98,6 +98,7 @@ from trionode.sim.trace import Recorder, _Counters
 
 LAG_TIMEOUT_MS = 200
 NODE_TIMEOUT_MS = 600
+COMPACTION_CRASH_PROBABILITY = 0.01  # per compaction: the primary dies between two of its steps
 HANDOVER_MS = 400  # how long a deposed leader may still grant (scaled down with the timeouts)
 LEASE_MS = core.FailoverConfig.for_node(LEADER, NODE_TIMEOUT_MS, HANDOVER_MS).lease_ms  # as io/failover.py derives it
 DRIFT_RATE = 0.04  # clocks run at 1 +- this: (1 + r) / (1 - r) < (LEASE_MS + drift_ms) / LEASE_MS
@@ -144,6 +145,7 @@ class FailoverCoverage(_Counters):
     wall_steps: int = 0
     double_failovers: int = 0
     full_sync_crashes: int = 0
+    compaction_crashes: int = 0  # a primary crashed between two durable steps of a compaction
     leader_changes_mid_round: int = 0  # L replaced after it fenced, before the round's outcome
     fences_resumed: int = 0  # a later L fenced again a shard its predecessor fenced, on the gossip's word alone
 
@@ -198,6 +200,7 @@ class FailoverPlane:
         self.faults = faults or FailoverFaults()
         self.rng = rng_for("failover-plane")
         self.rng_for = rng_for
+        self.compaction_rng = rng_for("failover-compaction")  # draws apart: the other faults are unmoved
         self.recorder = recorder
         self.network: LinkNetwork[Envelope] = LinkNetwork(rng_for("failover-network"), self.faults.network)
         self.shard_ids = SHARD_IDS[:shards]
@@ -577,9 +580,27 @@ class FailoverPlane:
                 self.send(node.id, to, msg)
         keep_from = shell.driver.wal_keep_from()
         if rng.random() < f.compact_probability and disk.log_start < keep_from:
-            disk.log_start = rng.randint(disk.log_start, keep_from)
+            offset = max(rng.randint(disk.log_start, keep_from) - 1, disk.snapshot_offset)
+            if not self.compact(node, offset):
+                return
         for cmd in shell.tick(clock):
             self.propose(node, cmd)
+
+    def compact(self, node: SimNode, offset: int) -> bool:
+        """A compaction at ``offset`` in io/data_store.py's durable steps; False: the node crashed between two."""
+        disk, rng = node.disk, self.compaction_rng
+        steps = (lambda: disk.write_pending_snapshot(offset), disk.install_snapshot,
+                 lambda: disk.remove_log_before(offset + 1))  # fmt: skip
+        crashes = rng.random() < COMPACTION_CRASH_PROBABILITY and not self.quiet  # the quiet end has no faults
+        crash_before = rng.randint(1, len(steps) - 1) if crashes else len(steps)
+        for step in steps[:crash_before]:
+            step()
+        if crash_before == len(steps):
+            return True
+        self.coverage.compaction_crashes += 1
+        self.note(f"{self.name(node.id)} crashes after {crash_before} of a compaction's steps at offset {offset}")
+        self.crash(node.id)
+        return False
 
     def renew_lease(self, node: SimNode, clock: int) -> None:
         """The node's controller, fed its view: a primary asks L for its lease every quarter lease."""
@@ -620,6 +641,9 @@ class FailoverPlane:
         node.up, node.primary, node.replica = False, None, None
         node.incarnation += 1
         self.note(f"{self.name(node_id)} crashes, {lost} records lost, log to {len(node.disk.log)}")
+        if (gap := node.disk.wal_gap()) is not None:  # io/data_store.py's recover stops on such a disk
+            self.checkers[node.shard_id].fail(f"S6 recovery: {self.name(node_id)} cannot restart: its WAL"
+                                              f" starts at {gap[0]} but its snapshot ends at {gap[1]}")
 
     def restart(self, node_id: str) -> None:
         node = self.nodes[node_id]
