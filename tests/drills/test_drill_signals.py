@@ -14,24 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from scripts.drills.cluster import processes_running
+
 ROOT = Path(__file__).resolve().parents[2]
 NODES = 5
 WAIT_S = 90.0
-
-
-def _processes_naming(text: str) -> list[int]:
-    """Pids whose command line mentions ``text`` (the node processes name their conf file)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue  # gone meanwhile
-        if text.encode() in cmdline and b"trionode" in cmdline and b"start" in cmdline:
-            pids.append(int(entry.name))
-    return pids
 
 
 def _wait_for(condition: Callable[[], bool], what: str) -> None:
@@ -49,12 +36,12 @@ def test_a_drill_stopped_by_a_signal_kills_every_node_it_started(signum: int, tm
                               "--seed", "1", "--out", str(out)],
                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        _wait_for(lambda: len(_processes_naming(str(out))) == NODES, "the drill's five nodes")
+        _wait_for(lambda: len(processes_running(str(out / "conf"))) == NODES, "the drill's five nodes")
         drill.send_signal(signum)
         code = drill.wait(timeout=WAIT_S)
-        _wait_for(lambda: not _processes_naming(str(out)), "the nodes to be gone")
+        _wait_for(lambda: not processes_running(str(out / "conf")), "the nodes to be gone")
         assert code == 128 + signum  # the shell's convention for "ended by this signal"
     finally:
         drill.kill()
-        for pid in _processes_naming(str(out)):
+        for pid in processes_running(str(out / "conf")):
             os.kill(pid, signal.SIGKILL)
