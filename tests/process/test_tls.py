@@ -12,7 +12,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from tests.process.harness import free_port, run_cli
+from tests.process.harness import NodeProcess, free_port, run_cli, wait_for
 
 CERTS = Path(__file__).parent.parent / "tls"  # made by tests/tls/make-certs.sh
 CA = str(CERTS / "ca.crt")
@@ -104,6 +104,31 @@ def test_with_tls_auth_clients_only_clients_with_a_certificate_from_the_ca_are_s
     with_cert = _tls_client(tls_port, ssl_certfile=str(CERTS / "client.crt"), ssl_keyfile=str(CERTS / "client.key"))
     assert with_cert.ping()
     assert node.proc.poll() is None
+
+
+def _members(node: NodeProcess) -> str:
+    """CLUSTER NODES once it lists two nodes, else empty."""
+    nodes = node.client().execute_command("CLUSTER", "NODES").decode()
+    return nodes if len(nodes.splitlines()) == 2 else ""
+
+
+def test_a_joined_node_is_advertised_at_its_tls_port(node_factory, tmp_path: Path) -> None:
+    tls_a, tls_b = free_port(), free_port()
+    a = node_factory("a", extra=_tls_conf(tmp_path, "a", tls_a, 'tls_auth_clients = "no"\n')).start()
+    b = node_factory("b", extra=_tls_conf(tmp_path, "b", tls_b, 'tls_auth_clients = "no"\nbootstrap = false\n'))
+    b.start()
+    # The command line and CLUSTER MEET use the plain ports.
+    out = run_cli("cluster", "add-node", f"127.0.0.1:{b.port}", f"127.0.0.1:{a.port}")
+    assert out.returncode == 0, out.stderr
+    for node in (a, b):
+        nodes = wait_for(lambda n=node: _members(n), f"node {node.port} to apply the join")
+        assert f" 127.0.0.1:{tls_a}@" in nodes and f" 127.0.0.1:{tls_b}@" in nodes, nodes
+    rc = RedisCluster(host="127.0.0.1", port=tls_b, ssl=True, ssl_ca_certs=CA, socket_timeout=10)
+    try:
+        rc.set("k", "v")  # b owns no slot: the client follows the advertised TLS port to a
+        assert rc.get("k") == b"v" and a.client().get("k") == b"v"
+    finally:
+        rc.close()
 
 
 def test_a_key_that_does_not_match_the_certificate_stops_the_start_with_one_line(tmp_path: Path) -> None:

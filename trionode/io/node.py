@@ -290,6 +290,7 @@ class NodeRuntime:
         return {
             "cluster_id": control.store.cluster_id,
             "cluster_bus_port": self.config.effective_bus_announce_port,
+            "cluster_client_port": self.config.effective_announce_port,
             "raft_role": control.role,
             "raft_leader": control.leader,
             "raft_term": control.term,
