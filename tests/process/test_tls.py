@@ -16,7 +16,7 @@ from tests.process.harness import NodeProcess, free_port, run_cli, wait_for
 
 CERTS = Path(__file__).parent.parent / "tls"  # made by tests/tls/make-certs.sh
 CA = str(CERTS / "ca.crt")
-HANDSHAKE_TIMEOUT_MS = 500
+HANDSHAKE_TIMEOUT_MS = 2000  # long enough for a real client on a loaded machine; a silent one waits it out
 
 
 def _tls_conf(tmp_path: Path, name: str, tls_port: int, extra: str = "") -> list[str]:
@@ -40,8 +40,11 @@ def _closed_by_node(s: socket.socket) -> bytes:
     """Everything the node sends on ``s`` until it closes it (a socket timeout fails the test)."""
     s.settimeout(30)
     received = b""
-    while chunk := s.recv(4096):
-        received += chunk
+    try:
+        while chunk := s.recv(4096):
+            received += chunk
+    except ConnectionResetError:  # closed with our bytes unread: a close all the same
+        pass
     return received
 
 
@@ -86,11 +89,11 @@ def test_plain_text_and_silence_on_the_tls_port_cost_only_their_own_connection(t
     with socket.create_connection(("127.0.0.1", tls_port)) as plain:
         plain.sendall(b"*1\r\n$4\r\nPING\r\n")
         assert b"PONG" not in _closed_by_node(plain)
+    connecting = time.monotonic()  # before connecting: the node's clock for it cannot start earlier
     with socket.create_connection(("127.0.0.1", tls_port)) as silent:
-        connected = time.monotonic()
         assert _tls_client(tls_port).ping()  # served while the silent one holds its connection
         assert _closed_by_node(silent) == b""
-        assert time.monotonic() - connected >= HANDSHAKE_TIMEOUT_MS / 1000
+        assert time.monotonic() - connecting >= HANDSHAKE_TIMEOUT_MS / 1000
     assert _tls_client(tls_port).ping() and node.client().ping()
     assert node.proc.poll() is None
 
