@@ -30,7 +30,10 @@ def server_context(config: Config) -> ssl.SSLContext:
         _check_readable(name, getattr(config, name))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)  # TLS 1.2 at least, no compression
     try:
-        context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+        context.load_cert_chain(config.tls_cert_file, config.tls_key_file, password=_no_pass_phrase)
+    except _KeyEncrypted:
+        raise StartupError(f"the TLS key '{config.tls_key_file}' is encrypted: give the node an unencrypted "
+                           "key (PEM), readable only by its user") from None
     except ssl.SSLError as e:
         raise StartupError(f"cannot use the TLS certificate '{config.tls_cert_file}' with the key "
                            f"'{config.tls_key_file}': {_reason(e)}") from None
@@ -42,6 +45,15 @@ def server_context(config: Config) -> ssl.SSLContext:
                                f"{_reason(e)}") from None
     context.verify_mode = _VERIFY_MODES[config.tls_auth_clients]
     return context
+
+
+class _KeyEncrypted(Exception):
+    pass
+
+
+def _no_pass_phrase() -> bytes:
+    """Asked for when the key is encrypted: refuse, where OpenSSL would prompt on the terminal and hang."""
+    raise _KeyEncrypted
 
 
 def _check_readable(name: str, path: str) -> None:
