@@ -34,13 +34,13 @@ def server_context(config: Config) -> ssl.SSLContext:
     except _KeyEncrypted:
         raise StartupError(f"the TLS key '{config.tls_key_file}' is encrypted: give the node an unencrypted "
                            "key (PEM), readable only by its user") from None
-    except ssl.SSLError as e:
+    except OSError as e:  # ssl.SSLError is one
         raise StartupError(f"cannot use the TLS certificate '{config.tls_cert_file}' with the key "
                            f"'{config.tls_key_file}': {_reason(e)}") from None
     if config.tls_ca_cert_file:
         try:
             context.load_verify_locations(cafile=config.tls_ca_cert_file)
-        except ssl.SSLError as e:
+        except OSError as e:
             raise StartupError(f"cannot use the TLS CA certificates '{config.tls_ca_cert_file}': "
                                f"{_reason(e)}") from None
     context.verify_mode = _VERIFY_MODES[config.tls_auth_clients]
@@ -67,7 +67,11 @@ def _check_readable(name: str, path: str) -> None:
         raise StartupError(f"cannot read {name} '{path}': {e.strerror or e}") from None
 
 
-def _reason(e: ssl.SSLError) -> str:
+def _reason(e: OSError) -> str:
+    """Why a certificate or key did not load; anything but an SSLError must still stop the start as exit 1
+    (fatal.py reads a bare OSError as a storage failure)."""
+    if not isinstance(e, ssl.SSLError):
+        return e.strerror or str(e)
     if e.reason == "KEY_VALUES_MISMATCH":
         return "the key does not match the certificate"
     if e.reason in (None, "PEM lib", "NO_CERTIFICATE_OR_CRL_FOUND"):
