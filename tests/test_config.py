@@ -35,6 +35,9 @@ def test_the_announced_bus_port_defaults_to_the_bus_port(tmp_path: Path) -> None
     assert (cfg.effective_bus_port, cfg.effective_bus_announce_port) == (7200, 7300)
 
 
+TLS_FILES = 'tls_cert_file = "c.pem"\ntls_key_file = "k.pem"\n'
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -50,6 +53,17 @@ def test_the_announced_bus_port_defaults_to_the_bus_port(tmp_path: Path) -> None
         ('requirepass = "two words"\n', "'requirepass' must be printable ASCII without spaces"),
         ('cluster_secret = "short"\n', "'cluster_secret' must be at least 32 printable ASCII characters"),
         ("wal_batch_bytes_max = 1048576\nwal_pending_bytes_max = 65536\n", "must not exceed"),
+        ("tls_port = 7443\n", "'tls_port' needs 'tls_cert_file' and 'tls_key_file'"),
+        ('tls_port = 7443\ntls_cert_file = "c.pem"\n', "'tls_port' needs 'tls_cert_file' and 'tls_key_file'"),
+        (f"tls_port = 7443\n{TLS_FILES}", "'tls_auth_clients' is 'yes' but 'tls_ca_cert_file' is empty"),
+        (f'tls_port = 7443\n{TLS_FILES}tls_auth_clients = "optional"\n', "'tls_ca_cert_file' is empty"),
+        (f'tls_port = 7443\n{TLS_FILES}tls_auth_clients = "always"\n', "must be one of yes, optional, no"),
+        (TLS_FILES, "'tls_cert_file' is set but 'tls_port' is 0 (TLS is off)"),
+        ('tls_ca_cert_file = "ca.pem"\n', "'tls_ca_cert_file' is set but 'tls_port' is 0"),
+        (f'port = 7100\ntls_port = 7100\n{TLS_FILES}tls_auth_clients = "no"\n', "'tls_port' must differ"),
+        (f'port = 7100\ntls_port = 17100\n{TLS_FILES}tls_auth_clients = "no"\n', "'tls_port' must differ"),
+        ("tls_port = 65536\n", "'tls_port' in {path} must be between 0 and 65535"),
+        ("tls_handshake_timeout_ms = 10\n", "'tls_handshake_timeout_ms' in {path} must be between 100 and"),
     ],
 )
 def test_bad_files_are_refused_with_one_line_naming_the_problem(tmp_path: Path, text: str, message: str) -> None:
@@ -80,3 +94,11 @@ def test_a_wildcard_bind_is_never_advertised(tmp_path: Path) -> None:
     cfg = config.load(path)
     assert (cfg.effective_announce_ip, cfg.effective_announce_port, cfg.announce_warning()) == ("10.1.2.3", 6379, None)
     assert config.load(None).effective_announce_ip == "127.0.0.1" and config.load(None).effective_announce_port == 7000
+
+
+def test_with_tls_on_the_tls_port_is_advertised_unless_announce_port_says_otherwise(tmp_path: Path) -> None:
+    path = tmp_path / "n.toml"
+    path.write_text(f'port = 7100\ntls_port = 7443\n{TLS_FILES}tls_ca_cert_file = "ca.pem"\n')
+    assert config.load(path).effective_announce_port == 7443
+    path.write_text(f'port = 7100\ntls_port = 7443\nannounce_port = 6379\n{TLS_FILES}tls_auth_clients = "no"\n')
+    assert config.load(path).effective_announce_port == 6379

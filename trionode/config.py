@@ -40,10 +40,25 @@ KEYS: dict[str, Key] = {
     "announce_ip": Key(
         str, "", "address other nodes and clients are told (CLUSTER SLOTS/NODES); empty: the bind address"
     ),
-    "announce_port": Key(int, 0, "client port clients are told; 0 means the port", 0, 65535),
+    "announce_port": Key(
+        int, 0, "client port clients are told (CLUSTER SLOTS/NODES, MOVED); 0 means tls_port if set, else port",
+        0, 65535,
+    ),
     "bus_port": Key(int, 0, "cluster bus port; 0 means port + 10000", 0, 65535),
     "bus_announce_port": Key(
         int, 0, "bus port other nodes are told to dial (behind NAT or a proxy); 0 means the bus port", 0, 65535
+    ),
+    "tls_port": Key(int, 0, "client port speaking TLS (redis-cli --tls); 0: off", 0, 65535),
+    "tls_cert_file": Key(str, "", "the node's TLS certificate (PEM, with any intermediates); needed by tls_port"),
+    "tls_key_file": Key(str, "", "the private key of tls_cert_file (PEM, not encrypted)"),
+    "tls_ca_cert_file": Key(str, "", "CA certificates (PEM) that client certificates must chain to"),
+    "tls_auth_clients": Key(
+        str, "yes", "ask TLS clients for a certificate: yes (required), optional (checked if sent), no",
+        choices=("yes", "optional", "no"),
+    ),
+    "tls_handshake_timeout_ms": Key(
+        int, 10_000, "a TLS client that has not finished its handshake this long after connecting is dropped",
+        100, 600_000,
     ),
     "requirepass": Key(str, "", "password of the 'default' user (AUTH password); empty: no password"),
     "protected_mode": Key(
@@ -102,6 +117,12 @@ class Config:
     announce_port: int = KEYS["announce_port"].default
     bus_port: int = KEYS["bus_port"].default
     bus_announce_port: int = KEYS["bus_announce_port"].default
+    tls_port: int = KEYS["tls_port"].default
+    tls_cert_file: str = KEYS["tls_cert_file"].default
+    tls_key_file: str = KEYS["tls_key_file"].default
+    tls_ca_cert_file: str = KEYS["tls_ca_cert_file"].default
+    tls_auth_clients: str = KEYS["tls_auth_clients"].default
+    tls_handshake_timeout_ms: int = KEYS["tls_handshake_timeout_ms"].default
     requirepass: str = KEYS["requirepass"].default
     protected_mode: bool = KEYS["protected_mode"].default
     cluster_secret: str = KEYS["cluster_secret"].default
@@ -135,7 +156,9 @@ class Config:
 
     @property
     def effective_announce_port(self) -> int:
-        return self.announce_port or self.port
+        """The client port this node advertises: with TLS on, the TLS port (as Redis with ``tls-cluster yes``),
+        so cluster clients that connect with TLS are sent where TLS is spoken."""
+        return self.announce_port or self.tls_port or self.port
 
     def announce_warning(self) -> str | None:
         if self.bind in WILDCARD_ADDRESSES and not self.announce_ip:
@@ -193,7 +216,23 @@ def _cross_check(config: Config) -> Config:
         raise ConfigError("configuration keys 'port' and 'bus_port' must differ")
     if config.bus_announce_port == config.port:
         raise ConfigError("configuration keys 'port' and 'bus_announce_port' must differ")
+    _cross_check_tls(config)
     return config
+
+
+def _cross_check_tls(config: Config) -> None:
+    files = ("tls_cert_file", "tls_key_file", "tls_ca_cert_file")
+    if not config.tls_port:
+        if given := [name for name in files if getattr(config, name)]:
+            raise ConfigError(f"configuration key '{given[0]}' is set but 'tls_port' is 0 (TLS is off)")
+        return
+    if config.tls_port in (config.port, config.effective_bus_port):
+        raise ConfigError("configuration key 'tls_port' must differ from 'port' and the bus port")
+    if not (config.tls_cert_file and config.tls_key_file):
+        raise ConfigError("configuration key 'tls_port' needs 'tls_cert_file' and 'tls_key_file'")
+    if config.tls_auth_clients != "no" and not config.tls_ca_cert_file:
+        raise ConfigError(f"configuration key 'tls_auth_clients' is {config.tls_auth_clients!r} but "
+                          "'tls_ca_cert_file' is empty: set it, or tls_auth_clients = \"no\"")
 
 
 def load(path: str | Path | None) -> Config:

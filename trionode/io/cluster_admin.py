@@ -49,7 +49,11 @@ async def _meet(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     port = _port(args[1])
     password = runtime.config.requirepass  # the nodes of a cluster share it (conf/single.toml)
     node_id = (await call_once(host, port, "CLUSTER", "MYID", password=password)).decode()
-    bus_port = _port(args[2]) if len(args) > 2 else await _remote_bus_port(host, port, password)
+    announced = await _remote_ports(host, port, password)
+    bus_port = _port(args[2]) if len(args) > 2 else announced["cluster_bus_port"]
+    # Clients are sent to the port the node announces, which may not be the one dialled here:
+    # with TLS on it is the TLS port, while this call (like the command line) uses the plain one.
+    client_port = announced["cluster_client_port"]
     secret = runtime.cluster_secret.value
     if not secret:
         raise CommandError(errors.NO_CLUSTER_SECRET)
@@ -57,7 +61,7 @@ async def _meet(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     await call_once(host, port, "CLUSTER", "SETSECRET", secret, password=password)
     control = runtime.control
     if node_id not in control.state.nodes:
-        await control.submit(command("node_join", node_id=node_id, host=host, port=port, bus_port=bus_port))
+        await control.submit(command("node_join", node_id=node_id, host=host, port=client_port, bus_port=bus_port))
     if node_id not in control.conf_members():
         await _change_membership(control, ConfChange(ConfChangeKind.ADD_LEARNER, node_id))
     return OK
@@ -105,12 +109,14 @@ async def _acl_deluser(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     return deleted
 
 
-async def _remote_bus_port(host: str, port: int, password: str) -> int:
+async def _remote_ports(host: str, port: int, password: str) -> dict[str, int]:
+    """The ports a node announces (INFO cluster): ``cluster_bus_port`` and ``cluster_client_port``."""
     info = (await call_once(host, port, "INFO", "cluster", password=password)).decode()
-    for line in info.splitlines():
-        if line.startswith("cluster_bus_port:"):
-            return int(line.split(":", 1)[1])
-    raise CommandError(f"ERR {host}:{port} did not report its cluster bus port")
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    try:
+        return {name: int(fields[name]) for name in ("cluster_bus_port", "cluster_client_port")}
+    except (KeyError, ValueError):
+        raise CommandError(f"ERR {host}:{port} did not report the ports it announces") from None
 
 
 async def _forget(runtime: "NodeRuntime", args: list[bytes]) -> Any:

@@ -19,7 +19,9 @@ import os
 import random
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import trio
@@ -36,7 +38,7 @@ from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.migration.commands import migration_row_status
 from trionode.core.server_specs import SERVER_COMMANDS
 from trionode.core.session import Node, NodeFacts
-from trionode.io import data_store
+from trionode.io import data_store, tls
 from trionode.io.cluster_secret import ClusterSecret
 from trionode.io.control import ControlPlane, monotonic_ms
 from trionode.io.datadir import DataDir
@@ -288,6 +290,7 @@ class NodeRuntime:
         return {
             "cluster_id": control.store.cluster_id,
             "cluster_bus_port": self.config.effective_bus_announce_port,
+            "cluster_client_port": self.config.effective_announce_port,
             "raft_role": control.role,
             "raft_leader": control.leader,
             "raft_term": control.term,
@@ -334,9 +337,11 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
     if clients_max < 1:
         raise StartupError("the open-files limit is too low to serve any client; raise it with ulimit -n")
     config = replace(config, clients_max=clients_max)
+    tls_context = tls.server_context(config) if config.tls_port else None
     datadir = data_store.open_datadir(config.data_dir)
     try:
         listeners = await _bind(config.bind, config.port, "client")
+        tls_listeners = await _bind(config.bind, config.tls_port, "TLS client") if config.tls_port else []
         bus_listeners = await _bind(config.bind, config.effective_bus_port, "cluster bus")
         store = data_store.DataStore.recover(datadir.path, config)
         raft_store = RaftStore.recover(datadir.path)
@@ -354,7 +359,8 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
             await nursery.start(runtime.failover.run)  # the first lease before the first client
             await nursery.start(runtime.migration.run)
             serving = trio.CancelScope()
-            nursery.start_soon(_serve, runtime, listeners, serving)
+            serve = partial(serve_listeners, runtime, listeners, tls_listeners, tls_context)
+            nursery.start_soon(_serve, serving, serve)
             loops = (runtime.expire_loop, runtime.lazyfree_loop, runtime.compact_loop, runtime.signal_loop,
                      runtime.replication.run, runtime.gossip.run)
             for loop in loops:
@@ -367,9 +373,9 @@ async def run(config: Config, config_file: str = "", *, task_status: Any = trio.
         datadir.close()
 
 
-async def _serve(runtime: NodeRuntime, listeners: list[trio.SocketListener], scope: trio.CancelScope) -> None:
+async def _serve(scope: trio.CancelScope, serve: Callable[[], Awaitable[None]]) -> None:
     with scope:
-        await serve_listeners(runtime, listeners)
+        await serve()
 
 
 async def _shut_down(runtime: NodeRuntime, serving: trio.CancelScope) -> None:
@@ -406,6 +412,8 @@ def _log_started(runtime: NodeRuntime, store: data_store.DataStore) -> None:
         runtime.data.applied_offset,
         store.recovery_summary,
     )
+    if runtime.config.tls_port:
+        log.info("serving TLS clients on %s:%d", runtime.config.bind, runtime.config.tls_port)
     if (warning := runtime.config.announce_warning()) is not None:
         log.warning("%s", warning)
     if runtime.control.store.cluster_id and runtime.cluster_secret.key() is None:

@@ -9,6 +9,8 @@ one fsync cover many commands and many connections (group commit).
 
 import contextlib
 import logging
+import ssl
+from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,7 @@ from trionode.io import cluster_admin
 from trionode.io.control import monotonic_ms
 from trionode.io.data_store import AckAborted
 from trionode.io.listen import accept_forever
+from trionode.io.tls import handshake, socket_of
 from trionode.io.wal_writer import WalFailed
 
 if TYPE_CHECKING:
@@ -38,7 +41,7 @@ class _Close(Exception):
 
 
 class Connection:
-    def __init__(self, runtime: "NodeRuntime", stream: trio.SocketStream, client_id: int, addr: str) -> None:
+    def __init__(self, runtime: "NodeRuntime", stream: trio.abc.Stream, client_id: int, addr: str) -> None:
         cfg = runtime.config
         self.runtime = runtime
         self.stream = stream
@@ -200,21 +203,31 @@ class Connection:
         return ErrorReply(reply.args[1]), 0
 
 
-async def serve_listeners(runtime: "NodeRuntime", listeners: list[trio.SocketListener]) -> None:
+async def serve_listeners(
+    runtime: "NodeRuntime", listeners: Sequence[trio.SocketListener], tls_listeners: Sequence[trio.SocketListener] = (),
+    tls_context: ssl.SSLContext | None = None,
+) -> None:
     """Accept connections until cancelled; each connection is its own task."""
     async with trio.open_nursery() as nursery:
         for listener in listeners:
             nursery.start_soon(accept_forever, listener, partial(_handle, runtime), nursery, "client")
+        for listener in tls_listeners:
+            nursery.start_soon(accept_forever, listener, partial(_handle_tls, runtime, tls_context), nursery, "TLS")
 
 
-async def _handle(runtime: "NodeRuntime", stream: trio.SocketStream) -> None:
+async def _handle_tls(runtime: "NodeRuntime", context: ssl.SSLContext, stream: trio.SocketStream) -> None:
+    if (tls := await handshake(stream, context, runtime.config.tls_handshake_timeout_ms)) is not None:
+        await _handle(runtime, tls)
+
+
+async def _handle(runtime: "NodeRuntime", stream: trio.SocketStream | trio.SSLStream) -> None:
     async with stream:
         client_id = runtime.next_client_id()
         if runtime.stats.connected >= runtime.config.clients_max:
             await _refuse(stream, errors.MAX_CLIENTS)
             return
         try:
-            host, port = stream.socket.getpeername()[:2]
+            host, port = socket_of(stream).getpeername()[:2]
         except OSError:
             return
         cfg = runtime.config
@@ -236,6 +249,6 @@ async def _handle(runtime: "NodeRuntime", stream: trio.SocketStream) -> None:
             runtime.stats.connected -= 1
 
 
-async def _refuse(stream: trio.SocketStream, message: str) -> None:
+async def _refuse(stream: trio.abc.Stream, message: str) -> None:
     with contextlib.suppress(trio.BrokenResourceError):
         await stream.send_all(b"-" + message.encode() + b"\r\n")
