@@ -102,3 +102,35 @@ _RULES = st.sampled_from(["on", "off", "nopass", "resetpass", "allkeys", "resetk
 def test_describe_rebuilds_the_same_user(rules: list[str]) -> None:
     user = acl.apply_rules(acl.new_user("u"), rules)
     assert acl.apply_rules(acl.new_user("u"), acl.describe(user)) == user
+
+
+def _committed(state: ClusterState, action: Action) -> None:
+    """Apply an ACL SETUSER the session handed the shell, as the shell submits it (io/cluster_admin.py)."""
+    assert isinstance(action, Action) and action.args[0][0] == b"acl-setuser", action
+    name, *rules = action.args[0][1:]
+    result = apply(state, state.applied_index + 1,
+                   command("acl_setuser", user=name.decode(), rules=[r.decode() for r in rules]))
+    assert result.ok, result
+
+
+def test_changing_the_default_user_keeps_what_requirepass_gave_it() -> None:
+    # Valkey's default user is "on ~* +@all" with requirepass as its password; ACL SETUSER changes
+    # that user. Applied to a fresh one instead, ">new-pw" left default off and allowed nothing:
+    # nobody could log in as default any more, with the old password or the new.
+    state = _state()
+    _committed(state, run(_default_session(Users.build("s3cret")), "ACL", "SETUSER", "default", ">new-pw"))
+    users = Users.build("s3cret", state.acl_users)
+    assert "default" in users.unrestricted
+    assert users.authenticate(b"default", b"new-pw") == users.authenticate(b"default", b"s3cret") == "default"
+    # The next change composes with the state's default, in log order.
+    _committed(state, run(_default_session(users), "ACL", "SETUSER", "default", "-flushall"))
+    default = Users.build("s3cret", state.acl_users).by_name["default"]
+    assert default.enabled and default.passwords == {acl.password_hash(b"s3cret"), acl.password_hash(b"new-pw")}
+    assert default.command_rules == ("+@all", "-flushall")
+
+
+def _default_session(users: Users) -> Session:
+    session = Session(make_session(routing.serve_everything("s1")).node, 2, "127.0.0.1:2")
+    session.node.users = users
+    assert run(session, "AUTH", "s3cret") == OK
+    return session

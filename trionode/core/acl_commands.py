@@ -12,7 +12,7 @@ concurrent SETUSERs compose in log order rather than overwrite each other.
 from typing import TYPE_CHECKING, Any
 
 from trionode.core import acl, errors
-from trionode.core.auth import DEFAULT_USER
+from trionode.core.auth import DEFAULT_USER, Users
 from trionode.core.errors import CommandError
 from trionode.core.reply import Action
 
@@ -38,16 +38,18 @@ def run(session: "Session", argv: list[bytes]) -> Any:
         names = acl.commands_in(argv[2].decode("utf-8", "replace").lower()) if len(argv) == 3 else acl.CATEGORIES
         return [name.encode() for name in names]
     if sub == b"setuser":
-        return _setuser(users, argv[2], argv[3:])
+        return _setuser(session.node.users, argv[2], argv[3:])
     if any(name == DEFAULT_USER.encode() for name in argv[2:]):
         raise CommandError(errors.DEFAULT_USER_UNDELETABLE)
     return Action("cluster", [b"acl-deluser", *argv[2:]])
 
 
-def _setuser(users: dict[str, acl.User], name_arg: bytes, rule_args: list[bytes]) -> Action:
+def _setuser(users: Users, name_arg: bytes, rule_args: list[bytes]) -> Action:
     name = name_arg.decode("utf-8", "replace")
     if not acl.valid_user_name(name):
         raise CommandError("ERR Usernames can't contain spaces or null characters")
     rules = acl.hash_passwords(rule_args)
-    acl.apply_rules(users.get(name) or acl.new_user(name), rules)  # refuses a bad rule before anything is proposed
+    # Refuses a bad rule before anything is proposed.
+    acl.apply_rules(users.by_name.get(name) or acl.new_user(name), rules)
+    rules = [*users.setuser_base(name), *rules]  # the default user as requirepass made it, the first time
     return Action("cluster", [b"acl-setuser", name.encode(), *(rule.encode() for rule in rules)])

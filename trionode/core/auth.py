@@ -15,7 +15,10 @@ every command, so a change to a user reaches connections already open.
   (bound to a non-loopback address) whose ``default`` user has no password
   serves loopback clients only, and tells the others why before closing.
 - A user named ``default`` may appear in the ACL state too; the configuration's
-  ``requirepass`` only shapes it until an ACL SETUSER default replaces it.
+  ``requirepass`` only shapes it until an ACL SETUSER default replaces it. That
+  first change starts from the default user as ``requirepass`` made it, as in
+  Valkey (``on``, the password, ``~*``, ``+@all``), never from an empty user
+  (see :meth:`Users.setuser_base`).
 
 Invariant: ``Users.unrestricted`` holds exactly the enabled users whose rules
 allow every command on every key; the dispatcher skips the permission check
@@ -46,6 +49,7 @@ class Users:
     """The users a node knows, by name (the shell rebuilds it when they change)."""
 
     by_name: dict[str, User]
+    default_in_state: bool = False  # the cluster state holds a ``default`` (else requirepass made it)
     unrestricted: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -56,7 +60,21 @@ class Users:
     def build(cls, requirepass: str, acl_users: dict[str, tuple[str, ...]] | None = None) -> "Users":
         """The table from ``requirepass`` and the cluster state's users (name -> ``acl.describe`` rules)."""
         users = {name: acl.apply_rules(acl.new_user(name), rules) for name, rules in (acl_users or {}).items()}
-        return cls({DEFAULT_USER: default_user(requirepass), **users})
+        return cls({DEFAULT_USER: default_user(requirepass), **users}, default_in_state=DEFAULT_USER in users)
+
+    def setuser_base(self, name: str) -> list[str]:
+        """The rules an ACL SETUSER of ``name`` must be prefixed with, for the state to apply it to the right user.
+
+        The cluster state applies rules to the user it holds, or to an empty one
+        (off, no keys, no commands) it does not hold yet. The ``default`` user
+        exists before the state has it, shaped by this node's requirepass: its
+        first change is proposed as that whole user ("reset" first, so two
+        first changes racing each other leave the later one, not a mix), then
+        the new rules. Passwords travel as digests only.
+        """
+        if name != DEFAULT_USER or self.default_in_state:
+            return []
+        return ["reset", *acl.describe(self.by_name[DEFAULT_USER])]
 
     def initial_user(self) -> str | None:
         """Who a new connection is before AUTH: ``default`` if it needs no password, else nobody."""
