@@ -134,3 +134,14 @@ def _default_session(users: Users) -> Session:
     session.node.users = users
     assert run(session, "AUTH", "s3cret") == OK
     return session
+
+
+def test_a_deleted_users_connections_do_not_pass_to_a_new_user_of_that_name() -> None:
+    session = session_as("bob", "~bob:*", "+get")
+    node, admin = session.node, Users.build("admin-pw")
+    node.set_users(admin)  # bob deleted
+    assert run(session, "GET", "bob:1") == ErrorReply(errors.NOAUTH)
+    new_bob = acl.apply_rules(acl.new_user("bob"), ["on", f"#{acl.password_hash(b'other')}", "allkeys", "+@all"])
+    node.set_users(Users.build("admin-pw", {"bob": acl.describe(new_bob)}))
+    assert run(session, "FLUSHALL") == ErrorReply(errors.NOAUTH)  # logged out, not the new bob
+    assert run(session, "AUTH", "bob", "other") == OK and run(session, "ACL", "WHOAMI") == b"bob"

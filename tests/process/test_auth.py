@@ -114,7 +114,21 @@ def test_acl_users_exist_on_every_node_of_the_cluster(node_factory, tmp_path: Pa
         app.execute_command("CLUSTER", "MEET", "127.0.0.1", "1")
     with pytest.raises(redis.exceptions.NoPermissionError):
         app.shutdown()
+    logged_in = joiner.client(username="app", password="app-pw", single_connection_client=True)
+    assert logged_in.execute_command("ACL", "WHOAMI") == b"app"
     assert seed.client().execute_command("ACL", "DELUSER", "app", "nobody") == 1
     wait_for(lambda: b"app" not in b" ".join(joiner.client().execute_command("ACL", "LIST")), "the deletion")
     with pytest.raises(redis.AuthenticationError):
         joiner.client(username="app", password="app-pw").ping()
+    # A new user of the same name: the connection that logged in as the old one does not become it.
+    assert seed.client().execute_command("ACL", "SETUSER", "app", "on", ">new-pw", "allkeys", "+@all") == b"OK"
+    wait_for(lambda: _authenticates(joiner, "app", "new-pw"), "the new user to reach the other node")
+    with pytest.raises(redis.AuthenticationError):
+        logged_in.execute_command("ACL", "WHOAMI")
+
+
+def _authenticates(node, username: str, password: str) -> bool:
+    try:
+        return node.client(username=username, password=password).ping()
+    except redis.AuthenticationError:
+        return False
