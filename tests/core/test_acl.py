@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from tests.core.test_auth import run
 from tests.core.test_session import make_session
-from trionode.core import acl, errors, routing
+from trionode.core import acl, acl_commands, errors, routing
 from trionode.core.auth import Users
 from trionode.core.cluster.commands import apply, command
 from trionode.core.cluster.snapshot import from_snapshot, to_snapshot
@@ -107,9 +107,7 @@ def test_describe_rebuilds_the_same_user(rules: list[str]) -> None:
 def _committed(state: ClusterState, action: Action) -> None:
     """Apply an ACL SETUSER the session handed the shell, as the shell submits it (io/cluster_admin.py)."""
     assert isinstance(action, Action) and action.args[0][0] == b"acl-setuser", action
-    name, *rules = action.args[0][1:]
-    result = apply(state, state.applied_index + 1,
-                   command("acl_setuser", user=name.decode(), rules=[r.decode() for r in rules]))
+    result = apply(state, state.applied_index + 1, acl_commands.setuser_command(action.args[0][1:]))
     assert result.ok, result
 
 
@@ -122,11 +120,13 @@ def test_changing_the_default_user_keeps_what_requirepass_gave_it() -> None:
     users = Users.build("s3cret", state.acl_users)
     assert "default" in users.unrestricted
     assert users.authenticate(b"default", b"new-pw") == users.authenticate(b"default", b"s3cret") == "default"
-    # The next change composes with the state's default, in log order.
-    _committed(state, run(_default_session(users), "ACL", "SETUSER", "default", "-flushall"))
+    _committed(state, run(_default_session(users), "ACL", "SETUSER", "default", "<s3cret", "-flushall"))
+    # A node that has not applied those changes yet proposes the next from its requirepass view:
+    # the state's default is changed, not replaced, so the removed password stays removed.
+    _committed(state, run(_default_session(Users.build("s3cret")), "ACL", "SETUSER", "default", "-keys"))
     default = Users.build("s3cret", state.acl_users).by_name["default"]
-    assert default.enabled and default.passwords == {acl.password_hash(b"s3cret"), acl.password_hash(b"new-pw")}
-    assert default.command_rules == ("+@all", "-flushall")
+    assert default.enabled and default.passwords == {acl.password_hash(b"new-pw")}
+    assert default.command_rules == ("+@all", "-flushall", "-keys")
 
 
 def _default_session(users: Users) -> Session:

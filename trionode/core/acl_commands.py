@@ -5,7 +5,9 @@ change goes through Raft like CLUSTER MEET: the session validates it against
 the user as this node knows it, hashes any cleartext password
 (``acl.hash_passwords``), and hands the shell an ``Action`` that submits
 ``acl_setuser``/``acl_deluser`` (forwarded to the leader) and replies once the
-entry is applied here. The state machine applies the same rules again, so two
+entry is applied here. A change of ``default`` carries the user requirepass
+made (``acl_setuser_from``), which the state starts from if it holds no
+``default`` yet. The state machine applies the same rules again, so two
 concurrent SETUSERs compose in log order rather than overwrite each other.
 """
 
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from trionode.core import acl, errors
 from trionode.core.auth import DEFAULT_USER, Users
+from trionode.core.cluster.commands import command
 from trionode.core.errors import CommandError
 from trionode.core.reply import Action
 
@@ -51,5 +54,15 @@ def _setuser(users: Users, name_arg: bytes, rule_args: list[bytes]) -> Action:
     rules = acl.hash_passwords(rule_args)
     # Refuses a bad rule before anything is proposed.
     acl.apply_rules(users.by_name.get(name) or acl.new_user(name), rules)
-    rules = [*users.setuser_base(name), *rules]  # the default user as requirepass made it, the first time
-    return Action("cluster", [b"acl-setuser", name.encode(), *(rule.encode() for rule in rules)])
+    base = users.setuser_base(name)  # the default user requirepass made, if the state holds none yet
+    args = [b"acl-setuser", name.encode(), b"%d" % len(base), *(rule.encode() for rule in (*base, *rules))]
+    return Action("cluster", args)
+
+
+def setuser_command(args: list[bytes]) -> dict:
+    """The cluster command for an ACL SETUSER action's arguments (``user n base... rules...``)."""
+    user, base_rules = args[0].decode(), int(args[1])
+    base, rules = [a.decode() for a in args[2 : 2 + base_rules]], [a.decode() for a in args[2 + base_rules :]]
+    if base:
+        return command("acl_setuser_from", user=user, base=base, rules=rules)
+    return command("acl_setuser", user=user, rules=rules)

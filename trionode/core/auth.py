@@ -49,7 +49,7 @@ class Users:
     """The users a node knows, by name (the shell rebuilds it when they change)."""
 
     by_name: dict[str, User]
-    default_in_state: bool = False  # the cluster state holds a ``default`` (else requirepass made it)
+    configured_default: User  # the ``default`` user requirepass makes, which the cluster state may replace
     unrestricted: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -60,21 +60,19 @@ class Users:
     def build(cls, requirepass: str, acl_users: dict[str, tuple[str, ...]] | None = None) -> "Users":
         """The table from ``requirepass`` and the cluster state's users (name -> ``acl.describe`` rules)."""
         users = {name: acl.apply_rules(acl.new_user(name), rules) for name, rules in (acl_users or {}).items()}
-        return cls({DEFAULT_USER: default_user(requirepass), **users}, default_in_state=DEFAULT_USER in users)
+        configured = default_user(requirepass)
+        return cls({DEFAULT_USER: configured, **users}, configured)
 
     def setuser_base(self, name: str) -> list[str]:
-        """The rules an ACL SETUSER of ``name`` must be prefixed with, for the state to apply it to the right user.
+        """The user an ACL SETUSER of ``name`` changes if the cluster state does not hold it yet, as rules.
 
-        The cluster state applies rules to the user it holds, or to an empty one
-        (off, no keys, no commands) it does not hold yet. The ``default`` user
-        exists before the state has it, shaped by this node's requirepass: its
-        first change is proposed as that whole user ("reset" first, so two
-        first changes racing each other leave the later one, not a mix), then
-        the new rules. Passwords travel as digests only.
+        The state applies rules to the user it holds, or else to an empty one
+        (off, no keys, no commands). The ``default`` user exists before the state
+        holds it, shaped by requirepass; its first change must start from that
+        (the state decides whether it is the first: ``acl_setuser_from``).
+        Passwords travel as digests only.
         """
-        if name != DEFAULT_USER or self.default_in_state:
-            return []
-        return ["reset", *acl.describe(self.by_name[DEFAULT_USER])]
+        return list(acl.describe(self.configured_default)) if name == DEFAULT_USER else []
 
     def initial_user(self) -> str | None:
         """Who a new connection is before AUTH: ``default`` if it needs no password, else nobody."""
