@@ -11,6 +11,7 @@ from trionode.core.auth import Users
 from trionode.core.cluster.commands import apply, command
 from trionode.core.cluster.snapshot import from_snapshot, to_snapshot
 from trionode.core.cluster.state import ClusterState
+from trionode.core.errors import CommandError
 from trionode.core.reply import OK, Action, ErrorReply
 from trionode.core.session import Session
 
@@ -145,3 +146,14 @@ def test_a_deleted_users_connections_do_not_pass_to_a_new_user_of_that_name() ->
     node.set_users(Users.build("admin-pw", {"bob": acl.describe(new_bob)}))
     assert run(session, "FLUSHALL") == ErrorReply(errors.NOAUTH)  # logged out, not the new bob
     assert run(session, "AUTH", "bob", "other") == OK and run(session, "ACL", "WHOAMI") == b"bob"
+
+
+@pytest.mark.parametrize("rule", ["~k{}", "#{}"])
+def test_a_user_holds_a_bounded_number_of_rules_of_every_kind(rule: str) -> None:
+    # Only command rules were bounded: repeated SETUSERs grew a user's key patterns or passwords
+    # without end, and every keyed command of that user matched its key against each pattern.
+    def made(i: int) -> str:
+        return rule.format(acl.password_hash(str(i).encode()) if rule[0] == "#" else i)
+    rules = [made(i) for i in range(acl.rules_max + 1)]
+    with pytest.raises(CommandError, match="at most"):
+        acl.apply_rules(acl.new_user("u"), rules)
