@@ -39,6 +39,19 @@ def test_requirepass_gates_every_client(node_factory, tmp_path: Path) -> None:
     assert out.returncode != 0 and "Authentication required" in out.stderr
 
 
+def test_the_cli_logs_in_as_an_acl_user(node_factory, tmp_path: Path, monkeypatch) -> None:
+    # With the default user off (admins get users of their own), the CLI could only say AUTH <password>
+    # as default, so no command of it worked any more.
+    node = node_factory(extra=_conf(tmp_path, "n1", f'requirepass = "{PASSWORD}"\n'), password=PASSWORD).start()
+    admin = node.client()
+    assert admin.execute_command("ACL", "SETUSER", "ops", "on", ">ops-pw", "allkeys", "+@all") == b"OK"
+    assert admin.execute_command("ACL", "SETUSER", "default", "off") == b"OK"
+    monkeypatch.setenv("TRIONODE_USER", "ops")
+    monkeypatch.setenv("TRIONODE_PASSWORD", "ops-pw")
+    out = run_cli("status", f"127.0.0.1:{node.port}", "--json")
+    assert out.returncode == 0, out.stderr
+
+
 def test_a_cluster_with_requirepass_forms_and_serves_redis_cluster(node_factory, tmp_path: Path, monkeypatch) -> None:
     conf = f'requirepass = "{PASSWORD}"\n'
     seed = node_factory("seed", extra=_conf(tmp_path, "seed", conf), password=PASSWORD).start()
