@@ -5,7 +5,8 @@ third-party client. Error replies raise :class:`ReplyError`.
 
 A node with ``requirepass`` needs a password: the CLI takes it from the
 ``TRIONODE_PASSWORD`` environment variable (as redis-cli takes REDISCLI_AUTH),
-so it never shows in the process list.
+so it never shows in the process list. ``TRIONODE_USER`` names the ACL user it
+is for (``AUTH user password``); without it, the password is the ``default`` user's.
 """
 
 import os
@@ -17,6 +18,7 @@ from trionode.core.resp import NEED_DATA, ReplyParser
 
 _READ_BYTES = 64 * 1024
 PASSWORD_ENV = "TRIONODE_PASSWORD"
+USER_ENV = "TRIONODE_USER"
 
 
 class ReplyError(Exception):
@@ -37,9 +39,10 @@ class Client:
         self.sock = socket.create_connection((host, port), timeout=timeout_s)
         self.parser = ReplyParser()
         password = os.environ.get(PASSWORD_ENV, "") if password is None else password
+        user = os.environ.get(USER_ENV, "")
         if password:
             try:
-                self.call("AUTH", password)
+                self.call("AUTH", *([user] if user else []), password)
             except BaseException:
                 self.sock.close()
                 raise

@@ -13,6 +13,8 @@ resp_inline_bytes_max = 64 * 1024              # Redis PROTO_INLINE_MAX_SIZE
 resp_read_bytes = 64 * 1024                    # one socket receive
 resp_pipeline_commands_max = 1024              # commands executed before replies are flushed
 resp_reply_bytes_max = 64 * 1024 * 1024        # replies buffered for one connection before flushing
+resp_unauthenticated_args_max = 10             # before AUTH (Valkey's bounds): elements in one request...
+resp_unauthenticated_bulk_bytes_max = 16 * 1024  # ...and bytes in one of them
 
 # --- Clients and file descriptors ----------------------------------------------
 clients_max = 10_000                           # lowered at start if the open-files limit cannot cover it

@@ -6,11 +6,12 @@ from hypothesis import strategies as st
 
 from tests.core.test_auth import run
 from tests.core.test_session import make_session
-from trionode.core import acl, errors, routing
+from trionode.core import acl, acl_commands, errors, routing
 from trionode.core.auth import Users
 from trionode.core.cluster.commands import apply, command
 from trionode.core.cluster.snapshot import from_snapshot, to_snapshot
 from trionode.core.cluster.state import ClusterState
+from trionode.core.errors import CommandError
 from trionode.core.reply import OK, Action, ErrorReply
 from trionode.core.session import Session
 
@@ -102,3 +103,57 @@ _RULES = st.sampled_from(["on", "off", "nopass", "resetpass", "allkeys", "resetk
 def test_describe_rebuilds_the_same_user(rules: list[str]) -> None:
     user = acl.apply_rules(acl.new_user("u"), rules)
     assert acl.apply_rules(acl.new_user("u"), acl.describe(user)) == user
+
+
+def _committed(state: ClusterState, action: Action) -> None:
+    """Apply an ACL SETUSER the session handed the shell, as the shell submits it (io/cluster_admin.py)."""
+    assert isinstance(action, Action) and action.args[0][0] == b"acl-setuser", action
+    result = apply(state, state.applied_index + 1, acl_commands.setuser_command(action.args[0][1:]))
+    assert result.ok, result
+
+
+def test_changing_the_default_user_keeps_what_requirepass_gave_it() -> None:
+    # Valkey's default user is "on ~* +@all" with requirepass as its password; ACL SETUSER changes
+    # that user. Applied to a fresh one instead, ">new-pw" left default off and allowed nothing:
+    # nobody could log in as default any more, with the old password or the new.
+    state = _state()
+    _committed(state, run(_default_session(Users.build("s3cret")), "ACL", "SETUSER", "default", ">new-pw"))
+    users = Users.build("s3cret", state.acl_users)
+    assert "default" in users.unrestricted
+    assert users.authenticate(b"default", b"new-pw") == users.authenticate(b"default", b"s3cret") == "default"
+    _committed(state, run(_default_session(users), "ACL", "SETUSER", "default", "<s3cret", "-flushall"))
+    # A node that has not applied those changes yet proposes the next from its requirepass view:
+    # the state's default is changed, not replaced, so the removed password stays removed.
+    _committed(state, run(_default_session(Users.build("s3cret")), "ACL", "SETUSER", "default", "-keys"))
+    default = Users.build("s3cret", state.acl_users).by_name["default"]
+    assert default.enabled and default.passwords == {acl.password_hash(b"new-pw")}
+    assert default.command_rules == ("+@all", "-flushall", "-keys")
+
+
+def _default_session(users: Users) -> Session:
+    session = Session(make_session(routing.serve_everything("s1")).node, 2, "127.0.0.1:2")
+    session.node.users = users
+    assert run(session, "AUTH", "s3cret") == OK
+    return session
+
+
+def test_a_deleted_users_connections_do_not_pass_to_a_new_user_of_that_name() -> None:
+    session = session_as("bob", "~bob:*", "+get")
+    node, admin = session.node, Users.build("admin-pw")
+    node.set_users(admin)  # bob deleted
+    assert run(session, "GET", "bob:1") == ErrorReply(errors.NOAUTH)
+    new_bob = acl.apply_rules(acl.new_user("bob"), ["on", f"#{acl.password_hash(b'other')}", "allkeys", "+@all"])
+    node.set_users(Users.build("admin-pw", {"bob": acl.describe(new_bob)}))
+    assert run(session, "FLUSHALL") == ErrorReply(errors.NOAUTH)  # logged out, not the new bob
+    assert run(session, "AUTH", "bob", "other") == OK and run(session, "ACL", "WHOAMI") == b"bob"
+
+
+@pytest.mark.parametrize("rule", ["~k{}", "#{}"])
+def test_a_user_holds_a_bounded_number_of_rules_of_every_kind(rule: str) -> None:
+    # Only command rules were bounded: repeated SETUSERs grew a user's key patterns or passwords
+    # without end, and every keyed command of that user matched its key against each pattern.
+    def made(i: int) -> str:
+        return rule.format(acl.password_hash(str(i).encode()) if rule[0] == "#" else i)
+    rules = [made(i) for i in range(acl.rules_max + 1)]
+    with pytest.raises(CommandError, match="at most"):
+        acl.apply_rules(acl.new_user("u"), rules)

@@ -29,7 +29,7 @@ from trionode.core.resp import (
 
 pytestmark = pytest.mark.timeout(60)
 
-LIMITS = {"bulk_bytes_max": 1000, "args_max": 100, "inline_bytes_max": 64}
+LIMITS = {"bulk_bytes_max": 1000, "args_max": 100, "inline_bytes_max": 64, "auth_required": False}
 REQUEST_TRAILER = (b"*1\r\n$4\r\nPING\r\n", [b"PING"])
 REPLY_TRAILER = (b"+OK\r\n", Simple("OK"))
 INF = float("inf")
@@ -387,7 +387,7 @@ def test_request_round_trip(argvs, inline, cuts):
         b" ".join(_quote_inline(a) for a in argv) + b"\r\n" if as_inline else encode_command(argv)
         for argv, as_inline in zip(argvs, inline, strict=False)
     )
-    parser = RequestParser(bulk_bytes_max=100, args_max=20, inline_bytes_max=1024)
+    parser = RequestParser(bulk_bytes_max=100, args_max=20, inline_bytes_max=1024, auth_required=False)
     got = []
     for chunk in _chunked(wire, cuts):
         parser.feed(chunk)
@@ -408,7 +408,7 @@ _head_requests = st.one_of(
 
 
 def _parse_all(wire: bytes, cuts: list[int]) -> tuple[list[list[bytes]], str | None]:
-    parser = RequestParser(bulk_bytes_max=100, args_max=20, inline_bytes_max=1024)
+    parser = RequestParser(bulk_bytes_max=100, args_max=20, inline_bytes_max=1024, auth_required=False)
     got: list[list[bytes]] = []
     try:
         for chunk in _chunked(wire, cuts):

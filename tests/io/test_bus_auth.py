@@ -6,6 +6,7 @@ import pytest
 import trio
 
 from tests.io.test_bus import SECRET, _eventually, _raw_peer, _start
+from trionode import limits
 from trionode.core import bus_auth
 from trionode.io.bus import encode_frame, read_frame
 
@@ -95,3 +96,28 @@ async def test_a_dialer_does_not_prove_itself_to_an_acceptor_that_cannot() -> No
         assert seen[1] is None  # a hung up instead of sending its proof
         assert a.stats.refused >= 1 and a.stats.connects == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_silent_handshakes_do_not_keep_a_real_peer_out(monkeypatch) -> None:
+    # Anyone who could reach the port held every handshake slot with connections that say nothing,
+    # opening a new one as each timed out: every real peer's dial was refused, cutting the node off.
+    # Now the oldest pending handshake makes way; a real peer needs only one round trip.
+    monkeypatch.setattr(limits, "bus_handshakes_max", 3)
+    monkeypatch.setattr(limits, "bus_handshake_timeout_ms", 600_000)  # the silent ones never time out here
+    async with trio.open_nursery() as nursery:
+        b, port_b = await _start(nursery, B, CLUSTER, [])
+        silent = [await trio.open_tcp_stream("127.0.0.1", port_b) for _ in range(3)]
+        await _eventually(lambda: b._handshaking == 3)
+        closed: list = []
+        for s in silent:
+            nursery.start_soon(_note_closed, s, closed)
+        stream, _ = await _raw_peer(port_b, {"hello": A})
+        await _eventually(lambda: b._inbound_total == 1 and len(closed) == 1)  # one silent one made way
+        assert b._handshaking == 2
+        await stream.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def _note_closed(stream: trio.SocketStream, closed: list) -> None:
+    if await _closed_by_peer(stream, bytearray()):
+        closed.append(stream)

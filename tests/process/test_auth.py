@@ -39,6 +39,19 @@ def test_requirepass_gates_every_client(node_factory, tmp_path: Path) -> None:
     assert out.returncode != 0 and "Authentication required" in out.stderr
 
 
+def test_the_cli_logs_in_as_an_acl_user(node_factory, tmp_path: Path, monkeypatch) -> None:
+    # With the default user off (admins get users of their own), the CLI could only say AUTH <password>
+    # as default, so no command of it worked any more.
+    node = node_factory(extra=_conf(tmp_path, "n1", f'requirepass = "{PASSWORD}"\n'), password=PASSWORD).start()
+    admin = node.client()
+    assert admin.execute_command("ACL", "SETUSER", "ops", "on", ">ops-pw", "allkeys", "+@all") == b"OK"
+    assert admin.execute_command("ACL", "SETUSER", "default", "off") == b"OK"
+    monkeypatch.setenv("TRIONODE_USER", "ops")
+    monkeypatch.setenv("TRIONODE_PASSWORD", "ops-pw")
+    out = run_cli("status", f"127.0.0.1:{node.port}", "--json")
+    assert out.returncode == 0, out.stderr
+
+
 def test_a_cluster_with_requirepass_forms_and_serves_redis_cluster(node_factory, tmp_path: Path, monkeypatch) -> None:
     conf = f'requirepass = "{PASSWORD}"\n'
     seed = node_factory("seed", extra=_conf(tmp_path, "seed", conf), password=PASSWORD).start()
@@ -114,7 +127,21 @@ def test_acl_users_exist_on_every_node_of_the_cluster(node_factory, tmp_path: Pa
         app.execute_command("CLUSTER", "MEET", "127.0.0.1", "1")
     with pytest.raises(redis.exceptions.NoPermissionError):
         app.shutdown()
+    logged_in = joiner.client(username="app", password="app-pw", single_connection_client=True)
+    assert logged_in.execute_command("ACL", "WHOAMI") == b"app"
     assert seed.client().execute_command("ACL", "DELUSER", "app", "nobody") == 1
     wait_for(lambda: b"app" not in b" ".join(joiner.client().execute_command("ACL", "LIST")), "the deletion")
     with pytest.raises(redis.AuthenticationError):
         joiner.client(username="app", password="app-pw").ping()
+    # A new user of the same name: the connection that logged in as the old one does not become it.
+    assert seed.client().execute_command("ACL", "SETUSER", "app", "on", ">new-pw", "allkeys", "+@all") == b"OK"
+    wait_for(lambda: _authenticates(joiner, "app", "new-pw"), "the new user to reach the other node")
+    with pytest.raises(redis.AuthenticationError):
+        logged_in.execute_command("ACL", "WHOAMI")
+
+
+def _authenticates(node, username: str, password: str) -> bool:
+    try:
+        return node.client(username=username, password=password).ping()
+    except redis.AuthenticationError:
+        return False

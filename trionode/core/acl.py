@@ -44,7 +44,7 @@ CATEGORIES = ("keyspace", "read", "write", "set", "list", "hash", "string", "adm
 _PRIVILEGED = frozenset({"admin", "dangerous", "slow"})
 _TABLE: dict[str, CommandSpec] = {**KEYSPACE_COMMANDS, **SERVER_COMMANDS}
 _KNOWN_NAMES = frozenset(_TABLE) | frozenset(name for subs in SUBCOMMANDS.values() for name in subs)
-rules_max = 256        # rules one user may hold
+rules_max = 256        # rules of each kind one user may hold: command rules, key patterns, passwords
 user_name_bytes_max = 128
 
 
@@ -120,8 +120,19 @@ def _password_rule(user: User, rule: str) -> User:
     if not _is_digest(value):
         raise _rule_error(rule, "The password hash must be exactly 64 characters and contain only lowercase "
                                 "hexadecimal characters")  # fmt: skip
+    if op == "#" and value not in user.passwords and len(user.passwords) >= rules_max:
+        raise _rule_error(rule, f"a user holds at most {rules_max} passwords")
     passwords = user.passwords | {value} if op == "#" else user.passwords - {value}
     return replace(user, passwords=passwords, nopass=user.nopass and op != "#")
+
+
+def _key_rule(user: User, rule: str) -> User:
+    pattern = rule[1:].encode()
+    if pattern in user.key_patterns:
+        return user
+    if len(user.key_patterns) >= rules_max:
+        raise _rule_error(rule, f"a user holds at most {rules_max} key patterns")
+    return replace(user, key_patterns=(*user.key_patterns, pattern))
 
 
 _FLAGS = {
@@ -147,8 +158,7 @@ def apply_rule(user: User, rule: str) -> User:
     if rule[:1] in ("#", "!", ">", "<"):
         return _password_rule(user, rule)
     if rule[:1] == "~" and len(rule) > 1:
-        pattern = rule[1:].encode()
-        return user if pattern in user.key_patterns else replace(user, key_patterns=(*user.key_patterns, pattern))
+        return _key_rule(user, rule)
     raise _rule_error(rule)
 
 

@@ -5,14 +5,17 @@ change goes through Raft like CLUSTER MEET: the session validates it against
 the user as this node knows it, hashes any cleartext password
 (``acl.hash_passwords``), and hands the shell an ``Action`` that submits
 ``acl_setuser``/``acl_deluser`` (forwarded to the leader) and replies once the
-entry is applied here. The state machine applies the same rules again, so two
+entry is applied here. A change of ``default`` carries the user requirepass
+made (``acl_setuser_from``), which the state starts from if it holds no
+``default`` yet. The state machine applies the same rules again, so two
 concurrent SETUSERs compose in log order rather than overwrite each other.
 """
 
 from typing import TYPE_CHECKING, Any
 
 from trionode.core import acl, errors
-from trionode.core.auth import DEFAULT_USER
+from trionode.core.auth import DEFAULT_USER, Users
+from trionode.core.cluster.commands import command
 from trionode.core.errors import CommandError
 from trionode.core.reply import Action
 
@@ -38,16 +41,28 @@ def run(session: "Session", argv: list[bytes]) -> Any:
         names = acl.commands_in(argv[2].decode("utf-8", "replace").lower()) if len(argv) == 3 else acl.CATEGORIES
         return [name.encode() for name in names]
     if sub == b"setuser":
-        return _setuser(users, argv[2], argv[3:])
+        return _setuser(session.node.users, argv[2], argv[3:])
     if any(name == DEFAULT_USER.encode() for name in argv[2:]):
         raise CommandError(errors.DEFAULT_USER_UNDELETABLE)
     return Action("cluster", [b"acl-deluser", *argv[2:]])
 
 
-def _setuser(users: dict[str, acl.User], name_arg: bytes, rule_args: list[bytes]) -> Action:
+def _setuser(users: Users, name_arg: bytes, rule_args: list[bytes]) -> Action:
     name = name_arg.decode("utf-8", "replace")
     if not acl.valid_user_name(name):
         raise CommandError("ERR Usernames can't contain spaces or null characters")
     rules = acl.hash_passwords(rule_args)
-    acl.apply_rules(users.get(name) or acl.new_user(name), rules)  # refuses a bad rule before anything is proposed
-    return Action("cluster", [b"acl-setuser", name.encode(), *(rule.encode() for rule in rules)])
+    # Refuses a bad rule before anything is proposed.
+    acl.apply_rules(users.by_name.get(name) or acl.new_user(name), rules)
+    base = users.setuser_base(name)  # the default user requirepass made, if the state holds none yet
+    args = [b"acl-setuser", name.encode(), b"%d" % len(base), *(rule.encode() for rule in (*base, *rules))]
+    return Action("cluster", args)
+
+
+def setuser_command(args: list[bytes]) -> dict:
+    """The cluster command for an ACL SETUSER action's arguments (``user n base... rules...``)."""
+    user, base_rules = args[0].decode(), int(args[1])
+    base, rules = [a.decode() for a in args[2 : 2 + base_rules]], [a.decode() for a in args[2 + base_rules :]]
+    if base:
+        return command("acl_setuser_from", user=user, base=base, rules=rules)
+    return command("acl_setuser", user=user, rules=rules)

@@ -15,7 +15,10 @@ every command, so a change to a user reaches connections already open.
   (bound to a non-loopback address) whose ``default`` user has no password
   serves loopback clients only, and tells the others why before closing.
 - A user named ``default`` may appear in the ACL state too; the configuration's
-  ``requirepass`` only shapes it until an ACL SETUSER default replaces it.
+  ``requirepass`` only shapes it until an ACL SETUSER default replaces it. That
+  first change starts from the default user as ``requirepass`` made it, as in
+  Valkey (``on``, the password, ``~*``, ``+@all``), never from an empty user
+  (see :meth:`Users.setuser_base`).
 
 Invariant: ``Users.unrestricted`` holds exactly the enabled users whose rules
 allow every command on every key; the dispatcher skips the permission check
@@ -46,6 +49,7 @@ class Users:
     """The users a node knows, by name (the shell rebuilds it when they change)."""
 
     by_name: dict[str, User]
+    configured_default: User  # the ``default`` user requirepass makes, which the cluster state may replace
     unrestricted: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -56,7 +60,19 @@ class Users:
     def build(cls, requirepass: str, acl_users: dict[str, tuple[str, ...]] | None = None) -> "Users":
         """The table from ``requirepass`` and the cluster state's users (name -> ``acl.describe`` rules)."""
         users = {name: acl.apply_rules(acl.new_user(name), rules) for name, rules in (acl_users or {}).items()}
-        return cls({DEFAULT_USER: default_user(requirepass), **users})
+        configured = default_user(requirepass)
+        return cls({DEFAULT_USER: configured, **users}, configured)
+
+    def setuser_base(self, name: str) -> list[str]:
+        """The user an ACL SETUSER of ``name`` changes if the cluster state does not hold it yet, as rules.
+
+        The state applies rules to the user it holds, or else to an empty one
+        (off, no keys, no commands). The ``default`` user exists before the state
+        holds it, shaped by requirepass; its first change must start from that
+        (the state decides whether it is the first: ``acl_setuser_from``).
+        Passwords travel as digests only.
+        """
+        return list(acl.describe(self.configured_default)) if name == DEFAULT_USER else []
 
     def initial_user(self) -> str | None:
         """Who a new connection is before AUTH: ``default`` if it needs no password, else nobody."""

@@ -114,6 +114,8 @@ PROTO_BIG_INLINE = "ERR Protocol error: too big inline request"
 PROTO_BIG_MBULK_COUNT = "ERR Protocol error: too big mbulk count string"
 PROTO_BIG_BULK_COUNT = "ERR Protocol error: too big bulk count string"
 PROTO_UNBALANCED_QUOTES = "ERR Protocol error: unbalanced quotes in request"
+PROTO_UNAUTH_MULTIBULK_LEN = "ERR Protocol error: unauthenticated multibulk length"
+PROTO_UNAUTH_BULK_LEN = "ERR Protocol error: unauthenticated bulk length"
 
 
 def proto_expected_dollar(got: str) -> str:

@@ -156,25 +156,39 @@ _HEADS: Final = {
     for argc in range(1, 10)
 }
 assert all(len(name) <= 9 for name in _HEAD_NAMES), "the head's length digit is read at a fixed place"
+# The fast paths skip the unauthenticated bounds: "*1".."*9" and bulks of one or two digits.
+assert limits.resp_unauthenticated_args_max >= 9 and limits.resp_unauthenticated_bulk_bytes_max >= 99
 
 
 class RequestParser(_Buffer):
-    """Parses client requests (multibulk or inline) into argument lists."""
+    """Parses client requests (multibulk or inline) into argument lists.
 
-    __slots__ = ("_args", "_args_max", "_bulk_bytes_max", "_bulk_len", "_remaining")
+    Until :meth:`authenticated` is called, a multibulk request is held to
+    Valkey's bounds for a client that has not authenticated (10 elements of
+    16 KiB), so whoever can connect cannot make the node buffer the 512 MiB an
+    authenticated client may send. The fast paths below (at most 9 elements,
+    bulks of two digits) never exceed those bounds, so only the general paths check.
+    """
 
-    def __init__(self, *, bulk_bytes_max: int, args_max: int, inline_bytes_max: int) -> None:
+    __slots__ = ("_args", "_args_max", "_bulk_bytes_max", "_bulk_len", "_remaining", "auth_required")
+
+    def __init__(self, *, bulk_bytes_max: int, args_max: int, inline_bytes_max: int, auth_required: bool) -> None:
         # A bulk header "$NN" is 3 bytes; the fast paths rely on it fitting.
         assert inline_bytes_max >= 3 and bulk_bytes_max >= 0 and args_max >= 1
         super().__init__(inline_bytes_max)
         self._bulk_bytes_max = bulk_bytes_max
         self._args_max = args_max
+        self.auth_required = auth_required  # until authenticated() is called
         # A multibulk request in progress. Invariant: _args is None between
         # requests; otherwise _remaining bulks are missing and _bulk_len >= 0
         # iff the next bulk's header has been consumed.
         self._args: list[bytes] | None = None
         self._remaining = 0
         self._bulk_len = -1
+
+    def authenticated(self) -> None:
+        """The connection has authenticated: from the next request on, the configured bounds apply."""
+        self.auth_required = False
 
     def commands(self) -> Iterator[list[bytes]]:
         """Yield every complete request buffered; stops at ``NEED_DATA``."""
@@ -285,6 +299,8 @@ class RequestParser(_Buffer):
         count = _strict_int(text)
         if count is None or count > self._args_max:
             raise self._fail(errors.PROTO_INVALID_MULTIBULK_LEN)
+        if count > limits.resp_unauthenticated_args_max and self.auth_required:
+            raise self._fail(errors.PROTO_UNAUTH_MULTIBULK_LEN)
         return count
 
     def _bulk_length(self, text: bytes) -> int:
@@ -293,6 +309,8 @@ class RequestParser(_Buffer):
         n = _strict_int(text)
         if n is None or n < 0 or n > self._bulk_bytes_max:
             raise self._fail(errors.PROTO_INVALID_BULK_LEN)
+        if n > limits.resp_unauthenticated_bulk_bytes_max and self.auth_required:
+            raise self._fail(errors.PROTO_UNAUTH_BULK_LEN)
         return n
 
     def _suspend(self, args: list[bytes], remaining: int, n: int, pos: int) -> NeedDataType:

@@ -23,6 +23,7 @@ source: the shell catches up with the committed configuration and runs it
 again, and sends ``redirect`` only if it is still not served here.
 """
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,8 +73,10 @@ class Node:
     migration_rows: Callable[[], list[Any]] = list
     # Until when (monotonic ms) this node's primary lease lets it serve; kept current by the shell.
     lease_until_ms: int = -1
-    # Who may connect and what they may run (core/auth.py); replaced by the shell when users change.
+    # Who may connect and what they may run (core/auth.py); the shell replaces it with set_users().
     users: Users = field(default_factory=lambda: Users.build(""))
+    # The sessions open on this node (each adds itself), for set_users() to log out a deleted user's.
+    sessions: "weakref.WeakSet[Session]" = field(default_factory=weakref.WeakSet, repr=False)
     # Derived for the dispatcher: ``table`` plus each name in upper case, the
     # two spellings clients send, so most lookups need no lower().
     lookup: dict[bytes, CommandSpec] = field(init=False, repr=False)
@@ -83,6 +86,15 @@ class Node:
 
     def __post_init__(self) -> None:
         self.lookup = {**self.table, **{name.upper(): spec for name, spec in self.table.items()}}
+
+    def set_users(self, users: Users) -> None:
+        """Install a new user table. A session whose user is no longer in it is logged out (NOAUTH until
+        it authenticates again), as Valkey closes it: a user created later under the same name, with
+        another password and other rights, must not inherit connections that logged in as the old one."""
+        self.users = users
+        for session in self.sessions:
+            if session.user is not None and session.user not in users.by_name:
+                session.user = None
 
     def serves_every_slot(self) -> bool:
         """True when ``routing`` lets any command run on any slot (a node that owns them all).
@@ -135,6 +147,7 @@ class Session:
         self.now_ms = 0   # wall clock, for expiry
         self.mono_ms = 0  # monotonic clock, for the primary lease
         self.user = node.users.initial_user()  # None until AUTH succeeds (core/auth.py)
+        node.sessions.add(self)
 
     def execute(self, argv: list[bytes]) -> tuple[Any, int]:
         """The reply to ``argv`` and the offset it must wait for."""

@@ -130,7 +130,8 @@ class Bus:
         # The cluster secret's HMAC key, None while there is none (then every handshake fails).
         self.secret: Callable[[], bytes | None] = lambda: None
         self._inbound_total = 0  # Invariant: <= limits.bus_inbound_connections_max (proved peers only)
-        self._handshaking = 0  # Invariant: <= limits.bus_handshakes_max
+        # Inbound connections still proving the secret, oldest first. Invariant: len <= limits.bus_handshakes_max.
+        self._handshakes: dict[trio.CancelScope, None] = {}
         self._inbound_by_peer: dict[str, int] = {}  # Invariant: each <= limits.bus_inbound_per_peer_max
         self._nursery: trio.Nursery | None = None
         self.stats = BusStats()
@@ -197,19 +198,28 @@ class Bus:
                 nursery.start_soon(accept_forever, listener, self._receiver, nursery, "cluster bus")
             task_status.started()
 
+    @property
+    def _handshaking(self) -> int:
+        return len(self._handshakes)
+
     async def _receiver(self, stream: trio.SocketStream) -> None:
         async with stream:
             # Connections still proving the secret have their own small bound: anyone who can reach
             # the port can hold one open for a handshake timeout, and must not crowd out real peers.
+            # At the bound the oldest makes way, not the newcomer: a real peer proves itself in one
+            # round trip, so keeping it out takes a flood of connections, not a few silent ones.
             if self._handshaking >= limits.bus_handshakes_max:
+                oldest = next(iter(self._handshakes))
+                del self._handshakes[oldest]
+                oldest.cancel()
                 self.stats.refused += 1
-                return
-            self._handshaking += 1
-            buf = bytearray()
-            try:
-                proved = await self._handshake(stream, buf)
-            finally:
-                self._handshaking -= 1
+            buf, proved = bytearray(), None
+            with trio.CancelScope() as scope:
+                self._handshakes[scope] = None
+                try:
+                    proved = await self._handshake(stream, buf)
+                finally:
+                    self._handshakes.pop(scope, None)  # gone already if it made way
             if proved is None:
                 return
             if self._inbound_total >= limits.bus_inbound_connections_max:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from trionode import limits
-from trionode.core import errors
+from trionode.core import acl_commands, errors
 from trionode.core.bus_auth import secret_refusal
 from trionode.core.cluster.commands import command
 from trionode.core.cluster.reset import reset_refusal
@@ -95,7 +95,7 @@ async def _setsecret(runtime: "NodeRuntime", args: list[bytes]) -> Any:
 
 async def _acl_setuser(runtime: "NodeRuntime", args: list[bytes]) -> Any:
     """ACL SETUSER, validated and its passwords hashed by the session (core/acl_commands.py)."""
-    await runtime.control.submit(command("acl_setuser", user=args[0].decode(), rules=[a.decode() for a in args[1:]]))
+    await runtime.control.submit(acl_commands.setuser_command(args))
     return OK
 
 

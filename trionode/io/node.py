@@ -134,7 +134,7 @@ class NodeRuntime:
     def _config_changed(self) -> None:
         if self.control.state.acl_users != self._acl_users:  # most entries change no user: skip the parsing
             self._acl_users = dict(self.control.state.acl_users)
-            self.node.users = Users.build(self.config.requirepass, self._acl_users)
+            self.node.set_users(Users.build(self.config.requirepass, self._acl_users))
         self.replication.on_config(self.control.state)
         self.migration.on_config()
         voters = self.control.rawnode.conf.voters if self.control.rawnode is not None else ()

@@ -50,6 +50,7 @@ class Connection:
             bulk_bytes_max=cfg.resp_bulk_bytes_max,
             args_max=cfg.resp_args_max,
             inline_bytes_max=cfg.resp_inline_bytes_max,
+            auth_required=self.session.user is None,
         )
         self.out = bytearray()
         self.required = 0
@@ -76,7 +77,9 @@ class Connection:
     async def _run_available(self) -> None:
         """Execute every complete command buffered, flushing when a bound is reached."""
         runtime, session, out = self.runtime, self.session, self.out
-        next_command, execute, has_room = self.parser.next_command, session.execute, runtime.wal.has_room
+        parser = self.parser
+        next_command, execute, has_room = parser.next_command, session.execute, runtime.wal.has_room
+        auth_required = parser.auth_required
         # One clock read per batch, and again after every wait, so no command's lease check
         # (Session.execute) runs on a time read before an await.
         self._stamp()
@@ -86,6 +89,9 @@ class Connection:
                 if runtime.shutting_down or not has_room():
                     await self._wait_for_room()
                 reply, required = execute(argv)
+                if auth_required and session.user is not None:
+                    parser.authenticated()  # AUTH or HELLO AUTH: the next request may be big
+                    auth_required = False
                 if type(reply) is Action:
                     await self._act(reply)
                     self._stamp()  # WAIT and CLUSTER wait: a lease may have run out meanwhile

@@ -150,6 +150,7 @@ FIELD_PARSERS: dict[str, _Parser] = {
     "slots": _parse_ranges,
     "user": _parse_user,
     "rules": _parse_rules,
+    "base": _parse_rules,
 }
 
 
@@ -417,11 +418,18 @@ def _migration_abort(state: ClusterState, a: Args) -> None:
 
 
 def _acl_setuser(state: ClusterState, a: Args) -> None:
+    """ACL SETUSER: the rules applied to the user the state holds, or to a new one built from ``base``.
+
+    ``base`` (``acl_setuser_from`` only) is the user as the proposing node knew it
+    without the state: the ``default`` user its requirepass made (core/auth.py). It is
+    used only if the state does not hold that user when the entry applies, so a node
+    that had not applied an earlier change of ``default`` yet cannot undo it.
+    """
     name = a["user"]
     known = name in state.acl_users
     _require(known or len(state.acl_users) < acl_users_max, "too_many", f"there are {acl_users_max} users already")
-    current = acl.apply_rules(acl.new_user(name), state.acl_users[name]) if known else acl.new_user(name)
     try:
+        current = acl.apply_rules(acl.new_user(name), state.acl_users[name] if known else a.get("base", ()))
         user = acl.apply_rules(current, a["rules"])
     except CommandError as e:
         raise _Refused("bad_rule", str(e)) from None
@@ -463,6 +471,7 @@ OPS: dict[str, _Op] = {
     "migration_commit": _Op(("migration_id", "source_epoch", "target_epoch"), _migration_commit),
     "migration_abort": _Op(("migration_id",), _migration_abort),
     "acl_setuser": _Op(("user", "rules"), _acl_setuser),
+    "acl_setuser_from": _Op(("user", "base", "rules"), _acl_setuser),
     "acl_deluser": _Op(("user",), _acl_deluser),
 }
 COMMAND_FIELDS: dict[str, tuple[str, ...]] = {name: op.fields for name, op in OPS.items()}
