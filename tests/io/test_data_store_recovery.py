@@ -11,7 +11,7 @@ import trio.testing
 from trionode.config import Config
 from trionode.core.keyspace import KEYSPACE_COMMANDS
 from trionode.core.wal.codec import WalCorruption
-from trionode.io import data_store, snapshot_file, wal_files
+from trionode.io import data_store, snapshot_file, wal_check, wal_files
 from trionode.io.data_store import DataStore
 
 pytestmark = pytest.mark.timeout(30)
@@ -61,18 +61,34 @@ def _get(store: DataStore, key: bytes) -> bytes | None:
     return store.data.execute(KEYSPACE_COMMANDS["get"], [b"GET", key], now_ms=0, primary=True)[0]
 
 
-async def test_a_wal_that_starts_past_the_snapshot_stops_the_node_naming_its_first_segment(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
-) -> None:
+async def _wal_past_the_snapshot(tmp_path: Path) -> None:
+    """A snapshot of 1..2 and a WAL of 4..6: offset 3 is on no file."""
     await _two_segments(tmp_path)
     header = {"kind": data_store.SNAPSHOT_KIND, "offset": 2, "acked": 2}
     snapshot_file.write_snapshot(str(tmp_path / data_store.SNAPSHOT_NAME), header, [])
-    first = wal_files.list_segments(str(tmp_path), "data")[0]
-    Path(first.path).unlink()  # offset 3 is now on no file
+    Path(wal_files.list_segments(str(tmp_path), "data")[0].path).unlink()
+
+
+async def test_a_wal_that_starts_past_the_snapshot_stops_the_node_naming_its_first_segment(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    await _wal_past_the_snapshot(tmp_path)
     with pytest.raises(WalCorruption) as err:
         DataStore.recover(tmp_path, Config(data_dir=str(tmp_path)))
     assert err.value.file_name == wal_files.segment_name("data", 4)
     assert "the WAL starts at offset 4 but the snapshot ends at 2" in str(err.value)
+
+
+async def test_wal_check_reports_a_wal_that_starts_past_the_snapshot_as_corruption(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The node refuses such a directory; the offline check called it clean (exit 0)."""
+    await _wal_past_the_snapshot(tmp_path)
+    code, lines = wal_check.check(str(tmp_path))
+    assert code == wal_check.EXIT_CORRUPT, lines
+    assert any("the WAL starts at offset 4 but the snapshot ends at 2" in line for line in lines), lines
+    (tmp_path / data_store.LOADING_NAME).write_bytes(b"")  # a restart discards both: nothing to refuse
+    assert wal_check.check(str(tmp_path))[0] == wal_check.EXIT_CLEAN
 
 
 async def test_a_snapshot_left_pending_by_a_crash_is_removed_and_the_whole_wal_replayed(
