@@ -3,9 +3,10 @@
 Recovery loads ``data.snap`` (the keyspace at some offset N), then replays the
 data WAL's records after N; a torn WAL tail is cut off and logged, anything
 worse stops the node (DESIGN S6). What it trusts and replays is decided in
-``core/wal/recovery.py`` (the simulator's restarts run the same rules). Record ``seq`` equals the replication offset
-of the effect it holds, which makes "nothing skipped, nothing doubled" a plain
-equality that is asserted on every append and every replayed record.
+``core/wal/recovery.py``, whose rules the simulator's restarts run too. Record
+``seq`` equals the replication offset of the effect it holds, which makes
+"nothing skipped, nothing doubled" a plain equality that is asserted on every
+append and every replayed record.
 
 Compaction, in an order that is safe at every crash point:
 1. at one synchronous moment, note offset N, rotate the WAL to a new segment
