@@ -121,9 +121,20 @@ def test_a_crash_between_compaction_steps_keeps_the_installed_snapshot_and_the_w
     disk.write_pending_snapshot(3)
     disk.install_snapshot()
     disk.crash(random.Random(1), keep_unsynced_probability=0.0)
-    assert (disk.snapshot_offset, disk.log_start, disk.wal_gap()) == (3, 1, None)
+    assert (disk.snapshot_offset, disk.log_start, disk.refused, len(disk.log)) == (3, 1, None, 5)
     disk.remove_log_before(4)
-    assert (disk.log_start, disk.wal_gap(), len(disk.log)) == (4, None, 5)
+    disk.crash(random.Random(1), keep_unsynced_probability=0.0)
+    assert (disk.log_start, disk.refused, len(disk.log)) == (4, None, 5)
+
+
+def test_recovery_refuses_a_disk_whose_wal_starts_past_the_snapshot() -> None:
+    disk = DataDisk()
+    disk.append([[b"set", str(i).encode()] for i in range(5)])
+    disk.fsync()
+    disk.write_pending_snapshot(3)
+    disk.remove_log_before(5)  # offset 4 is on no file once the crash drops the pending snapshot
+    disk.crash(random.Random(1), keep_unsynced_probability=0.0)
+    assert disk.refused is not None and disk.refused.reason == "the WAL starts at offset 5 but the snapshot ends at 0"
 
 
 def test_a_compaction_that_removes_the_wal_before_installing_the_snapshot_is_caught(

@@ -2,9 +2,11 @@
 
 Recovery loads ``data.snap`` (the keyspace at some offset N), then replays the
 data WAL's records after N; a torn WAL tail is cut off and logged, anything
-worse stops the node (DESIGN S6). Record ``seq`` equals the replication offset
-of the effect it holds, which makes "nothing skipped, nothing doubled" a plain
-equality that is asserted on every append and every replayed record.
+worse stops the node (DESIGN S6). What it trusts and replays is decided in
+``core/wal/recovery.py``, whose rules the simulator's restarts run too. Record
+``seq`` equals the replication offset of the effect it holds, which makes
+"nothing skipped, nothing doubled" a plain equality that is asserted on every
+append and every replayed record.
 
 Compaction, in an order that is safe at every crash point:
 1. at one synchronous moment, note offset N, rotate the WAL to a new segment
@@ -52,6 +54,7 @@ from trionode.config import Config
 from trionode.core.compaction import CompactionPolicy, wants_compaction
 from trionode.core.data_state import DataState
 from trionode.core.visibility import Visibility
+from trionode.core.wal import recovery
 from trionode.core.wal.codec import WalCorruption, encode_effect
 from trionode.io import snapshot_file, wal_files
 from trionode.io.datadir import DataDir, DataDirError, write_file_durably
@@ -113,41 +116,42 @@ class DataStore:
     # --- startup ----------------------------------------------------------
     @classmethod
     def recover(cls, directory: Path, config: Config) -> "DataStore":
-        if (directory / LOADING_NAME).exists():
-            # A full sync or a truncation was cut short: what is on disk may mix two histories.
-            log.warning("recovery: %s is present; the local data is discarded and a full sync follows",
-                        LOADING_NAME)
-            (directory / SNAPSHOT_NAME).unlink(missing_ok=True)
+        """Start from what the directory holds, as core/wal/recovery.py decides."""
+        snapshot_path = directory / SNAPSHOT_NAME
+        pending_path = Path(str(snapshot_path) + snapshot_file.TMP_SUFFIX)
+        start = recovery.on_start((directory / LOADING_NAME).exists(), pending_path.exists())
+        if start.discard_local_data:
+            log.warning("recovery: %s is present; the local data is discarded and a full sync follows", LOADING_NAME)
+            snapshot_path.unlink(missing_ok=True)
             segments = wal_files.list_segments(str(directory), WAL_PREFIX)
             _remove_segments(directory, segments, f"{LOADING_NAME} is present")
+        if start.drop_pending_snapshot:
+            snapshot_file.discard_pending(str(snapshot_path))
+            wal_files.fsync_dir(str(directory))
+            log.warning("recovery: %s removed: a compaction's snapshot that was never installed", pending_path.name)
         data, snapshot_offset, snapshot_acked = _load_snapshot(directory)
         result = wal_files.load(str(directory), WAL_PREFIX, repair=True, empty_next_seq=snapshot_offset + 1)
         for line in result.report:
             log.info("recovery: %s", line)
-        if result.first_seq > snapshot_offset + 1:
-            raise WalCorruption(
-                wal_files.segment_name(WAL_PREFIX, result.first_seq), 0,
-                f"the WAL starts at offset {result.first_seq} but the snapshot ends at {snapshot_offset}",
-            )
+        plan = recovery.plan(snapshot_offset, snapshot_acked, result.first_seq, result.next_seq)
+        if isinstance(plan, recovery.CannotStart):
+            raise WalCorruption(wal_files.segment_name(WAL_PREFIX, plan.wal_first), 0, plan.reason)
         replayed = 0
         for seq, effect in result.records:
-            if seq > snapshot_offset:
+            if plan.replays(seq):
                 # Not acknowledged yet: after a crash, what the WAL holds past the snapshot may
                 # never have reached the ISR. Reads of it wait until the ISR confirms it (S7).
                 data.replay(seq, effect)
                 replayed += 1
-        if result.segments and result.next_seq <= snapshot_offset:
-            # Every record the WAL holds is inside the snapshot, and the writer cannot
-            # continue a segment whose implied seqs would not match: drop them.
+        if plan.remove_wal:
             _remove_segments(directory, result.segments, f"wholly covered by {SNAPSHOT_NAME}")
-        next_seq = max(result.next_seq, snapshot_offset + 1)
-        assert data.applied_offset == next_seq - 1, (data.applied_offset, next_seq)
-        wal = WalWriter(str(directory), WAL_PREFIX, next_seq, **_writer_bounds(config))
+        assert data.applied_offset == plan.end, (data.applied_offset, plan)
+        wal = WalWriter(str(directory), WAL_PREFIX, plan.end + 1, **_writer_bounds(config))
         summary = f"snapshot at offset {snapshot_offset}, {replayed} WAL records replayed"
         if result.torn is not None:
             summary += f", torn tail cut at byte {result.torn.offset}"
         store = cls(directory, data, wal, snapshot_offset, summary)
-        store.acked_offset = snapshot_acked
+        store.acked_offset = plan.acked
         store._writer_bounds = _writer_bounds(config)
         return store
 
@@ -457,12 +461,14 @@ def _writer_bounds(config: Config) -> dict[str, int]:
 
 
 def _load_snapshot(directory: Path) -> tuple[DataState, int, int]:
-    """The keyspace of ``data.snap``, its offset, and how much of it the ISR had acknowledged."""
+    """The keyspace of ``data.snap``, its offset, and how much of it the ISR had acknowledged.
+
+    Files beside it are left alone: a cut in place reloads while the Raft store may be writing its own.
+    """
     path = directory / SNAPSHOT_NAME
     if not path.exists():
-        snapshot_file.remove_tmp_files(str(directory))
         return DataState(), 0, 0
-    header, chunks = snapshot_file.read_snapshot(str(path))
+    header, chunks = snapshot_file.read_snapshot(str(path), remove_tmp=False)  # recovery decides on that
     offset, acked = header.get("offset"), header.get("acked", header.get("offset"))
     if header.get("kind") != SNAPSHOT_KIND or not isinstance(offset, int) or not isinstance(acked, int):
         raise WalCorruption(SNAPSHOT_NAME, 0, f"not a trionode data snapshot (header {header!r})")

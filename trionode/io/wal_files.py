@@ -7,8 +7,9 @@ here: the codec decodes them, the caller interprets them.
 
 Only the last segment can end in a torn record: the writer fsyncs a segment
 completely before it creates the next one. So a torn tail anywhere else, any
-corruption, or a seq gap or overlap between segments stops recovery with a
-WalCorruption naming the file and the byte offset (DESIGN S6).
+corruption (both judged by ``core/wal/recovery.py``), or a seq gap or overlap
+between segments stops recovery with a WalCorruption naming the file and the
+byte offset (DESIGN S6).
 
 These helpers are synchronous. They run before the node's trio tasks start, in
 ``trionode wal check``, or inside ``trio.to_thread.run_sync``.
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from trionode import limits
-from trionode.core.wal import codec
+from trionode.core.wal import codec, recovery
 
 log = logging.getLogger(__name__)
 
@@ -151,15 +152,9 @@ def iter_segment_results(
     """Scan segments in order, raising on anything only the last one may have."""
     for index, segment in enumerate(segments):
         result = scan_segment(segment, record_bytes_max)
-        damage = result.damage
-        if damage is not None and damage.kind == "corrupt":
-            raise result.error()
-        if damage is not None and index != len(segments) - 1:
-            raise codec.WalCorruption(
-                segment.name,
-                damage.offset,
-                f"torn record in a segment that is not the last ({damage.reason})",
-            )
+        error = recovery.segment_error(segment.name, result.damage, last=index == len(segments) - 1)
+        if error is not None:
+            raise error
         yield segment, result
 
 

@@ -17,16 +17,21 @@ once too (ftruncate, fsync).
 
 A compaction at offset N takes three durable steps, as io/data_store.py's
 ``compact`` does, and a crash may fall between any two: the snapshot of N is
-written as a pending file (``pending_snapshot``; a crash leaves it unused),
-installed (``snapshot_offset``: what recovery loads), and only then the WAL
-segments before N + 1 go (``log_start``). The snapshot's contents are the
-in-memory log's prefix: the simulation tracks only where the files reach.
-Recovery needs the WAL to start no later than just past the snapshot
-(``recover`` stops the node otherwise); ``wal_gap`` reports a disk that broke it.
+written as a pending file (``pending_snapshot``), installed (``snapshot_offset``:
+what recovery loads), and only then the WAL segments before N + 1 go
+(``log_start``). The snapshot's contents are the in-memory log's prefix: the
+simulation tracks only where the files reach.
 
-A node that crashes with the loading marker set comes back empty, marker kept:
-its data was a half-loaded snapshot or a half-done cut, and the replication
-driver reports it ``loading`` until a sync completes (DESIGN §5.2, S5).
+A crash is followed at once by the restart's recovery (nothing touches a
+down node's disk, so what the restart finds is known then): the node's own
+rules (core/wal/recovery.py, as io/data_store.py's ``recover`` runs them)
+say what it trusts and replays, carried out here on the simulated files. A
+node that crashes with the loading marker set comes back empty, marker kept,
+and its replication driver reports it ``loading`` until a sync completes
+(DESIGN §5.2, S5); a pending snapshot is dropped; the log is rebuilt as the
+snapshot's prefix and the replayed WAL records; the epoch history is cut to
+the recovered end. A disk the rules refuse (a WAL that starts past the
+snapshot's end) keeps their answer in ``refused``: the node cannot restart.
 
 ``cut_to`` is the shortest the log was cut to since the checker last looked
 (None: not cut), so the checker can compare logs incrementally (data_checks.py);
@@ -41,6 +46,7 @@ import random
 from dataclasses import dataclass, field
 
 from trionode.core.replication.history import EpochHistory
+from trionode.core.wal import recovery
 
 Effect = list[bytes]
 
@@ -57,6 +63,7 @@ class DataDisk:
     pending_snapshot: int | None = None  # a snapshot written but not installed yet
     cut_to: int | None = None  # the shortest the log was cut to since the checker last looked
     cuts: int = 0  # how many times records were cut off: a keyspace built from the log is stale once it moves
+    refused: recovery.CannotStart | None = None  # recovery's answer at the last crash, if it refused the disk
 
     def append(self, effects: list[Effect]) -> None:
         self.log.extend(effects)
@@ -96,10 +103,6 @@ class DataDisk:
         self.install_snapshot()
         self.remove_log_before(offset + 1)
 
-    def wal_gap(self) -> tuple[int, int] | None:
-        """(WAL start, snapshot offset) if records between them are on no file: recovery refuses such a disk."""
-        return (self.log_start, self.snapshot_offset) if self.log_start > self.snapshot_offset + 1 else None
-
     def discard(self) -> None:
         """Drop every record and the history (a full sync starts, or a loading node restarts)."""
         self.truncate(0)
@@ -108,17 +111,38 @@ class DataDisk:
         self.snapshot_offset = 0
 
     def crash(self, rng: random.Random, keep_unsynced_probability: float) -> int:
-        """Lose the page cache (perhaps not all of it); returns the records lost."""
+        """Lose the page cache (perhaps not all of it), then recover as the restart will; returns the records lost."""
         before = len(self.log)
-        self.pending_snapshot = None  # recovery never loads a pending snapshot
-        if self.loading_marker:
-            self.discard()
-            return before
+        start = recovery.on_start(self.loading_marker, self.pending_snapshot is not None)
+        if start.discard_local_data:
+            self.discard()  # first: a discarded file's page cache needs no random draw
+        if start.drop_pending_snapshot:
+            self.pending_snapshot = None
         kept = self.durable
-        if kept < before and rng.random() < keep_unsynced_probability:
-            kept = rng.randint(kept, before)
+        if kept < len(self.log) and rng.random() < keep_unsynced_probability:
+            kept = rng.randint(kept, len(self.log))
         self.truncate(kept)
         self.durable = kept  # what the restart finds is on disk
-        self.history.truncate_after(kept)
+        self.refused = self.replay()
         assert self.durable == len(self.log)
-        return before - kept
+        return before - len(self.log)
+
+    def replay(self) -> recovery.CannotStart | None:
+        """Carry out recovery's plan: the snapshot's records, then the WAL's it replays; None once done."""
+        # Every simulated snapshot holds acknowledged records only, and the disk keeps no other
+        # acknowledged offset: the plan's is not used.
+        plan = recovery.plan(self.snapshot_offset, self.snapshot_offset, self.log_start, len(self.log) + 1)
+        if isinstance(plan, recovery.CannotStart):
+            return plan
+        start = plan.snapshot_offset
+        assert plan.replay_from >= self.log_start or plan.replay_from > plan.end, (plan, self.log_start)
+        replayed = self.log[plan.replay_from - 1 : plan.end]
+        if replayed != self.log[start:]:  # only a wrong plan rewrites what the node holds
+            self.cuts += 1
+            self.cut_to = start if self.cut_to is None else min(self.cut_to, start)
+            self.log[start:] = replayed
+        if plan.remove_wal:
+            self.remove_log_before(plan.end + 1)
+        self.durable = len(self.log)
+        self.history.truncate_after(plan.end)
+        return None

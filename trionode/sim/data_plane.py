@@ -189,6 +189,8 @@ class DataPlane:
             self.replicas[node_id] = None
             self.coverage.replica_crashes += 1
         self.note(f"{self.name(node_id)} crashes, {lost} records lost, log to {len(self.disks[node_id].log)}")
+        if (refused := self.disks[node_id].refused) is not None:  # the node's recovery refuses its disk
+            self.checker.fail(f"S6 recovery: {self.name(node_id)} cannot restart: {refused.reason}")
 
     def restart(self, node_id: str) -> None:
         disk = self.disks[node_id]

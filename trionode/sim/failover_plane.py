@@ -641,9 +641,8 @@ class FailoverPlane:
         node.up, node.primary, node.replica = False, None, None
         node.incarnation += 1
         self.note(f"{self.name(node_id)} crashes, {lost} records lost, log to {len(node.disk.log)}")
-        if (gap := node.disk.wal_gap()) is not None:  # io/data_store.py's recover stops on such a disk
-            self.checkers[node.shard_id].fail(f"S6 recovery: {self.name(node_id)} cannot restart: its WAL"
-                                              f" starts at {gap[0]} but its snapshot ends at {gap[1]}")
+        if (refused := node.disk.refused) is not None:  # the node's recovery refuses its disk
+            self.checkers[node.shard_id].fail(f"S6 recovery: {self.name(node_id)} cannot restart: {refused.reason}")
 
     def restart(self, node_id: str) -> None:
         node = self.nodes[node_id]

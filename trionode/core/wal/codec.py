@@ -32,9 +32,9 @@ The search for later valid records tries every byte position (skipping runs of
 zeros in bulk). Its cost is linear in the bytes after the damage; it only runs
 when something is already wrong.
 
-This module is pure: bytes in, records and verdicts out. Reading files,
-truncating them and deciding what a verdict means for a segment that is not
-the last one are left to ``trionode/io/wal_files.py``.
+This module is pure: bytes in, records and verdicts out. What a verdict means
+for a segment that is not the last one is decided in ``recovery.py``; reading
+files and truncating them are left to ``trionode/io/wal_files.py``.
 """
 
 from __future__ import annotations
