@@ -18,12 +18,15 @@ CLI_TIMEOUT_S = 120.0  # create waits up to 60 s for the cluster to settle; a lo
 
 class TLSNode(NodeProcess):
     def __init__(self, data_dir: Path) -> None:
-        self.tls_port = free_port()
+        port = free_port()
+        while (tls_port := free_port()) in (port, port + 10000):  # free_port may hand out a port twice
+            pass
+        self.tls_port = tls_port
         conf = data_dir.parent / f"{data_dir.name}.toml"
         conf.write_text(f'bootstrap = false\ntls_port = {self.tls_port}\ntls_cert_file = "{CERTS / "server.crt"}"\n'
                         f'tls_key_file = "{CERTS / "server.key"}"\ntls_ca_cert_file = "{CERTS / "ca.crt"}"\n'
                         'tls_auth_clients = "yes"\n')  # fmt: skip
-        super().__init__(data_dir, extra=["--conf", str(conf)])
+        super().__init__(data_dir, port, extra=["--conf", str(conf)])
 
     @property
     def tls_addr(self) -> str:
@@ -34,10 +37,11 @@ class TLSNode(NodeProcess):
 def tls_cluster(tmp_path_factory) -> Iterator[list[TLSNode]]:
     """Three TLS nodes made one cluster by `trionode cluster create --tls` given only their TLS ports."""
     tmp = tmp_path_factory.mktemp("tls-cluster")
-    nodes = [TLSNode(tmp / f"n{i}") for i in range(3)]
+    nodes: list[TLSNode] = []
     try:
-        for node in nodes:
-            node.start()
+        for i in range(3):  # each started before the next picks its ports, which are then taken
+            nodes.append(TLSNode(tmp / f"n{i}"))
+            nodes[-1].start()
         out = run_cli("cluster", "create", *TLS_OPTIONS, *[n.tls_addr for n in nodes], "--yes",
                       timeout_s=CLI_TIMEOUT_S)  # fmt: skip
         assert out.returncode == 0, out.stderr + out.stdout
