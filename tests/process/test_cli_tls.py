@@ -1,6 +1,6 @@
-"""The command line over TLS: `trionode cluster create --tls` forms a cluster of nodes that require client
-certificates, reached only at their TLS ports; `cluster check --tls` and `status --tls` follow the TLS
-addresses the cluster advertises; without --tls, a TLS cluster is named as such, not just unreachable."""
+"""The command line over TLS: `trionode cluster create --tls` and `add-node --tls` form a cluster of nodes
+that require client certificates, reached only at their TLS ports; `cluster check --tls` and `status --tls`
+follow the TLS addresses the cluster advertises; without --tls, a TLS cluster is named as such."""
 
 import json
 from collections.abc import Iterator
@@ -35,21 +35,37 @@ class TLSNode(NodeProcess):
 
 @pytest.fixture(scope="module")
 def tls_cluster(tmp_path_factory) -> Iterator[list[TLSNode]]:
-    """Three TLS nodes made one cluster by `trionode cluster create --tls` given only their TLS ports."""
+    """Three TLS nodes made one cluster by `trionode cluster create --tls` given only their TLS ports, a
+    fourth added by `add-node --tls` as the primary of a new shard, and `rebalance --tls` moving slots to it."""
     tmp = tmp_path_factory.mktemp("tls-cluster")
     nodes: list[TLSNode] = []
     try:
-        for i in range(3):  # each started before the next picks its ports, which are then taken
+        for i in range(4):  # each started before the next picks its ports, which are then taken
             nodes.append(TLSNode(tmp / f"n{i}"))
             nodes[-1].start()
-        out = run_cli("cluster", "create", *TLS_OPTIONS, *[n.tls_addr for n in nodes], "--yes",
+        out = run_cli("cluster", "create", *TLS_OPTIONS, *[n.tls_addr for n in nodes[:3]], "--yes",
                       timeout_s=CLI_TIMEOUT_S)  # fmt: skip
         assert out.returncode == 0, out.stderr + out.stdout
         assert "created: 3 shards, 3 nodes" in out.stdout
+        out = run_cli("cluster", "add-node", *TLS_OPTIONS, nodes[3].tls_addr, nodes[0].tls_addr, "--primary",
+                      timeout_s=CLI_TIMEOUT_S)  # fmt: skip
+        assert out.returncode == 0, out.stderr + out.stdout
+        wait_for(lambda: len(_status(nodes[0])["shards"]) == 4, "the new shard to be seen where rebalance asks")
+        # Each migration is started on its source's primary, at the TLS address the cluster advertises.
+        out = run_cli("cluster", "rebalance", *TLS_OPTIONS, nodes[0].tls_addr, timeout_s=CLI_TIMEOUT_S)
+        assert out.returncode == 0, out.stderr + out.stdout
+        assert "[3/3 migrations, 4096/4096 slots moved] the cluster is balanced" in out.stdout, out.stdout
         yield nodes
     finally:
         for node in nodes:
             node.kill9()
+
+
+def _status(node: TLSNode) -> dict:
+    """`trionode status --tls --json` at the node's TLS port."""
+    out = run_cli("status", *TLS_OPTIONS, node.tls_addr, "--json", timeout_s=CLI_TIMEOUT_S)
+    assert out.stdout, out.stderr
+    return json.loads(out.stdout)
 
 
 def _check(*args: str) -> tuple[int, str]:
@@ -66,15 +82,13 @@ def test_cluster_check_with_tls_reaches_every_member_at_its_advertised_tls_port(
     # Members settle after create (each applies the others' slots); the check is whole once they agree.
     output = wait_for(lambda: _check_passes(*TLS_OPTIONS, tls_cluster[0].tls_addr), "cluster check --tls to pass",
                       timeout_s=60)  # fmt: skip
-    assert "3 nodes, 3 shards" in output and "[OK] the cluster is whole" in output, output
+    assert "4 nodes, 4 shards" in output and "[OK] the cluster is whole" in output, output
 
 
 def test_status_with_tls_shows_the_cluster_and_the_tls_addresses(tls_cluster) -> None:
-    out = run_cli("status", *TLS_OPTIONS, tls_cluster[1].tls_addr, "--json", timeout_s=CLI_TIMEOUT_S)
-    assert out.stdout, out.stderr
-    report = json.loads(out.stdout)
+    report = _status(tls_cluster[1])
     assert sorted(n["addr"] for n in report["nodes"]) == sorted(n.tls_addr for n in tls_cluster)
-    assert len(report["shards"]) == 3
+    assert len(report["shards"]) == 4
 
 
 def test_without_tls_the_check_says_the_members_speak_tls(tls_cluster) -> None:
