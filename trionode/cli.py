@@ -5,20 +5,23 @@ unwritable data directory, damaged files) ends the process with one line on
 stderr that names the problem and a non-zero exit status, never a traceback.
 """
 
+import functools
 import json
 import logging
+import ssl
 import sys
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import click
 import trio
 
 from trionode import config as config_mod
-from trionode.client import Client, ReplyError, parse_addr
+from trionode.client import Client, ClosedByServer, ReplyError, parse_addr, speaks_tls
 from trionode.io import fatal, logs
 from trionode.io.fatal import EXIT_CORRUPTION, EXIT_STARTUP
+from trionode.io.tls import TLSFileError, client_context
 
 if TYPE_CHECKING:
     from trionode.core.cluster.planner import SlotMove
@@ -27,6 +30,77 @@ if TYPE_CHECKING:
 def _fail(message: str, code: int = EXIT_STARTUP) -> NoReturn:
     click.echo(f"trionode: error: {message}", err=True)
     sys.exit(code)
+
+
+# --- how commands reach nodes ----------------------------------------------------------
+class Dialing(NamedTuple):
+    """How the running command connects to nodes, from its options (kept in click's context)."""
+
+    tls: ssl.SSLContext | None
+    client_cert: bool  # --cert given
+
+
+_DIALING = "trionode.dialing"
+_DIAL_OPTIONS = (
+    click.option("--tls", is_flag=True,
+                 help="Connect to nodes over TLS: give their tls_port (nodes with TLS advertise it)."),
+    click.option("--cacert", default="", metavar="FILE",
+                 help="CA certificates (PEM) the nodes' certificates must chain to (default: the system's)."),
+    click.option("--cert", default="", metavar="FILE",
+                 help="Client certificate (PEM), for nodes with tls_auth_clients; needs --key."),
+    click.option("--key", default="", metavar="FILE", help="The private key (PEM, unencrypted) of --cert."),
+)  # fmt: skip
+
+
+def _dial_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--tls, --cacert, --cert and --key for a command that talks to nodes: with --tls every connection it
+    makes is TLS, to the addresses given and to those the cluster advertises. The innermost decorator."""
+
+    @functools.wraps(command)
+    def run(*args: Any, tls: bool, cacert: str, cert: str, key: str, **kwargs: Any) -> None:
+        click.get_current_context().meta[_DIALING] = Dialing(_tls_context(tls, cacert, cert, key), bool(cert))
+        command(*args, **kwargs)
+
+    for option in reversed(_DIAL_OPTIONS):
+        run = option(run)
+    return run
+
+
+def _tls_context(tls: bool, cacert: str, cert: str, key: str) -> ssl.SSLContext | None:
+    given = [name for name, value in (("--cacert", cacert), ("--cert", cert), ("--key", key)) if value]
+    if not tls:
+        if given:
+            _fail(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --tls")
+        return None
+    try:
+        return client_context(cacert, cert, key)
+    except TLSFileError as e:
+        _fail(str(e))
+
+
+def _dialing() -> Dialing:
+    return click.get_current_context().meta.get(_DIALING, Dialing(None, False))
+
+
+def _client(addr: str, timeout_s: float = 5.0) -> Client:
+    """A connection to ADDR as the command's options say; ValueError for a bad address."""
+    host, port = parse_addr(addr)
+    return Client(host, port, timeout_s=timeout_s, tls=_dialing().tls)
+
+
+def _why(addr: str, e: Exception) -> str:
+    """``e`` as the reason ADDR could not be asked, with what to do when TLS is the cause: plain RESP sent
+    to a port that speaks TLS (an address a TLS cluster advertises), or a TLS connection closed without a
+    word, as a node that requires a client certificate closes it when none is given."""
+    reason = (e.strerror if isinstance(e, OSError) else None) or str(e) or type(e).__name__
+    if not isinstance(e, ClosedByServer | ConnectionResetError):
+        return reason
+    dialing = _dialing()
+    if dialing.tls is None and speaks_tls(*parse_addr(addr)):
+        return f"{reason}: it speaks TLS there (a node with tls_port advertises its TLS port); add --tls"
+    if dialing.tls is not None and not dialing.client_cert:
+        return f"{reason} (if it requires a client certificate: --cert and --key)"
+    return reason
 
 
 @click.group()
@@ -77,16 +151,16 @@ def _stopped(exc: BaseException) -> NoReturn:
 @main.command()
 @click.argument("addr", default="127.0.0.1:7000", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_dial_options
 def status(addr: str, as_json: bool) -> None:
     """Show a node's state. Exits 1 if it is unreachable or unhealthy."""
     try:
-        host, port = parse_addr(addr)
-        with Client(host, port) as client:
+        with _client(addr) as client:
             report = _status_report(client)
     except ValueError as e:
         _fail(str(e))
     except (OSError, ReplyError) as e:
-        _fail(f"cannot get status from {addr}: {e}")
+        _fail(f"cannot get status from {addr}: {_why(addr, e)}")
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
     else:
@@ -163,12 +237,11 @@ CLUSTER_SETTLE_TIMEOUT_S = 60.0
 
 def _connect(addr: str) -> Client:
     try:
-        host, port = parse_addr(addr)
-        return Client(host, port, timeout_s=15.0)
+        return _client(addr, timeout_s=15.0)
     except ValueError as e:
         _fail(str(e))
     except OSError as e:
-        _fail(f"cannot connect to {addr}: {e.strerror or e}")
+        _fail(f"cannot connect to {addr}: {_why(addr, e)}")
 
 
 def _call(addr: str, *args: str | int) -> Any:
@@ -178,7 +251,7 @@ def _call(addr: str, *args: str | int) -> Any:
         except ReplyError as e:
             _fail(f"{addr} refused {' '.join(str(a) for a in args[:2])}: {e}")
         except OSError as e:
-            _fail(f"{addr} failed during {' '.join(str(a) for a in args[:2])}: {e}")
+            _fail(f"{addr} failed during {' '.join(str(a) for a in args[:2])}: {_why(addr, e)}")
 
 
 def _cluster_id(addr: str) -> str:
@@ -202,6 +275,7 @@ def cluster() -> None:
 @click.argument("addrs", nargs=-1, required=True)
 @click.option("--replicas", type=click.IntRange(0, 15), default=0, help="Replicas per primary.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_dial_options
 def cluster_create(addrs: tuple[str, ...], replicas: int, yes: bool) -> None:
     """Form a cluster from running nodes started with --no-bootstrap (or alone and never written to)."""
     ids = {addr: _call(addr, "CLUSTER", "MYID").decode() for addr in addrs}
@@ -218,8 +292,7 @@ def cluster_create(addrs: tuple[str, ...], replicas: int, yes: bool) -> None:
     seed = addrs[0]
     _call(seed, "CLUSTER", "BOOTSTRAP")
     for addr in addrs[1:]:
-        host, port = parse_addr(addr)
-        _call(seed, "CLUSTER", "MEET", host, port)
+        _call(seed, "CLUSTER", "MEET", *_meet_addr(addr))
     cluster_id = _cluster_id(seed)
     _wait_for("every node to join", lambda: all(_knows(a, ids.values()) for a in addrs))
     for addr, ranges in slots:
@@ -267,6 +340,15 @@ def _leave_lone_cluster(addr: str, cluster_id: str) -> None:
     click.echo(f"{addr} left the one-node cluster {cluster_id} it formed alone")
 
 
+def _meet_addr(addr: str) -> tuple[str, int]:
+    """Where a node of the cluster dials ADDR's node for CLUSTER MEET. Nodes speak plain RESP to each
+    other, so with --tls (ADDR a TLS port) it is that node's plain port, which INFO reports as tcp_port."""
+    host, port = parse_addr(addr)
+    if _dialing().tls is None:
+        return host, port
+    return host, int(_info_fields(_call(addr, "INFO", "server"))["tcp_port"])
+
+
 def _knows(addr: str, node_ids: Any) -> bool:
     """``addr`` has applied the membership of every node in ``node_ids``."""
     listed = {line.split(" ", 1)[0] for line in _call(addr, "CLUSTER", "NODES").decode().splitlines()}
@@ -282,15 +364,15 @@ def _covered(addr: str) -> bool:
 @click.argument("existing_addr")
 @click.option("--primary", is_flag=True, help="Make it the primary of a new, empty shard (then migrate slots to it).")
 @click.option("--replica-of", "primary_id", help="Attach it as a replica of the primary with this node id.")
+@_dial_options
 def cluster_add_node(new_addr: str, existing_addr: str, primary: bool, primary_id: str | None) -> None:
     """Add a running node to the cluster EXISTING_ADDR belongs to.
 
     The node was started with --no-bootstrap, or formed a cluster alone and never held data."""
     if primary and primary_id:
         _fail("--primary and --replica-of exclude each other")
-    host, port = parse_addr(new_addr)
     _leave_lone_cluster(new_addr, _cluster_id(new_addr))
-    _call(existing_addr, "CLUSTER", "MEET", host, port)
+    _call(existing_addr, "CLUSTER", "MEET", *_meet_addr(new_addr))
     cluster_id = _cluster_id(existing_addr)
     new_id = _call(new_addr, "CLUSTER", "MYID").decode()
     existing_id = _call(existing_addr, "CLUSTER", "MYID").decode()
@@ -311,6 +393,7 @@ def cluster_add_node(new_addr: str, existing_addr: str, primary: bool, primary_i
 @click.argument("addr")
 @click.option("--slots", "slots_text", required=True, help="Slot ranges A-B[,C-D...] owned by ADDR's shard.")
 @click.option("--to", "target_id", required=True, help="Node id of the target shard's primary.")
+@_dial_options
 def cluster_migrate(addr: str, slots_text: str, target_id: str) -> None:
     """Move slots from ADDR (their shard's primary) to another shard, showing progress until the job ends.
 
@@ -363,6 +446,7 @@ def _show(line: str, shown: str) -> str:
               help="The shard whose primary is NODE_ID (or a unique prefix) holds W shares of the slots "
                    "(default 1; 0 empties it). Repeat for each shard.")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Print the plan and move nothing.")
+@_dial_options
 def cluster_rebalance(addr: str, weight_texts: tuple[str, ...], dry_run: bool) -> None:
     """Move slots until every shard holds its weight's share (to within one slot), moving the fewest slots;
     migrations between distinct shards run at once.
@@ -485,6 +569,7 @@ def _migrations(addr: str) -> list[dict[str, Any]]:
 @cluster.command("del-node")
 @click.argument("existing_addr")
 @click.argument("node_id")
+@_dial_options
 def cluster_del_node(existing_addr: str, node_id: str) -> None:
     """Remove node NODE_ID (it must hold no slots and no shard role) from the cluster."""
     _call(existing_addr, "CLUSTER", "FORGET", node_id)
@@ -520,6 +605,7 @@ def sim(seed: int, seeds: str | None, steps: int, nodes: int, data_plane: bool, 
 @cluster.command("replicate")
 @click.argument("node_addr")
 @click.argument("primary_id")
+@_dial_options
 def cluster_replicate(node_addr: str, primary_id: str) -> None:
     """Attach NODE_ADDR as a replica of PRIMARY_ID. It joins the ISR only once caught up."""
     _call(node_addr, "CLUSTER", "REPLICATE", primary_id)
@@ -529,6 +615,7 @@ def cluster_replicate(node_addr: str, primary_id: str) -> None:
 @cluster.command("failover")
 @click.argument("replica_addr")
 @click.option("--force", is_flag=True, help="Do not wait for the old primary (every ISR rule still holds).")
+@_dial_options
 def cluster_failover(replica_addr: str, force: bool) -> None:
     """Make the in-sync replica at REPLICA_ADDR the primary of its shard."""
     _call(replica_addr, "CLUSTER", "FAILOVER", *(["FORCE"] if force else []))
@@ -538,6 +625,7 @@ def cluster_failover(replica_addr: str, force: bool) -> None:
 @cluster.command("detach")
 @click.argument("existing_addr")
 @click.argument("replica_id")
+@_dial_options
 def cluster_detach(existing_addr: str, replica_id: str) -> None:
     """Remove replica REPLICA_ID from its shard (refused if it is the last one in sync)."""
     _call(existing_addr, "CLUSTER", "DETACH", replica_id)
@@ -548,6 +636,7 @@ def cluster_detach(existing_addr: str, replica_id: str) -> None:
 @click.argument("existing_addr")
 @click.argument("old_id")
 @click.argument("new_id")
+@_dial_options
 def cluster_replace(existing_addr: str, old_id: str, new_id: str) -> None:
     """Replace replica OLD_ID by member NEW_ID, which joins the ISR only once caught up."""
     _call(existing_addr, "CLUSTER", "REPLACE", old_id, new_id)
@@ -557,6 +646,7 @@ def cluster_replace(existing_addr: str, old_id: str, new_id: str) -> None:
 @cluster.command("check")
 @click.argument("addr")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_dial_options
 def cluster_check(addr: str, as_json: bool) -> None:
     """Check the whole cluster from ADDR: every slot has one owner, every shard a live primary
     and ISR, all members reachable and agreeing, no migration stuck. Exits 0 if so, 1 otherwise."""
@@ -566,7 +656,7 @@ def cluster_check(addr: str, as_json: bool) -> None:
         try:
             entry = _status_report(client)
         except (OSError, ReplyError) as e:
-            _fail(f"cannot get status from {addr}: {e}")
+            _fail(f"cannot get status from {addr}: {_why(addr, e)}")
     others: dict[str, dict[str, Any] | str] = {}
     for node in entry["nodes"]:
         if node["id"] != entry["node_id"]:
@@ -585,8 +675,7 @@ def cluster_check(addr: str, as_json: bool) -> None:
 
 def _status_or_reason(addr: str) -> dict[str, Any] | str:
     try:
-        host, port = parse_addr(addr)
-        with Client(host, port) as client:
+        with _client(addr) as client:
             return _status_report(client)
     except (OSError, ReplyError, ValueError) as e:
-        return str(e) or type(e).__name__
+        return _why(addr, e)

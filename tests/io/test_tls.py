@@ -26,7 +26,7 @@ TLS = Config(tls_port=7443, tls_cert_file=str(CERTS / "server.crt"), tls_key_fil
         ({"tls_key_file": str(CERTS / "client.key")}, "the key does not match the certificate"),
         ({"tls_key_file": str(CERTS / "make-certs.sh")}, "with the key '"),  # no PEM key in it
         ({"tls_ca_cert_file": str(CERTS / "server.key")}, "cannot use the TLS CA certificates"),
-        ({"tls_key_file": str(CERTS / "server-encrypted.key")}, "is encrypted: give the node an unencrypted key"),
+        ({"tls_key_file": str(CERTS / "server-encrypted.key")}, "is encrypted: use an unencrypted key"),
     ],
 )
 def test_files_that_cannot_serve_tls_stop_the_start_with_one_line(change: dict, message: str) -> None:

@@ -91,7 +91,7 @@ class NodeRuntime:
             node_id=datadir.node_id,
             shard_id=datadir.node_id,  # a single node is its own shard until the control plane says otherwise
             host=config.effective_announce_ip,
-            port=config.effective_announce_port,
+            port=config.port,  # INFO server's tcp_port, the plain RESP port as in Redis (CLUSTER MEET dials it)
             bus_port=config.effective_bus_announce_port,
             process_id=os.getpid(),
             started_ms=self.clock_ms(),
