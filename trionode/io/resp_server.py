@@ -79,19 +79,21 @@ class Connection:
         runtime, session, out = self.runtime, self.session, self.out
         parser = self.parser
         next_command, execute, has_room = parser.next_command, session.execute, runtime.wal.has_room
-        auth_required = parser.auth_required
         # One clock read per batch, and again after every wait, so no command's lease check
         # (Session.execute) runs on a time read before an await.
         self._stamp()
         executed = 0
         try:
-            while (argv := next_command()) is not NEED_DATA:
+            # Before each request is parsed, its bounds follow whether the session is authenticated
+            # now: AUTH or HELLO AUTH lifts them for the next request, and deleting the user (at any
+            # await, even mid-batch) logs the session out and restores them.
+            while True:
+                parser.auth_required = session.user is None
+                if (argv := next_command()) is NEED_DATA:
+                    break
                 if runtime.shutting_down or not has_room():
                     await self._wait_for_room()
                 reply, required = execute(argv)
-                if auth_required and session.user is not None:
-                    parser.authenticated()  # AUTH or HELLO AUTH: the next request may be big
-                    auth_required = False
                 if type(reply) is Action:
                     await self._act(reply)
                     self._stamp()  # WAIT and CLUSTER wait: a lease may have run out meanwhile
