@@ -224,7 +224,21 @@ async def serve_listeners(
 
 
 async def _handle_tls(runtime: "NodeRuntime", context: ssl.SSLContext, stream: trio.SocketStream) -> None:
-    if (tls := await handshake(stream, context, runtime.config.tls_handshake_timeout_ms)) is not None:
+    """A TLS client: its handshake holds a client slot, as a plain connection does from its accept.
+
+    Otherwise anyone could hold a socket and an SSL object per connection for the handshake timeout,
+    without bound, until the node ran out of file descriptors. Past ``clients_max`` there is no TLS
+    yet to say why in: the connection is closed at once.
+    """
+    if runtime.stats.connected >= runtime.config.clients_max:
+        await trio.aclose_forcefully(stream)
+        return
+    runtime.stats.connected += 1
+    try:
+        tls = await handshake(stream, context, runtime.config.tls_handshake_timeout_ms)
+    finally:
+        runtime.stats.connected -= 1
+    if tls is not None:  # _handle counts it again, with no checkpoint between
         await _handle(runtime, tls)
 
 
