@@ -157,3 +157,24 @@ def test_a_user_holds_a_bounded_number_of_rules_of_every_kind(rule: str) -> None
     rules = [made(i) for i in range(acl.rules_max + 1)]
     with pytest.raises(CommandError, match="at most"):
         acl.apply_rules(acl.new_user("u"), rules)
+
+
+def test_a_user_deleted_and_made_again_before_the_node_looks_does_not_inherit_the_old_ones_connections() -> None:
+    # A node rebuilds its user table once per batch of applied entries, or from a snapshot: it may
+    # never see the table without bob between ACL DELUSER bob and a new ACL SETUSER bob. Comparing
+    # names only, a connection that logged in as the old bob became the new one, with its rights.
+    state, node = _state(), make_session(routing.serve_everything("s1")).node
+    bob = ["on", f"#{acl.password_hash(b'pw')}", "~bob:*", "+get"]
+    assert apply(state, 2, command("acl_setuser", user="bob", rules=bob)).ok
+    node.set_users(Users.build("admin-pw", state.acl_users, state.acl_users_created))
+    session, kept = Session(node, 2, "127.0.0.1:2"), Session(node, 3, "127.0.0.1:3")
+    assert run(session, "AUTH", "bob", "pw") == OK and run(kept, "AUTH", "bob", "pw") == OK
+    assert apply(state, 3, command("acl_setuser", user="bob", rules=["+set"])).ok  # changed, still the same bob
+    node.set_users(Users.build("admin-pw", state.acl_users, state.acl_users_created))
+    assert run(kept, "SET", "bob:1", "v") == OK
+    assert apply(state, 4, command("acl_deluser", user="bob")).ok
+    assert apply(state, 5, command("acl_setuser", user="bob", rules=["on", "nopass", "allkeys", "+@all"])).ok
+    restored = from_snapshot(to_snapshot(state))  # as a node that installs a snapshot finds it
+    assert restored.acl_users_created == state.acl_users_created
+    node.set_users(Users.build("admin-pw", restored.acl_users, restored.acl_users_created))
+    assert run(session, "FLUSHALL") == ErrorReply(errors.NOAUTH) == run(kept, "GET", "bob:1")

@@ -4,6 +4,7 @@ import pytest
 
 from tests.io.test_resp_connection import _runtime, _Stream
 from trionode.core import errors
+from trionode.core.acl import hash_passwords
 from trionode.core.auth import Users
 from trionode.io import resp_server
 
@@ -39,3 +40,21 @@ async def test_after_auth_the_configured_bounds_apply() -> None:
     sent = await _replies(_bulks(b"AUTH", b"pw") + _bulks(b"ECHO", BIG), _bulks(b"ECHO", *[b"a"] * 10))
     assert sent.startswith(b"+OK\r\n$20000\r\n" + BIG + b"\r\n"), sent[:80]
     assert sent.endswith(b"-ERR wrong number of arguments for 'echo' command\r\n")
+
+
+async def test_a_connection_logged_out_by_deleting_its_user_is_held_to_the_small_bounds_again() -> None:
+    # Deleting a user logs its connections out (NOAUTH until they authenticate again); such a
+    # connection must not keep the authenticated bounds and buffer a big request without a password.
+    runtime = _runtime({"mono_ms": 0})
+    runtime.node.users = Users.build("pw", {"alice": tuple(hash_passwords([b"on", b">alice-pw", b"~*", b"+@all"]))})
+
+    class Deleting(_Stream):
+        async def receive_some(self, max_bytes: int) -> bytes:
+            if len(self.inbox) == 1:  # alice logged in; the next read comes once she is deleted
+                runtime.node.set_users(Users.build("pw"))
+            return await super().receive_some(max_bytes)
+
+    stream = Deleting(_bulks(b"AUTH", b"alice", b"alice-pw"))
+    stream.inbox.append(_bulks(b"ECHO", BIG))
+    await resp_server.Connection(runtime, stream, 1, "10.0.0.9:1").serve()  # type: ignore[arg-type]
+    assert bytes(stream.sent) == f"+OK\r\n-{errors.PROTO_UNAUTH_BULK_LEN}\r\n".encode()

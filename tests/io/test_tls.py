@@ -3,11 +3,13 @@
 import ssl
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import trio
 
 from trionode.config import Config
+from trionode.io import resp_server
 from trionode.io.fatal import StartupError
 from trionode.io.tls import handshake, server_context
 
@@ -79,3 +81,27 @@ async def test_a_silent_client_is_closed_once_its_handshake_time_is_up() -> None
     with trio.fail_after(30):
         assert await _handshake_with(lambda stream: trio.sleep_forever(), timeout_ms=200) is None
     assert trio.current_time() - start >= 0.2
+
+
+async def test_a_handshake_holds_a_client_slot_so_silent_tls_connections_are_bounded_by_clients_max() -> None:
+    # Handshakes in progress counted toward nothing: anyone could hold a socket and an SSL object
+    # per connection for tls_handshake_timeout_ms, as many as connected, until the node ran out of
+    # file descriptors (its WAL and bus included). A connection past clients_max is closed at once.
+    runtime = SimpleNamespace(config=replace(TLS, clients_max=1, tls_handshake_timeout_ms=600_000),
+                              stats=SimpleNamespace(connected=0))
+    context = server_context(TLS)
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            silent = await trio.open_tcp_stream("127.0.0.1", port)
+            nursery.start_soon(resp_server._handle_tls, runtime, context, await listeners[0].accept())
+            while runtime.stats.connected != 1:  # the silent connection's handshake holds the one slot
+                await trio.sleep(0.01)
+            second = await trio.open_tcp_stream("127.0.0.1", port)
+            nursery.start_soon(resp_server._handle_tls, runtime, context, await listeners[0].accept())
+            assert await second.receive_some(100) == b""  # closed, not left waiting for a handshake
+            nursery.cancel_scope.cancel()
+    assert runtime.stats.connected == 0
+    for stream in (silent, second, listeners[0]):
+        await stream.aclose()

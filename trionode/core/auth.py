@@ -50,6 +50,8 @@ class Users:
 
     by_name: dict[str, User]
     configured_default: User  # the ``default`` user requirepass makes, which the cluster state may replace
+    # The configuration version that made each of the cluster state's users (0: one requirepass made).
+    created: dict[str, int] = field(default_factory=dict)
     unrestricted: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -57,11 +59,18 @@ class Users:
         object.__setattr__(self, "unrestricted", frozenset(n for n, u in self.by_name.items() if u.unrestricted))
 
     @classmethod
-    def build(cls, requirepass: str, acl_users: dict[str, tuple[str, ...]] | None = None) -> "Users":
-        """The table from ``requirepass`` and the cluster state's users (name -> ``acl.describe`` rules)."""
+    def build(cls, requirepass: str, acl_users: dict[str, tuple[str, ...]] | None = None,
+              created: dict[str, int] | None = None) -> "Users":
+        """The table from ``requirepass`` and the cluster state's users (name -> ``acl.describe`` rules,
+        and name -> the version that made it; 0 if not given)."""
         users = {name: acl.apply_rules(acl.new_user(name), rules) for name, rules in (acl_users or {}).items()}
+        assert (created or {}).keys() <= users.keys(), "creations of users that do not exist"
         configured = default_user(requirepass)
-        return cls({DEFAULT_USER: configured, **users}, configured)
+        return cls({DEFAULT_USER: configured, **users}, configured, dict(created or {}))
+
+    def continues(self, before: "Users", name: str) -> bool:
+        """Whether user ``name`` of table ``before`` is still one of these, not deleted and made anew since."""
+        return name in self.by_name and self.created.get(name, 0) == before.created.get(name, 0)
 
     def setuser_base(self, name: str) -> list[str]:
         """The user an ACL SETUSER of ``name`` changes if the cluster state does not hold it yet, as rules.

@@ -163,7 +163,7 @@ assert limits.resp_unauthenticated_args_max >= 9 and limits.resp_unauthenticated
 class RequestParser(_Buffer):
     """Parses client requests (multibulk or inline) into argument lists.
 
-    Until :meth:`authenticated` is called, a multibulk request is held to
+    While ``auth_required`` is set, a multibulk request is held to
     Valkey's bounds for a client that has not authenticated (10 elements of
     16 KiB), so whoever can connect cannot make the node buffer the 512 MiB an
     authenticated client may send. The fast paths below (at most 9 elements,
@@ -178,17 +178,14 @@ class RequestParser(_Buffer):
         super().__init__(inline_bytes_max)
         self._bulk_bytes_max = bulk_bytes_max
         self._args_max = args_max
-        self.auth_required = auth_required  # until authenticated() is called
+        # The shell keeps it current: set before each request is parsed, it bounds that request.
+        self.auth_required = auth_required
         # A multibulk request in progress. Invariant: _args is None between
         # requests; otherwise _remaining bulks are missing and _bulk_len >= 0
         # iff the next bulk's header has been consumed.
         self._args: list[bytes] | None = None
         self._remaining = 0
         self._bulk_len = -1
-
-    def authenticated(self) -> None:
-        """The connection has authenticated: from the next request on, the configured bounds apply."""
-        self.auth_required = False
 
     def commands(self) -> Iterator[list[bytes]]:
         """Yield every complete request buffered; stops at ``NEED_DATA``."""

@@ -88,12 +88,13 @@ class Node:
         self.lookup = {**self.table, **{name.upper(): spec for name, spec in self.table.items()}}
 
     def set_users(self, users: Users) -> None:
-        """Install a new user table. A session whose user is no longer in it is logged out (NOAUTH until
-        it authenticates again), as Valkey closes it: a user created later under the same name, with
-        another password and other rights, must not inherit connections that logged in as the old one."""
-        self.users = users
+        """Install a new user table. A session whose user is no longer in it, or was deleted and made
+        again since (``Users.continues``), is logged out (NOAUTH until it authenticates again), as Valkey
+        closes it: a user created later under the same name, with another password and other rights,
+        must not inherit connections that logged in as the old one."""
+        before, self.users = self.users, users
         for session in self.sessions:
-            if session.user is not None and session.user not in users.by_name:
+            if session.user is not None and not users.continues(before, session.user):
                 session.user = None
 
     def serves_every_slot(self) -> bool:

@@ -108,7 +108,8 @@ class NodeRuntime:
             # requirepass holds from the first instant, before the cluster state's users are followed.
             users=Users.build(config.requirepass),
         )
-        self._acl_users: dict[str, tuple[str, ...]] = {}  # the state's users node.users was built from
+        # The state's users node.users was built from, and the versions that made them.
+        self._acl_users: tuple[dict[str, tuple[str, ...]], dict[str, int]] = ({}, {})
         self.replication = Replication(self.node_id, store, control)  # monotonic timers (issue 10 §2.9)
         # Failure detection times silence on the monotonic clock; the wall clock is for key expiry.
         self.gossip = GossipDriver(self.node_id, config.node_timeout_ms, control.bus, monotonic_ms, self._rng,
@@ -132,9 +133,10 @@ class NodeRuntime:
         self._config_changed()
 
     def _config_changed(self) -> None:
-        if self.control.state.acl_users != self._acl_users:  # most entries change no user: skip the parsing
-            self._acl_users = dict(self.control.state.acl_users)
-            self.node.set_users(Users.build(self.config.requirepass, self._acl_users))
+        state = self.control.state
+        if (state.acl_users, state.acl_users_created) != self._acl_users:  # most entries change no user
+            self._acl_users = (dict(state.acl_users), dict(state.acl_users_created))
+            self.node.set_users(Users.build(self.config.requirepass, *self._acl_users))
         self.replication.on_config(self.control.state)
         self.migration.on_config()
         voters = self.control.rawnode.conf.voters if self.control.rawnode is not None else ()

@@ -79,19 +79,21 @@ class Connection:
         runtime, session, out = self.runtime, self.session, self.out
         parser = self.parser
         next_command, execute, has_room = parser.next_command, session.execute, runtime.wal.has_room
-        auth_required = parser.auth_required
         # One clock read per batch, and again after every wait, so no command's lease check
         # (Session.execute) runs on a time read before an await.
         self._stamp()
         executed = 0
         try:
-            while (argv := next_command()) is not NEED_DATA:
+            # Before each request is parsed, its bounds follow whether the session is authenticated
+            # now: AUTH or HELLO AUTH lifts them for the next request, and deleting the user (at any
+            # await, even mid-batch) logs the session out and restores them.
+            while True:
+                parser.auth_required = session.user is None
+                if (argv := next_command()) is NEED_DATA:
+                    break
                 if runtime.shutting_down or not has_room():
                     await self._wait_for_room()
                 reply, required = execute(argv)
-                if auth_required and session.user is not None:
-                    parser.authenticated()  # AUTH or HELLO AUTH: the next request may be big
-                    auth_required = False
                 if type(reply) is Action:
                     await self._act(reply)
                     self._stamp()  # WAIT and CLUSTER wait: a lease may have run out meanwhile
@@ -222,7 +224,21 @@ async def serve_listeners(
 
 
 async def _handle_tls(runtime: "NodeRuntime", context: ssl.SSLContext, stream: trio.SocketStream) -> None:
-    if (tls := await handshake(stream, context, runtime.config.tls_handshake_timeout_ms)) is not None:
+    """A TLS client: its handshake holds a client slot, as a plain connection does from its accept.
+
+    Otherwise anyone could hold a socket and an SSL object per connection for the handshake timeout,
+    without bound, until the node ran out of file descriptors. Past ``clients_max`` there is no TLS
+    yet to say why in: the connection is closed at once.
+    """
+    if runtime.stats.connected >= runtime.config.clients_max:
+        await trio.aclose_forcefully(stream)
+        return
+    runtime.stats.connected += 1
+    try:
+        tls = await handshake(stream, context, runtime.config.tls_handshake_timeout_ms)
+    finally:
+        runtime.stats.connected -= 1
+    if tls is not None:  # _handle counts it again, with no checkpoint between
         await _handle(runtime, tls)
 
 

@@ -434,11 +434,13 @@ def _acl_setuser(state: ClusterState, a: Args) -> None:
     except CommandError as e:
         raise _Refused("bad_rule", str(e)) from None
     state.acl_users[name] = acl.describe(user)
+    if not known:
+        state.acl_users_created[name] = state.config_version + 1  # the version this entry makes
 
 
 def _acl_deluser(state: ClusterState, a: Args) -> None:
     _require(a["user"] in state.acl_users, "unknown_user", f"user {a['user']} does not exist")
-    del state.acl_users[a["user"]]
+    del state.acl_users[a["user"]], state.acl_users_created[a["user"]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,6 +521,7 @@ def copy_state(state: ClusterState) -> ClusterState:
     twin = copy(state)
     twin.nodes, twin.shards, twin.migrations = dict(state.nodes), dict(state.shards), dict(state.migrations)
     twin.slot_owners, twin.acl_users = list(state.slot_owners), dict(state.acl_users)
+    twin.acl_users_created = dict(state.acl_users_created)
     twin.migration_history, twin.rejections = copy(state.migration_history), copy(state.rejections)
     assert twin == state and twin.slot_owners is not state.slot_owners
     return twin

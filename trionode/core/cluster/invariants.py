@@ -19,7 +19,7 @@ The rules:
   slots of their source, and do not overlap each other; the epochs a migration recorded at its
   start are not above its shards' epochs now (epochs never decrease, so a higher recorded one
   is a corrupt record that could let a commit through after a failover, seed 001);
-- bounds hold (nodes, replicas, migrations).
+- bounds hold (nodes, replicas, migrations); every ACL user has its creation recorded.
 """
 
 from collections.abc import Iterator
@@ -52,6 +52,8 @@ def check_invariants(state: ClusterState) -> list[str]:
         problems.append(f"cluster id {state.cluster_id!r} is not 40 hex characters")
     if any(shard.epoch > state.epoch_max for shard in state.shards.values()):
         problems.append(f"a shard epoch exceeds epoch_max {state.epoch_max}")
+    if state.acl_users.keys() != state.acl_users_created.keys():
+        problems.append("the ACL users and the record of their creation name different users")
     return problems
 
 

@@ -70,6 +70,7 @@ def to_snapshot(state: ClusterState) -> dict[str, Any]:
         "migration_history": [_migration_out(m) for m in state.migration_history],
         "rejections": [[r.index, r.op, r.reason] for r in state.rejections],
         "acl_users": [[name, list(rules)] for name, rules in sorted(state.acl_users.items())],
+        "acl_users_created": [[name, version] for name, version in sorted(state.acl_users_created.items())],
     }
     assert len(snap["nodes"]) == len(state.nodes) and len(snap["shards"]) == len(state.shards)
     return snap
@@ -112,4 +113,6 @@ def _build(snap: dict[str, Any]) -> ClusterState:
     state.rejections.extend(Rejection(index, op, reason) for index, op, reason in snap["rejections"])
     # A snapshot written before ACL users existed has none.
     state.acl_users = {name: tuple(rules) for name, rules in snap.get("acl_users", [])}
+    # One written before creations were recorded: 0 for all (at worst a connection is logged out once more).
+    state.acl_users_created = dict(snap.get("acl_users_created", [[name, 0] for name in state.acl_users]))
     return state

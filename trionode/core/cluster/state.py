@@ -22,7 +22,11 @@ What it holds:
   ones (for CLUSTER GETSLOTMIGRATIONS);
 - ``rejections``: the last few entries the applier refused, with the reason;
 - ``acl_users``: ACL users by name, each as the canonical rules that rebuild
-  it (``core/acl.py``: ``describe``), passwords only as SHA-256 digests.
+  it (``core/acl.py``: ``describe``), passwords only as SHA-256 digests;
+  ``acl_users_created`` says which configuration version made each one, so a
+  user deleted and made again under its name is another user: a node that
+  never saw the table without it (one rebuild for a batch of entries, or a
+  snapshot) still logs out the connections of the first (``Node.set_users``).
 
 Records (:class:`NodeRecord`, :class:`Shard`, :class:`Migration`) are frozen;
 the applier replaces them, so a record handed out is never changed under the
@@ -120,6 +124,7 @@ class ClusterState:
     applied_index: int = 0  # Invariant: the index of the last entry applied, refused or not.
     config_version: int = 0  # Invariant: bumped by every entry that changed the state.
     acl_users: dict[str, tuple[str, ...]] = field(default_factory=dict)  # Invariant: len <= acl_users_max.
+    acl_users_created: dict[str, int] = field(default_factory=dict)  # Invariant: the keys of acl_users.
     members_ever: int = 0  # Invariant: nodes ever admitted (bootstrap, node_join); >= len(nodes); never decreases.
 
     @property
