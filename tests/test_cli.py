@@ -162,3 +162,37 @@ def test_a_failed_migration_starts_no_other_and_ends_the_rebalance_once_the_runn
     assert fake.jobs["b"][0]["state"] == "success"  # followed to its end
     assert ("migration 1/2 (slots 4096-8191) ended failed: the target's ISR shrank; 4096 of 8192 slots were moved"
             in out.output), out.output  # fmt: skip
+
+
+def test_a_node_lost_during_the_reset_of_its_lone_cluster_ends_create_with_one_line(capsys) -> None:
+    # A connection lost during CLUSTER RESET escaped as a traceback (ClosedByServer), not one line.
+    import socket
+    import threading
+
+    import click
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def close_each_on_its_first_request() -> None:  # the CLI's probe for TLS dials again
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(1024)
+            conn.close()
+
+    server = threading.Thread(target=close_each_on_its_first_request, daemon=True)
+    server.start()
+    try:
+        with click.Context(cli.main), pytest.raises(SystemExit) as exit_:
+            cli._leave_lone_cluster(f"127.0.0.1:{port}", "c0ffee")
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        listener.close()
+        server.join(timeout=10)
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"trionode: error: 127.0.0.1:{port} failed during CLUSTER RESET"), err
+    assert len(err.strip().splitlines()) == 1

@@ -244,12 +244,14 @@ def _connect(addr: str) -> Client:
         _fail(f"cannot connect to {addr}: {_why(addr, e)}")
 
 
-def _call(addr: str, *args: str | int) -> Any:
+def _call(addr: str, *args: str | int, refusal: str = "") -> Any:
+    """The node's reply; a refusal (``refusal``, or "ADDR refused COMMAND") or a lost connection ends the
+    command with one line."""
     with _connect(addr) as client:
         try:
             return client.call(*args)
         except ReplyError as e:
-            _fail(f"{addr} refused {' '.join(str(a) for a in args[:2])}: {e}")
+            _fail(f"{refusal or f'{addr} refused ' + ' '.join(str(a) for a in args[:2])}: {e}")
         except OSError as e:
             _fail(f"{addr} failed during {' '.join(str(a) for a in args[:2])}: {_why(addr, e)}")
 
@@ -332,11 +334,7 @@ def _leave_lone_cluster(addr: str, cluster_id: str) -> None:
     another member or data (CLUSTER RESET); anything else stops here with the node's reason."""
     if not cluster_id:
         return
-    with _connect(addr) as client:
-        try:
-            client.call("CLUSTER", "RESET")
-        except ReplyError as e:
-            _fail(f"{addr} already belongs to cluster {cluster_id} and cannot leave it: {e}")
+    _call(addr, "CLUSTER", "RESET", refusal=f"{addr} already belongs to cluster {cluster_id} and cannot leave it")
     click.echo(f"{addr} left the one-node cluster {cluster_id} it formed alone")
 
 
