@@ -112,3 +112,40 @@ def test_mutated_messages_are_accepted_or_refused_never_crash(base: dict, name: 
 @given(st.sampled_from([p for p in VALID if "m" in p]), values)
 def test_random_inner_messages_reach_only_their_decoders_refusals(base: dict, inner: Any) -> None:
     _receive({**base, "m": inner})
+
+
+HUGE = 2**20_000  # more decimal digits than Python prints: repr() raises ValueError
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"k": HUGE}, {"k": "lease", "req": HUGE}, {"k": "lease", "req": 1, HUGE: 1}, {"k": "lease", "req": [HUGE]}],
+)
+def test_a_value_too_large_to_print_is_refused_like_any_other(payload: dict) -> None:
+    # Issue 12 §3.1: the refusal named the value with !r, which raised ValueError instead: one frame
+    # ({"k": "lease", "req": <a 60 KB bignum>}) stopped a live node with exit 4.
+    with pytest.raises(BusMessageError, match="too large to show"):
+        check(payload)
+
+
+def test_inner_decoders_refuse_a_value_too_large_to_print_with_their_own_error() -> None:
+    ack = {"type": "repl_ack", "shard_id": "a" * 40, "replica_id": "b" * 40, "epoch": 1, "durable_offset": 1,
+           "sync_id": HUGE}
+    with pytest.raises(ReplWireError, match="too large to show"):
+        repl_from_wire(ack)
+    with pytest.raises(ReplWireError):
+        repl_from_wire({**ack, "sync_id": 1, HUGE: 1})
+    ping = {"type": "ping", "sender": "a" * 40, "incarnation": 1, "seq": HUGE, "suspects": []}
+    with pytest.raises(GossipWireError, match="too large to show"):
+        gossip_from_wire(ping)
+    with pytest.raises(GossipWireError):
+        gossip_from_wire({**ping, "seq": 1, "info": {"x": [HUGE]}})
+
+
+def test_a_committed_command_too_large_to_print_is_refused_not_raised() -> None:
+    # Applied on every node: an exception here would stop them all, at every restart.
+    from trionode.core.cluster import commands
+    from trionode.core.cluster.state import ClusterState
+
+    for command in ({"op": HUGE}, {"op": "meet", HUGE: 1}):
+        assert not commands.apply(ClusterState(), 1, command).ok
