@@ -164,7 +164,7 @@ class ControlPlane:
         await self.hand_over_leadership()
         self._stopping = True
         self._wake.set()
-        while not self._stopped.is_set() and not self.store.wal.disk_full:
+        while not self._stopped.is_set() and not self.store.disk_full:
             with trio.move_on_after(limits.wal_disk_full_retry_ms / 1000):
                 await self._stopped.wait()
         if not self._stopped.is_set():

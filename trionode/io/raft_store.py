@@ -72,6 +72,12 @@ class RaftStore:
         self.snapshot = restored.snapshot
         self.entries: list[Entry] = list(restored.entries)  # Invariant: contiguous, all > snapshot.index
         self.compactions = 0
+        self._snapshot_waits = False  # a required raft.snap waits for space
+
+    @property
+    def disk_full(self) -> bool:
+        """Whether the Raft WAL or a required raft.snap waits for space."""
+        return self.wal.disk_full or self._snapshot_waits
 
     # --- startup ----------------------------------------------------------
     @classmethod
@@ -151,7 +157,6 @@ class RaftStore:
     async def _write_snapshot(self, header: dict[str, Any], chunks: list[dict], wait: bool) -> bool:
         """Write raft.snap; on a full disk False (the old file stays), or wait for space if ``wait``."""
         path = str(self.directory / SNAPSHOT_NAME)
-        logged = False
         while True:
             try:
                 await trio.to_thread.run_sync(snapshot_file.write_snapshot, path, header, chunks)
@@ -161,14 +166,15 @@ class RaftStore:
                 if not wait:
                     log.warning("raft compaction: no space for %s; the WAL is kept, retrying later", SNAPSHOT_NAME)
                     return False
-                if not logged:
+                if not self._snapshot_waits:
                     log.error("raft: no space for %s (%s); %s, retrying every %d ms",
                               SNAPSHOT_NAME, exc.strerror, WHILE_FULL, limits.wal_disk_full_retry_ms)
-                    logged = True
+                    self._snapshot_waits = True
                 await trio.sleep(limits.wal_disk_full_retry_ms / 1000)
                 continue
-            if logged:
+            if self._snapshot_waits:
                 log.warning("raft: %s written now that disk space is available again", SNAPSHOT_NAME)
+                self._snapshot_waits = False
             return True
 
     async def set_cluster_id(self, cluster_id: str) -> None:
