@@ -149,3 +149,27 @@ def test_a_committed_command_too_large_to_print_is_refused_not_raised() -> None:
 
     for command in ({"op": HUGE}, {"op": "meet", HUGE: 1}):
         assert not commands.apply(ClusterState(), 1, command).ok
+
+
+APP = {"type": "app", "frm": "e" * 40, "to": "a" * 40, "term": 3, "index": 1, "log_term": 1, "commit": 1,
+       "entries": [{"t": "ent", "k": "normal", "i": 2, "term": 3, "d": {"op": "x"}}]}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"term": HUGE},  # adopted as the node's term, it stopped the node when logged (exit 4, seen live)
+        {"commit": 2**63},
+        {"entries": [{"t": "ent", "k": "normal", "i": "2", "term": 3, "d": None}]},
+        {"entries": [{"t": "ent", "k": "normal", "i": 2, "term": HUGE, "d": None}]},
+        {"entries": [{"t": "ent", "k": "conf", "i": 2, "term": 3, "d": {"kind": "promote", "node": [1]}}]},
+        {"type": "snap", "snapshot": {"t": "snap", "i": -1, "term": 1, "conf": {"voters": [], "learners": []},
+                                       "d": None}},
+        {"type": "snap", "snapshot": {"t": "snap", "i": 5, "term": 1, "conf": {"voters": [7], "learners": []},
+                                       "d": None}},
+    ],
+)
+def test_a_raft_message_with_a_number_out_of_range_or_a_mistyped_id_is_refused(change: dict) -> None:
+    raft_from_wire(APP)  # the message it changes is well formed
+    with pytest.raises(WireError):
+        raft_from_wire({**APP, **change})
