@@ -128,13 +128,19 @@ async def test_a_raft_snap_with_no_room_is_skipped_and_nothing_is_lost(tmp_path:
 async def test_a_required_raft_snap_waits_for_room_and_says_so(tmp_path: Path, monkeypatch, autojump_clock) -> None:
     async def body(store: RaftStore) -> None:
         await store.initialize("c" * 40, Snapshot(index=1, term=1, conf=ConfState(voters=(ME,))))
-        failed = _disk_full_for(monkeypatch, 3)
+        failed, done = _disk_full_for(monkeypatch, 3), trio.Event()
+
+        async def persist() -> None:
+            await store.persist_snapshot(Snapshot(index=5, term=2, conf=ConfState(voters=(ME,))))
+            done.set()
+
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(store.persist_snapshot, Snapshot(index=5, term=2, conf=ConfState(voters=(ME,))))
-            while len(failed) < 3:
-                await trio.sleep(0.1)
-                assert store.disk_full or len(failed) < 1
-        assert not store.disk_full and store.snapshot.index == 5
+            nursery.start_soon(persist)
+            while not store.disk_full:
+                await trio.sleep(0.01)
+            assert store.snapshot.index == 1 and not done.is_set()
+            await done.wait()
+        assert len(failed) == 3 and not store.disk_full and store.snapshot.index == 5
 
     await _with_writer(RaftStore.recover(tmp_path), body)
     assert RaftStore.recover(tmp_path).snapshot.index == 5
