@@ -88,6 +88,7 @@ class ControlPlane:
         self.role = "none"
         self._stopping = False
         self._stopped = trio.Event()
+        self._malformed = logs.Sampled(log)
         self._sync_peers()
 
     def _make_rawnode(self) -> RawNode:
@@ -221,7 +222,7 @@ class ControlPlane:
         try:
             msg = from_wire(payload.get("m"))
         except WireError as e:
-            log.warning("dropping a malformed Raft message: %s", e)
+            self._malformed.warning("dropping a malformed Raft message: %s", e)
             return
         if msg.to == self.node_id:
             self.rawnode.step(msg)
