@@ -112,3 +112,64 @@ def test_mutated_messages_are_accepted_or_refused_never_crash(base: dict, name: 
 @given(st.sampled_from([p for p in VALID if "m" in p]), values)
 def test_random_inner_messages_reach_only_their_decoders_refusals(base: dict, inner: Any) -> None:
     _receive({**base, "m": inner})
+
+
+HUGE = 2**20_000  # more decimal digits than Python prints: repr() raises ValueError
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"k": HUGE}, {"k": "lease", "req": HUGE}, {"k": "lease", "req": 1, HUGE: 1}, {"k": "lease", "req": [HUGE]}],
+)
+def test_a_value_too_large_to_print_is_refused_like_any_other(payload: dict) -> None:
+    # Issue 12 §3.1: the refusal named the value with !r, which raised ValueError instead: one frame
+    # ({"k": "lease", "req": <a 60 KB bignum>}) stopped a live node with exit 4.
+    with pytest.raises(BusMessageError, match="too large to show"):
+        check(payload)
+
+
+def test_inner_decoders_refuse_a_value_too_large_to_print_with_their_own_error() -> None:
+    ack = {"type": "repl_ack", "shard_id": "a" * 40, "replica_id": "b" * 40, "epoch": 1, "durable_offset": 1,
+           "sync_id": HUGE}
+    with pytest.raises(ReplWireError, match="too large to show"):
+        repl_from_wire(ack)
+    with pytest.raises(ReplWireError):
+        repl_from_wire({**ack, "sync_id": 1, HUGE: 1})
+    ping = {"type": "ping", "sender": "a" * 40, "incarnation": 1, "seq": HUGE, "suspects": []}
+    with pytest.raises(GossipWireError, match="too large to show"):
+        gossip_from_wire(ping)
+    with pytest.raises(GossipWireError):
+        gossip_from_wire({**ping, "seq": 1, "info": {"x": [HUGE]}})
+
+
+def test_a_committed_command_too_large_to_print_is_refused_not_raised() -> None:
+    # Applied on every node: an exception here would stop them all, at every restart.
+    from trionode.core.cluster import commands
+    from trionode.core.cluster.state import ClusterState
+
+    for command in ({"op": HUGE}, {"op": "meet", HUGE: 1}):
+        assert not commands.apply(ClusterState(), 1, command).ok
+
+
+APP = {"type": "app", "frm": "e" * 40, "to": "a" * 40, "term": 3, "index": 1, "log_term": 1, "commit": 1,
+       "entries": [{"t": "ent", "k": "normal", "i": 2, "term": 3, "d": {"op": "x"}}]}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"term": HUGE},  # adopted as the node's term, it stopped the node when logged (exit 4, seen live)
+        {"commit": 2**63},
+        {"entries": [{"t": "ent", "k": "normal", "i": "2", "term": 3, "d": None}]},
+        {"entries": [{"t": "ent", "k": "normal", "i": 2, "term": HUGE, "d": None}]},
+        {"entries": [{"t": "ent", "k": "conf", "i": 2, "term": 3, "d": {"kind": "promote", "node": [1]}}]},
+        {"type": "snap", "snapshot": {"t": "snap", "i": -1, "term": 1, "conf": {"voters": [], "learners": []},
+                                       "d": None}},
+        {"type": "snap", "snapshot": {"t": "snap", "i": 5, "term": 1, "conf": {"voters": [7], "learners": []},
+                                       "d": None}},
+    ],
+)
+def test_a_raft_message_with_a_number_out_of_range_or_a_mistyped_id_is_refused(change: dict) -> None:
+    raft_from_wire(APP)  # the message it changes is well formed
+    with pytest.raises(WireError):
+        raft_from_wire({**APP, **change})

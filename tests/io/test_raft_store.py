@@ -92,3 +92,55 @@ async def test_a_received_snapshot_never_folds_the_log_it_replaced_into_raft_sna
     again = RaftStore.recover(tmp_path)
     assert again.snapshot.index == 6 and again.snapshot.term == 3
     assert again.entries == [], [(e.index, e.term) for e in again.entries]
+
+
+def _disk_full_for(monkeypatch: pytest.MonkeyPatch, writes: int) -> list[int]:
+    """The next ``writes`` raft.snap writes find the disk full (ENOSPC, as a full file system gives)."""
+    import errno
+
+    from trionode.io import snapshot_file
+
+    real, failed = snapshot_file.write_snapshot, []
+
+    def write_snapshot(*args: object, **kwargs: object) -> int:
+        if len(failed) < writes:
+            failed.append(1)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(snapshot_file, "write_snapshot", write_snapshot)
+    return failed
+
+
+async def test_a_raft_snap_with_no_room_is_skipped_and_nothing_is_lost(tmp_path: Path, monkeypatch) -> None:
+    async def body(store: RaftStore) -> None:
+        await store.initialize("c" * 40, Snapshot(index=1, term=1, conf=ConfState(voters=(ME,))))
+        await _persist(store, _ready(_entries(2, 9, 2), HardState(2, ME, 9)))
+        _disk_full_for(monkeypatch, 1)
+        assert not await store.compact_to(Snapshot(index=8, term=2, conf=ConfState(voters=(ME,))), wait=False)
+        assert store.snapshot.index == 1 and len(store.entries) == 8 and not store.disk_full
+
+    await _with_writer(RaftStore.recover(tmp_path), body)
+    again = RaftStore.recover(tmp_path)
+    assert again.snapshot.index == 1 and [e.index for e in again.entries] == list(range(2, 10))
+
+
+async def test_a_required_raft_snap_waits_for_room_and_says_so(tmp_path: Path, monkeypatch, autojump_clock) -> None:
+    async def body(store: RaftStore) -> None:
+        await store.initialize("c" * 40, Snapshot(index=1, term=1, conf=ConfState(voters=(ME,))))
+        failed, done = _disk_full_for(monkeypatch, 3), trio.Event()
+
+        async def persist() -> None:
+            await store.persist_snapshot(Snapshot(index=5, term=2, conf=ConfState(voters=(ME,))))
+            done.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(persist)
+            while not store.disk_full:
+                await trio.sleep(0.01)
+            assert store.snapshot.index == 1 and not done.is_set()
+            await done.wait()
+        assert len(failed) == 3 and not store.disk_full and store.snapshot.index == 5
+
+    await _with_writer(RaftStore.recover(tmp_path), body)
+    assert RaftStore.recover(tmp_path).snapshot.index == 5

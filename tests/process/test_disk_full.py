@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.process.harness import NodeProcess, wait_for
+from tests.process.harness import NodeProcess, status, wait_for
+from trionode import limits
+from trionode.io import wal_files
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -112,3 +114,41 @@ def test_a_node_restarted_on_the_still_full_disk_serves_reads_and_refuses_writes
         wait_for(lambda: _writes_work(r), "writes to resume once space is free")
         assert node.proc.poll() is None and r.get("after") == b"1"
         assert "writes resume" in node.log() and "Traceback" not in node.log()
+
+
+def test_a_node_restarted_with_no_room_for_its_raft_wal_serves_and_says_why_raft_waits(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    # Issue 12 §3.5: with no room to preallocate the Raft WAL at start, the node hung before serving
+    # anything: PING, GET and CLUSTER INFO waited for the Raft fsync of its first campaign.
+    with _node_on_a_full_disk(small_disk, tmp_path) as (node, r, filler):
+        node.kill9()
+        filler.unlink()
+        for prefix in ("data", "raft"):  # cut the preallocated tails as the restart would, then fill the disk
+            wal_files.load(str(node.data_dir), prefix, repair=True)
+        _fill(filler)
+        _fill(small_disk / "filler-last-pages")
+        node.start()
+        r = node.client(timeout_s=5)
+        assert r.ping()
+        with pytest.raises(redis.ResponseError, match=r"CLUSTERDOWN|MISCONF"):
+            r.set("during", "1")
+        assert "raft WAL: the disk is full" in node.log() and "takes no part in Raft" in node.log()
+        assert "disk is full" in " ".join(status(node)["problems"])
+        filler.unlink()
+        wait_for(lambda: _writes_work(r), "writes to resume once space is free")
+        assert r.get("before") == b"1" and node.proc.poll() is None
+        assert "raft WAL: disk space is available again" in node.log()
+
+
+def test_a_raft_compaction_on_a_full_disk_is_skipped_not_fatal(small_disk: Path, tmp_path: Path) -> None:
+    # Issue 12 §3.5: raft.snap finding no space stopped the node (exit 3), and again at every restart.
+    with _node_on_a_full_disk(small_disk, tmp_path) as (node, r, _filler):
+        pipe = r.pipeline(transaction=False)
+        for i in range(limits.raft_compact_entries_min + 50):  # each one a committed Raft entry
+            pipe.execute_command("ACL", "SETUSER", f"u{i % 5}", "on", f">pw{i}")
+        assert all(reply == b"OK" for reply in pipe.execute())
+        assert "raft compaction: no space for raft.snap" in node.log()
+        assert r.get("before") == b"1" and node.proc.poll() is None
+        assert node.terminate() == 0
+        assert "CRITICAL" not in node.log()

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from trionode.core.cluster.state import is_id
+from trionode.core.shown import shown
 
 text_chars_max = 4096  # error strings and other free text in an envelope
 
@@ -104,8 +105,8 @@ def check(payload: Any) -> dict[str, Any]:
     kind = payload.get("k")
     schema = SCHEMAS.get(kind) if isinstance(kind, str) else None
     if schema is None:
-        raise BusMessageError(f"unknown bus message kind {kind!r:.40}")
-    extra = [repr(name)[:40] for name in payload if name != "k" and name not in schema]
+        raise BusMessageError(f"unknown bus message kind {shown(kind, 40)}")
+    extra = [shown(name, 40) for name in payload if name != "k" and name not in schema]
     if extra:
         raise BusMessageError(f"{kind}: unexpected fields {extra[:4]}")
     for name, (valid, required) in schema.items():
@@ -113,7 +114,7 @@ def check(payload: Any) -> dict[str, Any]:
             if required:
                 raise BusMessageError(f"{kind}: missing field {name!r}")
         elif not valid(payload[name]):
-            raise BusMessageError(f"{kind}: field {name!r} is malformed: {payload[name]!r:.60}")
+            raise BusMessageError(f"{kind}: field {name!r} is malformed: {shown(payload[name], 60)}")
     if kind == "fwd" and ("cmd" in payload) == ("conf" in payload):
         raise BusMessageError("fwd: exactly one of 'cmd' and 'conf'")
     return payload

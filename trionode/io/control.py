@@ -88,6 +88,7 @@ class ControlPlane:
         self.role = "none"
         self._stopping = False
         self._stopped = trio.Event()
+        self._malformed = logs.Sampled(log)
         self._sync_peers()
 
     def _make_rawnode(self) -> RawNode:
@@ -139,7 +140,10 @@ class ControlPlane:
             await nursery.start(self.store.wal.run)
             await nursery.start(self.bus.run, listeners)
             nursery.start_soon(self._ticker)
-            await self._step_and_handle()  # apply what the log already holds before serving
+            # Apply what the log already holds before serving (and a sole voter leads, so its first
+            # lease comes before its first client). Opened on a full disk, nothing is stepped: a vote
+            # would wait for the Raft WAL, and the node serves meanwhile while the loop below waits.
+            await self._step_and_handle(step=not self.store.wal.disk_full)
             task_status.started()
             while not self._stopping:
                 await self._wake.wait()
@@ -153,11 +157,19 @@ class ControlPlane:
             await trio.sleep_forever()
 
     async def shut_down(self) -> None:
-        """A clean stop (DESIGN §4, §3): hand leadership over, then compact the Raft log."""
+        """A clean stop (DESIGN §4, §3): hand leadership over, then compact the Raft log.
+
+        A loop that waits for space in a full Raft WAL is left waiting: it has sent nothing
+        its disk does not hold, and the node's nursery cancels it.
+        """
         await self.hand_over_leadership()
         self._stopping = True
         self._wake.set()
-        await self._stopped.wait()
+        while not self._stopped.is_set() and not self.store.disk_full:
+            with trio.move_on_after(limits.wal_disk_full_retry_ms / 1000):
+                await self._stopped.wait()
+        if not self._stopped.is_set():
+            log.warning("raft: the disk is full; stopping without compacting the Raft log")
 
     async def hand_over_leadership(self) -> bool:
         """Transfer leadership to the most caught-up other voter; True once this node does not lead.
@@ -180,18 +192,15 @@ class ControlPlane:
                 await trio.sleep(limits.raft_tick_ms / 1000)
         return not node.is_leader
 
-    async def _step_and_handle(self) -> None:
+    async def _step_and_handle(self, step: bool = True) -> None:
+        """Feed the core its ticks and messages (unless not ``step``), then handle its Readies."""
         node = self.rawnode
         if node is None:
-            await self._maybe_adopt()
+            if step:
+                await self._maybe_adopt()
             return
-        ticks, self._ticks = self._ticks, 0
-        for _ in range(ticks):
-            node.tick()
-        if self._is_sole_voter() and node.role not in ("leader", "candidate"):
-            node.campaign()  # a one-voter group has nobody to wait for
-        while self._inbox:
-            self._step_one(self._inbox.popleft())
+        if step:
+            self._step_inputs(node)
         while node.has_ready():
             await self._handle_ready(node.ready())
         if node.is_leader:
@@ -200,11 +209,20 @@ class ControlPlane:
                 await self._handle_ready(node.ready())
         await self._maybe_compact()
 
+    def _step_inputs(self, node: RawNode) -> None:
+        ticks, self._ticks = self._ticks, 0
+        for _ in range(ticks):
+            node.tick()
+        if self._is_sole_voter() and node.role not in ("leader", "candidate"):
+            node.campaign()  # a one-voter group has nobody to wait for
+        while self._inbox:
+            self._step_one(self._inbox.popleft())
+
     def _step_one(self, payload: dict) -> None:
         try:
             msg = from_wire(payload.get("m"))
         except WireError as e:
-            log.warning("dropping a malformed Raft message: %s", e)
+            self._malformed.warning("dropping a malformed Raft message: %s", e)
             return
         if msg.to == self.node_id:
             self.rawnode.step(msg)
@@ -297,7 +315,8 @@ class ControlPlane:
             return
         applied = node.status().applied
         snap = node.compact(applied, cluster_snapshot.to_snapshot(self.state))
-        await self.store.compact_to(snap)
+        # On a full disk raft.snap is skipped (the WAL still holds it all) and tried again after as many entries.
+        await self.store.compact_to(snap, wait=False)
         self._applied_since_compaction = 0
 
     # --- proposals ------------------------------------------------------------

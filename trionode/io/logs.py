@@ -33,6 +33,20 @@ def setup(level: str) -> None:
     root.setLevel(level.upper())
 
 
+class Sampled:
+    """A warning a peer can cause at will (a malformed message): logged the first time, then once
+    per ``every``, with the count, so that a peer sending nothing else cannot flood the log."""
+
+    def __init__(self, logger: logging.Logger, every: int = 1000) -> None:
+        assert every >= 1
+        self._logger, self._every, self.count = logger, every, 0
+
+    def warning(self, message: str, *args: object) -> None:
+        self.count += 1
+        if self.count % self._every == 1 or self._every == 1:
+            self._logger.warning(message + " (%d so far)", *args, self.count)
+
+
 def set_node(node_id: str) -> None:
     _context.node = node_id[:12]
 

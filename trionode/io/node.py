@@ -209,6 +209,9 @@ class NodeRuntime:
             problems.insert(0, "no Raft leader is known")
         if not control.state.bootstrapped:
             problems.insert(0, "this node is not part of a cluster")
+        for what, full in (("Raft log", control.store.disk_full), ("data WAL", self.store.wal.disk_full)):
+            if full:
+                problems.insert(0, f"this node's disk is full: its {what} waits for space")
         report.update(
             cluster_id=control.store.cluster_id or None,
             node_id=self.node_id,

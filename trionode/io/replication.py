@@ -69,6 +69,7 @@ from trionode.core.replication.replica_driver import (
     Truncate,
 )
 from trionode.io.history_file import load_fence, load_history, save_fence, save_history
+from trionode.io.logs import Sampled
 
 log = logging.getLogger("trionode.repl")
 
@@ -295,6 +296,7 @@ class Replication:
         # Sends a fencing round's answer (io/failover.py sets it): called with the shard and the answer.
         self.on_fence_answer: Callable[[str, AnswerFence], None] = lambda shard_id, answer: None
         self._serving = False
+        self._malformed = Sampled(log)
         # A configuration applied while the store is cut or replaced waits here for the end of it (see changing_store).
         self._changing_store = False
         self._pending_config: ClusterState | None = None
@@ -510,7 +512,7 @@ class Replication:
         try:
             msg = from_wire(payload.get("m"))
         except ReplWireError as e:
-            log.warning("dropping a malformed replication message from %s: %s", peer[:12], e)
+            self._malformed.warning("dropping a malformed replication message from %s: %s", peer[:12], e)
             return
         if isinstance(msg, (SyncRequest, Ack)) and msg.replica_id != peer:
             log.warning("dropping a replication message from %s that speaks for %s", peer[:12], msg.replica_id[:12])

@@ -191,15 +191,17 @@ class WalWriter:
         pending_bytes_max: int = limits.wal_pending_bytes_max,
         segment_bytes_max: int = limits.wal_segment_bytes_max,
         record_bytes_max: int = limits.wal_record_bytes_max,
+        while_full: str = "writes are refused until space is freed",
     ) -> None:
         """Open the WAL for appending at ``next_seq`` (from ``wal_files.load(repair=True)``).
 
+        ``while_full`` tells the operator, in the log, what the node does while the disk is full.
         Blocking file I/O: call it at startup, before the node's tasks run.
         """
         assert batch_records_max >= 1 and 0 < batch_bytes_max <= pending_bytes_max
         assert next_seq >= 0 and segment_bytes_max > 0
         self._directory = directory
-        self._prefix = prefix
+        self.prefix = prefix
         self._batch_records_max = batch_records_max
         self._batch_bytes_max = batch_bytes_max
         self._pending_bytes_max = pending_bytes_max
@@ -236,6 +238,7 @@ class WalWriter:
         # Full disk: set while a batch waits for space; the node refuses writes meanwhile.
         self.disk_full = False
         self.on_disk_full: Callable[[bool], None] = lambda full: None
+        self._while_full = while_full
         self._segments, self._fd, self._allocated = self._open_for_append(next_seq)
         self._segment_bytes = 0  # Invariant: the write offset in the current segment, <= _allocated
         self._stats = dict.fromkeys(("batches", "records", "bytes", "batch_records_largest", "fsyncs"), 0)
@@ -246,7 +249,7 @@ class WalWriter:
 
         Returns (segments, fd, allocated bytes).
         """
-        segments = wal_files.list_segments(self._directory, self._prefix)
+        segments = wal_files.list_segments(self._directory, self.prefix)
         if segments and segments[-1].first_seq > next_seq:
             raise ValueError(f"{segments[-1].name} starts after next_seq {next_seq}")
         if segments and segments[-1].first_seq == next_seq:
@@ -257,18 +260,28 @@ class WalWriter:
                     f"holds bytes but no records before seq {next_seq}; load with repair",
                 )
             fd = os.open(segments[-1].path, os.O_WRONLY)
-            return segments, fd, os.fstat(fd).st_size
+            return segments, fd, self._reserve_at_start(fd, os.fstat(fd).st_size)
         try:
-            fd, allocated = create_segment(self._directory, self._prefix, next_seq)
+            fd, allocated = create_segment(self._directory, self.prefix, next_seq)
         except DiskFull as full:
             # Not fatal at startup either (a node restarted before space was freed would crash-loop):
             # start on an empty segment, a name without blocks, and let run() wait for the space.
-            fd, allocated = create_segment(self._directory, self._prefix, next_seq, allocate=False)
+            fd, allocated = create_segment(self._directory, self.prefix, next_seq, allocate=False)
             self._set_disk_full(True, str(full))
         return [*segments, wal_files.Segment(next_seq, self._segment_path(next_seq))], fd, allocated
 
+    def _reserve_at_start(self, fd: int, allocated: int) -> int:
+        """Preallocate a reused empty segment now, so that ``disk_full`` says at start whether a record fits."""
+        if allocated:
+            return allocated
+        try:
+            return preallocate(fd, 0, 0)
+        except DiskFull as full:
+            self._set_disk_full(True, str(full))
+            return 0
+
     def _segment_path(self, first_seq: int) -> str:
-        return os.path.join(self._directory, wal_files.segment_name(self._prefix, first_seq))
+        return os.path.join(self._directory, wal_files.segment_name(self.prefix, first_seq))
 
     # --- appenders ---------------------------------------------------------------
 
@@ -471,6 +484,8 @@ class WalWriter:
                 fsync_seconds = await trio.to_thread.run_sync(self._write_batch, batch, self._fd, self._segment_bytes)
                 break
             except DiskFull as full:
+                if self._closing and not batch.records:
+                    return  # stopping: a segment that would stay empty is not needed
                 if self._closing:  # stopping: what is still unwritten is not durable, and its waiters are told so
                     raise StorageFailed(f"cannot write WAL segment {self._segments[-1].path}: {full}") from full
                 self._set_disk_full(True, str(full))
@@ -501,7 +516,7 @@ class WalWriter:
 
     def _start_segment(self, seq: int, needed: int) -> tuple[int, int]:
         """Worker thread: create the next segment, then close the old one (its last batch is fsynced)."""
-        fd, allocated = create_segment(self._directory, self._prefix, seq, needed)
+        fd, allocated = create_segment(self._directory, self.prefix, seq, needed)
         close_segment(self._fd, self._segment_bytes)
         return fd, allocated
 
@@ -522,10 +537,10 @@ class WalWriter:
             return
         self.disk_full = full
         if full:
-            log.error("%s WAL: the disk is full (%s); writes are refused until space is freed, "
-                      "retrying every %d ms", self._prefix, why, limits.wal_disk_full_retry_ms)
+            log.error("%s WAL: the disk is full (%s); %s, retrying every %d ms",
+                      self.prefix, why, self._while_full, limits.wal_disk_full_retry_ms)
         else:
-            log.warning("%s WAL: disk space is available again; writes resume", self._prefix)
+            log.warning("%s WAL: disk space is available again; writes resume", self.prefix)
         self.on_disk_full(full)
 
     def _record_batch(self, batch: _Batch, fsync_seconds: float) -> None:

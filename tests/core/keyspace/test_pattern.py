@@ -127,3 +127,31 @@ def test_a_pathological_pattern_is_matched_in_linear_time():
     assert not glob_match(b"*a" * 200 + b"*b", b"a" * 20_000)
     assert glob_match(b"*a" * 200 + b"*", b"a" * 20_000)
     assert time.perf_counter() - started < 1.0
+
+
+def _compiled_sources(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    from trionode.core.keyspace import pattern
+
+    sources: list[bytes] = []
+    compile_real = pattern.re.compile
+    monkeypatch.setattr(pattern.re, "compile", lambda text, *a: sources.append(text) or compile_real(text, *a))
+    return sources
+
+
+def test_a_long_pattern_against_shorter_keys_compiles_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 12 §3.2: KEYS and SCAN MATCH compiled a 200 KB pattern first (seconds, every other client frozen),
+    # though it can match no key shorter than the bytes it fixes.
+    sources = _compiled_sources(monkeypatch)
+    long = bytes(b"abcdefgh"[i * 7 % 8] for i in range(200_000))
+    assert not any(glob_match(long, b"key:%d" % i) for i in range(100))
+    assert not glob_match(b"*" + long + b"*", b"a" * 1000)
+    assert sources == []
+
+
+def test_a_run_of_one_token_compiles_to_one_bounded_repeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    sources = _compiled_sources(monkeypatch)
+    n = 100_000
+    assert glob_match(b"?" * n, b"x" * n) and not glob_match(b"?" * n, b"x" * (n + 1))
+    assert glob_match(b"[ab]" * n + b"*", b"ab" * n) and glob_match(b"\\*" * 3, b"***")
+    assert not glob_match(b"a" * n + b"*b", b"a" * n + b"c") and glob_match(b"a" * n + b"*b", b"a" * (n + 3) + b"b")
+    assert max(map(len, sources)) < 64

@@ -72,6 +72,7 @@ from trionode.core.cluster.state import (
     slots_of,
 )
 from trionode.core.errors import CommandError
+from trionode.core.shown import shown
 
 reason_chars_max = 240  # a recorded reason is cut here, so the rejection log stays bounded
 epoch_max_value = 2**63 - 1
@@ -99,18 +100,18 @@ def _require(condition: bool, code: str, detail: str) -> None:
 
 def _int_in(value: Any, low: int, high: int, name: str) -> int:
     ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-    _require(ok, "bad_command", f"{name} must be an integer in {low}..{high}, not {value!r:.40}")
+    _require(ok, "bad_command", f"{name} must be an integer in {low}..{high}, not {shown(value, 40)}")
     return value
 
 
 def _parse_id(value: Any, name: str) -> str:
-    _require(is_id(value), "bad_command", f"{name} must be 40 lower-case hex characters, not {value!r:.60}")
+    _require(is_id(value), "bad_command", f"{name} must be 40 lower-case hex characters, not {shown(value, 60)}")
     return value
 
 
 def _parse_host(value: Any, name: str) -> str:
     ok = isinstance(value, str) and 0 < len(value) <= host_bytes_max and value.isprintable()
-    _require(ok and not any(c.isspace() for c in value), "bad_command", f"{name} is not a host: {value!r:.60}")
+    _require(ok and not any(c.isspace() for c in value), "bad_command", f"{name} is not a host: {shown(value, 60)}")
     return value
 
 
@@ -119,14 +120,14 @@ def _parse_ranges(value: Any, name: str) -> tuple[SlotRange, ...]:
     ok = isinstance(value, (list, tuple)) and 0 < len(value) <= limits.slots_count
     _require(ok, "bad_command", f"{name} must be a non-empty list of at most {limits.slots_count} ranges")
     for pair in value:
-        _require(isinstance(pair, (list, tuple)) and len(pair) == 2, "bad_command", f"{name}: {pair!r:.40}")
+        _require(isinstance(pair, (list, tuple)) and len(pair) == 2, "bad_command", f"{name}: {shown(pair, 40)}")
         start, end = (_int_in(v, 0, top, f"{name} bound") for v in pair)
         _require(start <= end, "bad_command", f"{name}: range {start}-{end} ends before it starts")
     return normalize_ranges(value)
 
 
 def _parse_user(value: Any, name: str) -> str:
-    _require(acl.valid_user_name(value), "bad_command", f"{name} is not a user name: {value!r:.60}")
+    _require(acl.valid_user_name(value), "bad_command", f"{name} is not a user name: {shown(value, 60)}")
     return value
 
 
@@ -485,10 +486,10 @@ COMMAND_FIELDS: dict[str, tuple[str, ...]] = {name: op.fields for name, op in OP
 def _parse(state: ClusterState, command: Any) -> tuple[_Op, dict[str, Any]]:
     _require(isinstance(command, dict), "bad_command", f"a command is a dict, not {type(command).__name__}")
     op = OPS.get(command.get("op")) if isinstance(command.get("op"), str) else None
-    _require(op is not None, "bad_command", f"unknown op {command.get('op')!r:.40}")
+    _require(op is not None, "bad_command", f"unknown op {shown(command.get('op'), 40)}")
     assert op is not None
     missing = [name for name in op.fields if name not in command]
-    extra = [repr(name) for name in command if name != "op" and name not in op.fields]
+    extra = [shown(name) for name in command if name != "op" and name not in op.fields]
     _require(not missing and not extra, "bad_command", f"missing fields {missing}, unexpected {extra}"[:200])
     _require(state.bootstrapped or op.handler is _bootstrap, "not_bootstrapped", "bootstrap the cluster first")
     return op, {name: FIELD_PARSERS[name](command[name], name) for name in op.fields}

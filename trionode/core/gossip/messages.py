@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from trionode.core.cluster.state import is_id, nodes_max
+from trionode.core.shown import shown
 
 # fmt: off
 suspects_max = nodes_max       # a node suspects only members, and there are at most this many
@@ -109,12 +110,12 @@ def from_wire(raw: Any) -> Ping | Pong:
     if not isinstance(raw, dict):
         raise GossipWireError(f"a gossip message is a map, not {type(raw).__name__}")
     missing = [k for k in _REQUIRED if k not in raw]
-    extra = sorted(repr(k) for k in raw if k not in _REQUIRED and k not in _OPTIONAL)
+    extra = sorted(shown(k) for k in raw if k not in _REQUIRED and k not in _OPTIONAL)
     if missing or extra:
         raise GossipWireError(f"gossip message: missing fields {missing}, unexpected {extra[:4]}")
     kind = _KINDS.get(raw["type"]) if isinstance(raw["type"], str) else None
     if kind is None:
-        raise GossipWireError(f"unknown gossip message type {raw['type']!r:.40}")
+        raise GossipWireError(f"unknown gossip message type {shown(raw['type'], 40)}")
     sender = _id(raw["sender"], "sender")
     suspects = _suspects(raw["suspects"], sender)
     info = _info(raw["info"]) if "info" in raw else None
@@ -132,13 +133,13 @@ def valid_info(info: Any) -> bool:
 
 def _id(value: Any, name: str) -> str:
     if not is_id(value):
-        raise GossipWireError(f"{name} must be 40 lower-case hex characters, not {value!r:.60}")
+        raise GossipWireError(f"{name} must be 40 lower-case hex characters, not {shown(value, 60)}")
     return value
 
 
 def _counter(value: Any, name: str) -> int:
     if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= counter_max):
-        raise GossipWireError(f"{name} must be an integer in [0, 2**63), not {value!r:.40}")
+        raise GossipWireError(f"{name} must be an integer in [0, 2**63), not {shown(value, 40)}")
     return value
 
 
@@ -156,7 +157,7 @@ def _info(value: Any) -> Info:
         raise GossipWireError(f"info must be a map of at most {info_keys_max} entries")
     for k, v in value.items():
         if not (isinstance(k, str) and 0 < len(k) <= info_key_chars_max):
-            raise GossipWireError(f"an info key is a string of 1..{info_key_chars_max} characters, not {k!r:.40}")
+            raise GossipWireError(f"an info key is a string of 1..{info_key_chars_max} characters, not {shown(k, 40)}")
         if isinstance(v, int) and not isinstance(v, bool):
             ok = -(2**63) <= v < 2**64
         elif isinstance(v, str):
@@ -164,7 +165,7 @@ def _info(value: Any) -> Info:
         else:
             ok = v is None or isinstance(v, bool)
         if not ok:
-            raise GossipWireError(f"info[{k!r}] must be a 64-bit int, a short string, a bool or nil")
+            raise GossipWireError(f"info[{shown(k)}] must be a 64-bit int, a short string, a bool or nil")
     _fence(value)
     return dict(value)
 

@@ -24,14 +24,22 @@ the rest. The work per call is at most (key length) x (pattern length) byte
 comparisons; a regex translation with ``.*`` for every star took 28 s on
 ``*a*a*a*a*a*a*b`` against a key of 100 ``a``s.
 
+Compiling is what a long pattern costs (``re`` parses its pattern in Python,
+microseconds per byte: a 200 KB pattern froze the node for seconds). So a
+run of one repeated token compiles as one bounded repeat (``?`` a thousand
+times is ``.{1000}``), and a pattern is compiled only once a subject is as
+long as the bytes it must match: shorter subjects are refused by length
+alone, whatever the pattern holds.
+
 One quirk sits outside the segments: ``stringmatchlen`` stops when the subject
 is empty, so the empty key matches only the empty pattern (KEYS and SCAN
-special-case a lone ``*`` before matching). Compiled patterns live in a small
-bounded cache.
+special-case a lone ``*`` before matching). Patterns, tokenized and compiled
+as needed, live in a small bounded cache.
 """
 
+import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _CACHE_ENTRIES_MAX = 256
 
@@ -42,9 +50,11 @@ class _Segment:
     length: int               # bytes it matches
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Glob:
-    segments: tuple[_Segment, ...]  # the pattern cut at its stars; one segment if it has none
+    tokens: list[list[bytes]]  # the pattern cut at its stars; one segment if it has none
+    length: int                # bytes a subject needs at least: every token matches one
+    segments: tuple[_Segment, ...] = field(default=())  # compiled on first use by a long enough subject
 
 
 _cache: dict[bytes, _Glob] = {}
@@ -58,8 +68,19 @@ def glob_match(pattern: bytes, subject: bytes) -> bool:
     if glob is None:
         if len(_cache) >= _CACHE_ENTRIES_MAX:
             _cache.clear()  # crude but bounded; patterns repeat in practice
-        glob = _cache[pattern] = _compile(pattern)
-    head, *rest = glob.segments
+        tokens = tokenize(pattern)
+        if len(tokens) > 2:  # adjacent stars leave empty segments between them; as one star they match the same
+            tokens = [tokens[0], *filter(None, tokens[1:-1]), tokens[-1]]
+        glob = _cache[pattern] = _Glob(tokens, sum(map(len, tokens)))
+    if glob.length > len(subject):
+        return False
+    if not glob.segments:
+        glob.segments = tuple(_Segment(_compile(tokens), len(tokens)) for tokens in glob.tokens)
+    return _match(glob.segments, subject)
+
+
+def _match(segments: tuple[_Segment, ...], subject: bytes) -> bool:
+    head, *rest = segments
     if not rest:
         return head.length == len(subject) and head.regex.match(subject) is not None
     *middle, tail = rest
@@ -67,8 +88,6 @@ def glob_match(pattern: bytes, subject: bytes) -> bool:
     if position > end or head.regex.match(subject) is None:
         return False
     for segment in middle:
-        if not segment.length:
-            continue  # between two adjacent stars
         found = segment.regex.search(subject, position, end)
         if found is None:
             return False
@@ -76,10 +95,10 @@ def glob_match(pattern: bytes, subject: bytes) -> bool:
     return tail.regex.match(subject, end) is not None
 
 
-def _compile(pattern: bytes) -> _Glob:
-    return _Glob(tuple(
-        _Segment(re.compile(b"".join(tokens), re.DOTALL), len(tokens)) for tokens in tokenize(pattern)
-    ))
+def _compile(tokens: list[bytes]) -> re.Pattern[bytes]:
+    """One segment's regex; a run of one repeated token is a single repeat, whatever its length."""
+    runs = ((token, sum(1 for _ in run)) for token, run in itertools.groupby(tokens))
+    return re.compile(b"".join(token if n == 1 else b"(?:%s){%d}" % (token, n) for token, n in runs), re.DOTALL)
 
 
 def _byte(c: int) -> bytes:

@@ -41,6 +41,8 @@ the same offset; the answers of :meth:`EpochHistory.epoch_at` and
 from bisect import bisect_right
 from typing import Any
 
+from trionode.core.shown import shown
+
 history_entries_max = 10_000  # failovers remembered per shard; beyond it promotion is refused (HistoryFull)
 
 
@@ -138,7 +140,7 @@ class EpochHistory:
         history = cls()
         for pair in raw:
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(_is_count(v) for v in pair)):
-                raise HistoryError(f"an epoch history entry is [epoch, start_offset], not {pair!r:.60}")
+                raise HistoryError(f"an epoch history entry is [epoch, start_offset], not {shown(pair, 60)}")
             epoch, start = pair
             if epoch < 1 or start < 1 or epoch <= history.last_epoch() or start <= history.last_start():
                 raise HistoryError(f"epoch history entry {[epoch, start]} does not follow {history.to_list()[-1:]}")

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from trionode import limits
 from trionode.core.cluster.state import is_id
 from trionode.core.replication.history import EpochHistory, HistoryError
+from trionode.core.shown import shown
 
 records_per_msg_max = limits.repl_records_per_msg_max
 snapshot_items_per_chunk_max = limits.repl_snapshot_chunk_keys_max
@@ -148,11 +149,11 @@ def to_wire(msg: ReplMessage) -> dict[str, Any]:
         case Ack():
             return {"type": "repl_ack", "shard_id": msg.shard_id, "replica_id": msg.replica_id,
                     "epoch": msg.epoch, "durable_offset": msg.durable_offset, "sync_id": msg.sync_id}  # fmt: skip
-    raise AssertionError(f"not a replication message: {msg!r:.80}")
+    raise AssertionError(f"not a replication message: {shown(msg, 80)}")
 
 
 def _fields(raw: dict[str, Any], names: tuple[str, ...]) -> list[Any]:
-    extra = sorted(repr(k) for k in raw if k != "type" and k not in names)
+    extra = sorted(shown(k) for k in raw if k != "type" and k not in names)
     missing = [n for n in names if n not in raw]
     if extra or missing:
         raise ReplWireError(f"{raw['type']}: missing fields {missing}, unexpected {extra[:4]}")
@@ -161,13 +162,13 @@ def _fields(raw: dict[str, Any], names: tuple[str, ...]) -> list[Any]:
 
 def _id(value: Any, name: str) -> str:
     if not is_id(value):
-        raise ReplWireError(f"{name} must be 40 lower-case hex characters, not {value!r:.60}")
+        raise ReplWireError(f"{name} must be 40 lower-case hex characters, not {shown(value, 60)}")
     return value
 
 
 def _count(value: Any, name: str, low: int = 0) -> int:
     if not (isinstance(value, int) and not isinstance(value, bool) and low <= value < 2**63):
-        raise ReplWireError(f"{name} must be an integer >= {low}, not {value!r:.40}")
+        raise ReplWireError(f"{name} must be an integer >= {low}, not {shown(value, 40)}")
     return value
 
 
@@ -184,7 +185,7 @@ def _effects(value: Any) -> list[list[bytes]]:
     for effect in value:
         ok = isinstance(effect, list) and 0 < len(effect) <= effect_args_max
         if not ok or not all(isinstance(arg, bytes) for arg in effect):
-            raise ReplWireError(f"an effect is a non-empty list of byte strings, not {effect!r:.60}")
+            raise ReplWireError(f"an effect is a non-empty list of byte strings, not {shown(effect, 60)}")
     return value
 
 
@@ -196,7 +197,7 @@ def _sync_request(raw: dict[str, Any]) -> SyncRequest:
         raw, ("shard_id", "replica_id", "epoch_seen", "history", "log_end", "sync_id", "loading")
     )
     if not isinstance(loading, bool):
-        raise ReplWireError(f"loading must be a boolean, not {loading!r:.20}")
+        raise ReplWireError(f"loading must be a boolean, not {shown(loading, 20)}")
     msg = SyncRequest(_id(shard, "shard_id"), _id(replica, "replica_id"), _count(epoch, "epoch_seen"),
                       _history(history), _count(log_end, "log_end"), _count(sync_id, "sync_id"), loading)  # fmt: skip
     if msg.history.last_start() > msg.log_end + 1:
@@ -209,7 +210,7 @@ def _sync_reply(raw: dict[str, Any]) -> SyncReply:
         raw, ("shard_id", "epoch", "mode", "keep_offset", "history", "log_end", "sync_id")
     )
     if mode not in ("partial", "full"):
-        raise ReplWireError(f"mode must be 'partial' or 'full', not {mode!r:.20}")
+        raise ReplWireError(f"mode must be 'partial' or 'full', not {shown(mode, 20)}")
     msg = SyncReply(_id(shard, "shard_id"), _count(epoch, "epoch", 1), mode, _count(keep, "keep_offset"),
                     _history(history), _count(log_end, "log_end"), _count(sync_id, "sync_id"))  # fmt: skip
     if msg.keep_offset > msg.log_end or (mode == "full" and msg.keep_offset != 0):
@@ -267,5 +268,5 @@ MESSAGE_TYPES = frozenset(_DECODERS)
 
 def from_wire(raw: Any) -> ReplMessage:
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str) or raw["type"] not in _DECODERS:
-        raise ReplWireError(f"not a replication message: {raw!r:.80}")
+        raise ReplWireError(f"not a replication message: {shown(raw, 80)}")
     return _DECODERS[raw["type"]](raw)
