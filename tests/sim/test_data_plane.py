@@ -27,8 +27,8 @@ from trionode.sim.trace import DataCoverage
 # CPU-bound seed searches: the bound catches a hang; a loaded machine is several times slower.
 pytestmark = pytest.mark.timeout(480)
 
-# Every counter is reached by three seeds or more from seed 4 on; ten keep a margin as draws move.
-# Longer runs: python -m trionode sim --data-plane --seeds 1..200
+# Every counter is reached by three seeds or more from 1..4 on (the rarest, isr_refused, by 2, 3 and 4);
+# ten seeds keep a margin as draws move. Longer runs outside CI: see the README's Test section.
 CI_SEEDS = range(1, 11)
 CI_STEPS = 1000
 WORKERS = 2

@@ -29,7 +29,7 @@ from trionode.sim.runner import SimConfig, SimResult, Simulation, report, run
 pytestmark = pytest.mark.timeout(480)
 
 # The shortest range in which each required counter is reached by three seeds or more (the rarest,
-# changes_with_failover, by 8, 14 and 17). Longer runs: python -m trionode sim --data-plane --failover --seeds 1..200
+# changes_with_failover, by 8, 14 and 17). Longer runs outside CI: see the README's Test section.
 CI_SEEDS = range(1, 21)
 CI_STEPS = 1000
 WORKERS = 2
