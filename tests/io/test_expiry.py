@@ -1,6 +1,5 @@
 """The node's active expiry logs deletes only as a primary whose lease holds (issue 10, leftovers)."""
 
-import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,13 +7,11 @@ import pytest
 import trio
 import trio.testing
 
+from tests.io.helpers import node_runtime
 from trionode import limits
-from trionode.config import Config
 from trionode.core import routing
-from trionode.io import data_store
-from trionode.io.control import ControlPlane, monotonic_ms
+from trionode.io.control import monotonic_ms
 from trionode.io.node import NodeRuntime
-from trionode.io.raft_store import RaftStore
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -26,21 +23,14 @@ KEYS = 20
 def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NodeRuntime]:
     """A node whose routing names it the primary of every slot, holding keys already past their deadline."""
     monkeypatch.setattr(NodeRuntime, "clock_ms", staticmethod(lambda: WALL_MS))
-    config = Config(data_dir=str(tmp_path))
-    datadir = data_store.open_datadir(config.data_dir)
-    try:
-        store = data_store.DataStore.recover(datadir.path, config)
-        control = ControlPlane(datadir.node_id, RaftStore.recover(datadir.path), ("127.0.0.1", 0), random.Random(1))
-        rt = NodeRuntime(config, "", datadir, store, control)
-        rt.node.routing = routing.serve_everything(datadir.node_id)
+    with node_runtime(tmp_path) as rt:
+        rt.node.routing = routing.serve_everything(rt.node_id)
         set_px = rt.node.lookup[b"set"]
         for i in range(KEYS):
             argv = [b"SET", b"k%d" % i, b"v", b"PXAT", str(WALL_MS - 1).encode()]
             rt.data.execute(set_px, argv, WALL_MS - 10, primary=True)
         rt.store.log_outbox()
         yield rt
-    finally:
-        datadir.close()
 
 
 async def run_expiry_cycles(rt: NodeRuntime, lease_left_ms: int) -> None:

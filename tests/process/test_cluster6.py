@@ -1,12 +1,11 @@
 """A 6-node cluster (3 primaries, 3 replicas) formed by the CLI and used through RedisCluster."""
 
-import json
 import time
 from pathlib import Path
 
 from redis.cluster import RedisCluster
 
-from tests.process.harness import run_cli
+from tests.process.harness import run_cli, status
 
 KEYS = 10_000
 
@@ -32,7 +31,7 @@ def test_six_nodes_serve_10k_keys_and_every_replica_joins_its_isr(node_factory, 
         rc.close()
     deadline = time.monotonic() + 30
     while True:
-        report = json.loads(run_cli("status", f"127.0.0.1:{nodes[3].port}", "--json").stdout)
+        report = status(nodes[3])
         if all(len(s["isr_ids"]) == 2 for s in report["shards"]) or time.monotonic() > deadline:
             break
         time.sleep(0.3)

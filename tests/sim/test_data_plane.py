@@ -27,7 +27,9 @@ from trionode.sim.trace import DataCoverage
 # CPU-bound seed searches: the bound catches a hang; a loaded machine is several times slower.
 pytestmark = pytest.mark.timeout(480)
 
-CI_SEEDS = range(1, 61)
+# Every counter is reached by three seeds or more from 1..4 on (the rarest, isr_refused, by 2, 3 and 4);
+# ten seeds keep a margin as draws move. Longer runs outside CI: see the README's Test section.
+CI_SEEDS = range(1, 11)
 CI_STEPS = 1000
 WORKERS = 2
 PLANTED_SEEDS = range(1, 17)
@@ -40,7 +42,7 @@ def _run_seed(seed: int) -> SimResult:
 def test_ci_seed_range_passes_with_data_plane_coverage() -> None:
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
-        results = list(pool.map(_run_seed, CI_SEEDS, chunksize=5))
+        results = list(pool.map(_run_seed, CI_SEEDS))
     failed = [line for r in results if not r.ok for line in report(r)]
     assert not failed, "\n".join(failed)
     total = DataCoverage()

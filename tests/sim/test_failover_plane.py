@@ -28,7 +28,9 @@ from trionode.sim.runner import SimConfig, SimResult, Simulation, report, run
 # CPU-bound seed searches: the bound catches a hang; a loaded machine is several times slower.
 pytestmark = pytest.mark.timeout(480)
 
-CI_SEEDS = range(1, 61)
+# The shortest range in which each required counter is reached by three seeds or more (the rarest,
+# changes_with_failover, by 8, 14 and 17). Longer runs outside CI: see the README's Test section.
+CI_SEEDS = range(1, 21)
 CI_STEPS = 1000
 WORKERS = 2
 
@@ -44,7 +46,7 @@ def _run_seed(seed: int) -> SimResult:
 def test_ci_seed_range_passes_with_failover_coverage() -> None:
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
-        results = list(pool.map(_run_seed, CI_SEEDS, chunksize=5))
+        results = list(pool.map(_run_seed, CI_SEEDS))
     failed = [line for r in results if not r.ok for line in report(r)]
     assert not failed, "\n".join(failed)
     total = FailoverCoverage()

@@ -1,0 +1,25 @@
+"""A node's runtime built over a fresh data directory, as the node builds it, without its tasks or listeners."""
+
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from trionode.config import Config
+from trionode.io import data_store
+from trionode.io.control import ControlPlane
+from trionode.io.node import NodeRuntime
+from trionode.io.raft_store import RaftStore
+
+
+@contextmanager
+def node_runtime(data_dir: Path) -> Iterator[NodeRuntime]:
+    """Patch ``NodeRuntime.clock_ms`` before entering when the test needs a wall clock: the constructor reads it."""
+    config = Config(data_dir=str(data_dir))
+    datadir = data_store.open_datadir(config.data_dir)
+    try:
+        store = data_store.DataStore.recover(datadir.path, config)
+        control = ControlPlane(datadir.node_id, RaftStore.recover(datadir.path), ("127.0.0.1", 0), random.Random(1))
+        yield NodeRuntime(config, "", datadir, store, control)
+    finally:
+        datadir.close()
