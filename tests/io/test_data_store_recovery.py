@@ -10,6 +10,7 @@ import trio.testing
 
 from trionode.config import Config
 from trionode.core.keyspace import KEYSPACE_COMMANDS
+from trionode.core.wal import recovery
 from trionode.core.wal.codec import WalCorruption
 from trionode.io import data_store, snapshot_file, wal_check, wal_files
 from trionode.io.data_store import DataStore
@@ -46,6 +47,22 @@ async def test_a_cut_in_place_leaves_the_raft_stores_unfinished_snapshot_alone(
         await store.truncate_after(2)
         assert store.data.applied_offset == 2
         assert raft_pending.read_bytes() == b"being written"
+
+
+async def test_a_cut_in_place_reloads_by_recoverys_plan_as_a_restart_does(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which records go over which snapshot is one rule: the reload after a cut once wrote its own."""
+    plans: list[recovery.Plan | recovery.CannotStart] = []
+    real = recovery.plan
+    monkeypatch.setattr(recovery, "plan", lambda *args: plans.append(real(*args)) or plans[-1])
+    async with _running_store(tmp_path) as store:
+        await _write(store, range(1, 7))
+        await store.compact()
+        await _write(store, range(7, 10))
+        await store.truncate_after(7)
+        assert plans[-1] == recovery.Plan(snapshot_offset=6, acked=6, replay_from=7, end=7, remove_wal=False)
+        assert [_get(store, b"k%d" % i) for i in (1, 6, 7, 8)] == [b"v1", b"v6", b"v7", None]
 
 
 async def _two_segments(tmp_path: Path) -> None:

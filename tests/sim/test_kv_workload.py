@@ -67,7 +67,8 @@ def test_a_replica_that_expires_keys_itself_is_caught(monkeypatch: pytest.Monkey
         return execute(self, spec, argv, now_ms, primary=True)
 
     monkeypatch.setattr(DataState, "execute", as_primary)
-    failures = _failures(1, 450)
+    # Only a READONLY read between a key's deadline and the primary's DEL shows it: about one seed in eight.
+    failures = _failures(1, 450, range(1, 121))
     assert failures and all(f.startswith("own write") and "b'DEL'" in f for f in failures), failures
 
 

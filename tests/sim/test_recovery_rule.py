@@ -3,7 +3,9 @@
 Each test plants one bug in the shipped rule, which both io/data_store.py's
 ``recover`` and the simulated disk's crash carry out, and searches the first
 seeds of ``--data-plane --failover`` for the failure it must cause (a few
-seeds, as any change to the simulation moves the ones that do).
+seeds, as any change to the simulation moves the ones that do). The plan's
+acknowledged offset is carried out too: a restarted node's store, and its
+replica driver, start from it, as the node's do.
 """
 
 import dataclasses
@@ -55,3 +57,11 @@ def test_a_rule_that_replays_the_records_a_snapshot_holds_again_is_caught(monkey
     _plant(monkeypatch, lambda plan, wal_first: dataclasses.replace(plan, replay_from=wal_first))
     failures = _failures((6, 10))
     assert len(failures) == 2 and all(f.startswith("S1 lost write") for f in failures), failures
+
+
+def test_a_rule_that_takes_the_replayed_records_as_acknowledged_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Records past the snapshot may never have reached the ISR: a restarted node that took them as
+    # acknowledged would answer reads of them (a replica's READONLY reads too) and a failover may cut them.
+    _plant(monkeypatch, lambda plan, wal_first: dataclasses.replace(plan, acked=plan.end))
+    failures = _failures((1, 2))
+    assert len(failures) == 2 and all(f.startswith("S7 acknowledged offset") for f in failures), failures

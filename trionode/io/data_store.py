@@ -129,28 +129,14 @@ class DataStore:
             snapshot_file.discard_pending(str(snapshot_path))
             wal_files.fsync_dir(str(directory))
             log.warning("recovery: %s removed: a compaction's snapshot that was never installed", pending_path.name)
-        data, snapshot_offset, snapshot_acked = _load_snapshot(directory)
-        result = wal_files.load(str(directory), WAL_PREFIX, repair=True, empty_next_seq=snapshot_offset + 1)
+        data, plan, result = _rebuild(directory, repair=True)
         for line in result.report:
             log.info("recovery: %s", line)
-        plan = recovery.plan(snapshot_offset, snapshot_acked, result.first_seq, result.next_seq)
-        if isinstance(plan, recovery.CannotStart):
-            raise WalCorruption(wal_files.segment_name(WAL_PREFIX, plan.wal_first), 0, plan.reason)
-        replayed = 0
-        for seq, effect in result.records:
-            if plan.replays(seq):
-                # Not acknowledged yet: after a crash, what the WAL holds past the snapshot may
-                # never have reached the ISR. Reads of it wait until the ISR confirms it (S7).
-                data.replay(seq, effect)
-                replayed += 1
-        if plan.remove_wal:
-            _remove_segments(directory, result.segments, f"wholly covered by {SNAPSHOT_NAME}")
-        assert data.applied_offset == plan.end, (data.applied_offset, plan)
         wal = WalWriter(str(directory), WAL_PREFIX, plan.end + 1, **_writer_bounds(config))
-        summary = f"snapshot at offset {snapshot_offset}, {replayed} WAL records replayed"
+        summary = f"snapshot at offset {plan.snapshot_offset}, {plan.end - plan.snapshot_offset} WAL records replayed"
         if result.torn is not None:
             summary += f", torn tail cut at byte {result.torn.offset}"
-        store = cls(directory, data, wal, snapshot_offset, summary)
+        store = cls(directory, data, wal, plan.snapshot_offset, summary)
         store.acked_offset = plan.acked
         store._writer_bounds = _writer_bounds(config)
         return store
@@ -214,16 +200,11 @@ class DataStore:
             self._restart_writer(data)
 
     def _cut_and_reload(self, keep: int) -> DataState:
-        """Cut the WAL after ``keep`` and rebuild the keyspace from the snapshot and what is left, as recovery does."""
+        """Cut the WAL after ``keep`` and rebuild the keyspace from the snapshot and what is left, as a restart does."""
         for line in wal_files.cut_after(str(self.directory), WAL_PREFIX, keep):
             log.info("truncation: %s", line)
-        data, snapshot_offset, _ = _load_snapshot(self.directory)
-        assert snapshot_offset == self.snapshot_offset, (snapshot_offset, self.snapshot_offset)
-        result = wal_files.load(str(self.directory), WAL_PREFIX, repair=False, empty_next_seq=snapshot_offset + 1)
-        for seq, effect in result.records:
-            if seq > snapshot_offset:
-                data.replay(seq, effect)
-        assert data.applied_offset == keep, (data.applied_offset, keep)
+        data, plan, _ = _rebuild(self.directory, repair=False)
+        assert plan.snapshot_offset == self.snapshot_offset and plan.end == keep, (plan, self.snapshot_offset, keep)
         return data
 
     async def _replace(self, data: DataState, chunks: list[list]) -> None:
@@ -458,6 +439,29 @@ def _writer_bounds(config: Config) -> dict[str, int]:
         "pending_bytes_max": config.wal_pending_bytes_max,
         "segment_bytes_max": limits.wal_segment_bytes_max,
     }
+
+
+def _rebuild(directory: Path, *, repair: bool) -> tuple[DataState, recovery.Plan, wal_files.LoadResult]:
+    """The keyspace the snapshot and the WAL give, and recovery's plan, carried out: its records replayed, a WAL
+    wholly inside the snapshot removed.
+
+    A restart and the reload after a cut in place both rebuild here, so one rule says which records go over
+    which snapshot. ``repair``: cut a torn tail off (at startup; a cut's WAL was closed cleanly).
+    """
+    data, snapshot_offset, snapshot_acked = _load_snapshot(directory)
+    result = wal_files.load(str(directory), WAL_PREFIX, repair=repair, empty_next_seq=snapshot_offset + 1)
+    plan = recovery.plan(snapshot_offset, snapshot_acked, result.first_seq, result.next_seq)
+    if isinstance(plan, recovery.CannotStart):
+        raise WalCorruption(wal_files.segment_name(WAL_PREFIX, plan.wal_first), 0, plan.reason)
+    for seq, effect in result.records:
+        if plan.replays(seq):
+            # Not acknowledged yet: after a crash, what the WAL holds past the snapshot may
+            # never have reached the ISR. Reads of it wait until the ISR confirms it (S7).
+            data.replay(seq, effect)
+    if plan.remove_wal:
+        _remove_segments(directory, result.segments, f"wholly covered by {SNAPSHOT_NAME}")
+    assert data.applied_offset == plan.end, (data.applied_offset, plan)
+    return data, plan, result
 
 
 def _load_snapshot(directory: Path) -> tuple[DataState, int, int]:

@@ -33,13 +33,21 @@ snapshot's prefix and the replayed WAL records; the epoch history is cut to
 the recovered end. A disk the rules refuse (a WAL that starts past the
 snapshot's end) keeps their answer in ``refused``: the node cannot restart.
 
+``acked_offset`` is the store's acknowledged offset (io's
+``DataStore.acked_offset``), held in memory beside the disk: the restart takes
+the plan's (the snapshot header's; every simulated snapshot is a compaction's,
+installed once its offset was acknowledged, so the header's is its own
+offset), the drivers' ``AckUpTo`` raise it, a cut lowers it to the cut. The
+shells start their drivers from it and clients' replies wait for it, as the
+node's do.
+
 ``cut_to`` is the shortest the log was cut to since the checker last looked
 (None: not cut), so the checker can compare logs incrementally (data_checks.py);
 ``cuts`` counts the cuts, so a keyspace built from the log knows when to rebuild
 (kv_workload.py).
 
 Invariants: ``0 <= durable <= len(log)``; ``1 <= log_start <= len(log) + 1``;
-``snapshot_offset <= durable``.
+``snapshot_offset <= durable``; ``acked_offset <= len(log)``.
 """
 
 import random
@@ -64,6 +72,7 @@ class DataDisk:
     cut_to: int | None = None  # the shortest the log was cut to since the checker last looked
     cuts: int = 0  # how many times records were cut off: a keyspace built from the log is stale once it moves
     refused: recovery.CannotStart | None = None  # recovery's answer at the last crash, if it refused the disk
+    acked_offset: int = 0  # in memory: what the store takes as acknowledged (see the top)
 
     def append(self, effects: list[Effect]) -> None:
         self.log.extend(effects)
@@ -79,8 +88,14 @@ class DataDisk:
         self.durable = min(self.durable, offset)
         self.log_start = min(self.log_start, offset + 1)
         self.snapshot_offset = min(self.snapshot_offset, offset)  # only 0 goes below it: discard
+        self.acked_offset = min(self.acked_offset, offset)
         self.pending_snapshot = None
         self.cut_to = offset if self.cut_to is None else min(self.cut_to, offset)
+
+    def publish_acked(self, offset: int) -> None:
+        """A driver's ``AckUpTo``: the store's acknowledged offset rises to ``offset`` (never falls)."""
+        assert offset <= len(self.log), (offset, len(self.log))
+        self.acked_offset = max(self.acked_offset, offset)
 
     def write_pending_snapshot(self, offset: int) -> None:
         """Compaction's first step: the snapshot of ``offset``, written beside the installed one."""
@@ -129,8 +144,7 @@ class DataDisk:
 
     def replay(self) -> recovery.CannotStart | None:
         """Carry out recovery's plan: the snapshot's records, then the WAL's it replays; None once done."""
-        # Every simulated snapshot holds acknowledged records only, and the disk keeps no other
-        # acknowledged offset: the plan's is not used.
+        # Every simulated snapshot is a compaction's, whose header says its whole offset was acknowledged.
         plan = recovery.plan(self.snapshot_offset, self.snapshot_offset, self.log_start, len(self.log) + 1)
         if isinstance(plan, recovery.CannotStart):
             return plan
@@ -145,4 +159,5 @@ class DataDisk:
             self.remove_log_before(plan.end + 1)
         self.durable = len(self.log)
         self.history.truncate_after(plan.end)
+        self.acked_offset = plan.acked  # what the restarted store takes as acknowledged, as io's recover
         return None

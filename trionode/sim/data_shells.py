@@ -17,7 +17,10 @@ send (and the primary the commands to propose), and the data plane
   writes;
 - a replica tells its driver what its disk holds durably
   (:meth:`ReplicaShell.ack_point`, which a planted bug overrides), and seeds
-  ``sync_id_base`` anew at every process start.
+  ``sync_id_base`` anew at every process start;
+- both publish the drivers' ``AckUpTo`` to the store's acknowledged offset
+  (``DataDisk.acked_offset``), and a replica's driver starts from it, as
+  ``io/replication.py`` starts it from ``DataStore.acked_offset``.
 """
 
 from collections.abc import Callable
@@ -146,6 +149,7 @@ class PrimaryShell:
                     self.proposals.append(cmd)
                 case AckUpTo(offset=offset):
                     self.acked = offset
+                    disk.publish_acked(offset)
                 case Acked():
                     self.acks += 1
         return out
@@ -166,6 +170,7 @@ class ReplicaShell:
         self.id, self.disk = node_id, disk
         self.driver = ReplicaDriver(shard_id, node_id, disk.fence_epoch, disk.history, len(disk.log), now_ms,
                                     sync_id_base=incarnation * SYNC_ID_STRIDE, loading_marker=disk.loading_marker,
+                                    acked_offset=disk.acked_offset,  # the store's: recovery's plan, or a role's
                                     truncate_floor=disk.snapshot_offset,  # what only a snapshot holds
                                     sync_retry_ms=SYNC_RETRY_MS, silence_ms=SILENCE_MS)  # fmt: skip
         # The nemesis's crash point: once it answers True for an action just carried out, the
@@ -229,8 +234,8 @@ class ReplicaShell:
                     disk.fence_epoch = epoch
                 case AnswerFence():
                     out.append(action)
-                case AckUpTo():
-                    pass  # the simulated disk keeps no acknowledged offset: clients ask the driver's read_bound()
+                case AckUpTo(offset=offset):
+                    disk.publish_acked(offset)
             self.crashed = self.crash_after is not None and self.crash_after(action)
         if self.crashed:
             return []

@@ -1,4 +1,4 @@
-"""The failover simulation's safety checks (DESIGN S1, S2, S5, S8, §5.4), run after every step.
+"""The failover simulation's safety checks (DESIGN S1, S2, S5, S7, S8, §5.4), run after every step.
 
 Theory of operation
 -------------------
@@ -24,6 +24,11 @@ primary's log must extend every acknowledged write, S1 across failovers).
 - **S8** (:meth:`on_member_change`): a committed replica-set change never
   leaves the ISR without a caught-up replica when it had one, and a new member
   starts outside the ISR.
+- **S7 / §5.4**: what a node takes as acknowledged (its store's offset, which
+  its replies and a replica's ``READONLY`` reads wait for) is a prefix of
+  ``acked``, up or down, restarted or not: a restart takes recovery's word
+  for it (core/wal/recovery.py), so a rule that trusts too much is caught at
+  once, not only when a client happens to read the record;
 - **replies**: kv_checks.py, fed the acknowledged log and, per offset, the
   ISR it was first acknowledged under (:meth:`isr_at`).
 
@@ -134,5 +139,9 @@ class FailoverChecker:
             if node_id in shard.isr_ids:
                 self.fail(f"S5 loading in ISR: {self._name(node_id)} is loading and in the committed ISR")
         for node_id, disk in disks.items():
-            self._match(node_id, disk)
+            if (m := self._match(node_id, disk)) < disk.acked_offset:
+                self.fail(
+                    f"S7 acknowledged offset: {self._name(node_id)} takes {disk.acked_offset} as acknowledged, but "
+                    f"only its first {m} offsets are the acknowledged log ({len(self.acked)} long)"
+                )
             disk.cut_to = None

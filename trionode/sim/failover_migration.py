@@ -165,9 +165,7 @@ class FailoverMigrationPlane(MigrationShells, FailoverPlane):
         self.send_ctl(node.id, to, payload)
 
     def acked(self, node: SimNode) -> int:
-        if node.primary is None:
-            return 0
-        return self.watermark(node, node.primary, node.clock(self.now_ms))
+        return 0 if node.primary is None else self.acked_offset(node)
 
     def process_token(self, node: SimNode) -> Any:
         return node.primary  # a crash or a demotion ends the shell: its writes' fate is unknown

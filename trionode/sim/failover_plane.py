@@ -621,6 +621,13 @@ class FailoverPlane:
                                                       {n.id: n.disk for n in self.group(node.shard_id)})  # fmt: skip
         return hw
 
+    def acked_offset(self, node: SimNode) -> int:
+        """What the node takes as acknowledged: its store's (io's ``DataStore.acked_offset``, which replies
+        and a migration's acks wait for), once a primary's driver heard of its disk."""
+        if node.primary is not None:
+            self.watermark(node, node.primary, node.clock(self.now_ms))
+        return node.disk.acked_offset
+
     def replica_step(self, node: SimNode, shell: ReplicaShell) -> None:
         f, rng, now = self.faults, self.rng, node.clock(self.now_ms)
         if rng.random() < f.replica_fsync_probability:

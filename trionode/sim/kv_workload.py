@@ -22,8 +22,9 @@ which the nemesis steps backward and forward (:meth:`KVWorkload.step_wall`);
 leases and timers use the monotonic clocks only.
 
 A reply is held until the node's acknowledged offset reaches the offset the
-session asked it to wait for (the primary's watermark; a replica's read
-bound), as the node's shell does; then kv_checks.py checks it. At execution:
+session asked it to wait for (its store's, ``DataDisk.acked_offset``: what
+recovery's plan said at the restart, raised by its drivers), as the node's
+shell does; then kv_checks.py checks it. At execution:
 a node that is not the serving primary must log nothing of its own (a
 replica never expires a key itself, nobody but the primary writes), and a
 replica serves reads only while its driver has a read bound (S7).
@@ -204,15 +205,8 @@ class KVWorkload:
                 self.drop(kv)
             kv = self.keyspaces[node.id] = NodeKeyspace(node, role, tag)
         kv.catch_up(node.disk.log)
-        kv.acknowledge(self.acked_offset(node))
+        kv.acknowledge(self.plane.acked_offset(node))
         return kv
-
-    def acked_offset(self, node: "SimNode") -> int:
-        """What the node takes as acknowledged: its watermark as primary, its read bound as replica."""
-        if node.primary is not None:
-            return self.plane.watermark(node, node.primary, node.clock(self.plane.now_ms))
-        bound = node.replica.driver.read_bound() if node.replica is not None else None
-        return bound or 0
 
     def release(self, node: "SimNode") -> None:
         kv = self.keyspace(node)

@@ -8,9 +8,10 @@ Compaction writes a pending snapshot beside the installed one, installs it by
 a rename, and only then removes the segments it covers; a full sync or a cut
 in place runs under the durable loading marker. A crash may fall between any
 two of those steps, and the restart decides here, in two calls, what to do
-with what it finds. ``io/data_store.py`` carries the decisions out on files,
-``sim/data_disk.py`` on the simulated disk, so the simulator's crashes test the
-very rule the node runs.
+with what it finds. ``io/data_store.py`` carries the decisions out on files
+(at a restart, and when it reloads after a cut in place), ``sim/data_disk.py``
+on the simulated disk, so the simulator's crashes test the very rule the node
+runs.
 
 1. :func:`on_start`, before anything is read: with the loading marker present
    the snapshot and the WAL may mix two histories (a full sync or a cut was
