@@ -1,9 +1,11 @@
-"""A node's runtime built over a fresh data directory, as the node builds it, without its tasks or listeners."""
+"""Stores and runtimes built over a data directory as the node builds them, without its listeners."""
 
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+
+import trio
 
 from trionode.config import Config
 from trionode.io import data_store
@@ -23,3 +25,14 @@ def node_runtime(data_dir: Path) -> Iterator[NodeRuntime]:
         yield NodeRuntime(config, "", datadir, store, control)
     finally:
         datadir.close()
+
+
+@asynccontextmanager
+async def running_store(data_dir: Path) -> AsyncIterator[data_store.DataStore]:
+    """The store recovered from ``data_dir`` with its WAL writer running; closed at the end."""
+    store = data_store.DataStore.recover(data_dir, Config(data_dir=str(data_dir)))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        yield store
+        await store.close()
+        nursery.cancel_scope.cancel()

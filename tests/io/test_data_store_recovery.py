@@ -1,7 +1,5 @@
 """Recovery of a real data directory, as core/wal/recovery.py decides it: what a restart trusts and replays."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -15,17 +13,9 @@ from trionode.core.wal.codec import WalCorruption
 from trionode.io import data_store, snapshot_file, wal_check, wal_files
 from trionode.io.data_store import DataStore
 
+from .helpers import running_store
+
 pytestmark = pytest.mark.timeout(30)
-
-
-@asynccontextmanager
-async def _running_store(tmp_path: Path) -> AsyncIterator[DataStore]:
-    store = DataStore.recover(tmp_path, Config(data_dir=str(tmp_path)))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(store.run)
-        yield store
-        await store.close()
-        nursery.cancel_scope.cancel()
 
 
 async def _write(store: DataStore, keys: range) -> None:
@@ -40,7 +30,7 @@ async def test_a_cut_in_place_leaves_the_raft_stores_unfinished_snapshot_alone(
 ) -> None:
     """The data store reloads after a cut; with no data snapshot it removed every ``*.snap.tmp``,
     the Raft store's snapshot being written in a worker thread at that moment included."""
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         await _write(store, range(1, 5))
         raft_pending = tmp_path / ("raft" + snapshot_file.SNAPSHOT_SUFFIX + snapshot_file.TMP_SUFFIX)
         raft_pending.write_bytes(b"being written")
@@ -56,7 +46,7 @@ async def test_a_cut_in_place_reloads_by_recoverys_plan_as_a_restart_does(
     plans: list[recovery.Plan | recovery.CannotStart] = []
     real = recovery.plan
     monkeypatch.setattr(recovery, "plan", lambda *args: plans.append(real(*args)) or plans[-1])
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         await _write(store, range(1, 7))
         await store.compact()
         await _write(store, range(7, 10))
@@ -67,7 +57,7 @@ async def test_a_cut_in_place_reloads_by_recoverys_plan_as_a_restart_does(
 
 async def _two_segments(tmp_path: Path) -> None:
     """A closed store holding k1..k3 in one WAL segment and k4..k6 in the next."""
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         await _write(store, range(1, 4))
         store.wal.rotate()
         await _write(store, range(4, 7))
@@ -127,11 +117,11 @@ async def test_a_wal_wholly_inside_the_snapshot_is_removed_and_the_writer_goes_o
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     await _two_segments(tmp_path)
-    async with _running_store(tmp_path) as full:  # its keyspace at 6, as a snapshot of 8 would hold it
+    async with running_store(tmp_path) as full:  # its keyspace at 6, as a snapshot of 8 would hold it
         chunks = list(full.data.keyspace.dump(16))
     header = {"kind": data_store.SNAPSHOT_KIND, "offset": 8, "acked": 7}
     snapshot_file.write_snapshot(str(tmp_path / data_store.SNAPSHOT_NAME), header, chunks)
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         assert wal_files.list_segments(str(tmp_path), "data")[0].first_seq == 9
         assert (store.data.applied_offset, store.acked_offset, _get(store, b"k6")) == (8, 7, b"v6")
         await _write(store, range(9, 10))

@@ -25,7 +25,8 @@ from trionode.core.replication.messages import Records, SyncReply
 from trionode.io.data_store import AckAborted, DataStore
 from trionode.io.replication import Replication, save_history
 
-from .test_replication_disk import _durable_store, _get, _replication, _running_store, _write
+from .helpers import running_store
+from .test_replication_disk import _durable_store, _get, _replication, _write
 from .test_replication_shell import SHARD, R, _state
 
 pytestmark = pytest.mark.timeout(30)
@@ -60,7 +61,7 @@ async def _until(condition: Callable[[], bool]) -> None:
 async def _read_during_a_cut(tmp_path: Path, new_records: int) -> list[tuple[str, Any]]:
     """A READONLY read of k5 (written at 5, past the acknowledged 3) starts while ``truncate_after(3)``
     runs; then the new primary's records 4.. arrive, durable and acknowledged. What the read got."""
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         store.on_durable = lambda: None  # a replica: only its driver publishes the watermark
         _write(store, 5, "old")  # offsets 1..5: k1..k5 = old1..old5
         await store.wal.wait_durable(5)
@@ -155,7 +156,7 @@ async def test_a_primary_change_during_a_cut_builds_the_new_replica_side_from_th
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     save_history(tmp_path, EpochHistory([(1, 1)]))
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         repl, sent = await _config_change_during_a_cut(store, Q)
         new = repl.replica
         assert new is not None and new.primary_id == Q
@@ -168,7 +169,7 @@ async def test_a_promotion_during_a_cut_starts_the_primary_from_the_cut_data(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     save_history(tmp_path, EpochHistory([(1, 1)]))
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         # Before: the primary side was built from the old WAL's durable 5, and an assert took the node down.
         repl, _ = await _config_change_during_a_cut(store, R)
         assert repl.replica is None and repl.primary is not None and repl.primary.epoch == 2
@@ -209,7 +210,7 @@ async def test_a_detached_replica_acknowledges_nothing_of_its_tail(
 ) -> None:
     """Its fsyncs used to count as acknowledged: a compaction's snapshot then held 4..5, which no ISR
     confirmed, as acknowledged, and a READONLY read waiting for 5 was answered."""
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         _write(store, 5, "old")
         await store.wal.wait_durable(5)
         repl = _replication(R, store, [])

@@ -24,27 +24,17 @@ from trionode.io.data_store import LOADING_NAME, SNAPSHOT_KIND, SNAPSHOT_NAME, D
 from trionode.io.failover import FailoverDriver
 from trionode.io.replication import ReplicaSide, Replication, save_history
 
+from .helpers import running_store
 from .test_replication_shell import SHARD, P, R, _state
 
 pytestmark = pytest.mark.timeout(30)
 
 
 @asynccontextmanager
-async def _running_store(tmp_path: Path) -> AsyncIterator[DataStore]:
-    """A recovered store with its WAL writer running; closed at the end."""
-    store = DataStore.recover(tmp_path, Config(data_dir=str(tmp_path)))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(store.run)
-        yield store
-        await store.close()
-        nursery.cancel_scope.cancel()
-
-
-@asynccontextmanager
 async def _durable_store(tmp_path: Path, records: int) -> AsyncIterator[DataStore]:
     """A running store of epoch 1 holding ``k1..k<records>``, all durable."""
     save_history(tmp_path, EpochHistory([(1, 1)]))
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         _write(store, records)
         await store.wal.wait_durable(records)
         yield store
@@ -94,7 +84,7 @@ async def test_a_partial_resync_cuts_only_the_divergent_suffix(
 async def test_a_crash_between_the_snapshot_and_the_segments_comes_back_empty_and_loading(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         _write(store, 5, tag="old")
         await store.wal.wait_durable(5)
         (tmp_path / LOADING_NAME).write_bytes(b"")  # a full sync began: the marker is durable
@@ -114,7 +104,7 @@ async def test_a_crash_in_the_middle_of_a_cut_in_place_gives_back_a_prefix_of_th
     """No marker around a cut in place (sim seed 38: under the marker, a crash here wiped an
     in-sync replica's acknowledged records). The WAL is cut newest segment first, each step
     durable: a crash between two steps leaves the old log's first records, at least those kept."""
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         _write(store, 3, tag="old")
         store.wal.rotate()
         for i in range(4, 7):
@@ -140,7 +130,7 @@ async def test_a_crash_in_the_middle_of_a_cut_in_place_gives_back_a_prefix_of_th
 async def test_a_cut_in_place_at_a_segment_boundary_then_new_writes_survive_a_restart(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         _write(store, 3, tag="old")
         store.wal.rotate()
         store.data.execute(KEYSPACE_COMMANDS["set"], [b"SET", b"k4", b"old4"], now_ms=0, primary=True)
@@ -215,7 +205,7 @@ async def test_a_compaction_on_a_replica_reaches_its_driver_at_once(
 async def test_a_full_sync_snapshot_is_streamed_only_once_acknowledged_on_the_primary(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         _write(store, 3)
         await store.wal.wait_durable(3)
         sent: list = []
@@ -254,7 +244,7 @@ async def test_a_record_written_locally_on_a_replica_is_cut_before_the_stream_co
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """The repro of issue 10: a replica ran FLUSHALL at its own next offset and then met the primary's record."""
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         side, request = _replica(store)
         side.inbox.append(SyncReply(SHARD, 1, "partial", 0, EpochHistory([(1, 1)]), 2, request.sync_id))
         side.inbox.append(Records(SHARD, 1, 1, [[b"SET", b"k1", b"p1"]], 0, request.sync_id))
@@ -271,7 +261,7 @@ async def test_the_primary_driver_alone_moves_the_acknowledged_offset(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """Issue 10 §1: a write durable here is answered, counted by WAIT and readable only once the ISR holds it."""
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         sent: list = []
         repl = _replication(P, store, sent)
         state = _state()
@@ -306,7 +296,7 @@ async def test_the_replica_driver_alone_moves_a_replicas_acknowledged_offset(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """Issue 10 §1: the replica's acknowledged offset (what its READONLY reads may see) was computed in io."""
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         side, request = _replica(store)
         side.inbox.append(SyncReply(SHARD, 1, "partial", 0, EpochHistory([(1, 1)]), 3, request.sync_id))
         side.inbox.append(Records(SHARD, 1, 1, [[b"SET", b"k%d" % i, b"p"] for i in (1, 2, 3)], 2, request.sync_id))
@@ -331,7 +321,7 @@ async def test_a_sync_request_that_speaks_for_another_node_is_dropped(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """The driver answers the replica a request names: only that replica may send it (it used to go to the sender)."""
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         sent: list = []
         repl = _replication(P, store, sent)
         request = to_wire(SyncRequest(SHARD, R, 1, EpochHistory(), 0, 7))
@@ -361,14 +351,14 @@ async def test_a_fenced_replica_still_refuses_the_deposed_primary_after_a_restar
     """Issue 10 §3, failover step 1: the fence was kept in memory only, so a restart undid it and
     the replica took the deposed primary's stream again after answering the leader's round."""
     sent: list = []
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         repl, failover = _fenceable(store, sent)
         assert repl.replica is not None
         failover._on_fence(LEADER, {"k": "fence", "shard": SHARD, "epoch": 2, "term": 5})
         await repl.replica.process()
         assert [p["offset"] for peer, p in sent if peer == LEADER and p["k"] == "fenced" and p["epoch"] == 2] == [0]
     # The node restarts before the failover commits: its configuration still says epoch 1.
-    async with _running_store(tmp_path) as store:
+    async with running_store(tmp_path) as store:
         sent.clear()
         repl, _ = _fenceable(store, sent)
         side = repl.replica
