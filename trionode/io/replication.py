@@ -88,8 +88,10 @@ class PrimarySide:
         self.repl = repl
         self.shard_id = shard_id
         self.epoch = epoch
-        log_start, _, durable = self._log_state()
-        self.driver = PrimaryDriver(shard_id, repl.node_id, epoch, repl.history.copy(), log_start, durable)
+        log_start, applied, durable = self._log_state()
+        self.driver = PrimaryDriver(
+            shard_id, repl.node_id, epoch, repl.history.copy(), log_start, durable, appended=applied
+        )
         self.snapshots: dict[str, tuple[int, list[Any]]] = {}  # replica -> (sync_id, a full sync's chunks)
         self.proposals: list[dict[str, Any]] = []  # commands to propose, started by the next tick
 

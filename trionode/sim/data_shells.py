@@ -80,7 +80,7 @@ class PrimaryShell:
         if history is not None:
             disk.history = history  # persisted before the first write
         self.driver = PrimaryDriver(shard.id, node_id, shard.epoch, disk.history.copy(), disk.log_start,
-                                    disk.durable, records_per_msg_max=RECORDS_PER_MSG_MAX,
+                                    disk.durable, appended=len(disk.log), records_per_msg_max=RECORDS_PER_MSG_MAX,
                                     fence_retry_ms=FENCE_RETRY_MS, lag_timeout_ms=lag_timeout_ms)  # fmt: skip
         self.snapshots: dict[str, tuple[int, list[Effect]]] = {}  # replica -> (sync_id, a full sync's cut)
         self.proposals: list[dict[str, Any]] = []  # commands the driver asked to propose, not yet taken

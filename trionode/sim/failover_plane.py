@@ -416,7 +416,8 @@ class FailoverPlane:
     def become_primary(self, node: SimNode) -> None:
         view, disk = node.view, node.disk
         node.replica = None
-        disk.fsync()  # its received tail becomes part of its epoch's log: durable before the history says so
+        # No fsync of its received tail first: the node does none (io/replication.py), and its epoch
+        # starts after that tail, which is durable before any record of the epoch (WAL order).
         node.primary = PrimaryShell(node.id, disk, view, LAG_TIMEOUT_MS)
         self.note(f"{self.name(node.id)} primary at epoch {view.epoch} from {disk.durable}")
 

@@ -30,8 +30,8 @@ H1 = EpochHistory([(1, 1)])
 
 
 def driver(cfg: Config, log_start: int = 1, durable: int = 0, **kwargs: int) -> PrimaryDriver:
-    d = PrimaryDriver(SHARD, P, 1, H1.copy(), log_start, durable, records_per_msg_max=4, fence_retry_ms=300,
-                      lag_timeout_ms=200, **kwargs)  # fmt: skip
+    d = PrimaryDriver(SHARD, P, 1, H1.copy(), log_start, durable, appended=durable, records_per_msg_max=4,
+                      fence_retry_ms=300, lag_timeout_ms=200, **kwargs)  # fmt: skip
     d.on_config(**cfg.config_args())
     return d
 
@@ -285,3 +285,22 @@ def test_a_promotion_cuts_the_epochs_past_the_log_end_then_starts_its_own() -> N
     assert promotion_history(EpochHistory([(1, 1), (2, 100)]), 3, 95) == EpochHistory([(1, 1), (3, 96)])
     assert promotion_history(EpochHistory([(1, 1), (3, 96)]), 3, 120) is None  # a restart: it holds it
     assert promotion_history(EpochHistory([(1, 1), (3, 96)]), 3, 90) == EpochHistory([(1, 1), (3, 91)])  # crash
+
+
+def test_a_primary_promoted_with_an_undurable_tail_starts_its_epoch_after_it_and_streams_it_once_durable() -> None:
+    # A primary of epoch 1 applied record 1 and was reinstated at epoch 2 before its fsync: the
+    # history says epoch 2 starts at 2, the WAL is durable up to 0 (drill torn-tail, seed 1: the
+    # tracker refused this and the node exited with code 4).
+    cfg = Config(isr=())
+    assert cfg.commit(command("reinstate", shard_id=SHARD, epoch=1, node_id=P)).ok
+    history = promotion_history(H1, 2, 1)
+    assert history == EpochHistory([(1, 1), (2, 2)])
+    d = PrimaryDriver(SHARD, P, 2, history, 1, 0, appended=1, records_per_msg_max=4, fence_retry_ms=300)
+    d.on_config(**cfg.config_args())
+    fence(d, cfg)
+    assert d.acked_offset == 0  # record 1 is not durable: not acknowledged
+    (reply,) = sync(d, R1, 5)
+    assert isinstance(reply.msg, SyncReply) and reply.msg.history == history and reply.msg.log_end == 0
+    assert stream(d, False) == []  # nothing durable to stream yet
+    assert d.on_log(1, 1, 1, 10) == [AckUpTo(1)]
+    assert stream(d, False) == [StreamRecords(R1, 5, 1, 1, 1)]

@@ -39,9 +39,10 @@ Rules:
   ``proposal_retry_ms`` the same command is returned again (a proposal lost
   with a Raft leader), and a proposed expansion keeps holding the watermark.
 
-At a promotion the shell cuts the node's history back to its log end, appends
-``(epoch, log_end + 1)`` and persists it before the first write of the epoch;
-then it builds the tracker.
+At a promotion the shell cuts the node's history back to its applied log end,
+appends ``(epoch, applied_end + 1)`` and persists it before the first write of
+the epoch; then it builds the tracker, whose ``log_end`` is the durable end and
+may still lag behind that start.
 
 What it leaves to its driver (``primary_driver.py``, run by both shells):
 streaming (from ``keep_offset + 1`` of the reply, or a snapshot and then its
@@ -101,7 +102,10 @@ class PrimaryTracker:
         lag_timeout_ms: int = limits.replica_lag_timeout_ms,
     ) -> None:
         assert history.last_epoch() == epoch, f"the primary's history must end with its epoch {epoch}"
-        assert 1 <= log_start <= log_end + 1 and history.last_start() <= log_end + 1, (log_start, log_end)
+        # Not ``history.last_start() <= log_end + 1``: ``log_end`` is the durable end, and a primary
+        # promoted with records of earlier epochs appended but not yet durable starts its epoch after
+        # them (the driver checks the history against the appended end; log_end catches up).
+        assert 1 <= log_start <= log_end + 1, (log_start, log_end)
         assert lag_timeout_ms > 0
         self.shard_id, self.my_id, self.epoch = shard_id, my_id, epoch
         self.history = history

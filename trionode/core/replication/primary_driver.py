@@ -157,16 +157,20 @@ class PrimaryDriver:
         log_start: int,
         durable_offset: int,
         *,
+        appended: int,
         records_per_msg_max: int = limits.repl_records_per_msg_max,
         fence_retry_ms: int = limits.raft_proposal_timeout_ms,
         lag_timeout_ms: int = limits.replica_lag_timeout_ms,
     ) -> None:
-        assert records_per_msg_max > 0 and fence_retry_ms > 0
+        assert records_per_msg_max > 0 and fence_retry_ms > 0 and durable_offset <= appended
+        # The epoch starts after the applied end (promotion_history): records of earlier epochs
+        # appended but not yet durable lie before it, so it may start past the durable end.
+        assert history.last_start() <= appended + 1, (history.last_start(), appended)
         # Configured by the first ``on_config``: until then an ISR of the primary alone, version -1.
         self.tracker = PrimaryTracker(shard_id, my_id, epoch, history, min(log_start, durable_offset + 1),
                                       durable_offset, (), (my_id,), -1, lag_timeout_ms=lag_timeout_ms)  # fmt: skip
         self.records_per_msg_max, self.fence_retry_ms = records_per_msg_max, fence_retry_ms
-        self.log_start, self.appended, self.durable = log_start, durable_offset, durable_offset
+        self.log_start, self.appended, self.durable = log_start, appended, durable_offset
         self.acked_offset = 0  # Invariant: never decreases; <= every ISR member's durable offset
         self.start_isr_version: int | None = None  # the ISR version of the first configuration adopted
         self._fence_sent_ms: int | None = None  # when the fence in flight was proposed; None: none
