@@ -5,11 +5,9 @@ asserted non-zero, counter by counter, so this test cannot pass vacuously (a
 nemesis that stopped crashing nodes, a network that stopped dropping).
 """
 
-import concurrent.futures
-import multiprocessing
-
 import pytest
 
+from tests.sim.seed_range import run_seeds
 from trionode.sim.runner import SimConfig, SimResult, report, run
 from trionode.sim.trace import Coverage
 
@@ -17,7 +15,6 @@ from trionode.sim.trace import Coverage
 # corruptions_detected, by 14, 15 and 28). Longer runs: python -m trionode sim --seeds 1..2000
 CI_SEEDS = range(1, 31)
 CI_STEPS = 1000
-WORKERS = 2
 
 
 def _run_seed(seed: int) -> SimResult:
@@ -26,11 +23,7 @@ def _run_seed(seed: int) -> SimResult:
 
 @pytest.mark.timeout(480)  # CPU-bound: the bound catches a hang; a loaded machine is several times slower
 def test_ci_seed_range_passes_with_coverage() -> None:
-    context = multiprocessing.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
-        results = list(pool.map(_run_seed, CI_SEEDS))
-    failed = [line for r in results if not r.ok for line in report(r)]
-    assert not failed, "\n".join(failed)
+    results = run_seeds(_run_seed, CI_SEEDS)
     total = Coverage()
     for r in results:
         total.add(r.coverage)

@@ -9,14 +9,13 @@ whose read bound ignores the watermark (S7). The last test pins the bug the
 simulator found at seed 61, and the fence that fixed it.
 """
 
-import concurrent.futures
-import multiprocessing
 import os
 import subprocess
 import sys
 
 import pytest
 
+from tests.sim.seed_range import run_seeds
 from trionode.core.replication.primary_driver import PrimaryDriver
 from trionode.core.replication.replica_driver import ReplicaDriver
 from trionode.sim.data_plane import DataFaults, DataPlane
@@ -31,7 +30,6 @@ pytestmark = pytest.mark.timeout(480)
 # ten seeds keep a margin as draws move. Longer runs outside CI: see the README's Test section.
 CI_SEEDS = range(1, 11)
 CI_STEPS = 1000
-WORKERS = 2
 PLANTED_SEEDS = range(1, 17)
 
 
@@ -40,11 +38,7 @@ def _run_seed(seed: int) -> SimResult:
 
 
 def test_ci_seed_range_passes_with_data_plane_coverage() -> None:
-    context = multiprocessing.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
-        results = list(pool.map(_run_seed, CI_SEEDS))
-    failed = [line for r in results if not r.ok for line in report(r)]
-    assert not failed, "\n".join(failed)
+    results = run_seeds(_run_seed, CI_SEEDS)
     total = DataCoverage()
     for r in results:
         assert r.data_coverage is not None

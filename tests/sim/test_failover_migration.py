@@ -8,8 +8,6 @@ commits within a few steps of a short phase is rarer: the longer runs of the
 report count those).
 """
 
-import concurrent.futures
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -17,6 +15,7 @@ import sys
 import pytest
 
 from tests.sim.planted import EarlyAckingShard, UnheldPause
+from tests.sim.seed_range import run_seeds
 from trionode.sim.failover_migration import CombinedCoverage, FailoverMigrationPlane
 from trionode.sim.runner import SimConfig, SimResult, Simulation, report, run
 
@@ -25,7 +24,6 @@ pytestmark = pytest.mark.timeout(300)
 
 CI_SEEDS = range(1, 17)  # more outside CI: python -m trionode sim --data-plane --failover --migration --seeds 1..200
 CI_STEPS = 500
-WORKERS = 2
 RARE = {  # may not happen in the CI range (see the module docstring), or need a fault seldom drawn
     "failovers_refused", "mig_starts_refused", "failovers_snapshotting", "failovers_paused",
     "failovers_committing", "failovers_cleaning", "member_refused", "changes_with_failover", "double_failovers",
@@ -42,11 +40,7 @@ def _run_seed(seed: int) -> SimResult:
 
 
 def test_ci_seed_range_passes_with_crashes_in_every_phase() -> None:
-    context = multiprocessing.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
-        results = list(pool.map(_run_seed, CI_SEEDS, chunksize=2))
-    failed = [line for r in results if not r.ok for line in report(r)]
-    assert not failed, "\n".join(failed)
+    results = run_seeds(_run_seed, CI_SEEDS, chunksize=2)
     total = CombinedCoverage()
     for r in results:
         assert isinstance(r.data_coverage, CombinedCoverage)

@@ -11,13 +11,12 @@ compaction that removes the WAL before its snapshot is installed: the order
 lives in io/data_store.py, so that bug is planted in the simulated disk.
 """
 
-import concurrent.futures
-import multiprocessing
 import random
 from collections.abc import Iterable
 
 import pytest
 
+from tests.sim.seed_range import run_seeds
 from trionode.core.failover import LeaseGranter, controller
 from trionode.core.migration.staging import WriteGate
 from trionode.core.session import Node
@@ -32,7 +31,6 @@ pytestmark = pytest.mark.timeout(480)
 # changes_with_failover, by 8, 14 and 17). Longer runs outside CI: see the README's Test section.
 CI_SEEDS = range(1, 21)
 CI_STEPS = 1000
-WORKERS = 2
 
 
 def _config(seed: int, steps: int = CI_STEPS) -> SimConfig:
@@ -44,11 +42,7 @@ def _run_seed(seed: int) -> SimResult:
 
 
 def test_ci_seed_range_passes_with_failover_coverage() -> None:
-    context = multiprocessing.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
-        results = list(pool.map(_run_seed, CI_SEEDS))
-    failed = [line for r in results if not r.ok for line in report(r)]
-    assert not failed, "\n".join(failed)
+    results = run_seeds(_run_seed, CI_SEEDS)
     total = FailoverCoverage()
     for r in results:
         assert isinstance(r.data_coverage, FailoverCoverage)

@@ -1,7 +1,5 @@
 """The two-shard migration simulation: a CI seed range passes with coverage, and planted bugs fail it."""
 
-import concurrent.futures
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -9,6 +7,7 @@ import sys
 import pytest
 
 from tests.sim.planted import EarlyAckingTarget, SelfAckingSource, StagedServer, UnheldOrphans, UnheldPause
+from tests.sim.seed_range import run_seeds
 from trionode.sim.migration_coverage import MigrationCoverage, MigrationFaults, MigrationResult, report
 from trionode.sim.migration_plane import MigrationPlane, run_migration
 
@@ -16,7 +15,6 @@ from trionode.sim.migration_plane import MigrationPlane, run_migration
 # per-phase counters by exactly three). More outside CI: python -m trionode sim --migration --seeds 1..230
 CI_SEEDS = range(1, 11)
 CI_STEPS = 1000
-WORKERS = 2
 PLANTED_SEEDS = range(1, 21)  # searched in order until one fails
 PLANTED_STEPS = 1000
 SLOW_REPLICAS = MigrationFaults(pull_probability=0.15)
@@ -28,11 +26,7 @@ def _run_seed(seed: int) -> MigrationResult:
 
 @pytest.mark.timeout(240)  # CPU-bound: about 3 s on two idle cores, several times that on a loaded machine
 def test_ci_seed_range_passes_with_faults_in_every_phase_on_both_sides() -> None:
-    context = multiprocessing.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
-        results = list(pool.map(_run_seed, CI_SEEDS))
-    failed = [line for r in results if not r.ok for line in report(r)]
-    assert not failed, "\n".join(failed)
+    results = run_seeds(_run_seed, CI_SEEDS)
     total = MigrationCoverage()
     for r in results:
         total.add(r.coverage)
